@@ -18,7 +18,8 @@ class GgufWriter {
   // `data` holds the tensor's bytes in its type's block layout; its size must match the shape.
   Status add_tensor(std::string name, TensorType type, std::vector<int64_t> shape,
                     std::vector<uint8_t> data);
-  // Writes to `path` (via a temporary file renamed into place, so a failure leaves no partial file).
+  // Writes to `path` (via a temporary file renamed into place, so a failure leaves no partial
+  // file).
   Status write(const std::string& path) const;
   // Copies every metadata entry and tensor of an opened model (used by convert).
   Status add_model(const ModelFile& model);

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -64,13 +66,23 @@ struct Value {
   static Value i32_array(const std::vector<int32_t>& v);
 };
 
+// Same stored type and same value (items compared recursively; floats compare as doubles).
+bool operator==(const Array& a, const Array& b);
+bool operator==(const Value& a, const Value& b);
+
+// Heterogeneous string lookup for unordered_map<std::string, ...> keyed by string_view.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 // Ordered key/value metadata. Typed getters fail with a message naming the source file, the key,
 // the type expected and the type found.
 class Metadata {
  public:
   explicit Metadata(std::string source = {}) : source_(std::move(source)) {}
 
-  void set(std::string key, Value value);  // replaces an existing key
+  void set(std::string key, Value value);  // replaces an existing key; O(1) amortized
   const Value* find(std::string_view key) const;
   bool contains(std::string_view key) const { return find(key) != nullptr; }
   const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
@@ -88,6 +100,8 @@ class Metadata {
  private:
   std::string source_;
   std::vector<std::pair<std::string, Value>> entries_;
+  // key -> index into entries_, so lookups stay O(1) for files with many keys.
+  std::unordered_map<std::string, size_t, StringHash, std::equal_to<>> index_;
 };
 
 // A tensor inside a mapped file. shape[0] is the contiguous dimension (GGUF's ne[0]): a weight
@@ -108,8 +122,8 @@ struct TensorInfo {
 class ModelFile {
  public:
   ModelFile() = default;
-  ModelFile(std::string path, std::string format, Metadata metadata, std::vector<TensorInfo> tensors,
-            std::vector<std::shared_ptr<const MappedFile>> maps);
+  ModelFile(std::string path, std::string format, Metadata metadata,
+            std::vector<TensorInfo> tensors, std::vector<std::shared_ptr<const MappedFile>> maps);
 
   const std::string& path() const { return path_; }
   const std::string& format() const { return format_; }  // "gguf" or "llama2c"
@@ -127,15 +141,22 @@ class ModelFile {
   Metadata metadata_;
   std::vector<TensorInfo> tensors_;
   std::vector<std::shared_ptr<const MappedFile>> maps_;  // keep the bytes alive
+  std::unordered_map<std::string, size_t, StringHash, std::equal_to<>> tensor_index_;
 };
 
 // Reads a GGUF v2 or v3 file over mmap. Every offset, size and count is checked against the
 // file before use; errors name the file and the field.
+// Errors read "gguf: PATH: ...".
 Result<ModelFile> read_gguf(const std::string& path);
+
+// Parses GGUF bytes already in memory (used by read_gguf and the fuzzer). `name` stands for the
+// path in error messages. Tensor views point into `data`, which must outlive the result.
+Result<ModelFile> read_gguf_from_memory(const uint8_t* data, size_t size, const std::string& name);
 
 // Reads a llama2.c version-0 checkpoint and its tokenizer.bin, exposing them with GGUF names and
 // metadata (llama.*, tokenizer.ggml.*) exactly as llama.cpp's convert-llama2c-to-ggml would.
-Result<ModelFile> read_llama2c(const std::string& checkpoint_path, const std::string& tokenizer_path);
+Result<ModelFile> read_llama2c(const std::string& checkpoint_path,
+                               const std::string& tokenizer_path);
 
 // Opens either format: GGUF by its magic; otherwise a llama2.c checkpoint (needs tokenizer_path).
 Result<ModelFile> open_model_file(const std::string& path, const std::string& tokenizer_path = {});

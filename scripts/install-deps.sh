@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency from Debian 12 (bookworm) packages. Idempotent: does
+# nothing when all are present. Needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  clang libclang-rt-14-dev       # sanitizer + libFuzzer build
+  libexpected-dev                # tl::expected: Result<T>
+  nlohmann-json3-dev             # JSON (oracle files, --json output)
+  libcli11-dev                   # command-line parsing
+  libhwy-dev                     # Highway SIMD dispatch
+  libpcre2-dev                   # Unicode regexes for BPE pre-tokenizers
+  libgtest-dev libgmock-dev      # unit tests
+  libbenchmark-dev               # kernel micro-benchmarks
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

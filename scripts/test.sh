@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds what the tests need and runs the whole suite through ctest:
+#   1. a sanitizer build (clang, ASan + UBSan) of the unit tests plus the libFuzzer targets, run for a
+#      bounded number of iterations;
+#   2. the Release build and its full suite (fidelity against llama.cpp included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PARETO_SHARED="${PARETO_SHARED:-$(cd .. && pwd)/shared}"
+JOBS="${JOBS:-$(nproc)}"
+
+if [ ! -d "$PARETO_SHARED/models" ]; then
+  echo "test.sh: shared test data not found at $PARETO_SHARED (set PARETO_SHARED)" >&2
+  exit 1
+fi
+
+bash scripts/install-deps.sh
+
+echo "== sanitizer build (ASan + UBSan, libFuzzer) =="
+CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DPARETO_SANITIZE=ON -DPARETO_FUZZ=ON > build-asan.configure.log
+cmake --build build-asan -j"$JOBS"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$JOBS" -LE slow
+
+echo "== Release build =="
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > build.configure.log
+cmake --build build -j"$JOBS"
+ctest --test-dir build --output-on-failure -j"$JOBS"
