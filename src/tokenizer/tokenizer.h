@@ -23,15 +23,22 @@ class Tokenizer {
   // tokenizer.ggml.model or tokenizer.ggml.pre, mismatched array lengths, ...).
   static Result<Tokenizer> from_metadata(const formats::Metadata& metadata);
 
-  // add_bos: prepend BOS (callers pass add_bos_default() unless told otherwise).
+  // add_bos: prepend BOS (callers pass add_bos_default() unless told otherwise). EOS is never
+  // appended (add_eos_default() reports the model's wish). Invalid UTF-8 never fails: SPM falls
+  // back to byte tokens; byte-level BPE, like llama.cpp, sees each undecodable byte as U+FFFD.
   // parse_special: text like "<s>" or "<|im_start|>" maps to the special token instead of text.
-  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special = false) const;
+  std::vector<int32_t> encode(std::string_view text, bool add_bos,
+                              bool parse_special = false) const;
 
   // The bytes one token contributes to the output ("▁" -> ' ', "<0x0A>" -> '\n', byte-level BPE
   // unicode -> bytes). Control tokens give "".  May be a partial UTF-8 sequence.
-  std::string token_to_piece(int32_t id) const;
-  // Concatenated pieces, as llama.cpp's detokenize (removes the leading space the SPM space
-  // prefix added when the first token starts with one).
+  // special=true renders control/unknown tokens as their text (llama.cpp's `special` flag).
+  std::string token_to_piece(int32_t id, bool special = false) const;
+  // Concatenated pieces, as llama.cpp's detokenize (remove_special = unparse_special = false):
+  // with the SPM space prefix on, the first token loses one leading space (a leading BOS counts
+  // as that first token, so decode(encode(s, true)) == " " + s there); vocabularies with
+  // clean_up_tokenization_spaces (gpt-2, llama-bpe, starcoder, ...) drop the space in " ?",
+  // " !", " .", " ,", " 's", ... Invalid ids give "".
   std::string decode(std::span<const int32_t> ids) const;
 
   int32_t n_vocab() const;
@@ -40,6 +47,14 @@ class Tokenizer {
   bool add_bos_default() const;
   bool is_end_of_generation(int32_t id) const;  // eos, eot, ...
   std::string_view kind() const;                // "spm" or "bpe"
+
+  int32_t eot_id() const;  // -1 if none
+  int32_t unk_id() const;  // -1 if none
+  bool add_eos_default() const;
+  bool add_space_prefix() const;      // SPM: a space is prepended to the text before encoding
+  std::string_view pre_type() const;  // tokenizer.ggml.pre ("" when absent)
+  int32_t token_id(std::string_view text) const;    // exact token text -> id, -1 if none
+  const std::string& token_text(int32_t id) const;  // as stored in the vocabulary
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
@@ -54,7 +69,10 @@ class Tokenizer {
 // incomplete character wait for the next token.
 class IncrementalDecoder {
  public:
-  explicit IncrementalDecoder(const Tokenizer& tokenizer) : tokenizer_(&tokenizer) {}
+  // at_text_start: the first token starts the text, so (as in decode) the space the SPM space
+  // prefix added is dropped from it. Pass false to continue text already shown (generation).
+  explicit IncrementalDecoder(const Tokenizer& tokenizer, bool at_text_start = true)
+      : tokenizer_(&tokenizer), first_(at_text_start) {}
   std::string push(int32_t id);  // complete UTF-8 text made available by this token
   std::string flush();           // whatever is pending (invalid bytes replaced by U+FFFD)
 
