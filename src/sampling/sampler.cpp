@@ -1,0 +1,162 @@
+#include "sampling/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <unordered_set>
+
+#include "base/check.h"
+
+namespace pareto::sampling {
+namespace {
+
+// Descending logit; equal logits keep the lower id first so every choice is deterministic.
+bool higher_logit(const Candidate& a, const Candidate& b) {
+  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
+
+}  // namespace
+
+Candidates Candidates::from_logits(std::span<const float> logits) {
+  Candidates c;
+  c.items.resize(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) {
+    c.items[i] = Candidate{static_cast<int32_t>(i), logits[i], 0.0f};
+  }
+  return c;
+}
+
+void Candidates::sort_descending() {
+  if (sorted) return;
+  std::sort(items.begin(), items.end(), higher_logit);
+  sorted = true;
+}
+
+void Candidates::softmax() {
+  if (items.empty()) return;
+  sort_descending();
+  const double max_logit = items.front().logit;
+  double sum = 0.0;
+  for (auto& c : items) {
+    const double e = std::exp(static_cast<double>(c.logit) - max_logit);
+    c.prob = static_cast<float>(e);
+    sum += e;
+  }
+  for (auto& c : items) c.prob = static_cast<float>(c.prob / sum);
+}
+
+void RepetitionPenalty::accept(int32_t token) {
+  if (last_n_ <= 0) return;
+  history_.push_back(token);
+  while (static_cast<int>(history_.size()) > last_n_) history_.pop_front();
+}
+
+void RepetitionPenalty::apply(Candidates& candidates) {
+  if (penalty_ == 1.0f || history_.empty()) return;
+  const std::unordered_set<int32_t> seen(history_.begin(), history_.end());
+  for (auto& c : candidates.items) {
+    if (!seen.contains(c.id)) continue;
+    c.logit = c.logit > 0.0f ? c.logit / penalty_ : c.logit * penalty_;
+  }
+  candidates.sorted = false;
+}
+
+void TopK::apply(Candidates& candidates) {
+  if (k_ <= 0 || static_cast<size_t>(k_) >= candidates.items.size()) return;
+  auto& items = candidates.items;
+  if (!candidates.sorted) {
+    std::partial_sort(items.begin(), items.begin() + k_, items.end(), higher_logit);
+    candidates.sorted = true;  // the kept prefix is sorted
+  }
+  items.resize(static_cast<size_t>(k_));
+}
+
+void TopP::apply(Candidates& candidates) {
+  if (p_ >= 1.0f || candidates.items.empty()) return;
+  candidates.softmax();
+  double mass = 0.0;
+  size_t keep = candidates.items.size();
+  for (size_t i = 0; i < candidates.items.size(); ++i) {
+    mass += candidates.items[i].prob;
+    if (mass >= p_) {
+      keep = i + 1;
+      break;
+    }
+  }
+  candidates.items.resize(keep);
+}
+
+void MinP::apply(Candidates& candidates) {
+  if (p_ <= 0.0f || candidates.items.empty()) return;
+  // p_i >= min_p * p_max  <=>  logit_i >= max_logit + log(min_p): no softmax needed.
+  float max_logit = -std::numeric_limits<float>::infinity();
+  for (const auto& c : candidates.items) max_logit = std::max(max_logit, c.logit);
+  const float min_logit = max_logit + std::log(p_);
+  std::erase_if(candidates.items, [&](const Candidate& c) { return c.logit < min_logit; });
+}
+
+void Temperature::apply(Candidates& candidates) {
+  if (candidates.items.empty()) return;
+  if (t_ <= 0.0f) {  // the limit of t -> 0: only the argmax survives
+    candidates.sort_descending();
+    candidates.items.resize(1);
+    return;
+  }
+  for (auto& c : candidates.items) c.logit /= t_;
+}
+
+int32_t GreedyPicker::pick(Candidates& candidates) {
+  PARETO_CHECK(!candidates.items.empty());
+  const auto best =
+      std::min_element(candidates.items.begin(), candidates.items.end(), higher_logit);
+  return best->id;
+}
+
+int32_t RandomPicker::pick(Candidates& candidates) {
+  PARETO_CHECK(!candidates.items.empty());
+  candidates.softmax();
+  const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  double cumulative = 0.0;
+  for (const auto& c : candidates.items) {
+    cumulative += c.prob;
+    if (u < cumulative) return c.id;
+  }
+  return candidates.items.back().id;  // u landed in the rounding slack at the top
+}
+
+SamplerChain SamplerChain::from_params(const SamplingParams& params) {
+  const bool greedy = params.temperature <= 0.0f;
+  SamplerChain chain(greedy ? std::unique_ptr<TokenPicker>(std::make_unique<GreedyPicker>())
+                            : std::make_unique<RandomPicker>(params.seed));
+  if (params.repeat_penalty != 1.0f && params.repeat_last_n > 0) {
+    chain.add(std::make_unique<RepetitionPenalty>(params.repeat_penalty, params.repeat_last_n));
+  }
+  if (greedy) return chain;  // the filters below never change the argmax
+  if (params.top_k > 0) chain.add(std::make_unique<TopK>(params.top_k));
+  if (params.top_p < 1.0f) chain.add(std::make_unique<TopP>(params.top_p));
+  if (params.min_p > 0.0f) chain.add(std::make_unique<MinP>(params.min_p));
+  chain.add(std::make_unique<Temperature>(params.temperature));
+  return chain;
+}
+
+SamplerChain& SamplerChain::add(std::unique_ptr<LogitProcessor> processor) {
+  processors_.push_back(std::move(processor));
+  return *this;
+}
+
+int32_t SamplerChain::sample(std::span<const float> logits) {
+  PARETO_CHECK(!logits.empty());
+  Candidates candidates = Candidates::from_logits(logits);
+  for (auto& p : processors_) p->apply(candidates);
+  return picker_->pick(candidates);
+}
+
+void SamplerChain::accept(int32_t token) {
+  for (auto& p : processors_) p->accept(token);
+}
+
+void SamplerChain::reset() {
+  for (auto& p : processors_) p->reset();
+}
+
+}  // namespace pareto::sampling

@@ -1,0 +1,161 @@
+// Sampling as a chain of small logit processors (llama.cpp's sampler-chain idea): each processor
+// narrows or reshapes a list of candidate tokens, and a final pick chooses one. The default chain
+// is: repetition penalty -> top-k -> top-p -> min-p -> temperature -> seeded random draw, or,
+// when temperature <= 0, repetition penalty -> greedy argmax.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <random>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace pareto::sampling {
+
+// A fixed default seed keeps runs reproducible unless the caller picks another.
+inline constexpr uint64_t kDefaultSeed = 0x5eed;
+
+struct SamplingParams {
+  float temperature = 0.8f;     // <= 0: greedy
+  int top_k = 40;               // <= 0: off
+  float top_p = 0.95f;          // >= 1: off
+  float min_p = 0.05f;          // <= 0: off
+  float repeat_penalty = 1.0f;  // 1: off
+  int repeat_last_n = 64;       // tokens of history the penalty looks at; 0: off
+  uint64_t seed = kDefaultSeed;
+};
+
+struct Candidate {
+  int32_t id = 0;
+  float logit = 0.0f;
+  float prob = 0.0f;  // valid only after softmax()
+};
+
+// The tokens still in play. Processors may reorder, drop and rescale entries.
+struct Candidates {
+  std::vector<Candidate> items;
+  bool sorted = false;  // items sorted by logit, descending (ties: lower id first)
+
+  static Candidates from_logits(std::span<const float> logits);
+  void sort_descending();
+  // Fills prob with softmax(logit) over the current items (max-subtracted, in double).
+  void softmax();
+};
+
+class LogitProcessor {
+ public:
+  virtual ~LogitProcessor() = default;
+  virtual std::string_view name() const = 0;
+  virtual void apply(Candidates& candidates) = 0;
+  // Told about each token of the sequence (prompt and generated), for history-based processors.
+  virtual void accept(int32_t /*token*/) {}
+  virtual void reset() {}
+};
+
+// llama.cpp's penalty: each distinct token among the last `last_n` accepted gets
+// logit > 0 ? logit / penalty : logit * penalty (once, whatever its count).
+class RepetitionPenalty final : public LogitProcessor {
+ public:
+  RepetitionPenalty(float penalty, int last_n) : penalty_(penalty), last_n_(last_n) {}
+  std::string_view name() const override { return "repetition_penalty"; }
+  void apply(Candidates& candidates) override;
+  void accept(int32_t token) override;
+  void reset() override { history_.clear(); }
+
+ private:
+  float penalty_;
+  int last_n_;
+  std::deque<int32_t> history_;
+};
+
+// Keeps the k highest logits (ties broken towards lower ids).
+class TopK final : public LogitProcessor {
+ public:
+  explicit TopK(int k) : k_(k) {}
+  std::string_view name() const override { return "top_k"; }
+  void apply(Candidates& candidates) override;
+
+ private:
+  int k_;
+};
+
+// Nucleus: keeps the smallest prefix (by descending probability) whose mass reaches p.
+class TopP final : public LogitProcessor {
+ public:
+  explicit TopP(float p) : p_(p) {}
+  std::string_view name() const override { return "top_p"; }
+  void apply(Candidates& candidates) override;
+
+ private:
+  float p_;
+};
+
+// Keeps tokens whose probability is at least min_p times the most likely token's.
+class MinP final : public LogitProcessor {
+ public:
+  explicit MinP(float p) : p_(p) {}
+  std::string_view name() const override { return "min_p"; }
+  void apply(Candidates& candidates) override;
+
+ private:
+  float p_;
+};
+
+// Divides every logit by the temperature (> 0).
+class Temperature final : public LogitProcessor {
+ public:
+  explicit Temperature(float t) : t_(t) {}
+  std::string_view name() const override { return "temperature"; }
+  void apply(Candidates& candidates) override;
+
+ private:
+  float t_;
+};
+
+// The final choice among the surviving candidates.
+class TokenPicker {
+ public:
+  virtual ~TokenPicker() = default;
+  virtual int32_t pick(Candidates& candidates) = 0;
+};
+
+// Argmax; ties go to the lowest id.
+class GreedyPicker final : public TokenPicker {
+ public:
+  int32_t pick(Candidates& candidates) override;
+};
+
+// Draws from softmax(logits) with a std::mt19937 seeded once at construction.
+class RandomPicker final : public TokenPicker {
+ public:
+  explicit RandomPicker(uint64_t seed) : rng_(static_cast<std::mt19937::result_type>(seed)) {}
+  int32_t pick(Candidates& candidates) override;
+
+ private:
+  std::mt19937 rng_;
+};
+
+class SamplerChain {
+ public:
+  explicit SamplerChain(std::unique_ptr<TokenPicker> picker) : picker_(std::move(picker)) {}
+
+  // Builds the default chain for `params` (see the file comment).
+  static SamplerChain from_params(const SamplingParams& params);
+
+  SamplerChain& add(std::unique_ptr<LogitProcessor> processor);
+  // Runs the processors over `logits` ([n_vocab]) and picks a token. Does not accept it.
+  int32_t sample(std::span<const float> logits);
+  // Records a token of the sequence (prompt or generated) for history-based processors.
+  void accept(int32_t token);
+  void reset();
+
+  const std::vector<std::unique_ptr<LogitProcessor>>& processors() const { return processors_; }
+
+ private:
+  std::vector<std::unique_ptr<LogitProcessor>> processors_;
+  std::unique_ptr<TokenPicker> picker_;
+};
+
+}  // namespace pareto::sampling

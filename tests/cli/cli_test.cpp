@@ -1,0 +1,327 @@
+// Runs the built `pareto` binary as a user would and checks stdout, stderr and the exit code.
+// Each run goes through `timeout` so a hang fails the test instead of stalling the suite.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "formats/gguf_writer.h"
+#include "formats/model_file.h"
+#include "test_util.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr int kTimeoutExit = 124;  // what `timeout` returns when the child ran too long
+
+struct Outcome {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      q += "'\\''";
+    } else {
+      q += c;
+    }
+  }
+  return q + "'";
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+// `env_prefix` is prepended to the command line (e.g. "PARETO_SHARED=/x").
+Outcome run_pareto(const std::vector<std::string>& args, const std::string& env_prefix = "") {
+  static int counter = 0;
+  const fs::path dir = fs::path(PARETO_BINARY_DIR) / "test_tmp" / "cli_runs";
+  fs::create_directories(dir);
+  const std::string stem = std::to_string(::getpid()) + "_" + std::to_string(counter++);
+  const fs::path out_path = dir / (stem + ".out");
+  const fs::path err_path = dir / (stem + ".err");
+  std::string cmd = "env " + env_prefix + " timeout 120 " + shell_quote(PARETO_CLI_PATH);
+  for (const auto& a : args) {
+    cmd += ' ';
+    cmd += shell_quote(a);
+  }
+  cmd += " >";
+  cmd += shell_quote(out_path.string());
+  cmd += " 2>";
+  cmd += shell_quote(err_path.string());
+  cmd += " </dev/null";
+  const int status = std::system(cmd.c_str());
+  Outcome o;
+  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  o.out = slurp(out_path);
+  o.err = slurp(err_path);
+  fs::remove(out_path);
+  fs::remove(err_path);
+  return o;
+}
+
+std::string describe(const Outcome& o) {
+  return "exit " + std::to_string(o.exit_code) + "\nstdout: " + o.out + "\nstderr: " + o.err;
+}
+
+std::string stories(const std::string& file) {
+  return pareto::test::shared_path("models/stories260K/" + file);
+}
+
+json first_oracle_case() {
+  std::ifstream in(pareto::test::shared_path("oracle/stories260K.llamacpp.json"));
+  return json::parse(in).at(0);
+}
+
+std::vector<std::string> greedy_args(const std::string& prompt, size_t n) {
+  return {"-p", prompt, "--temp", "0", "-n", std::to_string(n), "-t", "2", "--json"};
+}
+
+// Runs `pareto run` with `model_args` + greedy options and returns the parsed JSON.
+json run_json(std::vector<std::string> model_args, const std::string& prompt, size_t n) {
+  std::vector<std::string> args = {"run"};
+  args.insert(args.end(), model_args.begin(), model_args.end());
+  for (auto& a : greedy_args(prompt, n)) args.push_back(a);
+  const Outcome o = run_pareto(args);
+  EXPECT_EQ(o.exit_code, 0) << describe(o);
+  try {
+    return json::parse(o.out);
+  } catch (const json::exception& e) {
+    ADD_FAILURE() << "stdout is not one JSON object: " << e.what() << "\n" << describe(o);
+    return json::object();
+  }
+}
+
+// Expects failure with `code` and a stderr message containing every one of `needles`.
+void expect_failure(const Outcome& o, int code, const std::vector<std::string>& needles) {
+  EXPECT_EQ(o.exit_code, code) << describe(o);
+  EXPECT_NE(o.exit_code, kTimeoutExit) << "pareto hung";
+  for (const auto& n : needles) {
+    EXPECT_NE(o.err.find(n), std::string::npos) << "stderr lacks '" << n << "'\n" << describe(o);
+  }
+}
+
+TEST(CliRun, GreedyJsonMatchesLlamaCppOracle) {
+  const json oracle = first_oracle_case();
+  const auto expected = oracle.at("greedy_tokens").get<std::vector<int>>();
+  const json out = run_json({"-m", stories("stories260K.gguf")},
+                            oracle.at("prompt").get<std::string>(), expected.size());
+  ASSERT_TRUE(out.contains("tokens")) << out.dump();
+  EXPECT_EQ(out.at("prompt_tokens"), oracle.at("prompt_tokens"));
+  EXPECT_EQ(out.at("tokens").get<std::vector<int>>(), expected);
+  EXPECT_EQ(out.at("text"), oracle.at("greedy_text"));
+}
+
+TEST(CliRun, Llama2cCheckpointGivesTheSameTokens) {
+  const json oracle = first_oracle_case();
+  const auto expected = oracle.at("greedy_tokens").get<std::vector<int>>();
+  const json out =
+      run_json({"-m", stories("stories260K.bin"), "--tokenizer", stories("tok512.bin")},
+               oracle.at("prompt").get<std::string>(), expected.size());
+  ASSERT_TRUE(out.contains("tokens")) << out.dump();
+  EXPECT_EQ(out.at("prompt_tokens"), oracle.at("prompt_tokens"));
+  EXPECT_EQ(out.at("tokens").get<std::vector<int>>(), expected);
+}
+
+TEST(CliRun, StreamsTextAndReportsSpeedOnStderr) {
+  const json oracle = first_oracle_case();
+  const std::string prompt = oracle.at("prompt").get<std::string>();
+  const Outcome o = run_pareto(
+      {"run", "-m", stories("stories260K.gguf"), "-p", prompt, "--temp", "0", "-n", "64"});
+  ASSERT_EQ(o.exit_code, 0) << describe(o);
+  EXPECT_EQ(o.out, prompt + oracle.at("greedy_text").get<std::string>() + "\n");
+  EXPECT_NE(o.err.find("prompt: 5 tokens"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("generated: 64 tokens"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("tok/s"), std::string::npos) << o.err;
+}
+
+TEST(CliRun, DefaultModelComesFromParetoShared) {
+  const json oracle = first_oracle_case();
+  const Outcome o = run_pareto(
+      {"run", "-p", oracle.at("prompt").get<std::string>(), "--temp", "0", "-n", "8", "--json"},
+      "PARETO_SHARED=" + shell_quote(pareto::test::shared_dir()));
+  ASSERT_EQ(o.exit_code, 0) << describe(o);
+  const json out = json::parse(o.out);
+  const auto expected = oracle.at("greedy_tokens").get<std::vector<int>>();
+  EXPECT_EQ(out.at("tokens").get<std::vector<int>>(),
+            std::vector<int>(expected.begin(), expected.begin() + 8));
+}
+
+TEST(CliRun, MissingDefaultModelSaysHowToPassOne) {
+  const Outcome o = run_pareto({"run", "-p", "hello"}, "PARETO_SHARED=/nonexistent/shared");
+  expect_failure(o, 1, {"/nonexistent/shared/models/stories260K/stories260K.gguf", "-m"});
+}
+
+TEST(CliRun, SeededSamplingIsReproducible) {
+  const std::vector<std::string> args = {"run",
+                                         "-m",
+                                         stories("stories260K.gguf"),
+                                         "-p",
+                                         "Once upon a time",
+                                         "-n",
+                                         "24",
+                                         "--temp",
+                                         "1.0",
+                                         "--seed",
+                                         "99",
+                                         "--json"};
+  const Outcome a = run_pareto(args);
+  const Outcome b = run_pareto(args);
+  ASSERT_EQ(a.exit_code, 0) << describe(a);
+  EXPECT_EQ(a.out, b.out);
+}
+
+TEST(CliTokenize, VocabularyOnlyGguf) {
+  const std::string vocab = pareto::test::shared_path("vocab/ggml-vocab-llama-bpe.gguf");
+  // Expected ids from the suite's reference tokenizer: first case of .inp/.out.
+  std::ifstream inp(vocab + ".inp"), outp(vocab + ".out");
+  std::string text, line;
+  while (std::getline(inp, line) && line != "__ggml_vocab_test__")
+    text += (text.empty() ? "" : "\n") + line;
+  std::getline(outp, line);
+  std::vector<int> expected;
+  std::istringstream ids(line);
+  for (int id; ids >> id;) expected.push_back(id);
+  ASSERT_FALSE(text.empty());
+  const Outcome o = run_pareto({"tokenize", "-m", vocab, "-p", text, "--no-bos"});
+  ASSERT_EQ(o.exit_code, 0) << describe(o);
+  EXPECT_EQ(json::parse(o.out).get<std::vector<int>>(), expected) << "text: " << text;
+}
+
+TEST(CliTokenize, AddsBosAsTheModelDoes) {
+  const json oracle = first_oracle_case();
+  const Outcome o = run_pareto({"tokenize", "-m", stories("stories260K.gguf"), "-p",
+                                oracle.at("prompt").get<std::string>()});
+  ASSERT_EQ(o.exit_code, 0) << describe(o);
+  EXPECT_EQ(json::parse(o.out), oracle.at("prompt_tokens"));
+}
+
+TEST(CliInfo, PrintsArchitectureMetadataAndTensorTable) {
+  const Outcome o = run_pareto({"info", stories("stories260K.gguf")});
+  ASSERT_EQ(o.exit_code, 0) << describe(o);
+  EXPECT_NE(o.out.find("architecture: llama"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("llama.embedding_length"), std::string::npos) << o.out;
+  // token_embd: 512 tokens x 64 dims in F32.
+  EXPECT_NE(o.out.find("token_embd.weight"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("[64, 512]"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find(std::to_string(64 * 512 * 4)), std::string::npos) << o.out;
+  // The 512-entry vocabulary is summarized, not dumped.
+  EXPECT_NE(o.out.find("x 512]"), std::string::npos) << o.out;
+  EXPECT_LT(o.out.size(), 20000u);
+}
+
+TEST(CliConvert, ConvertedModelGivesTheSameTokensAsTheCheckpoint) {
+  const auto dir = pareto::test::temp_dir("cli_convert");
+  const std::string out_gguf = (dir / "stories260K-converted.gguf").string();
+  const Outcome c = run_pareto({"convert", stories("stories260K.bin"), "--tokenizer",
+                                stories("tok512.bin"), "-o", out_gguf});
+  ASSERT_EQ(c.exit_code, 0) << describe(c);
+  const std::string prompt = "Lily and Ben went to the park.";
+  const json from_bin = run_json(
+      {"-m", stories("stories260K.bin"), "--tokenizer", stories("tok512.bin")}, prompt, 32);
+  const json from_gguf = run_json({"-m", out_gguf}, prompt, 32);
+  ASSERT_TRUE(from_bin.contains("tokens"));
+  EXPECT_EQ(from_gguf.at("prompt_tokens"), from_bin.at("prompt_tokens"));
+  EXPECT_EQ(from_gguf.at("tokens"), from_bin.at("tokens"));
+  EXPECT_EQ(from_bin.at("tokens").size(), 32u);
+}
+
+TEST(CliErrors, NonexistentModelPath) {
+  const Outcome o = run_pareto({"run", "-m", "/nonexistent/dir/model.gguf", "-p", "hi"});
+  expect_failure(o, 1, {"/nonexistent/dir/model.gguf"});
+}
+
+TEST(CliErrors, WrongMagic) {
+  const auto dir = pareto::test::temp_dir("cli_junk");
+  const std::string junk = (dir / "junk.gguf").string();
+  {
+    std::ofstream f(junk, std::ios::binary);
+    for (int i = 0; i < 256; ++i) f.put(static_cast<char>((i * 37 + 11) & 0xff));
+  }
+  for (const std::string cmd : {"run", "info", "tokenize"}) {
+    std::vector<std::string> args = {cmd};
+    if (cmd == "info") {
+      args.push_back(junk);
+    } else {
+      args.insert(args.end(), {"-m", junk, "-p", "hi"});
+    }
+    const Outcome o = run_pareto(args);
+    EXPECT_EQ(o.exit_code, 1) << cmd << ": " << describe(o);
+    EXPECT_NE(o.err.find(junk), std::string::npos) << cmd << ": " << describe(o);
+  }
+}
+
+TEST(CliErrors, TruncatedGguf) {
+  const auto dir = pareto::test::temp_dir("cli_truncated");
+  const std::string truncated = (dir / "truncated.gguf").string();
+  {
+    std::ifstream in(stories("stories260K.gguf"), std::ios::binary);
+    std::vector<char> head(1000);
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    ASSERT_EQ(in.gcount(), 1000);
+    std::ofstream(truncated, std::ios::binary).write(head.data(), 1000);
+  }
+  expect_failure(run_pareto({"run", "-m", truncated, "-p", "hi"}), 1, {truncated});
+  expect_failure(run_pareto({"info", truncated}), 1, {truncated});
+}
+
+TEST(CliErrors, PromptLongerThanContext) {
+  const std::string prompt =
+      "Once upon a time there was a little dog named Max who liked to run in the big green park";
+  const Outcome o = run_pareto({"run", "-m", stories("stories260K.gguf"), "-c", "8", "-p", prompt});
+  expect_failure(o, 1, {"prompt has ", "tokens, context is 8"});
+}
+
+TEST(CliErrors, UnsupportedTensorType) {
+  // stories260K with one weight stored as F64, a GGUF type the model code has no kernels for.
+  auto model = pareto::formats::read_gguf(stories("stories260K.gguf"));
+  ASSERT_TRUE(model) << model.error().message;
+  const std::string victim = "blk.0.attn_q.weight";
+  pareto::formats::GgufWriter writer;
+  for (const auto& [key, value] : model->metadata().entries()) writer.set(key, value);
+  for (const auto& t : model->tensors()) {
+    if (t.name == victim) {
+      std::vector<uint8_t> bytes(static_cast<size_t>(t.n_elements()) * sizeof(double));
+      ASSERT_TRUE(writer.add_tensor(t.name, pareto::TensorType::F64, t.shape, std::move(bytes)));
+    } else {
+      ASSERT_TRUE(writer.add_tensor(t.name, t.type, t.shape,
+                                    std::vector<uint8_t>(t.data, t.data + t.nbytes)));
+    }
+  }
+  const auto dir = pareto::test::temp_dir("cli_f64");
+  const std::string path = (dir / "stories260K-f64.gguf").string();
+  ASSERT_TRUE(writer.write(path));
+  expect_failure(run_pareto({"run", "-m", path, "-p", "hi"}), 1, {victim, "F64"});
+}
+
+TEST(CliErrors, UnknownOptionIsAUsageError) {
+  const Outcome o = run_pareto({"run", "-p", "hi", "--no-such-option"});
+  expect_failure(o, 2, {"--no-such-option"});
+}
+
+TEST(CliErrors, MissingSubcommandIsAUsageError) {
+  EXPECT_EQ(run_pareto({}).exit_code, 2);
+  EXPECT_EQ(run_pareto({"frobnicate"}).exit_code, 2);
+}
+
+TEST(CliErrors, Llama2cWithoutTokenizer) {
+  const Outcome o = run_pareto({"run", "-m", stories("stories260K.bin"), "-p", "hi"});
+  expect_failure(o, 1, {"stories260K.bin"});
+}
+
+}  // namespace

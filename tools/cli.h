@@ -1,0 +1,37 @@
+// Shared pieces of the `pareto` subcommands: each subcommand file registers its options on the
+// CLI11 app and returns the action main() runs when that subcommand was chosen.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace pareto::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;  // bad input: files, models, prompts
+inline constexpr int kExitUsage = 2;  // bad command line
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+Command add_run_command(CLI::App& parent);
+Command add_tokenize_command(CLI::App& parent);
+Command add_info_command(CLI::App& parent);
+Command add_convert_command(CLI::App& parent);
+
+// Prints "pareto: error: MESSAGE" on stderr; returns kExitError.
+int fail(const std::string& message);
+
+// $PARETO_SHARED/models/stories260K/stories260K.gguf; PARETO_SHARED defaults to ../shared beside
+// the repository this binary was built from.
+std::string default_model_path();
+
+// `model` if given; else the default model if it exists; else empty after printing an error that
+// says how to pass one.
+std::string resolve_model_path(const std::string& model);
+
+}  // namespace pareto::cli

@@ -1,0 +1,120 @@
+// `pareto run`: generate text from a prompt, streamed to stdout, or one JSON object with --json.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "pareto/pareto.h"
+
+namespace pareto::cli {
+namespace {
+
+struct RunOptions {
+  std::string model;
+  std::string tokenizer;
+  std::string prompt;
+  int n_predict = 128;
+  int threads = 0;
+  int context = 0;
+  bool json = false;
+  GenerateParams params;
+};
+
+int run(const RunOptions& opt) {
+  const std::string model_path = resolve_model_path(opt.model);
+  if (model_path.empty()) return kExitError;
+
+  LoadOptions load;
+  load.tokenizer_path = opt.tokenizer;
+  load.n_threads = opt.threads;
+  load.context_length = opt.context;
+  auto engine = Engine::load(model_path, load);
+  if (!engine) return fail(engine.error().message);
+
+  GenerateParams params = opt.params;
+  params.max_tokens = opt.n_predict;
+  // Tokenized here so a prompt that cannot fit fails before anything is echoed.
+  std::vector<int32_t> prompt_tokens = (*engine)->tokenize(opt.prompt, params.add_bos);
+  if (static_cast<int>(prompt_tokens.size()) > (*engine)->context_length()) {
+    return fail(str_cat("prompt has ", prompt_tokens.size(), " tokens, context is ",
+                        (*engine)->context_length(), " (raise it with -c)"));
+  }
+  StreamCallback stream;
+  if (!opt.json) {
+    std::fputs(opt.prompt.c_str(), stdout);
+    std::fflush(stdout);
+    stream = [](std::string_view text, int32_t) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+      return true;
+    };
+  }
+  auto generation = (*engine)->generate_from_tokens(std::move(prompt_tokens), params, stream);
+  if (!generation) {
+    if (!opt.json) std::fputc('\n', stdout);
+    return fail(generation.error().message);
+  }
+  if (opt.json) {
+    const nlohmann::ordered_json out = {{"prompt_tokens", generation->prompt_tokens},
+                                        {"tokens", generation->tokens},
+                                        {"text", generation->text}};
+    std::puts(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    std::fputc('\n', stdout);
+  }
+  std::fflush(stdout);
+  const auto& s = generation->stats;
+  std::fprintf(stderr,
+               "prompt: %d tokens, %.1f tok/s | generated: %d tokens, %.1f tok/s | stop: %s\n",
+               s.prompt_tokens, s.prompt_tokens_per_second(), s.generated_tokens,
+               s.generated_tokens_per_second(), generation->stop_reason.c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
+Command add_run_command(CLI::App& parent) {
+  auto opt = std::make_shared<RunOptions>();
+  CLI::App* app = parent.add_subcommand("run", "Generate text from a prompt");
+  app->add_option("-m,--model", opt->model,
+                  "Model: GGUF, or llama2.c checkpoint with --tokenizer (default: "
+                  "$PARETO_SHARED/models/stories260K/stories260K.gguf)");
+  app->add_option("-p,--prompt", opt->prompt, "Prompt text")->required();
+  app->add_option("-n,--n-predict", opt->n_predict,
+                  "Tokens to generate (-1: until end of text or the context is full)")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 1 << 30));
+  app->add_option("--temp", opt->params.temperature, "Temperature (<= 0: greedy)")
+      ->capture_default_str();
+  app->add_option("--top-k", opt->params.top_k, "Top-k (<= 0: off)")->capture_default_str();
+  app->add_option("--top-p", opt->params.top_p, "Top-p (1: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 1.0f));
+  app->add_option("--min-p", opt->params.min_p, "Min-p (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 1.0f));
+  app->add_option("--repeat-penalty", opt->params.repeat_penalty, "Repetition penalty (1: off)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app->add_option("--repeat-last-n", opt->params.repeat_last_n,
+                  "Tokens the repetition penalty looks back over")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--seed", opt->params.seed, "Random seed")->capture_default_str();
+  app->add_option("-t,--threads", opt->threads, "Threads (default: hardware threads)")
+      ->check(CLI::Range(1, 256));
+  app->add_option("--tokenizer", opt->tokenizer, "llama2.c tokenizer.bin (for .bin models)");
+  app->add_option("-c,--ctx-size", opt->context,
+                  "Context length (default: the model's, at most 4096)")
+      ->check(CLI::Range(1, 1 << 20));
+  app->add_flag("--json", opt->json,
+                "Print one JSON object {prompt_tokens, tokens, text} instead of streaming");
+  return {app, [opt] { return run(*opt); }};
+}
+
+}  // namespace pareto::cli
