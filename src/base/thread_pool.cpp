@@ -1,0 +1,83 @@
+#include "base/thread_pool.h"
+
+#include <algorithm>
+
+#include "base/check.h"
+
+namespace pareto {
+namespace {
+
+// Chunk `index` of `n` items split into `parts` contiguous, near-equal pieces.
+std::pair<size_t, size_t> chunk_range(size_t n, int parts, int index) {
+  const size_t p = static_cast<size_t>(parts);
+  const size_t i = static_cast<size_t>(index);
+  const size_t base = n / p;
+  const size_t extra = n % p;
+  const size_t begin = i * base + std::min(i, extra);
+  const size_t end = begin + base + (i < extra ? 1 : 0);
+  return {begin, end};
+}
+
+}  // namespace
+
+ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+  workers_.reserve(static_cast<size_t>(n_threads_ - 1));
+  // Worker i runs chunk i; the calling thread runs chunk 0.
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_start_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t, int)>& fn) {
+  if (n == 0) return;
+  if (n_threads_ == 1 || n == 1) {
+    fn(0, n, 0);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    PARETO_CHECK_MSG(job_ == nullptr, "ThreadPool::parallel_for is not reentrant");
+    job_ = &fn;
+    job_n_ = n;
+    pending_ = n_threads_ - 1;
+    ++generation_;
+  }
+  cv_start_.notify_all();
+  const auto [begin, end] = chunk_range(n, n_threads_, 0);
+  if (begin < end) fn(begin, end, 0);
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_done_.wait(lock, [this] { return pending_ == 0; });
+  job_ = nullptr;
+}
+
+void ThreadPool::worker_loop(int index) {
+  uint64_t seen_generation = 0;
+  for (;;) {
+    const std::function<void(size_t, size_t, int)>* job = nullptr;
+    size_t n = 0;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_start_.wait(lock, [&] { return stop_ || generation_ != seen_generation; });
+      if (stop_) return;
+      seen_generation = generation_;
+      job = job_;
+      n = job_n_;
+    }
+    const auto [begin, end] = chunk_range(n, n_threads_, index);
+    if (begin < end) (*job)(begin, end, index);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --pending_;
+      if (pending_ == 0) cv_done_.notify_one();
+    }
+  }
+}
+
+}  // namespace pareto

@@ -1,0 +1,43 @@
+// Internal: the table of inner kernels one KernelPath provides. Public entry points (matmul.h,
+// attention.h) prepare inputs, split work over the ThreadPool and call into the selected table.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "kernels/attention.h"
+#include "kernels/kernel_path.h"
+#include "kernels/matmul.h"
+
+namespace pareto::kernels {
+
+// Activations already converted to activation_type(weight type): [n_tokens, cols].
+struct PreparedActivations {
+  TensorType type = TensorType::F32;
+  const uint8_t* data = nullptr;
+  int64_t row_bytes = 0;
+  int64_t n_tokens = 0;
+  const uint8_t* row(int64_t t) const { return data + t * row_bytes; }
+};
+
+// Computes y[t * w.rows + r] for r in [row_begin, row_end) and every token.
+using MatmulRowsFn = void (*)(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                              int64_t row_end, float* y);
+// Computes the outputs of work items [begin, end), item = token * n_heads + head.
+using AttentionItemsFn = void (*)(const AttentionArgs& args, int64_t begin, int64_t end);
+
+struct KernelSet {
+  std::string_view name;
+  MatmulRowsFn matmul_f32;
+  MatmulRowsFn matmul_f16;
+  MatmulRowsFn matmul_bf16;
+  MatmulRowsFn matmul_q8_0;
+  MatmulRowsFn matmul_q4_0;
+  AttentionItemsFn attention;
+};
+
+const KernelSet& scalar_kernel_set();
+const KernelSet& portable_kernel_set();
+const KernelSet& kernel_set(KernelPath path);
+
+}  // namespace pareto::kernels

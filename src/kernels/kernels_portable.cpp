@@ -1,0 +1,264 @@
+// The default kernels: llama.cpp's CPU arithmetic, operation for operation. llama.cpp (x86-64,
+// AVX2+FMA) sums dot products in 8 float lanes with fused multiply-adds and then adds the lanes in
+// a fixed shuffle order; which routine runs depends on the shapes (llamafile's tinyBLAS when the
+// row length is a multiple of 8 and the activations are contiguous, ggml's vec_dot otherwise,
+// repacked Q4_0 when the row count is a multiple of 8). Reproducing those orders matters because
+// the quantization steps between layers (Q8_0 activations, F16 activations) turn one-ulp
+// differences into visibly different logits. Written as plain lane loops so compilers can vectorize
+// them and a Highway implementation can mirror them lane for lane.
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "base/half.h"
+#include "kernels/ggml_math.h"
+#include "kernels/kernel_set.h"
+#include "kernels/quant.h"
+
+namespace pareto::kernels {
+namespace {
+
+constexpr int kLanes = ggml::kVecWidth;  // 8 float lanes (AVX2)
+using Lanes = float[kLanes];
+
+// f16 -> f32 for all 65536 bit patterns, built once (ggml keeps the same table).
+const float* f16_table() {
+  static const std::unique_ptr<float[]> table = [] {
+    auto t = std::make_unique<float[]>(65536);
+    for (uint32_t i = 0; i < 65536; ++i) t[i] = f16_to_f32(static_cast<uint16_t>(i));
+    return t;
+  }();
+  return table.get();
+}
+
+// tinyBLAS (llamafile_sgemm) dot product of n (a multiple of 8) values: lane t accumulates
+// elements t, t+8, ... with fma, then hsum.
+template <class Load>
+float tinyblas_dot(int64_t n, Load load) {
+  Lanes acc = {};
+  for (int64_t l = 0; l < n; l += kLanes) {
+    for (int t = 0; t < kLanes; ++t) {
+      const auto [a, b] = load(l + t);
+      acc[t] = std::fma(a, b, acc[t]);
+    }
+  }
+  return ggml::hsum8(acc);
+}
+
+// ggml's GGML_F32x8_REDUCE of four 8-lane accumulators.
+float reduce_4x8(Lanes (&sum)[4]) {
+  for (int t = 0; t < kLanes; ++t) {
+    sum[0][t] += sum[2][t];
+    sum[1][t] += sum[3][t];
+  }
+  for (int t = 0; t < kLanes; ++t) sum[0][t] += sum[1][t];
+  float q[4];
+  for (int t = 0; t < 4; ++t) q[t] = sum[0][t] + sum[0][t + 4];
+  return (q[0] + q[1]) + (q[2] + q[3]);
+}
+
+// ggml_vec_dot_f32 / ggml_vec_dot_f16 main loop: 4 accumulators of 8 lanes over chunks of 32.
+template <class Load>
+float vec_dot_main(int64_t np, Load load) {
+  Lanes sum[4] = {};
+  for (int64_t i = 0; i < np; i += 4 * kLanes) {
+    for (int j = 0; j < 4; ++j) {
+      for (int t = 0; t < kLanes; ++t) {
+        const auto [a, b] = load(i + j * kLanes + t);
+        sum[j][t] = std::fma(a, b, sum[j][t]);
+      }
+    }
+  }
+  return reduce_4x8(sum);
+}
+
+float dot_f32_lanes(const float* a, const float* b, int64_t n) {
+  return tinyblas_dot(n, [&](int64_t i) { return std::pair{a[i], b[i]}; });
+}
+
+// ggml_vec_dot_f32: the tail is summed in float (compiled with contraction: fused).
+float vec_dot_f32(const float* a, const float* b, int64_t n) {
+  const int64_t np = n & ~int64_t{4 * kLanes - 1};
+  float sum = vec_dot_main(np, [&](int64_t i) { return std::pair{a[i], b[i]}; });
+  for (int64_t i = np; i < n; ++i) sum = std::fma(a[i], b[i], sum);
+  return sum;
+}
+
+float dot_f32(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const auto* a = reinterpret_cast<const float*>(w);
+  const auto* b = reinterpret_cast<const float*>(x);
+  return n % kLanes == 0 ? dot_f32_lanes(a, b, n) : vec_dot_f32(a, b, n);
+}
+
+float dot_f16(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const float* table = f16_table();
+  const auto* a = reinterpret_cast<const uint16_t*>(w);
+  const auto* b = reinterpret_cast<const uint16_t*>(x);
+  const auto load = [&](int64_t i) { return std::pair{table[a[i]], table[b[i]]}; };
+  if (n % kLanes == 0) return tinyblas_dot(n, load);
+  // ggml_vec_dot_f16: the tail is summed in double.
+  const int64_t np = n & ~int64_t{4 * kLanes - 1};
+  double sum = vec_dot_main(np, load);
+  for (int64_t i = np; i < n; ++i) sum += static_cast<double>(table[a[i]] * table[b[i]]);
+  return static_cast<float>(sum);
+}
+
+float dot_bf16(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const auto* a = reinterpret_cast<const uint16_t*>(w);
+  const auto* b = reinterpret_cast<const uint16_t*>(x);
+  const auto load = [&](int64_t i) { return std::pair{bf16_to_f32(a[i]), bf16_to_f32(b[i])}; };
+  if (n % kLanes == 0) return tinyblas_dot(n, load);
+  const int64_t np = n & ~int64_t{4 * kLanes - 1};
+  double sum = vec_dot_main(np, load);
+  for (int64_t i = np; i < n; ++i) sum += static_cast<double>(load(i).first * load(i).second);
+  return static_cast<float>(sum);
+}
+
+// Q8_0/Q4_0 x Q8_0 as ggml_vec_dot_*_q8_0 (and tinyBLAS_Q0_AVX) compute it: lane t holds the
+// integer dot of elements 4t..4t+3 of each block, accumulated as fma(d_w * d_x, lane, acc).
+template <class WeightBlock, class Unpack>
+float dot_blocks_lanes(const WeightBlock* wb, const BlockQ8_0* xb, int64_t n_blocks,
+                       Unpack unpack) {
+  const float* table = f16_table();
+  Lanes acc = {};
+  int8_t w[kQuantBlock];
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    unpack(wb[b], w);
+    const float d = table[wb[b].d] * table[xb[b].d];
+    for (int t = 0; t < kLanes; ++t) {
+      int32_t s = 0;
+      for (int i = 4 * t; i < 4 * t + 4; ++i) s += w[i] * xb[b].qs[i];
+      acc[t] = std::fma(d, static_cast<float>(s), acc[t]);
+    }
+  }
+  return ggml::hsum8(acc);
+}
+
+void unpack_q8_0(const BlockQ8_0& b, int8_t (&w)[kQuantBlock]) {
+  std::memcpy(w, b.qs, kQuantBlock);
+}
+
+void unpack_q4_0(const BlockQ4_0& b, int8_t (&w)[kQuantBlock]) {
+  for (int j = 0; j < kQuantBlock / 2; ++j) {
+    w[j] = static_cast<int8_t>((b.qs[j] & 0x0f) - 8);
+    w[j + kQuantBlock / 2] = static_cast<int8_t>((b.qs[j] >> 4) - 8);
+  }
+}
+
+float dot_q8_0(const uint8_t* w, const uint8_t* x, int64_t n) {
+  return dot_blocks_lanes(reinterpret_cast<const BlockQ8_0*>(w),
+                          reinterpret_cast<const BlockQ8_0*>(x), n / kQuantBlock, unpack_q8_0);
+}
+
+float dot_q4_0_lanes(const uint8_t* w, const uint8_t* x, int64_t n) {
+  return dot_blocks_lanes(reinterpret_cast<const BlockQ4_0*>(w),
+                          reinterpret_cast<const BlockQ8_0*>(x), n / kQuantBlock, unpack_q4_0);
+}
+
+// Q4_0 weights repacked 8 rows at a time (ggml_gemv/gemm_q4_0_8x8_q8_0): the whole block's
+// integer dot, accumulated as fma(sum, d_w * d_x, acc).
+float dot_q4_0_repacked(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const float* table = f16_table();
+  const auto* wb = reinterpret_cast<const BlockQ4_0*>(w);
+  const auto* xb = reinterpret_cast<const BlockQ8_0*>(x);
+  float acc = 0.0f;
+  int8_t wq[kQuantBlock];
+  for (int64_t b = 0; b < n / kQuantBlock; ++b) {
+    unpack_q4_0(wb[b], wq);
+    int32_t s = 0;
+    for (int i = 0; i < kQuantBlock; ++i) s += wq[i] * xb[b].qs[i];
+    acc = std::fma(static_cast<float>(s), table[wb[b].d] * table[xb[b].d], acc);
+  }
+  return acc;
+}
+
+template <float (*kDot)(const uint8_t*, const uint8_t*, int64_t)>
+void matmul_rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                 int64_t row_end, float* y) {
+  // Each weight row is read once from memory and reused (from L1) for every token.
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* wr = w.row(r);
+    for (int64_t t = 0; t < x.n_tokens; ++t) y[t * w.rows + r] = kDot(wr, x.row(t), w.cols);
+  }
+}
+
+void matmul_q4_0(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                 int64_t row_end, float* y) {
+  // llama.cpp repacks Q4_0 matrices whose row count is a multiple of 8 (x86 AVX2).
+  if (w.rows % 8 == 0) {
+    matmul_rows<dot_q4_0_repacked>(w, x, row_begin, row_end, y);
+  } else {
+    matmul_rows<dot_q4_0_lanes>(w, x, row_begin, row_end, y);
+  }
+}
+
+// Attention as llama.cpp evaluates it without flash attention, per (token, head):
+//   scores = K q (tinyBLAS for a single contiguous query, ggml_vec_dot_f32 for a batch) * scale
+//   p = softmax(scores): exps through ggml's vector exp in chunks of 8 entries, each chunk's
+//       lane sum added to a double; then p *= (float)(1 / sum)
+//   out[d] = sum_j p_j V[j, d] (tinyBLAS: 8 lanes of fma over the entries, then hsum)
+// Cache entries are in cell order; chunks of 8 start at entry 0. Entries invisible to the query
+// (later positions) get p = 0 and so add nothing.
+void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
+  const int group = a.n_heads / a.n_kv_heads;
+  const bool single_query = a.n_tokens == 1;
+  std::vector<float> probs;
+  for (int64_t item = begin; item < end; ++item) {
+    const int64_t t = item / a.n_heads;
+    const int h = static_cast<int>(item % a.n_heads);
+    const KvHeadView& kv = a.kv[static_cast<size_t>(h / group)];
+    const float* q = a.q + item * a.head_dim;
+    float* out = a.out + item * a.head_dim;
+    const int32_t q_pos = a.q_positions[t];
+    const int64_t n_padded = (kv.length + kLanes - 1) / kLanes * kLanes;
+    probs.assign(static_cast<size_t>(n_padded), 0.0f);
+    float max = -INFINITY;
+    for (int j = 0; j < kv.length; ++j) {
+      if (kv.positions[j] > q_pos) continue;
+      const float* k = kv.keys + static_cast<int64_t>(j) * a.head_dim;
+      const float s = single_query && a.head_dim % kLanes == 0 ? dot_f32_lanes(k, q, a.head_dim)
+                                                               : vec_dot_f32(k, q, a.head_dim);
+      probs[static_cast<size_t>(j)] = s * a.scale;
+      max = std::max(max, probs[static_cast<size_t>(j)]);
+    }
+    // llama.cpp pads the KV view to a multiple of the vector width; padding entries add nothing.
+    double sum = 0.0;
+    for (int64_t c = 0; c < n_padded; c += kLanes) {
+      Lanes e;
+      for (int i = 0; i < kLanes; ++i) {
+        const int64_t j = c + i;
+        e[i] = j < kv.length && kv.positions[j] <= q_pos ? ggml::v_expf(probs[j] - max) : 0.0f;
+        probs[static_cast<size_t>(j)] = e[i];
+      }
+      sum += static_cast<double>(ggml::hsum8(e));
+    }
+    const float inv_sum = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
+    for (float& p : probs) p *= inv_sum;
+    for (int d = 0; d < a.head_dim; ++d) {
+      Lanes acc = {};
+      for (int64_t j = 0; j < kv.length; ++j) {
+        acc[j % kLanes] =
+            std::fma(kv.values[j * a.head_dim + d], probs[static_cast<size_t>(j)], acc[j % kLanes]);
+      }
+      out[d] = ggml::hsum8(acc);
+    }
+  }
+}
+
+}  // namespace
+
+const KernelSet& portable_kernel_set() {
+  static const KernelSet kSet{
+      "portable",
+      matmul_rows<dot_f32>,
+      matmul_rows<dot_f16>,
+      matmul_rows<dot_bf16>,
+      matmul_rows<dot_q8_0>,
+      matmul_q4_0,
+      attention_items,
+  };
+  return kSet;
+}
+
+}  // namespace pareto::kernels

@@ -1,0 +1,124 @@
+// The scalar reference kernels: one accumulator, elements in order, conversions through
+// base/half.h. Slow and obviously right; the other paths are compared against these.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "base/half.h"
+#include "kernels/kernel_set.h"
+#include "kernels/quant.h"
+
+namespace pareto::kernels {
+namespace {
+
+uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+template <float (*kToF32)(uint16_t)>
+float dot_half(const uint8_t* a, const uint8_t* b, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += kToF32(load_u16(a + 2 * i)) * kToF32(load_u16(b + 2 * i));
+  return sum;
+}
+
+float dot_q8_0(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const auto* wb = reinterpret_cast<const BlockQ8_0*>(w);
+  const auto* xb = reinterpret_cast<const BlockQ8_0*>(x);
+  float sum = 0.0f;
+  for (int64_t b = 0; b < n / kQuantBlock; ++b) {
+    int32_t sumi = 0;
+    for (int64_t j = 0; j < kQuantBlock; ++j) sumi += wb[b].qs[j] * xb[b].qs[j];
+    sum += static_cast<float>(sumi) * (f16_to_f32(wb[b].d) * f16_to_f32(xb[b].d));
+  }
+  return sum;
+}
+
+float dot_q4_0(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const auto* wb = reinterpret_cast<const BlockQ4_0*>(w);
+  const auto* xb = reinterpret_cast<const BlockQ8_0*>(x);
+  float sum = 0.0f;
+  for (int64_t b = 0; b < n / kQuantBlock; ++b) {
+    int32_t sumi = 0;
+    for (int64_t j = 0; j < kQuantBlock / 2; ++j) {
+      sumi += ((wb[b].qs[j] & 0x0f) - 8) * xb[b].qs[j];
+      sumi += ((wb[b].qs[j] >> 4) - 8) * xb[b].qs[j + kQuantBlock / 2];
+    }
+    sum += static_cast<float>(sumi) * (f16_to_f32(wb[b].d) * f16_to_f32(xb[b].d));
+  }
+  return sum;
+}
+
+template <float (*kDot)(const uint8_t*, const uint8_t*, int64_t)>
+void matmul_rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                 int64_t row_end, float* y) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    for (int64_t t = 0; t < x.n_tokens; ++t) y[t * w.rows + r] = kDot(w.row(r), x.row(t), w.cols);
+  }
+}
+
+float dot_f32_bytes(const uint8_t* a, const uint8_t* b, int64_t n) {
+  return dot_f32(reinterpret_cast<const float*>(a), reinterpret_cast<const float*>(b), n);
+}
+
+// Two passes per (token, head), in llama.cpp's order: scores, max, exp with a double sum,
+// normalize, then the probability-weighted sum of values.
+void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
+  const int group = a.n_heads / a.n_kv_heads;
+  std::vector<float> probs;
+  for (int64_t item = begin; item < end; ++item) {
+    const int64_t t = item / a.n_heads;
+    const int h = static_cast<int>(item % a.n_heads);
+    const KvHeadView& kv = a.kv[static_cast<size_t>(h / group)];
+    const float* q = a.q + item * a.head_dim;
+    float* out = a.out + item * a.head_dim;
+    const int32_t q_pos = a.q_positions[t];
+    probs.assign(static_cast<size_t>(kv.length), 0.0f);
+    float max = -std::numeric_limits<float>::infinity();
+    for (int j = 0; j < kv.length; ++j) {
+      if (kv.positions[j] > q_pos) continue;
+      probs[j] = dot_f32(q, kv.keys + static_cast<int64_t>(j) * a.head_dim, a.head_dim) * a.scale;
+      max = std::max(max, probs[j]);
+    }
+    double sum = 0.0;
+    for (int j = 0; j < kv.length; ++j) {
+      probs[j] = kv.positions[j] > q_pos ? 0.0f : std::exp(probs[j] - max);
+      sum += probs[j];
+    }
+    const float inv_sum = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
+    for (int j = 0; j < kv.length; ++j) probs[j] *= inv_sum;
+    for (int d = 0; d < a.head_dim; ++d) {
+      float acc = 0.0f;
+      for (int j = 0; j < kv.length; ++j) {
+        acc += kv.values[static_cast<int64_t>(j) * a.head_dim + d] * probs[j];
+      }
+      out[d] = acc;
+    }
+  }
+}
+
+}  // namespace
+
+const KernelSet& scalar_kernel_set() {
+  static const KernelSet kSet{
+      "scalar",
+      matmul_rows<dot_f32_bytes>,
+      matmul_rows<dot_half<f16_to_f32>>,
+      matmul_rows<dot_half<bf16_to_f32>>,
+      matmul_rows<dot_q8_0>,
+      matmul_rows<dot_q4_0>,
+      attention_items,
+  };
+  return kSet;
+}
+
+}  // namespace pareto::kernels

@@ -1,0 +1,133 @@
+#include "kernels/matmul.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "base/check.h"
+#include "base/half.h"
+#include "kernels/kernel_set.h"
+#include "kernels/quant.h"
+
+namespace pareto::kernels {
+
+KernelPath select_kernel_path(bool force_scalar) {
+  if (force_scalar) return KernelPath::kScalar;
+  const char* env = std::getenv("PARETO_SCALAR_KERNELS");
+  if (env != nullptr && std::strcmp(env, "1") == 0) return KernelPath::kScalar;
+  return KernelPath::kPortable;
+}
+
+std::string_view kernel_path_name(KernelPath path) {
+  switch (path) {
+    case KernelPath::kScalar:
+      return "scalar";
+    case KernelPath::kPortable:
+      return "portable";
+  }
+  return "unknown";
+}
+
+const KernelSet& kernel_set(KernelPath path) {
+  return path == KernelPath::kScalar ? scalar_kernel_set() : portable_kernel_set();
+}
+
+TensorType activation_type(TensorType weight_type) {
+  switch (weight_type) {
+    case TensorType::F32:
+      return TensorType::F32;
+    case TensorType::F16:
+      return TensorType::F16;
+    case TensorType::BF16:
+      return TensorType::BF16;
+    case TensorType::Q8_0:
+    case TensorType::Q4_0:
+      return TensorType::Q8_0;
+    default:
+      PARETO_CHECK_MSG(false, "activation_type: unsupported weight type");
+  }
+}
+
+namespace {
+
+// Converts x [n_tokens, cols] to `type`, into `storage` (left empty for F32, which is used as is).
+PreparedActivations prepare_activations(TensorType type, const float* x, int64_t n_tokens,
+                                        int64_t cols, std::vector<uint8_t>& storage) {
+  PreparedActivations p;
+  p.type = type;
+  p.n_tokens = n_tokens;
+  p.row_bytes = row_bytes(type, cols);
+  if (type == TensorType::F32) {
+    p.data = reinterpret_cast<const uint8_t*>(x);
+    return p;
+  }
+  storage.resize(static_cast<size_t>(p.row_bytes * n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    uint8_t* dst = storage.data() + t * p.row_bytes;
+    const float* src = x + t * cols;
+    if (type == TensorType::Q8_0) {
+      quantize_activations_q8_0(src, reinterpret_cast<BlockQ8_0*>(dst), cols);
+    } else {
+      quantize_row(type, src, dst, cols);  // F16 / BF16: round to nearest even
+    }
+  }
+  p.data = storage.data();
+  return p;
+}
+
+MatmulRowsFn rows_fn(const KernelSet& ks, TensorType type) {
+  switch (type) {
+    case TensorType::F32:
+      return ks.matmul_f32;
+    case TensorType::F16:
+      return ks.matmul_f16;
+    case TensorType::BF16:
+      return ks.matmul_bf16;
+    case TensorType::Q8_0:
+      return ks.matmul_q8_0;
+    case TensorType::Q4_0:
+      return ks.matmul_q4_0;
+    default:
+      PARETO_CHECK_MSG(false, "matmul: unsupported weight type");
+  }
+}
+
+// Rows per work item: small enough to balance threads, large enough to amortize dispatch.
+constexpr int64_t kRowsPerItem = 16;
+
+}  // namespace
+
+void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            KernelPath path) {
+  PARETO_CHECK(w.cols % traits(w.type).block_size == 0);
+  if (n_tokens == 0 || w.rows == 0) return;
+  std::vector<uint8_t> storage;
+  const PreparedActivations xa =
+      prepare_activations(activation_type(w.type), x, n_tokens, w.cols, storage);
+  const MatmulRowsFn fn = rows_fn(kernel_set(path), w.type);
+  const int64_t n_items = (w.rows + kRowsPerItem - 1) / kRowsPerItem;
+  pool.parallel_for(static_cast<size_t>(n_items), [&](size_t begin, size_t end, int) {
+    const int64_t row_begin = static_cast<int64_t>(begin) * kRowsPerItem;
+    const int64_t row_end = std::min(w.rows, static_cast<int64_t>(end) * kRowsPerItem);
+    fn(w, xa, row_begin, row_end, y);
+  });
+}
+
+void get_rows(const WeightView& w, std::span<const int32_t> ids, float* dst) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    PARETO_CHECK(ids[i] >= 0 && ids[i] < w.rows);
+    dequantize_row(w.type, w.row(ids[i]), dst + static_cast<int64_t>(i) * w.cols, w.cols);
+  }
+}
+
+void attention(const AttentionArgs& args, ThreadPool& pool, KernelPath path) {
+  PARETO_CHECK(args.n_kv_heads > 0 && args.n_heads % args.n_kv_heads == 0);
+  PARETO_CHECK(static_cast<int>(args.kv.size()) == args.n_kv_heads);
+  const AttentionItemsFn fn = kernel_set(path).attention;
+  const size_t n_items = static_cast<size_t>(args.n_tokens) * static_cast<size_t>(args.n_heads);
+  pool.parallel_for(n_items, [&](size_t begin, size_t end, int) {
+    fn(args, static_cast<int64_t>(begin), static_cast<int64_t>(end));
+  });
+}
+
+}  // namespace pareto::kernels

@@ -1,0 +1,85 @@
+#include "kernels/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "base/check.h"
+#include "kernels/ggml_math.h"
+
+namespace pareto::kernels {
+
+void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t n, float eps, float* y) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* xr = x + r * n;
+    float* yr = y + r * n;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(xr[i] * xr[i]);
+    const float mean = static_cast<float>(sum / static_cast<double>(n));
+    const float scale = 1.0f / std::sqrt(mean + eps);
+    for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] * scale) * weight[i];
+  }
+}
+
+void add_inplace(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void add_bias(float* x, const float* bias, int64_t n_rows, int64_t n) {
+  for (int64_t r = 0; r < n_rows; ++r) add_inplace(x + r * n, bias, n);
+}
+
+void silu_mul_inplace(float* gate, const float* up, int64_t n_rows, int64_t n) {
+  // ggml_vec_swiglu_f32, per row: full vectors through v_silu, the tail through libm's expf.
+  const int64_t n_vec = n / ggml::kVecWidth * ggml::kVecWidth;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    float* g = gate + r * n;
+    const float* u = up + r * n;
+    for (int64_t i = 0; i < n_vec; ++i) g[i] = ggml::v_silu(g[i]) * u[i];
+    for (int64_t i = n_vec; i < n; ++i) g[i] = ggml::silu(g[i]) * u[i];
+  }
+}
+
+void softmax_inplace(float* x, int64_t n) {
+  float max = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) max = std::max(max, x[i]);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void rope_inplace(float* x, const int32_t* positions, int64_t n_tokens, int n_heads, int head_dim,
+                  int rope_dim, float base, RopeMode mode) {
+  PARETO_CHECK(rope_dim % 2 == 0 && rope_dim <= head_dim);
+  const int n_pairs = rope_dim / 2;
+  const float theta_scale = std::pow(base, -2.0f / static_cast<float>(rope_dim));
+  std::vector<float> cos_sin(static_cast<size_t>(rope_dim));  // [n_pairs] (cos, sin)
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    float theta = static_cast<float>(positions[t]);
+    for (int i = 0; i < n_pairs; ++i) {
+      cos_sin[2 * i] = std::cos(theta);
+      cos_sin[2 * i + 1] = std::sin(theta);
+      theta *= theta_scale;
+    }
+    for (int h = 0; h < n_heads; ++h) {
+      float* v = x + (t * n_heads + h) * head_dim;
+      for (int i = 0; i < n_pairs; ++i) {
+        const int i0 = mode == RopeMode::kNorm ? 2 * i : i;
+        const int i1 = mode == RopeMode::kNorm ? 2 * i + 1 : i + n_pairs;
+        const float c = cos_sin[2 * i];
+        const float s = cos_sin[2 * i + 1];
+        const float x0 = v[i0];
+        const float x1 = v[i1];
+        v[i0] = x0 * c - x1 * s;
+        v[i1] = x0 * s + x1 * c;
+      }
+    }
+  }
+}
+
+}  // namespace pareto::kernels

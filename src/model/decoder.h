@@ -1,0 +1,63 @@
+// Internal: the pieces shared by the Llama-family architectures (llama.cpp, qwen2.cpp): config
+// keys, tensor binding with validation, and the decoder-only transformer forward pass.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/matmul.h"
+#include "model/model.h"
+
+namespace pareto::model::detail {
+
+// One transformer block's weights: matrices are views into the mapped file; vectors are F32.
+struct LayerWeights {
+  const float* attn_norm = nullptr;  // [dim]
+  kernels::WeightView attn_q;        // [n_heads * head_dim, dim]
+  kernels::WeightView attn_k;        // [n_kv_heads * head_dim, dim]
+  kernels::WeightView attn_v;        // [n_kv_heads * head_dim, dim]
+  const float* bias_q = nullptr;     // [n_heads * head_dim], only with qkv_bias
+  const float* bias_k = nullptr;     // [n_kv_heads * head_dim]
+  const float* bias_v = nullptr;     // [n_kv_heads * head_dim]
+  kernels::WeightView attn_output;   // [dim, n_heads * head_dim]
+  const float* ffn_norm = nullptr;   // [dim]
+  kernels::WeightView ffn_gate;      // [ffn_dim, dim]
+  kernels::WeightView ffn_up;        // [ffn_dim, dim]
+  kernels::WeightView ffn_down;      // [dim, ffn_dim]
+};
+
+struct DecoderWeights {
+  kernels::WeightView token_embd;      // [n_vocab, dim]
+  const float* output_norm = nullptr;  // [dim]
+  kernels::WeightView output;          // [n_vocab, dim]; token_embd when tied
+  std::vector<LayerWeights> layers;
+};
+
+// Reads the `<arch>.*` hyperparameters shared by llama-family files, and n_vocab from
+// token_embd.weight. Leaves rope_style, qkv_bias and tied_output at their defaults.
+Result<ModelConfig> read_decoder_config(const formats::ModelFile& file, const std::string& arch);
+
+// Finds and validates every tensor the config implies (presence, shape, type, row blocking).
+// tied_output is set in `config` when the file has no output.weight.
+Result<DecoderWeights> bind_decoder_weights(const formats::ModelFile& file, ModelConfig& config);
+
+// A pre-norm decoder (RMSNorm, RoPE attention with GQA, SiLU-gated FFN): llama and qwen2.
+class DecoderModel final : public Model {
+ public:
+  DecoderModel(std::shared_ptr<const formats::ModelFile> file, ModelConfig config,
+               DecoderWeights weights)
+      : Model(std::move(file), std::move(config)), weights_(std::move(weights)) {}
+
+  Status forward(std::span<const int32_t> tokens, kv::KvCache& cache, std::vector<float>& logits,
+                 ThreadPool& pool, const ForwardOptions& options) const override;
+
+ private:
+  DecoderWeights weights_;
+};
+
+// Per-architecture loaders (llama.cpp, qwen2.cpp).
+Result<std::unique_ptr<Model>> load_llama(std::shared_ptr<const formats::ModelFile> file);
+Result<std::unique_ptr<Model>> load_qwen2(std::shared_ptr<const formats::ModelFile> file);
+
+}  // namespace pareto::model::detail

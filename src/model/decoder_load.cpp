@@ -1,0 +1,164 @@
+// Hyperparameters and weight binding of llama-family files, validated before any use.
+#include <string>
+
+#include "model/decoder.h"
+
+namespace pareto::model::detail {
+namespace {
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// Reads a positive integer `<arch>.<suffix>`; `fallback` (when > 0) stands in for a missing key.
+Result<int> read_count(const formats::Metadata& md, const std::string& key, int fallback = 0) {
+  if (fallback > 0 && !md.contains(key)) return fallback;
+  PARETO_TRY(const uint64_t v, md.get_uint(key));
+  if (v == 0 || v > (1u << 30)) {
+    return make_error("model: ", md.source(), ": metadata key '", key,
+                      "': expected a positive count, found ", v);
+  }
+  return static_cast<int>(v);
+}
+
+// Looks tensors up by name and checks them against what the config implies.
+class TensorBinder {
+ public:
+  explicit TensorBinder(const formats::ModelFile& file) : file_(file) {}
+
+  // A weight matrix with `rows` outputs of `cols` inputs: GGUF shape {cols, rows}.
+  Result<kernels::WeightView> matrix(const std::string& name, int64_t cols, int64_t rows) const {
+    PARETO_TRY(const formats::TensorInfo* t, find(name, {cols, rows}));
+    if (!is_supported_weight_type(t->type)) {
+      return make_error(prefix(name), "type ", type_name(t->type),
+                        " not supported (supported: ", supported_weight_types_list(), ")");
+    }
+    const int64_t block = traits(t->type).block_size;
+    if (cols % block != 0) {
+      return make_error(prefix(name), "type ", type_name(t->type),
+                        " needs a row length that is a multiple of ", block, ", found ", cols);
+    }
+    return kernels::WeightView{t->type, t->data, rows, cols};
+  }
+
+  // A 1-D F32 tensor of n elements (norm weights, biases).
+  Result<const float*> vector(const std::string& name, int64_t n) const {
+    PARETO_TRY(const formats::TensorInfo* t, find(name, {n}));
+    if (t->type != TensorType::F32) {
+      return make_error(prefix(name), "type ", type_name(t->type),
+                        " not supported for a 1-D tensor (expected F32)");
+    }
+    return reinterpret_cast<const float*>(t->data);
+  }
+
+  bool has(const std::string& name) const { return file_.find_tensor(name) != nullptr; }
+
+ private:
+  std::string prefix(const std::string& name) const {
+    return str_cat("model: ", file_.path(), ": tensor '", name, "': ");
+  }
+
+  Result<const formats::TensorInfo*> find(const std::string& name,
+                                          const std::vector<int64_t>& shape) const {
+    const formats::TensorInfo* t = file_.find_tensor(name);
+    if (t == nullptr) return make_error("model: ", file_.path(), ": missing tensor '", name, "'");
+    if (t->shape != shape) {
+      return make_error(prefix(name), "shape expected ", shape_string(shape), ", found ",
+                        shape_string(t->shape));
+    }
+    if (t->data == nullptr) return make_error(prefix(name), "no data");
+    return t;
+  }
+
+  const formats::ModelFile& file_;
+};
+
+}  // namespace
+
+Result<ModelConfig> read_decoder_config(const formats::ModelFile& file, const std::string& arch) {
+  const formats::Metadata& md = file.metadata();
+  const std::string p = arch + ".";
+  ModelConfig c;
+  c.arch = arch;
+  PARETO_TRY(c.dim, read_count(md, p + "embedding_length"));
+  PARETO_TRY(c.n_layers, read_count(md, p + "block_count"));
+  PARETO_TRY(c.n_heads, read_count(md, p + "attention.head_count"));
+  PARETO_TRY(c.n_kv_heads, read_count(md, p + "attention.head_count_kv", c.n_heads));
+  PARETO_TRY(c.ffn_dim, read_count(md, p + "feed_forward_length"));
+  PARETO_TRY(c.context_length, read_count(md, p + "context_length"));
+  PARETO_TRY(const double eps, md.get_float(p + "attention.layer_norm_rms_epsilon"));
+  c.rms_eps = static_cast<float>(eps);
+  if (md.contains(p + "rope.freq_base")) {
+    PARETO_TRY(const double base, md.get_float(p + "rope.freq_base"));
+    c.rope_base = static_cast<float>(base);
+  }
+  if (c.dim % c.n_heads != 0) {
+    return make_error("model: ", file.path(), ": ", p, "embedding_length ", c.dim,
+                      " is not a multiple of ", p, "attention.head_count ", c.n_heads);
+  }
+  if (c.n_heads % c.n_kv_heads != 0) {
+    return make_error("model: ", file.path(), ": ", p, "attention.head_count ", c.n_heads,
+                      " is not a multiple of ", p, "attention.head_count_kv ", c.n_kv_heads);
+  }
+  PARETO_TRY(c.head_dim, read_count(md, p + "attention.key_length", c.dim / c.n_heads));
+  PARETO_TRY(const int value_dim, read_count(md, p + "attention.value_length", c.head_dim));
+  if (value_dim != c.head_dim) {
+    return make_error("model: ", file.path(), ": ", p, "attention.value_length ", value_dim,
+                      " differs from the key length ", c.head_dim, " (not supported)");
+  }
+  PARETO_TRY(c.rope_dim, read_count(md, p + "rope.dimension_count", c.head_dim));
+  if (c.rope_dim % 2 != 0 || c.rope_dim > c.head_dim) {
+    return make_error("model: ", file.path(), ": ", p,
+                      "rope.dimension_count: expected an even value <= ", c.head_dim,
+                      " (head dim), found ", c.rope_dim);
+  }
+  const formats::TensorInfo* embd = file.find_tensor("token_embd.weight");
+  if (embd == nullptr)
+    return make_error("model: ", file.path(), ": missing tensor 'token_embd.weight'");
+  if (embd->shape.size() != 2 || embd->shape[1] <= 0 || embd->shape[1] > (int64_t{1} << 31)) {
+    return make_error("model: ", file.path(), ": tensor 'token_embd.weight': shape expected [",
+                      c.dim, ", n_vocab], found ", shape_string(embd->shape));
+  }
+  c.n_vocab = static_cast<int>(embd->shape[1]);
+  return c;
+}
+
+Result<DecoderWeights> bind_decoder_weights(const formats::ModelFile& file, ModelConfig& config) {
+  const TensorBinder b(file);
+  const int64_t dim = config.dim;
+  const int64_t q_dim = int64_t{config.n_heads} * config.head_dim;
+  const int64_t kv_dim = int64_t{config.n_kv_heads} * config.head_dim;
+  DecoderWeights w;
+  PARETO_TRY(w.token_embd, b.matrix("token_embd.weight", dim, config.n_vocab));
+  PARETO_TRY(w.output_norm, b.vector("output_norm.weight", dim));
+  config.tied_output = !b.has("output.weight");
+  if (config.tied_output) {
+    w.output = w.token_embd;
+  } else {
+    PARETO_TRY(w.output, b.matrix("output.weight", dim, config.n_vocab));
+  }
+  w.layers.resize(static_cast<size_t>(config.n_layers));
+  for (int i = 0; i < config.n_layers; ++i) {
+    LayerWeights& l = w.layers[static_cast<size_t>(i)];
+    const std::string blk = "blk." + std::to_string(i) + ".";
+    PARETO_TRY(l.attn_norm, b.vector(blk + "attn_norm.weight", dim));
+    PARETO_TRY(l.attn_q, b.matrix(blk + "attn_q.weight", dim, q_dim));
+    PARETO_TRY(l.attn_k, b.matrix(blk + "attn_k.weight", dim, kv_dim));
+    PARETO_TRY(l.attn_v, b.matrix(blk + "attn_v.weight", dim, kv_dim));
+    if (config.qkv_bias) {
+      PARETO_TRY(l.bias_q, b.vector(blk + "attn_q.bias", q_dim));
+      PARETO_TRY(l.bias_k, b.vector(blk + "attn_k.bias", kv_dim));
+      PARETO_TRY(l.bias_v, b.vector(blk + "attn_v.bias", kv_dim));
+    }
+    PARETO_TRY(l.attn_output, b.matrix(blk + "attn_output.weight", q_dim, dim));
+    PARETO_TRY(l.ffn_norm, b.vector(blk + "ffn_norm.weight", dim));
+    PARETO_TRY(l.ffn_gate, b.matrix(blk + "ffn_gate.weight", dim, config.ffn_dim));
+    PARETO_TRY(l.ffn_up, b.matrix(blk + "ffn_up.weight", dim, config.ffn_dim));
+    PARETO_TRY(l.ffn_down, b.matrix(blk + "ffn_down.weight", config.ffn_dim, dim));
+  }
+  return w;
+}
+
+}  // namespace pareto::model::detail

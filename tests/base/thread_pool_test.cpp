@@ -1,0 +1,74 @@
+#include "base/thread_pool.h"
+
+#include <atomic>
+#include <numeric>
+#include <set>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace pareto {
+namespace {
+
+// Every index in [0, n) is visited exactly once, for sizes below, at and above the thread count.
+TEST(ThreadPool, CoversEachIndexExactlyOnce) {
+  for (int threads : {1, 2, 3, 7}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.size(), threads);
+    for (size_t n : {size_t{0}, size_t{1}, size_t{2}, size_t{5}, size_t{7}, size_t{100}}) {
+      std::vector<std::atomic<int>> visits(n);
+      pool.parallel_for(n, [&](size_t begin, size_t end, int thread) {
+        EXPECT_LT(begin, end);
+        EXPECT_GE(thread, 0);
+        EXPECT_LT(thread, threads);
+        for (size_t i = begin; i < end; ++i) visits[i].fetch_add(1);
+      });
+      for (size_t i = 0; i < n; ++i) EXPECT_EQ(visits[i].load(), 1) << "n=" << n << " i=" << i;
+    }
+  }
+}
+
+TEST(ThreadPool, ChunksAreContiguousAndDistinctPerThread) {
+  ThreadPool pool(4);
+  std::vector<std::pair<size_t, size_t>> ranges(4, {0, 0});
+  std::vector<int> calls(4, 0);
+  pool.parallel_for(10, [&](size_t begin, size_t end, int thread) {
+    ranges[static_cast<size_t>(thread)] = {begin, end};
+    ++calls[static_cast<size_t>(thread)];
+  });
+  size_t covered = 0;
+  for (int t = 0; t < 4; ++t) {
+    EXPECT_EQ(calls[static_cast<size_t>(t)], 1);
+    covered += ranges[static_cast<size_t>(t)].second - ranges[static_cast<size_t>(t)].first;
+  }
+  EXPECT_EQ(covered, 10u);
+}
+
+TEST(ThreadPool, ManyConsecutiveJobsSumCorrectly) {
+  ThreadPool pool(3);
+  for (int round = 0; round < 200; ++round) {
+    const size_t n = static_cast<size_t>(round % 17 + 1);
+    std::vector<long> partial(3, 0);
+    pool.parallel_for(n, [&](size_t begin, size_t end, int thread) {
+      for (size_t i = begin; i < end; ++i)
+        partial[static_cast<size_t>(thread)] += static_cast<long>(i);
+    });
+    const long total = std::accumulate(partial.begin(), partial.end(), 0L);
+    ASSERT_EQ(total, static_cast<long>(n * (n - 1) / 2)) << "round " << round;
+  }
+}
+
+TEST(ThreadPool, NonPositiveSizeMeansOneThread) {
+  ThreadPool pool(0);
+  EXPECT_EQ(pool.size(), 1);
+  int calls = 0;
+  pool.parallel_for(5, [&](size_t begin, size_t end, int) {
+    EXPECT_EQ(begin, 0u);
+    EXPECT_EQ(end, 5u);
+    ++calls;
+  });
+  EXPECT_EQ(calls, 1);
+}
+
+}  // namespace
+}  // namespace pareto

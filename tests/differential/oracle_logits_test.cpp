@@ -1,0 +1,189 @@
+// THE ACCEPTANCE TEST: llama.cpp's reference outputs (shared/oracle/*.llamacpp.json) reproduced.
+// For every case: feed prompt_tokens, greedy-decode as many tokens as the oracle did, and require
+// identical tokens and every listed top-8 logit within 1e-3 (F32 models) or 2e-2 (Q8_0, Q4_0).
+// The llama2.c checkpoints of the same models must give the same greedy tokens.
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "formats/model_file.h"
+#include "model/model.h"
+#include "test_util.h"
+
+namespace pareto {
+namespace {
+
+struct OracleCase {
+  std::vector<int32_t> prompt_tokens;
+  std::vector<int32_t> greedy_tokens;
+  // top_logits[i]: (token, logit) pairs before greedy_tokens[i] was chosen.
+  std::vector<std::vector<std::pair<int32_t, float>>> top_logits;
+};
+
+std::vector<OracleCase> load_oracle(const std::string& name) {
+  const std::string path = test::shared_path("oracle/" + name + ".llamacpp.json");
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << path;
+  const nlohmann::json doc = nlohmann::json::parse(in);
+  std::vector<OracleCase> cases;
+  for (const auto& c : doc) {
+    OracleCase oc;
+    oc.prompt_tokens = c.at("prompt_tokens").get<std::vector<int32_t>>();
+    oc.greedy_tokens = c.at("greedy_tokens").get<std::vector<int32_t>>();
+    for (const auto& position : c.at("top_logits")) {
+      std::vector<std::pair<int32_t, float>> top;
+      for (const auto& pair : position)
+        top.emplace_back(pair.at(0).get<int32_t>(), pair.at(1).get<float>());
+      oc.top_logits.push_back(std::move(top));
+    }
+    cases.push_back(std::move(oc));
+  }
+  return cases;
+}
+
+std::unique_ptr<model::Model> load_model(Result<formats::ModelFile> file) {
+  EXPECT_TRUE(file.has_value()) << file.error().message;
+  if (!file) return nullptr;
+  auto m = model::Model::load(std::make_shared<const formats::ModelFile>(std::move(*file)));
+  EXPECT_TRUE(m.has_value()) << m.error().message;
+  return m ? std::move(*m) : nullptr;
+}
+
+int32_t argmax(const std::vector<float>& v) {
+  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+struct CaseResult {
+  bool tokens_match = true;
+  int logits_checked = 0;
+  int logits_off = 0;
+  double max_logit_error = 0;
+  std::vector<int32_t> generated;
+};
+
+// Prompt, then greedy decoding one token at a time for as many steps as the oracle took.
+CaseResult run_case(const model::Model& m, const OracleCase& oc, ThreadPool& pool, double tol,
+                    bool check_logits) {
+  CaseResult r;
+  const int steps = static_cast<int>(oc.greedy_tokens.size());
+  kv::KvCache cache = m.make_cache(static_cast<int>(oc.prompt_tokens.size()) + steps);
+  std::vector<float> logits;
+  auto st = m.forward(oc.prompt_tokens, cache, logits, pool);
+  EXPECT_TRUE(st.has_value()) << st.error().message;
+  if (!st) return {false, 0, 0, 0, {}};
+  for (int i = 0; i < steps; ++i) {
+    if (check_logits && i < static_cast<int>(oc.top_logits.size())) {
+      for (const auto& [token, expected] : oc.top_logits[static_cast<size_t>(i)]) {
+        const double err = std::fabs(logits[static_cast<size_t>(token)] - expected);
+        r.max_logit_error = std::max(r.max_logit_error, err);
+        ++r.logits_checked;
+        if (err > tol) ++r.logits_off;
+      }
+    }
+    const int32_t next = argmax(logits);
+    r.generated.push_back(next);
+    if (next != oc.greedy_tokens[static_cast<size_t>(i)]) r.tokens_match = false;
+    if (i + 1 == steps) break;
+    // Continue with the oracle's token so one divergence does not hide later comparisons.
+    const int32_t feed = oc.greedy_tokens[static_cast<size_t>(i)];
+    st = m.forward(std::span<const int32_t>(&feed, 1), cache, logits, pool);
+    EXPECT_TRUE(st.has_value()) << st.error().message;
+    if (!st) return {false, 0, 0, 0, {}};
+  }
+  return r;
+}
+
+struct ModelCase {
+  std::string oracle;  // oracle/<name>.llamacpp.json
+  std::string gguf;    // models/...
+  double tol;
+};
+
+class OracleLogits : public ::testing::TestWithParam<ModelCase> {};
+
+TEST_P(OracleLogits, GreedyTokensAndTopLogitsMatchLlamaCpp) {
+  const ModelCase mc = GetParam();
+  const auto cases = load_oracle(mc.oracle);
+  ASSERT_FALSE(cases.empty());
+  auto m = load_model(formats::read_gguf(test::shared_path(mc.gguf)));
+  ASSERT_NE(m, nullptr);
+  ThreadPool pool(2);
+  int passed = 0;
+  double worst = 0;
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const CaseResult r = run_case(*m, cases[c], pool, mc.tol, true);
+    EXPECT_TRUE(r.tokens_match) << mc.oracle << " case " << c << ": greedy tokens differ";
+    EXPECT_EQ(r.logits_off, 0) << mc.oracle << " case " << c << ": " << r.logits_off << " of "
+                               << r.logits_checked << " logits off by more than " << mc.tol
+                               << " (max error " << r.max_logit_error << ")";
+    EXPECT_GT(r.logits_checked, 0);
+    worst = std::max(worst, r.max_logit_error);
+    if (r.tokens_match && r.logits_off == 0 && r.logits_checked > 0) ++passed;
+  }
+  std::cout << "[oracle] " << mc.oracle << ": " << passed << "/" << cases.size()
+            << " cases passed, max |logit error| " << worst << " (tolerance " << mc.tol << ")\n";
+  EXPECT_EQ(passed, static_cast<int>(cases.size()));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Models, OracleLogits,
+    ::testing::Values(
+        ModelCase{"stories260K", "models/stories260K/stories260K.gguf", 1e-3},
+        ModelCase{"stories260K-Q8_0", "models/stories260K/stories260K-Q8_0.gguf", 2e-2},
+        ModelCase{"stories260K-Q4_0", "models/stories260K/stories260K-Q4_0.gguf", 2e-2},
+        ModelCase{"pycode1m", "models/pycode/pycode1m.gguf", 1e-3},
+        ModelCase{"pycode7m", "models/pycode/pycode7m.gguf", 1e-3}),
+    [](const ::testing::TestParamInfo<ModelCase>& param_info) {
+      std::string name = param_info.param.oracle;
+      std::replace(name.begin(), name.end(), '-', '_');
+      return name;
+    });
+
+struct Llama2cCase {
+  std::string oracle;
+  std::string checkpoint;
+  std::string tokenizer;
+};
+
+class Llama2cOracle : public ::testing::TestWithParam<Llama2cCase> {};
+
+// The llama2.c checkpoint is the same model as the F32 GGUF: same greedy tokens on every case.
+TEST_P(Llama2cOracle, CheckpointGivesTheGgufGreedyTokens) {
+  const Llama2cCase lc = GetParam();
+  const auto cases = load_oracle(lc.oracle);
+  ASSERT_FALSE(cases.empty());
+  auto m = load_model(
+      formats::read_llama2c(test::shared_path(lc.checkpoint), test::shared_path(lc.tokenizer)));
+  ASSERT_NE(m, nullptr);
+  ThreadPool pool(2);
+  int passed = 0;
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const CaseResult r = run_case(*m, cases[c], pool, 0, false);
+    EXPECT_TRUE(r.tokens_match) << lc.checkpoint << " case " << c << ": greedy tokens differ";
+    if (r.tokens_match) ++passed;
+  }
+  std::cout << "[oracle] " << lc.checkpoint << ": " << passed << "/" << cases.size()
+            << " cases with the same greedy tokens\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(Checkpoints, Llama2cOracle,
+                         ::testing::Values(Llama2cCase{"stories260K",
+                                                       "models/stories260K/stories260K.bin",
+                                                       "models/stories260K/tok512.bin"},
+                                           Llama2cCase{"pycode1m", "models/pycode/pycode1m.bin",
+                                                       "models/pycode/pycode4k.tok.bin"},
+                                           Llama2cCase{"pycode7m", "models/pycode/pycode7m.bin",
+                                                       "models/pycode/pycode4k.tok.bin"}),
+                         [](const ::testing::TestParamInfo<Llama2cCase>& param_info) {
+                           return param_info.param.oracle;
+                         });
+
+}  // namespace
+}  // namespace pareto

@@ -1,0 +1,154 @@
+// matmul and get_rows for every weight type and kernel path against a double-precision reference
+// that applies the same activation rounding llama.cpp applies (Q8_0 blocks, F16, BF16).
+#include "kernels/matmul.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "base/half.h"
+#include "kernels/quant.h"
+
+namespace pareto::kernels {
+namespace {
+
+std::vector<float> random_values(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// The activation row as the dot product sees it, in double.
+std::vector<double> rounded_activations(TensorType weight_type, const float* x, int64_t n) {
+  std::vector<double> out(static_cast<size_t>(n));
+  const TensorType at = activation_type(weight_type);
+  std::vector<float> tmp(static_cast<size_t>(n));
+  if (at == TensorType::F32) {
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i];
+    return out;
+  }
+  std::vector<uint8_t> bytes(static_cast<size_t>(row_bytes(at, n)));
+  if (at == TensorType::Q8_0) {
+    quantize_activations_q8_0(x, reinterpret_cast<BlockQ8_0*>(bytes.data()), n);
+  } else {
+    quantize_row(at, x, bytes.data(), n);
+  }
+  dequantize_row(at, bytes.data(), tmp.data(), n);
+  for (int64_t i = 0; i < n; ++i) out[i] = tmp[i];
+  return out;
+}
+
+struct Case {
+  TensorType type;
+  int64_t rows;
+  int64_t cols;
+};
+
+class MatmulTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(MatmulTest, MatchesDoubleReferenceOnEveryPath) {
+  const Case c = GetParam();
+  const auto w_f32 = random_values(c.rows * c.cols, 10);
+  std::vector<uint8_t> w_bytes(static_cast<size_t>(row_bytes(c.type, c.cols) * c.rows));
+  const int64_t rb = row_bytes(c.type, c.cols);
+  for (int64_t r = 0; r < c.rows; ++r) {
+    quantize_row(c.type, w_f32.data() + r * c.cols, w_bytes.data() + r * rb, c.cols);
+  }
+  const WeightView w{c.type, w_bytes.data(), c.rows, c.cols};
+  std::vector<float> w_deq(static_cast<size_t>(c.rows * c.cols));
+  for (int64_t r = 0; r < c.rows; ++r) {
+    dequantize_row(c.type, w.row(r), w_deq.data() + r * c.cols, c.cols);
+  }
+
+  for (int64_t n_tokens : {int64_t{1}, int64_t{5}}) {
+    const auto x = random_values(n_tokens * c.cols, 20 + static_cast<uint32_t>(n_tokens));
+    std::vector<double> expected(static_cast<size_t>(n_tokens * c.rows));
+    std::vector<double> bound(expected.size());
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const auto xr = rounded_activations(c.type, x.data() + t * c.cols, c.cols);
+      for (int64_t r = 0; r < c.rows; ++r) {
+        double sum = 0, sum_abs = 0;
+        for (int64_t k = 0; k < c.cols; ++k) {
+          sum += w_deq[r * c.cols + k] * xr[k];
+          sum_abs += std::fabs(w_deq[r * c.cols + k] * xr[k]);
+        }
+        expected[t * c.rows + r] = sum;
+        // f32 accumulation of `cols` terms: at most ~cols * eps relative to the sum of |terms|.
+        bound[t * c.rows + r] = 2.0 * static_cast<double>(c.cols) * 6e-8 * sum_abs + 1e-30;
+      }
+    }
+    for (KernelPath path : {KernelPath::kScalar, KernelPath::kPortable}) {
+      for (int threads : {1, 3}) {
+        ThreadPool pool(threads);
+        std::vector<float> y(expected.size(), std::nanf(""));
+        matmul(w, x.data(), n_tokens, y.data(), pool, path);
+        for (size_t i = 0; i < y.size(); ++i) {
+          ASSERT_NEAR(y[i], expected[i], bound[i])
+              << type_name(c.type) << " " << kernel_path_name(path) << " threads=" << threads
+              << " n_tokens=" << n_tokens << " index " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST_P(MatmulTest, GetRowsEqualsDequantizedRows) {
+  const Case c = GetParam();
+  const auto w_f32 = random_values(c.rows * c.cols, 11);
+  const int64_t rb = row_bytes(c.type, c.cols);
+  std::vector<uint8_t> w_bytes(static_cast<size_t>(rb * c.rows));
+  for (int64_t r = 0; r < c.rows; ++r) {
+    quantize_row(c.type, w_f32.data() + r * c.cols, w_bytes.data() + r * rb, c.cols);
+  }
+  const WeightView w{c.type, w_bytes.data(), c.rows, c.cols};
+  const auto some = static_cast<int32_t>(std::min<int64_t>(3, c.rows - 1));
+  const std::vector<int32_t> ids{some, 0, static_cast<int32_t>(c.rows - 1), some};
+  std::vector<float> got(ids.size() * static_cast<size_t>(c.cols));
+  get_rows(w, ids, got.data());
+  std::vector<float> row(static_cast<size_t>(c.cols));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    dequantize_row(c.type, w.row(ids[i]), row.data(), c.cols);
+    for (int64_t k = 0; k < c.cols; ++k) ASSERT_EQ(got[i * c.cols + k], row[k]);
+    // And the dequantized row is close to the original values.
+    for (int64_t k = 0; k < c.cols; ++k) {
+      ASSERT_NEAR(row[k], w_f32[ids[i] * c.cols + k], 0.6) << type_name(c.type);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllTypes, MatmulTest,
+    ::testing::Values(Case{TensorType::F32, 37, 45}, Case{TensorType::F16, 37, 45},
+                      Case{TensorType::BF16, 37, 45}, Case{TensorType::F32, 3, 7},
+                      Case{TensorType::Q8_0, 37, 96}, Case{TensorType::Q4_0, 37, 96},
+                      Case{TensorType::Q8_0, 19, 32}, Case{TensorType::Q4_0, 53, 160}),
+    [](const ::testing::TestParamInfo<Case>& param_info) {
+      return std::string(type_name(param_info.param.type)) + "_" +
+             std::to_string(param_info.param.rows) + "x" + std::to_string(param_info.param.cols);
+    });
+
+TEST(Matmul, ActivationTypesFollowLlamaCpp) {
+  EXPECT_EQ(activation_type(TensorType::F32), TensorType::F32);
+  EXPECT_EQ(activation_type(TensorType::F16), TensorType::F16);
+  EXPECT_EQ(activation_type(TensorType::BF16), TensorType::BF16);
+  EXPECT_EQ(activation_type(TensorType::Q8_0), TensorType::Q8_0);
+  EXPECT_EQ(activation_type(TensorType::Q4_0), TensorType::Q8_0);
+}
+
+TEST(Matmul, ScalarPathSelectedByOptionOrEnvironment) {
+  EXPECT_EQ(select_kernel_path(true), KernelPath::kScalar);
+  ::setenv("PARETO_SCALAR_KERNELS", "1", 1);
+  EXPECT_EQ(select_kernel_path(false), KernelPath::kScalar);
+  ::setenv("PARETO_SCALAR_KERNELS", "0", 1);
+  EXPECT_EQ(select_kernel_path(false), KernelPath::kPortable);
+  ::unsetenv("PARETO_SCALAR_KERNELS");
+  EXPECT_EQ(select_kernel_path(false), KernelPath::kPortable);
+}
+
+}  // namespace
+}  // namespace pareto::kernels

@@ -1,0 +1,228 @@
+// RMSNorm, RoPE, SiLU gating, softmax and attention against double-precision references.
+#include "kernels/ops.h"
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kernels/attention.h"
+
+namespace pareto::kernels {
+namespace {
+
+std::vector<float> random_values(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+TEST(Ops, RmsNormMatchesDouble) {
+  const int64_t rows = 3, n = 67;
+  const auto x = random_values(rows * n, 1, 2.0f);
+  const auto w = random_values(n, 2);
+  std::vector<float> y(x.size());
+  rms_norm(x.data(), w.data(), rows, n, 1e-5f, y.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; ++i) ss += double{x[r * n + i]} * x[r * n + i];
+    const double scale = 1.0 / std::sqrt(ss / n + 1e-5);
+    for (int64_t i = 0; i < n; ++i) {
+      const double e = x[r * n + i] * scale * w[i];
+      ASSERT_NEAR(y[r * n + i], e, 1e-6 * (1 + std::fabs(e))) << r << "," << i;
+    }
+  }
+  // In place gives the same result.
+  std::vector<float> z = x;
+  rms_norm(z.data(), w.data(), rows, n, 1e-5f, z.data());
+  EXPECT_EQ(z, y);
+}
+
+TEST(Ops, SiluMulAndAddMatchDouble) {
+  const int64_t n = 41;
+  const auto g = random_values(n, 3, 4.0f);
+  const auto u = random_values(n, 4);
+  std::vector<float> y = g;
+  silu_mul_inplace(y.data(), u.data(), 1, n);
+  for (int64_t i = 0; i < n; ++i) {
+    const double e = g[i] / (1.0 + std::exp(-double{g[i]})) * u[i];
+    ASSERT_NEAR(y[i], e, 1e-6 * (1 + std::fabs(e)));
+  }
+  std::vector<float> s = g;
+  add_inplace(s.data(), u.data(), n);
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(s[i], g[i] + u[i]);
+  std::vector<float> b = random_values(2 * n, 5);
+  const std::vector<float> b0 = b;
+  add_bias(b.data(), u.data(), 2, n);
+  for (int64_t i = 0; i < 2 * n; ++i) ASSERT_EQ(b[i], b0[i] + u[i % n]);
+}
+
+TEST(Ops, SoftmaxMatchesDouble) {
+  auto x = random_values(37, 6, 5.0f);
+  const auto x0 = x;
+  softmax_inplace(x.data(), 37);
+  double mx = -1e300, sum = 0;
+  for (float v : x0) mx = std::max(mx, double{v});
+  for (float v : x0) sum += std::exp(v - mx);
+  for (int i = 0; i < 37; ++i) ASSERT_NEAR(x[i], std::exp(x0[i] - mx) / sum, 1e-7);
+}
+
+// Reference rotation in double: pair i turns by pos * base^(-2i/rope_dim).
+std::vector<double> rope_reference(const std::vector<float>& x, const std::vector<int32_t>& pos,
+                                   int n_heads, int head_dim, int rope_dim, double base,
+                                   RopeMode mode) {
+  std::vector<double> y(x.begin(), x.end());
+  const int half = rope_dim / 2;
+  for (size_t t = 0; t < pos.size(); ++t) {
+    for (int h = 0; h < n_heads; ++h) {
+      double* v = y.data() + (t * n_heads + h) * head_dim;
+      for (int i = 0; i < half; ++i) {
+        const double theta = pos[t] * std::pow(base, -2.0 * i / rope_dim);
+        const int i0 = mode == RopeMode::kNorm ? 2 * i : i;
+        const int i1 = mode == RopeMode::kNorm ? 2 * i + 1 : i + half;
+        const double a = v[i0], b = v[i1];
+        v[i0] = a * std::cos(theta) - b * std::sin(theta);
+        v[i1] = a * std::sin(theta) + b * std::cos(theta);
+      }
+    }
+  }
+  return y;
+}
+
+TEST(Ops, RopeBothModesMatchDoubleAndLeaveTailDims) {
+  const int n_heads = 3, head_dim = 10;
+  const std::vector<int32_t> pos{0, 1, 7, 250, 1000};
+  for (int rope_dim : {10, 6}) {
+    for (RopeMode mode : {RopeMode::kNorm, RopeMode::kNeox}) {
+      auto x = random_values(static_cast<int64_t>(pos.size()) * n_heads * head_dim, 7);
+      const auto expected = rope_reference(x, pos, n_heads, head_dim, rope_dim, 10000.0, mode);
+      const auto x0 = x;
+      rope_inplace(x.data(), pos.data(), static_cast<int64_t>(pos.size()), n_heads, head_dim,
+                   rope_dim, 10000.0f, mode);
+      for (size_t i = 0; i < x.size(); ++i) {
+        const size_t t = i / (n_heads * head_dim);
+        // Angles are built in float by repeated multiplication: error grows with the position.
+        const double tol = 1e-6 + 1.6e-6 * pos[t];
+        ASSERT_NEAR(x[i], expected[i], tol) << "rope_dim " << rope_dim << " i " << i;
+        if (static_cast<int>(i % head_dim) >= rope_dim) {
+          ASSERT_EQ(x[i], x0[i]);
+        }
+      }
+    }
+  }
+}
+
+TEST(Ops, RopePairsAdjacentOrHalves) {
+  // One head of 4 dims at position 1 with base 1: every pair turns by exactly 1 radian.
+  const int32_t pos = 1;
+  std::vector<float> norm{1, 0, 0, 0};
+  rope_inplace(norm.data(), &pos, 1, 1, 4, 4, 1.0f, RopeMode::kNorm);
+  EXPECT_FLOAT_EQ(norm[0], std::cos(1.0f));
+  EXPECT_FLOAT_EQ(norm[1], std::sin(1.0f));  // partner of dim 0 is dim 1
+  EXPECT_EQ(norm[2], 0.0f);
+  std::vector<float> neox{1, 0, 0, 0};
+  rope_inplace(neox.data(), &pos, 1, 1, 4, 4, 1.0f, RopeMode::kNeox);
+  EXPECT_FLOAT_EQ(neox[0], std::cos(1.0f));
+  EXPECT_EQ(neox[1], 0.0f);
+  EXPECT_FLOAT_EQ(neox[2], std::sin(1.0f));  // partner of dim 0 is dim 2
+}
+
+TEST(Attention, GqaCausalMatchesDoubleOnBothPaths) {
+  const int n_heads = 6, n_kv_heads = 2, head_dim = 12, n_kv = 9;
+  // Entries at positions 0..8, but stored out of order for head 1 to check masking uses positions.
+  std::vector<std::vector<float>> keys, values;
+  std::vector<std::vector<int32_t>> positions;
+  for (int h = 0; h < n_kv_heads; ++h) {
+    keys.push_back(random_values(n_kv * head_dim, 30 + h, 2.0f));
+    values.push_back(random_values(n_kv * head_dim, 40 + h));
+    std::vector<int32_t> p(n_kv);
+    for (int j = 0; j < n_kv; ++j) p[j] = h == 0 ? j : (j * 5) % n_kv;
+    positions.push_back(p);
+  }
+  std::vector<KvHeadView> kv;
+  for (int h = 0; h < n_kv_heads; ++h) {
+    kv.push_back({keys[h].data(), values[h].data(), positions[h].data(), n_kv});
+  }
+  const std::vector<int32_t> q_pos{0, 4, 8};
+  const int n_tokens = 3;
+  const auto q = random_values(n_tokens * n_heads * head_dim, 50, 2.0f);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+
+  std::vector<double> expected(q.size());
+  for (int t = 0; t < n_tokens; ++t) {
+    for (int h = 0; h < n_heads; ++h) {
+      const int g = h / (n_heads / n_kv_heads);
+      std::vector<double> s(n_kv, -INFINITY);
+      double mx = -INFINITY;
+      for (int j = 0; j < n_kv; ++j) {
+        if (positions[g][j] > q_pos[t]) continue;
+        double d = 0;
+        for (int k = 0; k < head_dim; ++k) {
+          d += double{q[(t * n_heads + h) * head_dim + k]} * keys[g][j * head_dim + k];
+        }
+        s[j] = d * scale;
+        mx = std::max(mx, s[j]);
+      }
+      double sum = 0;
+      for (int j = 0; j < n_kv; ++j) sum += std::exp(s[j] - mx);
+      for (int k = 0; k < head_dim; ++k) {
+        double o = 0;
+        for (int j = 0; j < n_kv; ++j) o += std::exp(s[j] - mx) / sum * values[g][j * head_dim + k];
+        expected[(t * n_heads + h) * head_dim + k] = o;
+      }
+    }
+  }
+  for (KernelPath path : {KernelPath::kScalar, KernelPath::kPortable}) {
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      std::vector<float> out(q.size(), NAN);
+      AttentionArgs args;
+      args.q = q.data();
+      args.q_positions = q_pos.data();
+      args.n_tokens = n_tokens;
+      args.n_heads = n_heads;
+      args.n_kv_heads = n_kv_heads;
+      args.head_dim = head_dim;
+      args.scale = scale;
+      args.kv = kv;
+      args.out = out.data();
+      attention(args, pool, path);
+      for (size_t i = 0; i < out.size(); ++i) {
+        ASSERT_NEAR(out[i], expected[i], 2e-6) << kernel_path_name(path) << " " << i;
+      }
+    }
+  }
+}
+
+// The query at position 0 sees only the entry at position 0: its output is that value row.
+TEST(Attention, FirstPositionCopiesItsValue) {
+  const int head_dim = 4;
+  const std::vector<float> keys{1, 2, 3, 4, 5, 6, 7, 8};
+  const std::vector<float> values{0.5f, -1, 2, 3, 9, 9, 9, 9};
+  const std::vector<int32_t> positions{0, 1};
+  const KvHeadView kv{keys.data(), values.data(), positions.data(), 2};
+  const std::vector<float> q{1, 1, 1, 1};
+  const int32_t q_pos = 0;
+  for (KernelPath path : {KernelPath::kScalar, KernelPath::kPortable}) {
+    ThreadPool pool(1);
+    std::vector<float> out(4);
+    AttentionArgs args;
+    args.q = q.data();
+    args.q_positions = &q_pos;
+    args.n_tokens = 1;
+    args.n_heads = 1;
+    args.n_kv_heads = 1;
+    args.head_dim = head_dim;
+    args.scale = 0.5f;
+    args.kv = std::span<const KvHeadView>(&kv, 1);
+    args.out = out.data();
+    attention(args, pool, path);
+    for (int k = 0; k < head_dim; ++k) EXPECT_EQ(out[k], values[k]);
+  }
+}
+
+}  // namespace
+}  // namespace pareto::kernels

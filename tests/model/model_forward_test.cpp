@@ -1,0 +1,188 @@
+// Forward pass of random-weight tiny llama and qwen2 models against a float64 reference, batch vs
+// one-token-at-a-time, and truncate + recompute.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tiny_model.h"
+
+namespace pareto::model::test {
+namespace {
+
+struct Case {
+  std::string arch;
+  TensorType type;
+  bool tied;
+  double tol;        // absolute, on logits of magnitude ~1-10
+  double loose_tol;  // after an ambiguous activation rounding: a few quantization steps
+};
+
+std::string case_name(const ::testing::TestParamInfo<Case>& param_info) {
+  return param_info.param.arch + "_" + std::string(type_name(param_info.param.type)) +
+         (param_info.param.tied ? "_tied" : "");
+}
+
+TinySpec spec_for(const Case& c) {
+  TinySpec s;
+  s.arch = c.arch;
+  s.weight_type = c.type;
+  s.tied_output = c.tied;
+  // Row lengths must be multiples of 32 for the blocked types; plain types get odd ones.
+  const bool blocked = c.type == TensorType::Q8_0 || c.type == TensorType::Q4_0;
+  s.ffn_dim = blocked ? 96 : 84;
+  s.n_vocab = 37;
+  s.seed = static_cast<uint32_t>(c.type) * 7 + (c.arch == "qwen2" ? 100 : 0);
+  return s;
+}
+
+class TinyModelTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(TinyModelTest, MatchesFloat64ReferenceOnBothKernelPaths) {
+  const Case c = GetParam();
+  const TinySpec s = spec_for(c);
+  const TinyWeights w = make_weights(s);
+  const auto path = (pareto::test::temp_dir("model_ref_" + case_name({c, 0})) / "m.gguf").string();
+  write_model(path, s, w);
+  auto m = load_model(path);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->config().arch, c.arch);
+  EXPECT_EQ(m->config().tied_output, c.tied);
+  EXPECT_EQ(m->config().n_vocab, s.n_vocab);
+  EXPECT_EQ(m->config().rope_style,
+            c.arch == "qwen2" ? RopeStyle::kHalves : RopeStyle::kAdjacentPairs);
+
+  // Positions after an ambiguous activation rounding (see ReferenceModel::ambiguous_from) may
+  // legitimately differ by a quantization step; the others must agree to f32 accuracy. Of a fixed
+  // list of prompts, use the first whose first 3 positions are unambiguous.
+  ReferenceModel reference(s, w);
+  std::vector<int32_t> tokens;
+  std::vector<std::vector<double>> expected;
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int32_t> pick(0, s.n_vocab - 1);
+  for (int attempt = 0; attempt < 32 && tokens.empty(); ++attempt) {
+    std::vector<int32_t> candidate(6);
+    for (auto& t : candidate) t = pick(rng);
+    expected = reference.forward(candidate);
+    if (reference.ambiguous_from() >= 3) tokens = candidate;
+  }
+  ASSERT_FALSE(tokens.empty()) << "no prompt without ambiguous roundings in its first 3 positions";
+  const size_t exact_until = static_cast<size_t>(reference.ambiguous_from());
+  for (bool scalar : {false, true}) {
+    ThreadPool pool(2);
+    kv::KvCache cache = m->make_cache(16);
+    std::vector<float> logits;
+    ForwardOptions opt;
+    opt.all_logits = true;
+    opt.scalar_kernels = scalar;
+    auto st = m->forward(tokens, cache, logits, pool, opt);
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+    ASSERT_EQ(logits.size(), tokens.size() * static_cast<size_t>(s.n_vocab));
+    EXPECT_EQ(cache.n_tokens(), static_cast<int>(tokens.size()));
+    double worst = 0, worst_ambiguous = 0, scale = 0;
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      for (int v = 0; v < s.n_vocab; ++v) {
+        const double e = expected[t][static_cast<size_t>(v)];
+        const double err = std::fabs(logits[t * s.n_vocab + v] - e);
+        (t < exact_until ? worst : worst_ambiguous) =
+            std::max(t < exact_until ? worst : worst_ambiguous, err);
+        scale = std::max(scale, std::fabs(e));
+      }
+    }
+    EXPECT_LE(worst, c.tol) << (scalar ? "scalar" : "default") << " kernels";
+    EXPECT_LE(worst_ambiguous, c.loose_tol) << (scalar ? "scalar" : "default") << " kernels";
+    EXPECT_GT(scale, 0.5);  // the logits are not trivially small
+  }
+}
+
+// Tolerances: the reference applies the same activation rounding, so logits agree to f32 accuracy
+// (1e-4) until an activation lands so close to a rounding boundary that f32 and float64 may round
+// it differently; after that, up to a few quantization steps of the type. F16's steps are so fine
+// (2^-11) that such near-ties are common; it gets one bound of a few F16 steps for all positions.
+INSTANTIATE_TEST_SUITE_P(Types, TinyModelTest,
+                         ::testing::Values(Case{"llama", TensorType::F32, false, 1e-4, 1e-4},
+                                           Case{"llama", TensorType::F16, false, 5e-3, 5e-3},
+                                           Case{"llama", TensorType::BF16, false, 1e-4, 1e-1},
+                                           Case{"llama", TensorType::Q8_0, false, 1e-4, 3e-1},
+                                           Case{"llama", TensorType::Q4_0, true, 1e-4, 3e-1},
+                                           Case{"qwen2", TensorType::F32, true, 1e-4, 1e-4},
+                                           Case{"qwen2", TensorType::F16, false, 5e-3, 5e-3},
+                                           Case{"qwen2", TensorType::BF16, true, 1e-4, 1e-1},
+                                           Case{"qwen2", TensorType::Q8_0, true, 1e-4, 3e-1},
+                                           Case{"qwen2", TensorType::Q4_0, false, 1e-4, 3e-1}),
+                         case_name);
+
+class BatchTest : public ::testing::TestWithParam<Case> {};
+
+// n tokens at once give the logits of feeding them one at a time.
+TEST_P(BatchTest, BatchForwardEqualsOneTokenAtATime) {
+  const Case c = GetParam();
+  const TinySpec s = spec_for(c);
+  const auto path =
+      (pareto::test::temp_dir("model_batch_" + case_name({c, 0})) / "m.gguf").string();
+  write_model(path, s, make_weights(s));
+  auto m = load_model(path);
+  ASSERT_NE(m, nullptr);
+  ThreadPool pool(2);
+  const std::vector<int32_t> tokens{3, 1, 4, 1, 5, 9, 2};
+  kv::KvCache batch_cache = m->make_cache(8);
+  std::vector<float> batch_logits;
+  ForwardOptions all;
+  all.all_logits = true;
+  ASSERT_TRUE(m->forward(tokens, batch_cache, batch_logits, pool, all).has_value());
+  kv::KvCache seq_cache = m->make_cache(8);
+  std::vector<float> logits;
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    ASSERT_TRUE(
+        m->forward(std::span<const int32_t>(&tokens[t], 1), seq_cache, logits, pool).has_value());
+    ASSERT_EQ(logits.size(), static_cast<size_t>(s.n_vocab));
+    for (int v = 0; v < s.n_vocab; ++v) {
+      ASSERT_NEAR(logits[v], batch_logits[t * s.n_vocab + v], c.tol) << "token " << t;
+    }
+  }
+  // Last-token-only output is the last row of the all-logits output, exactly.
+  kv::KvCache last_cache = m->make_cache(8);
+  ASSERT_TRUE(m->forward(tokens, last_cache, logits, pool).has_value());
+  ASSERT_EQ(logits.size(), static_cast<size_t>(s.n_vocab));
+  for (int v = 0; v < s.n_vocab; ++v) {
+    EXPECT_EQ(logits[v], batch_logits[(tokens.size() - 1) * s.n_vocab + v]);
+  }
+}
+
+// Rolling the cache back and recomputing the dropped tokens reproduces the logits exactly.
+TEST_P(BatchTest, TruncateAndRecomputeGivesSameLogits) {
+  const Case c = GetParam();
+  const TinySpec s = spec_for(c);
+  const auto path =
+      (pareto::test::temp_dir("model_trunc_" + case_name({c, 0})) / "m.gguf").string();
+  write_model(path, s, make_weights(s));
+  auto m = load_model(path);
+  ASSERT_NE(m, nullptr);
+  ThreadPool pool(2);
+  const std::vector<int32_t> prefix{2, 7, 1, 8};
+  const std::vector<int32_t> tail{2, 8, 18};
+  kv::KvCache cache = m->make_cache(12);
+  std::vector<float> first, other, again;
+  ASSERT_TRUE(m->forward(prefix, cache, first, pool).has_value());
+  ASSERT_TRUE(m->forward(tail, cache, first, pool).has_value());
+  // A different continuation, then roll back to the prefix and redo the original tail.
+  cache.truncate(static_cast<int>(prefix.size()));
+  EXPECT_EQ(cache.n_tokens(), static_cast<int>(prefix.size()));
+  const std::vector<int32_t> wrong{30, 31};
+  ASSERT_TRUE(m->forward(wrong, cache, other, pool).has_value());
+  cache.truncate(static_cast<int>(prefix.size()));
+  ASSERT_TRUE(m->forward(tail, cache, again, pool).has_value());
+  EXPECT_EQ(first, again);
+  EXPECT_NE(first, other);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, BatchTest,
+                         ::testing::Values(Case{"llama", TensorType::F32, false, 1e-4, 0},
+                                           Case{"qwen2", TensorType::Q8_0, true, 2e-2, 0},
+                                           Case{"llama", TensorType::Q4_0, false, 2e-2, 0}),
+                         case_name);
+
+}  // namespace
+}  // namespace pareto::model::test
