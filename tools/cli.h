@@ -22,6 +22,8 @@ Command add_run_command(CLI::App& parent);
 Command add_tokenize_command(CLI::App& parent);
 Command add_info_command(CLI::App& parent);
 Command add_convert_command(CLI::App& parent);
+Command add_bench_command(CLI::App& parent);
+Command add_gen_model_command(CLI::App& parent);
 
 // Prints "pareto: error: MESSAGE" on stderr; returns kExitError.
 int fail(const std::string& message);

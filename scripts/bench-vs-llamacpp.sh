@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Pareto vs llama.cpp (node-llama-cpp's CPU build) on one GGUF file, A/B alternated in one session
+# so that both see the same machine state; prints each run's JSON and the Pareto/llama.cpp ratios.
+#
+# usage: scripts/bench-vs-llamacpp.sh MODEL THREADS
+# env:   PP (512), TG (128), REPS (5) per run, ROUNDS (2) A/B rounds,
+#        PARETO_BIN (build/tools/pareto), BANDWIDTH_MIB (1024; 0 skips the probe)
+# needs: `npm ci` (or `npm install`) once in bench/llamacpp.
+set -euo pipefail
+
+if [[ $# -ne 2 ]]; then
+  echo "usage: $0 MODEL THREADS" >&2
+  exit 2
+fi
+model=$1
+threads=$2
+root=$(cd "$(dirname "$0")/.." && pwd)
+pareto=${PARETO_BIN:-$root/build/tools/pareto}
+pp=${PP:-512}
+tg=${TG:-128}
+reps=${REPS:-5}
+rounds=${ROUNDS:-2}
+bandwidth_mib=${BANDWIDTH_MIB:-1024}
+driver=$root/bench/llamacpp/bench.mjs
+
+[[ -x $pareto ]] || { echo "error: $pareto not built (set PARETO_BIN)" >&2; exit 1; }
+[[ -d $root/bench/llamacpp/node_modules/node-llama-cpp ]] ||
+  { echo "error: run 'npm ci' in $root/bench/llamacpp first" >&2; exit 1; }
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+for ((round = 1; round <= rounds; round++)); do
+  # The bandwidth probe runs once, in the first round (it does not change between rounds).
+  bw=$bandwidth_mib
+  ((round > 1)) && bw=0
+  echo "== round $round/$rounds: pareto" >&2
+  "$pareto" bench -m "$model" -p "$pp" -n "$tg" -t "$threads" -r "$reps" --bandwidth-mib "$bw" \
+    --json | tee "$out/pareto-$round.json"
+  echo "== round $round/$rounds: llama.cpp" >&2
+  node "$driver" "$model" --threads "$threads" --pp "$pp" --tg "$tg" --reps "$reps" |
+    tee "$out/llamacpp-$round.json"
+done
+
+# Means over rounds of each test's mean, and the ratios.
+node --input-type=module - "$out" "$rounds" <<'JS'
+import {readFileSync} from "node:fs";
+const [dir, rounds] = process.argv.slice(2);
+const load = (name) => JSON.parse(readFileSync(`${dir}/${name}`, "utf8"));
+const means = {pareto: {}, llamacpp: {}};
+let bandwidth = null, limit = null, overhead = null;
+for (let r = 1; r <= Number(rounds); r++) {
+  for (const engine of ["pareto", "llamacpp"]) {
+    const j = load(`${engine}-${r}.json`);
+    for (const t of j.results) (means[engine][t.test] ??= []).push(t.tok_per_s_mean);
+    if (engine === "pareto" && j.bandwidth_gb_per_s) {
+      bandwidth = j.bandwidth_gb_per_s;
+      limit = j.tg_limit_tok_per_s;
+    }
+    if (engine === "llamacpp" && j.driver_overhead) overhead = j.driver_overhead.us_per_token;
+  }
+}
+const avg = (v) => v.reduce((a, b) => a + b, 0) / v.length;
+console.log("\n| test | Pareto t/s | llama.cpp t/s | Pareto / llama.cpp |");
+console.log("| ---: | ---------: | ------------: | -----------------: |");
+for (const test of Object.keys(means.pareto)) {
+  const p = avg(means.pareto[test]);
+  const l = means.llamacpp[test] ? avg(means.llamacpp[test]) : NaN;
+  console.log(`| ${test} | ${p.toFixed(2)} | ${l.toFixed(2)} | ${(p / l).toFixed(3)} |`);
+}
+if (bandwidth) {
+  console.log(`\nbandwidth ${bandwidth.toFixed(2)} GB/s; tg limit ${limit.toFixed(2)} tok/s`);
+  for (const test of Object.keys(means.pareto).filter((t) => t.startsWith("tg"))) {
+    const p = avg(means.pareto[test]);
+    const l = means.llamacpp[test] ? avg(means.llamacpp[test]) : NaN;
+    console.log(`${test}: Pareto ${(100 * p / limit).toFixed(1)}% of the limit, ` +
+                `llama.cpp ${(100 * l / limit).toFixed(1)}%`);
+  }
+}
+if (overhead !== null) console.log(`node driver per-token cost (stories260K, 1 thread): ${overhead.toFixed(1)} us`);
+JS

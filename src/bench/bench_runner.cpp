@@ -1,0 +1,263 @@
+#include "bench/bench_runner.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "bench/bandwidth.h"
+
+namespace pareto::bench {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Deterministic prompt tokens spread over the vocabulary, as llama-bench feeds random ones.
+std::vector<int32_t> prompt_tokens(int n, int n_vocab) {
+  std::vector<int32_t> tokens(static_cast<size_t>(n));
+  uint64_t x = 0x2545f4914f6cdd1dull;
+  for (int32_t& t : tokens) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    t = static_cast<int32_t>(x % static_cast<uint64_t>(n_vocab));
+  }
+  return tokens;
+}
+
+int32_t argmax(const std::vector<float>& logits) {
+  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+// Seconds for one forward of n prompt tokens into a fresh cache.
+Result<double> time_prompt(const model::Model& model, ThreadPool& pool, int n) {
+  kv::KvCache cache = model.make_cache(n);
+  const std::vector<int32_t> tokens = prompt_tokens(n, model.config().n_vocab);
+  std::vector<float> logits;
+  const auto start = std::chrono::steady_clock::now();
+  PARETO_RETURN_IF_ERROR(model.forward(tokens, cache, logits, pool));
+  return seconds_since(start);
+}
+
+// Seconds for n single-token forwards after a one-token prompt (not timed), feeding back argmax.
+Result<double> time_generation(const model::Model& model, ThreadPool& pool, int n) {
+  kv::KvCache cache = model.make_cache(n + 1);
+  std::vector<float> logits;
+  const int32_t first = std::min(1, model.config().n_vocab - 1);  // BOS in llama vocabularies
+  PARETO_RETURN_IF_ERROR(model.forward(std::span<const int32_t>(&first, 1), cache, logits, pool));
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) {
+    const int32_t next = argmax(logits);
+    PARETO_RETURN_IF_ERROR(model.forward(std::span<const int32_t>(&next, 1), cache, logits, pool));
+  }
+  return seconds_since(start);
+}
+
+// The type holding the most bytes among the file's matrices.
+std::string dominant_type(const formats::ModelFile& file) {
+  std::map<std::string, uint64_t> bytes;
+  for (const auto& t : file.tensors()) {
+    if (t.shape.size() >= 2) bytes[std::string(type_name(t.type))] += t.nbytes;
+  }
+  std::string best = "none";
+  uint64_t most = 0;
+  for (const auto& [name, n] : bytes) {
+    if (n > most) best = name, most = n;
+  }
+  return best;
+}
+
+std::string format_count(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+  return buf;
+}
+
+// "0.65 GiB" / "455.2 KiB": llama-bench style sizes that stay readable for tiny test models.
+std::string format_bytes(uint64_t n) {
+  const double v = static_cast<double>(n);
+  if (v >= 1024.0 * 1024.0 * 1024.0)
+    return format_count(v / (1024.0 * 1024.0 * 1024.0), 2) + " GiB";
+  if (v >= 1024.0 * 1024.0) return format_count(v / (1024.0 * 1024.0), 2) + " MiB";
+  return format_count(v / 1024.0, 2) + " KiB";
+}
+
+std::string format_params(int64_t n) {
+  const double v = static_cast<double>(n);
+  if (v >= 1e9) return format_count(v / 1e9, 2) + " B";
+  if (v >= 1e6) return format_count(v / 1e6, 2) + " M";
+  return format_count(v / 1e3, 2) + " K";
+}
+
+}  // namespace
+
+Summary summarize(std::span<const double> values) {
+  Summary s;
+  if (values.empty()) return s;
+  double sum = 0;
+  for (double v : values) sum += v;
+  s.mean = sum / static_cast<double>(values.size());
+  if (values.size() < 2) return s;
+  double sq = 0;
+  for (double v : values) sq += (v - s.mean) * (v - s.mean);
+  s.sd = std::sqrt(sq / static_cast<double>(values.size() - 1));
+  return s;
+}
+
+uint64_t weight_bytes_per_token(const formats::ModelFile& file) {
+  const bool tied = file.find_tensor("output.weight") == nullptr;
+  uint64_t total = 0;
+  for (const auto& t : file.tensors()) {
+    if (t.name == "token_embd.weight" && !tied) {
+      total += t.rows() > 0 ? t.nbytes / static_cast<uint64_t>(t.rows()) : 0;  // one row
+    } else {
+      total += t.nbytes;
+    }
+  }
+  return total;
+}
+
+uint64_t peak_rss_bytes() {
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  return static_cast<uint64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+Result<BenchReport> run_model_tests(const model::Model& model, ThreadPool& pool,
+                                    const BenchOptions& options) {
+  const formats::ModelFile& file = model.file();
+  if (options.n_prompt < 0 || options.n_gen < 0 || options.repetitions < 1) {
+    return make_error("bench: ", file.path(), ": expected -p >= 0, -n >= 0 and -r >= 1, found -p ",
+                      options.n_prompt, ", -n ", options.n_gen, ", -r ", options.repetitions);
+  }
+  const int context = model.config().context_length;
+  if (options.n_prompt > context || options.n_gen + 1 > context) {
+    return make_error("bench: ", file.path(), ": pp", options.n_prompt, " / tg", options.n_gen,
+                      " (+1 prompt token) do not fit the model's context of ", context, " tokens");
+  }
+  BenchReport report;
+  report.model_path = file.path();
+  report.model = file.metadata()
+                     .get_string("general.name")
+                     .value_or(std::filesystem::path(file.path()).filename().string());
+  report.type = dominant_type(file);
+  report.model_bytes = file.data_bytes();
+  for (const auto& t : file.tensors()) report.n_params += t.n_elements();
+  report.threads = pool.size();
+  report.repetitions = options.repetitions;
+
+  if (options.n_prompt > 0) {
+    PARETO_TRY(const double warm, time_prompt(model, pool, std::min(options.n_prompt, 16)));
+    (void)warm;
+    TestResult r{"pp" + std::to_string(options.n_prompt), {}, {}};
+    for (int rep = 0; rep < options.repetitions; ++rep) {
+      PARETO_TRY(const double s, time_prompt(model, pool, options.n_prompt));
+      r.samples.push_back(options.n_prompt / s);
+    }
+    r.tok_per_s = summarize(r.samples);
+    report.results.push_back(std::move(r));
+  }
+  if (options.n_gen > 0) {
+    PARETO_TRY(const double warm, time_generation(model, pool, std::min(options.n_gen, 4)));
+    (void)warm;
+    TestResult r{"tg" + std::to_string(options.n_gen), {}, {}};
+    for (int rep = 0; rep < options.repetitions; ++rep) {
+      PARETO_TRY(const double s, time_generation(model, pool, options.n_gen));
+      r.samples.push_back(options.n_gen / s);
+    }
+    r.tok_per_s = summarize(r.samples);
+    report.results.push_back(std::move(r));
+  }
+  report.peak_rss_bytes = peak_rss_bytes();
+  return report;
+}
+
+Result<BenchReport> run_bench(const std::string& model_path, const BenchOptions& options) {
+  PARETO_TRY(formats::ModelFile file, formats::open_model_file(model_path));
+  auto shared = std::make_shared<const formats::ModelFile>(std::move(file));
+  PARETO_TRY(std::unique_ptr<model::Model> model, model::Model::load(shared));
+  const int threads = options.threads > 0
+                          ? options.threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  ThreadPool pool(threads);
+  PARETO_TRY(BenchReport report, run_model_tests(*model, pool, options));
+  if (options.bandwidth_bytes > 0) {
+    const BandwidthResult bw =
+        measure_read_bandwidth(pool, BandwidthOptions{options.bandwidth_bytes, 5});
+    DecodeLimit limit;
+    limit.bandwidth_gb_per_s = bw.best_gb_per_s;
+    limit.bytes_per_token = weight_bytes_per_token(*shared);
+    limit.tok_per_s = limit.bytes_per_token > 0
+                          ? bw.best_gb_per_s * 1e9 / static_cast<double>(limit.bytes_per_token)
+                          : 0;
+    for (const TestResult& r : report.results) {
+      if (r.test.starts_with("tg") && limit.tok_per_s > 0) {
+        limit.fraction = r.tok_per_s.mean / limit.tok_per_s;
+      }
+    }
+    report.decode_limit = limit;
+  }
+  return report;
+}
+
+std::string format_markdown(const BenchReport& r) {
+  std::string out =
+      "| model | type | size | params | threads | test | t/s |\n"
+      "| ----- | ---- | ---: | -----: | ------: | ---: | --: |\n";
+  for (const TestResult& t : r.results) {
+    out +=
+        str_cat("| ", r.model, " | ", r.type, " | ", format_bytes(r.model_bytes), " | ",
+                format_params(r.n_params), " | ", r.threads, " | ", t.test, " | ",
+                format_count(t.tok_per_s.mean, 2), " ± ", format_count(t.tok_per_s.sd, 2), " |\n");
+  }
+  out += str_cat("\npeak RSS: ", format_bytes(r.peak_rss_bytes), "; repetitions: ", r.repetitions,
+                 "\n");
+  if (r.decode_limit) {
+    const DecodeLimit& d = *r.decode_limit;
+    out += str_cat("decode limit: ", format_count(d.bandwidth_gb_per_s, 2), " GB/s / ",
+                   format_count(static_cast<double>(d.bytes_per_token) / 1e6, 1),
+                   " MB per token = ", format_count(d.tok_per_s, 2), " tok/s; tg reached ",
+                   format_count(100.0 * d.fraction, 1), "%\n");
+  }
+  return out;
+}
+
+std::string format_json(const BenchReport& r) {
+  nlohmann::ordered_json j;
+  j["model"] = r.model;
+  j["type"] = r.type;
+  j["threads"] = r.threads;
+  j["peak_rss_bytes"] = r.peak_rss_bytes;
+  j["results"] = nlohmann::ordered_json::array();
+  for (const TestResult& t : r.results) {
+    nlohmann::ordered_json item;
+    item["test"] = t.test;
+    item["tok_per_s_mean"] = t.tok_per_s.mean;
+    item["tok_per_s_sd"] = t.tok_per_s.sd;
+    j["results"].push_back(std::move(item));
+  }
+  j["model_path"] = r.model_path;
+  j["model_bytes"] = r.model_bytes;
+  j["n_params"] = r.n_params;
+  j["repetitions"] = r.repetitions;
+  if (r.decode_limit) {
+    j["bandwidth_gb_per_s"] = r.decode_limit->bandwidth_gb_per_s;
+    j["weight_bytes_per_token"] = r.decode_limit->bytes_per_token;
+    j["tg_limit_tok_per_s"] = r.decode_limit->tok_per_s;
+    j["tg_fraction_of_limit"] = r.decode_limit->fraction;
+  }
+  // A model name read from a file may hold invalid UTF-8: replace it rather than throw.
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+}  // namespace pareto::bench

@@ -1,0 +1,85 @@
+// `pareto bench`: prompt processing (pp) and token generation (tg) throughput, like llama-bench.
+//   ppN: N prompt tokens in one forward into a fresh cache.
+//   tgN: after a one-token prompt, N tokens one forward each (greedy), timing only those N.
+// Each test runs once short as a warm-up, then `repetitions` times; figures are mean and sample
+// standard deviation of tokens per second over the repetitions. With a bandwidth probe the report
+// also gives the decode limit: bandwidth / weight bytes read per token, and the fraction of it tg
+// reached.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/thread_pool.h"
+#include "formats/model_file.h"
+#include "model/model.h"
+
+namespace pareto::bench {
+
+struct Summary {
+  double mean = 0;
+  double sd = 0;  // sample standard deviation (n - 1); 0 for fewer than two values
+};
+Summary summarize(std::span<const double> values);
+
+struct TestResult {
+  std::string test;             // "pp512", "tg128"
+  std::vector<double> samples;  // tokens per second, one per repetition
+  Summary tok_per_s;
+};
+
+struct DecodeLimit {
+  double bandwidth_gb_per_s = 0;  // measured read bandwidth, 1 GB = 1e9 bytes
+  uint64_t bytes_per_token = 0;   // weight bytes one generated token reads
+  double tok_per_s = 0;           // bandwidth / bytes_per_token
+  double fraction = 0;            // tg mean / tok_per_s (0 without a tg test)
+};
+
+struct BenchReport {
+  std::string model;  // general.name, else the file name
+  std::string model_path;
+  std::string type;  // the type holding most weight bytes: "Q4_0"
+  uint64_t model_bytes = 0;
+  int64_t n_params = 0;
+  int threads = 0;
+  int repetitions = 0;
+  uint64_t peak_rss_bytes = 0;  // after the model tests, before the bandwidth probe
+  std::vector<TestResult> results;
+  std::optional<DecodeLimit> decode_limit;
+};
+
+struct BenchOptions {
+  int n_prompt = 512;  // pp test size; 0 skips it
+  int n_gen = 128;     // tg test size; 0 skips it
+  int threads = 0;     // <= 0: hardware threads
+  int repetitions = 5;
+  size_t bandwidth_bytes = size_t{1} << 30;  // bandwidth probe buffer; 0 skips the probe
+};
+
+// Loads `model_path` (GGUF) and runs the tests. Errors: unreadable or unsupported model, option
+// out of range (negative sizes, repetitions < 1, pp or tg longer than the model's context).
+Result<BenchReport> run_bench(const std::string& model_path, const BenchOptions& options);
+
+// The tests on an already loaded model (pool.size() threads); no bandwidth probe.
+Result<BenchReport> run_model_tests(const model::Model& model, ThreadPool& pool,
+                                    const BenchOptions& options);
+
+// Weight bytes one generated token reads: every tensor but token_embd (one row of it is read),
+// plus token_embd again when it doubles as the output projection.
+uint64_t weight_bytes_per_token(const formats::ModelFile& file);
+// The process's peak resident set size (getrusage ru_maxrss).
+uint64_t peak_rss_bytes();
+
+// A llama-bench-style Markdown table, followed by the decode-limit line when measured.
+std::string format_markdown(const BenchReport& report);
+// {"model": ..., "type": ..., "threads": N, "peak_rss_bytes": N, "results": [{"test": "pp512",
+//  "tok_per_s_mean": x, "tok_per_s_sd": y}, ...], plus model_path, model_bytes, n_params,
+//  repetitions, and (when measured) bandwidth_gb_per_s, weight_bytes_per_token,
+//  tg_limit_tok_per_s, tg_fraction_of_limit}.
+std::string format_json(const BenchReport& report);
+
+}  // namespace pareto::bench

@@ -1,0 +1,168 @@
+// The bench runner: statistics, report formats, and a real (short) run on a generated tiny model.
+// No timing assertions: only that figures are positive and well-formed.
+#include "bench/bench_runner.h"
+
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "bench/bandwidth.h"
+#include "bench/model_gen.h"
+#include "test_util.h"
+
+namespace pareto::bench {
+namespace {
+
+std::string tiny_model(const std::string& shape, const std::string& name) {
+  GenerateOptions options;
+  options.type = TensorType::Q8_0;
+  ThreadPool pool(2);
+  const std::string path = (test::temp_dir("bench_run_" + name) / "model.gguf").string();
+  auto status = generate_model(*find_model_shape(shape), options, path, pool);
+  EXPECT_TRUE(status) << status.error().message;
+  return path;
+}
+
+BenchReport sample_report() {
+  BenchReport r;
+  r.model = "random tiny Q8_0";
+  r.model_path = "/tmp/m.gguf";
+  r.type = "Q8_0";
+  r.model_bytes = 1 << 20;
+  r.n_params = 1000;
+  r.threads = 2;
+  r.repetitions = 3;
+  r.peak_rss_bytes = 123456789;
+  r.results.push_back({"pp512", {10, 20, 30}, summarize(std::vector<double>{10, 20, 30})});
+  r.results.push_back({"tg128", {5}, summarize(std::vector<double>{5})});
+  return r;
+}
+
+TEST(Summarize, MeanAndSampleStandardDeviation) {
+  const std::vector<double> v = {2, 4, 4, 4, 5, 5, 7, 9};
+  const Summary s = summarize(v);
+  EXPECT_DOUBLE_EQ(s.mean, 5.0);
+  // Squared deviations sum to 32; the sample variance divides by n - 1 = 7.
+  EXPECT_DOUBLE_EQ(s.sd, std::sqrt(32.0 / 7.0));
+}
+
+TEST(Summarize, SingleValueHasZeroSpreadAndEmptyIsZero) {
+  EXPECT_DOUBLE_EQ(summarize(std::vector<double>{3.5}).mean, 3.5);
+  EXPECT_DOUBLE_EQ(summarize(std::vector<double>{3.5}).sd, 0.0);
+  EXPECT_DOUBLE_EQ(summarize(std::vector<double>{}).mean, 0.0);
+}
+
+TEST(FormatJson, HasTheDocumentedShape) {
+  BenchReport r = sample_report();
+  r.decode_limit = DecodeLimit{20.0, 1000000, 20000.0, 0.25};
+  const auto j = nlohmann::json::parse(format_json(r));
+  EXPECT_EQ(j.at("model"), "random tiny Q8_0");
+  EXPECT_EQ(j.at("type"), "Q8_0");
+  EXPECT_EQ(j.at("threads"), 2);
+  EXPECT_EQ(j.at("peak_rss_bytes"), 123456789);
+  ASSERT_EQ(j.at("results").size(), 2u);
+  const auto& pp = j.at("results")[0];
+  EXPECT_EQ(pp.size(), 3u);  // exactly test, tok_per_s_mean, tok_per_s_sd
+  EXPECT_EQ(pp.at("test"), "pp512");
+  EXPECT_DOUBLE_EQ(pp.at("tok_per_s_mean").get<double>(), 20.0);
+  EXPECT_DOUBLE_EQ(pp.at("tok_per_s_sd").get<double>(), 10.0);
+  EXPECT_EQ(j.at("results")[1].at("test"), "tg128");
+  EXPECT_DOUBLE_EQ(j.at("bandwidth_gb_per_s").get<double>(), 20.0);
+  EXPECT_EQ(j.at("weight_bytes_per_token"), 1000000);
+  EXPECT_DOUBLE_EQ(j.at("tg_fraction_of_limit").get<double>(), 0.25);
+}
+
+TEST(FormatJson, OmitsDecodeLimitWhenNotMeasured) {
+  const auto j = nlohmann::json::parse(format_json(sample_report()));
+  EXPECT_FALSE(j.contains("bandwidth_gb_per_s"));
+  EXPECT_FALSE(j.contains("tg_limit_tok_per_s"));
+}
+
+TEST(FormatMarkdown, OneRowPerTestWithMeanAndSd) {
+  BenchReport r = sample_report();
+  r.decode_limit = DecodeLimit{20.0, 1000000, 20000.0, 0.25};
+  const std::string md = format_markdown(r);
+  EXPECT_EQ(md.rfind("| model | type | size | params | threads | test | t/s |", 0), 0u) << md;
+  EXPECT_NE(md.find("| pp512 | 20.00 ± 10.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| tg128 | 5.00 ± 0.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("25.0%"), std::string::npos) << md;
+}
+
+TEST(BenchRun, TinyModelGivesPositiveFigures) {
+  BenchOptions options;
+  options.n_prompt = 16;
+  options.n_gen = 8;
+  options.threads = 2;
+  options.repetitions = 2;
+  options.bandwidth_bytes = 8 << 20;
+  auto report = run_bench(tiny_model("tiny", "tiny"), options);
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(report->type, "Q8_0");
+  EXPECT_EQ(report->threads, 2);
+  EXPECT_GT(report->peak_rss_bytes, 0u);
+  EXPECT_GT(report->model_bytes, 0u);
+  ASSERT_EQ(report->results.size(), 2u);
+  EXPECT_EQ(report->results[0].test, "pp16");
+  EXPECT_EQ(report->results[1].test, "tg8");
+  for (const TestResult& t : report->results) {
+    ASSERT_EQ(t.samples.size(), 2u) << t.test;
+    for (double s : t.samples) EXPECT_GT(s, 0.0) << t.test;
+    EXPECT_GT(t.tok_per_s.mean, 0.0) << t.test;
+    EXPECT_GE(t.tok_per_s.sd, 0.0) << t.test;
+  }
+  ASSERT_TRUE(report->decode_limit.has_value());
+  EXPECT_GT(report->decode_limit->bandwidth_gb_per_s, 0.0);
+  EXPECT_GT(report->decode_limit->tok_per_s, 0.0);
+  EXPECT_GT(report->decode_limit->fraction, 0.0);
+}
+
+TEST(BenchRun, SkipsTestsOfSizeZeroAndRejectsBadOptions) {
+  const std::string path = tiny_model("tiny", "skip");
+  BenchOptions options;
+  options.n_prompt = 0;
+  options.n_gen = 2;
+  options.threads = 1;
+  options.repetitions = 1;
+  options.bandwidth_bytes = 0;
+  auto report = run_bench(path, options);
+  ASSERT_TRUE(report) << report.error().message;
+  ASSERT_EQ(report->results.size(), 1u);
+  EXPECT_EQ(report->results[0].test, "tg2");
+  EXPECT_FALSE(report->decode_limit.has_value());
+
+  options.n_prompt = 100000;  // beyond the tiny model's 512-token context
+  auto too_long = run_bench(path, options);
+  ASSERT_FALSE(too_long);
+  EXPECT_NE(too_long.error().message.find("context"), std::string::npos);
+  options.n_prompt = 4;
+  options.repetitions = 0;
+  EXPECT_FALSE(run_bench(path, options));
+}
+
+TEST(WeightBytesPerToken, CountsOneEmbeddingRowUnlessTied) {
+  for (const std::string shape : {"tiny", "tiny-qwen2"}) {
+    auto file = formats::read_gguf(tiny_model(shape, "bytes_" + shape));
+    ASSERT_TRUE(file) << file.error().message;
+    const formats::TensorInfo* embd = file->find_tensor("token_embd.weight");
+    ASSERT_NE(embd, nullptr);
+    const bool tied = file->find_tensor("output.weight") == nullptr;
+    const uint64_t expected = tied ? file->data_bytes()
+                                   : file->data_bytes() - embd->nbytes +
+                                         embd->nbytes / static_cast<uint64_t>(embd->rows());
+    EXPECT_EQ(weight_bytes_per_token(*file), expected) << shape;
+  }
+}
+
+TEST(Bandwidth, ReportsPositiveRateOverTheWholeBuffer) {
+  ThreadPool pool(2);
+  const BandwidthResult r = measure_read_bandwidth(pool, BandwidthOptions{4 << 20, 2});
+  EXPECT_EQ(r.buffer_bytes, size_t{4} << 20);
+  EXPECT_EQ(r.threads, 2);
+  EXPECT_GT(r.best_gb_per_s, 0.0);
+}
+
+}  // namespace
+}  // namespace pareto::bench
