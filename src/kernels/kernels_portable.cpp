@@ -1,11 +1,15 @@
-// The default kernels: llama.cpp's CPU arithmetic, operation for operation. llama.cpp (x86-64,
-// AVX2+FMA) sums dot products in 8 float lanes with fused multiply-adds and then adds the lanes in
-// a fixed shuffle order; which routine runs depends on the shapes (llamafile's tinyBLAS when the
-// row length is a multiple of 8 and the activations are contiguous, ggml's vec_dot otherwise,
-// repacked Q4_0 when the row count is a multiple of 8). Reproducing those orders matters because
-// the quantization steps between layers (Q8_0 activations, F16 activations) turn one-ulp
-// differences into visibly different logits. Written as plain lane loops so compilers can vectorize
-// them and a Highway implementation can mirror them lane for lane.
+// The default kernels: llama.cpp's CPU arithmetic, operation for operation, as its x86-64
+// AVX2+FMA CPU backend (the `haswell` variant) computes it. It sums dot products in 8 float lanes
+// with fused multiply-adds and then adds the lanes in a fixed shuffle order; which routine runs
+// depends on the shapes and the batch size: llamafile's tinyBLAS for batches of 2+ contiguous
+// activation rows (F32/F16 also need a row length that is a multiple of 8 and a row count that is
+// a multiple of 4), ggml's vec_dot otherwise (always for a single token), repacked Q4_0 gemv/gemm
+// when the row count is a multiple of 8. Reproducing those orders matters because the
+// quantization steps between layers (Q8_0 activations, F16 activations) turn one-ulp differences
+// into visibly different logits. Checked bit for bit against that build's intermediate tensors
+// (tests/differential/data/README.md). llama.cpp's AVX-512 variants use 16 lanes instead, so they
+// round differently. Written as plain lane loops so compilers can vectorize them and a Highway
+// implementation can mirror them lane for lane.
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -77,38 +81,61 @@ float dot_f32_lanes(const float* a, const float* b, int64_t n) {
   return tinyblas_dot(n, [&](int64_t i) { return std::pair{a[i], b[i]}; });
 }
 
-// ggml_vec_dot_f32: the tail is summed in float (compiled with contraction: fused).
+// ggml_vec_dot_f32: the tail is summed in float with separate multiply and add (llama.cpp's
+// x86-64 builds do not contract it; checked bit for bit against its intermediate tensors).
 float vec_dot_f32(const float* a, const float* b, int64_t n) {
   const int64_t np = n & ~int64_t{4 * kLanes - 1};
   float sum = vec_dot_main(np, [&](int64_t i) { return std::pair{a[i], b[i]}; });
-  for (int64_t i = np; i < n; ++i) sum = std::fma(a[i], b[i], sum);
+  for (int64_t i = np; i < n; ++i) sum += a[i] * b[i];
   return sum;
 }
 
-float dot_f32(const uint8_t* w, const uint8_t* x, int64_t n) {
-  const auto* a = reinterpret_cast<const float*>(w);
-  const auto* b = reinterpret_cast<const float*>(x);
-  return n % kLanes == 0 ? dot_f32_lanes(a, b, n) : vec_dot_f32(a, b, n);
+// Whether ggml's mul_mat hands a product to llamafile's tinyBLAS (F32/F16/BF16 weights): only for
+// batches of 2+ tokens (single tokens go through ggml_vec_dot_*), a row length that is a multiple
+// of the vector width and a row count that is a multiple of 4 (tinyBLAS's tile height).
+bool uses_tinyblas(const WeightView& w, const PreparedActivations& x) {
+  return x.n_tokens >= 2 && w.cols % kLanes == 0 && w.rows % 4 == 0;
 }
 
-float dot_f16(const uint8_t* w, const uint8_t* x, int64_t n) {
+float dot_f32_tinyblas(const uint8_t* w, const uint8_t* x, int64_t n) {
+  return dot_f32_lanes(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x), n);
+}
+
+float dot_f32_vec(const uint8_t* w, const uint8_t* x, int64_t n) {
+  return vec_dot_f32(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x), n);
+}
+
+float dot_f16_tinyblas(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const float* table = f16_table();
+  const auto* a = reinterpret_cast<const uint16_t*>(w);
+  const auto* b = reinterpret_cast<const uint16_t*>(x);
+  return tinyblas_dot(n, [&](int64_t i) { return std::pair{table[a[i]], table[b[i]]}; });
+}
+
+// ggml_vec_dot_f16: the tail is summed in double.
+float dot_f16_vec(const uint8_t* w, const uint8_t* x, int64_t n) {
   const float* table = f16_table();
   const auto* a = reinterpret_cast<const uint16_t*>(w);
   const auto* b = reinterpret_cast<const uint16_t*>(x);
   const auto load = [&](int64_t i) { return std::pair{table[a[i]], table[b[i]]}; };
-  if (n % kLanes == 0) return tinyblas_dot(n, load);
-  // ggml_vec_dot_f16: the tail is summed in double.
   const int64_t np = n & ~int64_t{4 * kLanes - 1};
   double sum = vec_dot_main(np, load);
   for (int64_t i = np; i < n; ++i) sum += static_cast<double>(table[a[i]] * table[b[i]]);
   return static_cast<float>(sum);
 }
 
-float dot_bf16(const uint8_t* w, const uint8_t* x, int64_t n) {
+float dot_bf16_tinyblas(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const auto* a = reinterpret_cast<const uint16_t*>(w);
+  const auto* b = reinterpret_cast<const uint16_t*>(x);
+  return tinyblas_dot(n, [&](int64_t i) {
+    return std::pair{bf16_to_f32(a[i]), bf16_to_f32(b[i])};
+  });
+}
+
+float dot_bf16_vec(const uint8_t* w, const uint8_t* x, int64_t n) {
   const auto* a = reinterpret_cast<const uint16_t*>(w);
   const auto* b = reinterpret_cast<const uint16_t*>(x);
   const auto load = [&](int64_t i) { return std::pair{bf16_to_f32(a[i]), bf16_to_f32(b[i])}; };
-  if (n % kLanes == 0) return tinyblas_dot(n, load);
   const int64_t np = n & ~int64_t{4 * kLanes - 1};
   double sum = vec_dot_main(np, load);
   for (int64_t i = np; i < n; ++i) sum += static_cast<double>(load(i).first * load(i).second);
@@ -183,6 +210,18 @@ void matmul_rows(const WeightView& w, const PreparedActivations& x, int64_t row_
   }
 }
 
+// F32/F16/BF16: tinyBLAS or ggml_vec_dot, as ggml_compute_forward_mul_mat chooses.
+template <float (*kTinyblasDot)(const uint8_t*, const uint8_t*, int64_t),
+          float (*kVecDot)(const uint8_t*, const uint8_t*, int64_t)>
+void matmul_float_rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                       int64_t row_end, float* y) {
+  if (uses_tinyblas(w, x)) {
+    matmul_rows<kTinyblasDot>(w, x, row_begin, row_end, y);
+  } else {
+    matmul_rows<kVecDot>(w, x, row_begin, row_end, y);
+  }
+}
+
 void matmul_q4_0(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
                  int64_t row_end, float* y) {
   // llama.cpp repacks Q4_0 matrices whose row count is a multiple of 8 (x86 AVX2).
@@ -194,12 +233,15 @@ void matmul_q4_0(const WeightView& w, const PreparedActivations& x, int64_t row_
 }
 
 // Attention as llama.cpp evaluates it without flash attention, per (token, head):
-//   scores = K q (tinyBLAS for a single contiguous query, ggml_vec_dot_f32 for a batch) * scale
+//   scores = K q * scale: ggml_vec_dot_f32 (the permuted queries of a batch are not contiguous,
+//       and tinyBLAS never takes a single token)
 //   p = softmax(scores): exps through ggml's vector exp in chunks of 8 entries, each chunk's
 //       lane sum added to a double; then p *= (float)(1 / sum)
-//   out[d] = sum_j p_j V[j, d] (tinyBLAS: 8 lanes of fma over the entries, then hsum)
-// Cache entries are in cell order; chunks of 8 start at entry 0. Entries invisible to the query
-// (later positions) get p = 0 and so add nothing.
+//   out[d] = sum_j p_j V[j, d]: for a batch tinyBLAS (8 lanes of fma over the entries, then
+//       hsum); for a single token ggml_vec_dot_f32 over the KV view, which llama.cpp pads to a
+//       multiple of 256 entries (4 accumulators of 8 lanes over chunks of 32)
+// Cache entries are in cell order; chunks start at entry 0. Entries invisible to the query (later
+// positions) and padding get p = 0 and so add nothing (fma(v, 0, acc) == acc).
 void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
   const int group = a.n_heads / a.n_kv_heads;
   const bool single_query = a.n_tokens == 1;
@@ -211,14 +253,14 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     const float* q = a.q + item * a.head_dim;
     float* out = a.out + item * a.head_dim;
     const int32_t q_pos = a.q_positions[t];
-    const int64_t n_padded = (kv.length + kLanes - 1) / kLanes * kLanes;
+    // A multiple of 32 (so also of 8): the padding adds exact zeros in either summation order.
+    const int64_t n_padded = (kv.length + 4 * kLanes - 1) / (4 * kLanes) * (4 * kLanes);
     probs.assign(static_cast<size_t>(n_padded), 0.0f);
     float max = -INFINITY;
     for (int j = 0; j < kv.length; ++j) {
       if (kv.positions[j] > q_pos) continue;
       const float* k = kv.keys + static_cast<int64_t>(j) * a.head_dim;
-      const float s = single_query && a.head_dim % kLanes == 0 ? dot_f32_lanes(k, q, a.head_dim)
-                                                               : vec_dot_f32(k, q, a.head_dim);
+      const float s = vec_dot_f32(k, q, a.head_dim);
       probs[static_cast<size_t>(j)] = s * a.scale;
       max = std::max(max, probs[static_cast<size_t>(j)]);
     }
@@ -235,7 +277,16 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     }
     const float inv_sum = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
     for (float& p : probs) p *= inv_sum;
+    const auto value = [&](int64_t j, int d) {
+      return j < kv.length ? kv.values[j * a.head_dim + d] : 0.0f;
+    };
     for (int d = 0; d < a.head_dim; ++d) {
+      if (single_query) {
+        out[d] = vec_dot_main(n_padded, [&](int64_t j) {
+          return std::pair{value(j, d), probs[static_cast<size_t>(j)]};
+        });
+        continue;
+      }
       Lanes acc = {};
       for (int64_t j = 0; j < kv.length; ++j) {
         acc[j % kLanes] =
@@ -251,9 +302,9 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
 const KernelSet& portable_kernel_set() {
   static const KernelSet kSet{
       "portable",
-      matmul_rows<dot_f32>,
-      matmul_rows<dot_f16>,
-      matmul_rows<dot_bf16>,
+      matmul_float_rows<dot_f32_tinyblas, dot_f32_vec>,
+      matmul_float_rows<dot_f16_tinyblas, dot_f16_vec>,
+      matmul_float_rows<dot_bf16_tinyblas, dot_bf16_vec>,
       matmul_rows<dot_q8_0>,
       matmul_q4_0,
       attention_items,

@@ -75,8 +75,10 @@ void rope_inplace(float* x, const int32_t* positions, int64_t n_tokens, int n_he
         const float s = cos_sin[2 * i + 1];
         const float x0 = v[i0];
         const float x1 = v[i1];
-        v[i0] = x0 * c - x1 * s;
-        v[i1] = x0 * s + x1 * c;
+        // ggml's rotate_pairs as its x86-64 builds compile it (contracted to fused multiply-adds):
+        // fma(x0, c, -(x1 s)) and fma(x0, s, x1 c). One ulp here flips later Q8_0 roundings.
+        v[i0] = std::fma(x0, c, -(x1 * s));
+        v[i1] = std::fma(x0, s, x1 * c);
       }
     }
   }

@@ -4,6 +4,7 @@
 //              x += attention(q, cache) W_o; h = rmsnorm(x) * ffn_norm;
 //              x += (silu(h W_gate) * (h W_up)) W_down
 //   logits = (rmsnorm(x) * output_norm) W_out
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -116,12 +117,14 @@ Status DecoderModel::forward(std::span<const int32_t> tokens, kv::KvCache& cache
     args.out = attn.data();
     kernels::attention(args, pool, path);
 
-    // After the last layer's attention only the rows whose logits are wanted matter (llama.cpp
-    // drops the others here too); every op below is row-independent.
+    // After the last layer's attention only the rows whose logits are wanted matter; llama.cpp
+    // drops the others after the output projection (whose kernel depends on the batch size), so
+    // that projection still takes every row. Every op below is row-independent.
     int64_t first = 0;
     if (l == c.n_layers - 1 && !options.all_logits) first = n - 1;
     const int64_t rows = n - first;
-    kernels::matmul(w.attn_output, attn.data() + first * q_dim, rows, proj.data(), pool, path);
+    kernels::matmul(w.attn_output, attn.data(), n, proj.data(), pool, path);
+    if (first > 0) std::copy_n(proj.data() + first * dim, rows * dim, proj.data());
     float* xs = x.data() + first * dim;
     kernels::add_inplace(xs, proj.data(), rows * dim);
     kernels::rms_norm(xs, w.ffn_norm, rows, dim, c.rms_eps, h.data());

@@ -142,12 +142,14 @@ TEST_P(BatchTest, BatchForwardEqualsOneTokenAtATime) {
       ASSERT_NEAR(logits[v], batch_logits[t * s.n_vocab + v], c.tol) << "token " << t;
     }
   }
-  // Last-token-only output is the last row of the all-logits output, exactly.
+  // Last-token-only output is the last row of the all-logits output. Not bit for bit: like
+  // llama.cpp, the default kernels pick the summation order by batch size (tinyBLAS for 2+ rows,
+  // ggml_vec_dot for one), and the last-token-only pass runs its final layers on one row.
   kv::KvCache last_cache = m->make_cache(8);
   ASSERT_TRUE(m->forward(tokens, last_cache, logits, pool).has_value());
   ASSERT_EQ(logits.size(), static_cast<size_t>(s.n_vocab));
   for (int v = 0; v < s.n_vocab; ++v) {
-    EXPECT_EQ(logits[v], batch_logits[(tokens.size() - 1) * s.n_vocab + v]);
+    EXPECT_NEAR(logits[v], batch_logits[(tokens.size() - 1) * s.n_vocab + v], c.tol);
   }
 }
 
