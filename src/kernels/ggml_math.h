@@ -51,4 +51,32 @@ inline float hsum8(const float (&v)[8]) {
   return (s0 + s2) + (s1 + s3);
 }
 
+// AVX-512 ggml_v_expf, one lane: the same polynomial with the final scaling by 2^n done exactly
+// (_mm512_scalef_ps), so its results differ from v_expf in the last bit.
+inline float v_expf16(float x) {
+  const float r = 0x1.8p23f;
+  const float z = std::fma(x, 0x1.715476p+0f, r);
+  const float n = z - r;
+  const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
+  const float u = b * b;
+  const float j = std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                                    std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                           u, std::fma(0x1.ffffecp-1f, b, 1.0f));
+  if (std::fabs(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+  return std::ldexp(j, static_cast<int>(n));
+}
+
+// AVX-512 ggml_v_silu, one lane.
+inline float v_silu16(float x) {
+  return x / (1.0f + v_expf16(0.0f - x));
+}
+
+// GCC's _mm512_reduce_add_ps: halves added pairwise down to 4 lanes, then (0+2) + (1+3).
+inline float reduce_add16(const float (&a)[16]) {
+  float t8[8], t4[4];
+  for (int i = 0; i < 8; ++i) t8[i] = a[i + 8] + a[i];
+  for (int i = 0; i < 4; ++i) t4[i] = t8[i + 4] + t8[i];
+  return (t4[0] + t4[2]) + (t4[1] + t4[3]);
+}
+
 }  // namespace pareto::kernels::ggml

@@ -34,10 +34,14 @@ struct KernelSet {
   MatmulRowsFn matmul_q8_0;
   MatmulRowsFn matmul_q4_0;
   AttentionItemsFn attention;
+  // Width of the vector exp/silu: elementwise loops run full chunks of this many elements
+  // through ggml's vector routine and the rest through libm, as the mirrored build does.
+  int elementwise_width;
 };
 
 const KernelSet& scalar_kernel_set();
-const KernelSet& portable_kernel_set();
+const KernelSet& portable_kernel_set();         // llama.cpp AVX2 order
+const KernelSet& portable_avx512_kernel_set();  // llama.cpp AVX-512 order
 const KernelSet& kernel_set(KernelPath path);
 
 }  // namespace pareto::kernels

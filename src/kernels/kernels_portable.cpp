@@ -7,12 +7,17 @@
 // when the row count is a multiple of 8. Reproducing those orders matters because the
 // quantization steps between layers (Q8_0 activations, F16 activations) turn one-ulp differences
 // into visibly different logits. Checked bit for bit against that build's intermediate tensors
-// (tests/differential/data/README.md). llama.cpp's AVX-512 variants use 16 lanes instead, so they
-// round differently. Written as plain lane loops so compilers can vectorize them and a Highway
-// implementation can mirror them lane for lane.
+// (tests/differential/data/README.md). llama.cpp's AVX-512 variants (zen4, skylakex, ...) sum the
+// float products in 16 lanes and use a 16-wide exp, so they round differently; the same code
+// instantiated with Width16 reproduces them (the shared oracle was made by such a build). The
+// integer Q8_0/Q4_0 block dot products are 8-lane in both. Written as plain lane loops so
+// compilers can vectorize them and a Highway implementation can mirror them lane for lane.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/half.h"
@@ -23,8 +28,42 @@
 namespace pareto::kernels {
 namespace {
 
-constexpr int kLanes = ggml::kVecWidth;  // 8 float lanes (AVX2)
-using Lanes = float[kLanes];
+// The vector profile of the llama.cpp build being mirrored.
+struct Width8 {  // AVX2 (haswell variant)
+  static constexpr int kW = 8;
+  static constexpr std::string_view kName = "llamacpp-avx2";
+  static float hsum(const float (&v)[8]) { return ggml::hsum8(v); }
+  static float vexp(float x) { return ggml::v_expf(x); }
+  // GGML_F32x8_REDUCE of four accumulators.
+  static float reduce4(float (&sum)[4][8]) {
+    for (int t = 0; t < 8; ++t) {
+      sum[0][t] += sum[2][t];
+      sum[1][t] += sum[3][t];
+    }
+    for (int t = 0; t < 8; ++t) sum[0][t] += sum[1][t];
+    float q[4];
+    for (int t = 0; t < 4; ++t) q[t] = sum[0][t] + sum[0][t + 4];
+    return (q[0] + q[1]) + (q[2] + q[3]);
+  }
+};
+
+struct Width16 {  // AVX-512 (zen4, skylakex, icelake, ... variants)
+  static constexpr int kW = 16;
+  static constexpr std::string_view kName = "llamacpp-avx512";
+  static float hsum(const float (&v)[16]) { return ggml::reduce_add16(v); }
+  static float vexp(float x) { return ggml::v_expf16(x); }
+  // GGML_F32x16_REDUCE of four accumulators.
+  static float reduce4(float (&sum)[4][16]) {
+    for (int t = 0; t < 16; ++t) {
+      sum[0][t] += sum[2][t];
+      sum[1][t] += sum[3][t];
+    }
+    for (int t = 0; t < 16; ++t) sum[0][t] += sum[1][t];
+    return ggml::reduce_add16(sum[0]);
+  }
+};
+
+constexpr int kQ0Lanes = 8;  // integer block dot products: 8 lanes in both profiles
 
 // f16 -> f32 for all 65536 bit patterns, built once (ggml keeps the same table).
 const float* f16_table() {
@@ -36,56 +75,41 @@ const float* f16_table() {
   return table.get();
 }
 
-// tinyBLAS (llamafile_sgemm) dot product of n (a multiple of 8) values: lane t accumulates
-// elements t, t+8, ... with fma, then hsum.
-template <class Load>
+// tinyBLAS (llamafile_sgemm) dot product of n (a multiple of W) values: lane t accumulates
+// elements t, t+W, ... with fma, then the horizontal sum.
+template <class P, class Load>
 float tinyblas_dot(int64_t n, Load load) {
-  Lanes acc = {};
-  for (int64_t l = 0; l < n; l += kLanes) {
-    for (int t = 0; t < kLanes; ++t) {
+  float acc[P::kW] = {};
+  for (int64_t l = 0; l < n; l += P::kW) {
+    for (int t = 0; t < P::kW; ++t) {
       const auto [a, b] = load(l + t);
       acc[t] = std::fma(a, b, acc[t]);
     }
   }
-  return ggml::hsum8(acc);
+  return P::hsum(acc);
 }
 
-// ggml's GGML_F32x8_REDUCE of four 8-lane accumulators.
-float reduce_4x8(Lanes (&sum)[4]) {
-  for (int t = 0; t < kLanes; ++t) {
-    sum[0][t] += sum[2][t];
-    sum[1][t] += sum[3][t];
-  }
-  for (int t = 0; t < kLanes; ++t) sum[0][t] += sum[1][t];
-  float q[4];
-  for (int t = 0; t < 4; ++t) q[t] = sum[0][t] + sum[0][t + 4];
-  return (q[0] + q[1]) + (q[2] + q[3]);
-}
-
-// ggml_vec_dot_f32 / ggml_vec_dot_f16 main loop: 4 accumulators of 8 lanes over chunks of 32.
-template <class Load>
+// ggml_vec_dot_f32 / ggml_vec_dot_f16 main loop: 4 accumulators of W lanes over chunks of 4W.
+template <class P, class Load>
 float vec_dot_main(int64_t np, Load load) {
-  Lanes sum[4] = {};
-  for (int64_t i = 0; i < np; i += 4 * kLanes) {
+  float sum[4][P::kW] = {};
+  for (int64_t i = 0; i < np; i += 4 * P::kW) {
     for (int j = 0; j < 4; ++j) {
-      for (int t = 0; t < kLanes; ++t) {
-        const auto [a, b] = load(i + j * kLanes + t);
+      for (int t = 0; t < P::kW; ++t) {
+        const auto [a, b] = load(i + j * P::kW + t);
         sum[j][t] = std::fma(a, b, sum[j][t]);
       }
     }
   }
-  return reduce_4x8(sum);
-}
-
-float dot_f32_lanes(const float* a, const float* b, int64_t n) {
-  return tinyblas_dot(n, [&](int64_t i) { return std::pair{a[i], b[i]}; });
+  return P::reduce4(sum);
 }
 
 // ggml_vec_dot_f32: the tail is summed in float with separate multiply and add (llama.cpp's
 // x86-64 builds do not contract it; checked bit for bit against its intermediate tensors).
+template <class P>
 float vec_dot_f32(const float* a, const float* b, int64_t n) {
-  const int64_t np = n & ~int64_t{4 * kLanes - 1};
-  float sum = vec_dot_main(np, [&](int64_t i) { return std::pair{a[i], b[i]}; });
+  const int64_t np = n & ~int64_t{4 * P::kW - 1};
+  float sum = vec_dot_main<P>(np, [&](int64_t i) { return std::pair{a[i], b[i]}; });
   for (int64_t i = np; i < n; ++i) sum += a[i] * b[i];
   return sum;
 }
@@ -93,51 +117,60 @@ float vec_dot_f32(const float* a, const float* b, int64_t n) {
 // Whether ggml's mul_mat hands a product to llamafile's tinyBLAS (F32/F16/BF16 weights): only for
 // batches of 2+ tokens (single tokens go through ggml_vec_dot_*), a row length that is a multiple
 // of the vector width and a row count that is a multiple of 4 (tinyBLAS's tile height).
+template <class P>
 bool uses_tinyblas(const WeightView& w, const PreparedActivations& x) {
-  return x.n_tokens >= 2 && w.cols % kLanes == 0 && w.rows % 4 == 0;
+  return x.n_tokens >= 2 && w.cols % P::kW == 0 && w.rows % 4 == 0;
 }
 
+template <class P>
 float dot_f32_tinyblas(const uint8_t* w, const uint8_t* x, int64_t n) {
-  return dot_f32_lanes(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x), n);
+  const auto* a = reinterpret_cast<const float*>(w);
+  const auto* b = reinterpret_cast<const float*>(x);
+  return tinyblas_dot<P>(n, [&](int64_t i) { return std::pair{a[i], b[i]}; });
 }
 
+template <class P>
 float dot_f32_vec(const uint8_t* w, const uint8_t* x, int64_t n) {
-  return vec_dot_f32(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x), n);
+  return vec_dot_f32<P>(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x), n);
 }
 
+template <class P>
 float dot_f16_tinyblas(const uint8_t* w, const uint8_t* x, int64_t n) {
   const float* table = f16_table();
   const auto* a = reinterpret_cast<const uint16_t*>(w);
   const auto* b = reinterpret_cast<const uint16_t*>(x);
-  return tinyblas_dot(n, [&](int64_t i) { return std::pair{table[a[i]], table[b[i]]}; });
+  return tinyblas_dot<P>(n, [&](int64_t i) { return std::pair{table[a[i]], table[b[i]]}; });
 }
 
 // ggml_vec_dot_f16: the tail is summed in double.
+template <class P>
 float dot_f16_vec(const uint8_t* w, const uint8_t* x, int64_t n) {
   const float* table = f16_table();
   const auto* a = reinterpret_cast<const uint16_t*>(w);
   const auto* b = reinterpret_cast<const uint16_t*>(x);
   const auto load = [&](int64_t i) { return std::pair{table[a[i]], table[b[i]]}; };
-  const int64_t np = n & ~int64_t{4 * kLanes - 1};
-  double sum = vec_dot_main(np, load);
+  const int64_t np = n & ~int64_t{4 * P::kW - 1};
+  double sum = vec_dot_main<P>(np, load);
   for (int64_t i = np; i < n; ++i) sum += static_cast<double>(table[a[i]] * table[b[i]]);
   return static_cast<float>(sum);
 }
 
+template <class P>
 float dot_bf16_tinyblas(const uint8_t* w, const uint8_t* x, int64_t n) {
   const auto* a = reinterpret_cast<const uint16_t*>(w);
   const auto* b = reinterpret_cast<const uint16_t*>(x);
-  return tinyblas_dot(n, [&](int64_t i) {
+  return tinyblas_dot<P>(n, [&](int64_t i) {
     return std::pair{bf16_to_f32(a[i]), bf16_to_f32(b[i])};
   });
 }
 
+template <class P>
 float dot_bf16_vec(const uint8_t* w, const uint8_t* x, int64_t n) {
   const auto* a = reinterpret_cast<const uint16_t*>(w);
   const auto* b = reinterpret_cast<const uint16_t*>(x);
   const auto load = [&](int64_t i) { return std::pair{bf16_to_f32(a[i]), bf16_to_f32(b[i])}; };
-  const int64_t np = n & ~int64_t{4 * kLanes - 1};
-  double sum = vec_dot_main(np, load);
+  const int64_t np = n & ~int64_t{4 * P::kW - 1};
+  double sum = vec_dot_main<P>(np, load);
   for (int64_t i = np; i < n; ++i) sum += static_cast<double>(load(i).first * load(i).second);
   return static_cast<float>(sum);
 }
@@ -148,12 +181,12 @@ template <class WeightBlock, class Unpack>
 float dot_blocks_lanes(const WeightBlock* wb, const BlockQ8_0* xb, int64_t n_blocks,
                        Unpack unpack) {
   const float* table = f16_table();
-  Lanes acc = {};
+  float acc[kQ0Lanes] = {};
   int8_t w[kQuantBlock];
   for (int64_t b = 0; b < n_blocks; ++b) {
     unpack(wb[b], w);
     const float d = table[wb[b].d] * table[xb[b].d];
-    for (int t = 0; t < kLanes; ++t) {
+    for (int t = 0; t < kQ0Lanes; ++t) {
       int32_t s = 0;
       for (int i = 4 * t; i < 4 * t + 4; ++i) s += w[i] * xb[b].qs[i];
       acc[t] = std::fma(d, static_cast<float>(s), acc[t]);
@@ -211,11 +244,11 @@ void matmul_rows(const WeightView& w, const PreparedActivations& x, int64_t row_
 }
 
 // F32/F16/BF16: tinyBLAS or ggml_vec_dot, as ggml_compute_forward_mul_mat chooses.
-template <float (*kTinyblasDot)(const uint8_t*, const uint8_t*, int64_t),
+template <class P, float (*kTinyblasDot)(const uint8_t*, const uint8_t*, int64_t),
           float (*kVecDot)(const uint8_t*, const uint8_t*, int64_t)>
 void matmul_float_rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
                        int64_t row_end, float* y) {
-  if (uses_tinyblas(w, x)) {
+  if (uses_tinyblas<P>(w, x)) {
     matmul_rows<kTinyblasDot>(w, x, row_begin, row_end, y);
   } else {
     matmul_rows<kVecDot>(w, x, row_begin, row_end, y);
@@ -224,7 +257,7 @@ void matmul_float_rows(const WeightView& w, const PreparedActivations& x, int64_
 
 void matmul_q4_0(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
                  int64_t row_end, float* y) {
-  // llama.cpp repacks Q4_0 matrices whose row count is a multiple of 8 (x86 AVX2).
+  // llama.cpp repacks Q4_0 matrices whose row count is a multiple of 8 (x86 AVX2 and AVX-512).
   if (w.rows % 8 == 0) {
     matmul_rows<dot_q4_0_repacked>(w, x, row_begin, row_end, y);
   } else {
@@ -235,14 +268,16 @@ void matmul_q4_0(const WeightView& w, const PreparedActivations& x, int64_t row_
 // Attention as llama.cpp evaluates it without flash attention, per (token, head):
 //   scores = K q * scale: ggml_vec_dot_f32 (the permuted queries of a batch are not contiguous,
 //       and tinyBLAS never takes a single token)
-//   p = softmax(scores): exps through ggml's vector exp in chunks of 8 entries, each chunk's
+//   p = softmax(scores): exps through ggml's vector exp in chunks of W entries, each chunk's
 //       lane sum added to a double; then p *= (float)(1 / sum)
-//   out[d] = sum_j p_j V[j, d]: for a batch tinyBLAS (8 lanes of fma over the entries, then
-//       hsum); for a single token ggml_vec_dot_f32 over the KV view, which llama.cpp pads to a
-//       multiple of 256 entries (4 accumulators of 8 lanes over chunks of 32)
+//   out[d] = sum_j p_j V[j, d]: for a batch tinyBLAS (W lanes of fma over the entries, then
+//       the horizontal sum); for a single token ggml_vec_dot_f32 over the KV view, which
+//       llama.cpp pads to a multiple of 256 entries (4 accumulators of W lanes over chunks of 4W)
 // Cache entries are in cell order; chunks start at entry 0. Entries invisible to the query (later
 // positions) and padding get p = 0 and so add nothing (fma(v, 0, acc) == acc).
+template <class P>
 void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
+  constexpr int kW = P::kW;
   const int group = a.n_heads / a.n_kv_heads;
   const bool single_query = a.n_tokens == 1;
   std::vector<float> probs;
@@ -253,27 +288,27 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     const float* q = a.q + item * a.head_dim;
     float* out = a.out + item * a.head_dim;
     const int32_t q_pos = a.q_positions[t];
-    // A multiple of 32 (so also of 8): the padding adds exact zeros in either summation order.
-    const int64_t n_padded = (kv.length + 4 * kLanes - 1) / (4 * kLanes) * (4 * kLanes);
+    // A multiple of 4W (so also of W): the padding adds exact zeros in either summation order.
+    const int64_t n_padded = (kv.length + 4 * kW - 1) / (4 * kW) * (4 * kW);
     probs.assign(static_cast<size_t>(n_padded), 0.0f);
     float max = -INFINITY;
     for (int j = 0; j < kv.length; ++j) {
       if (kv.positions[j] > q_pos) continue;
       const float* k = kv.keys + static_cast<int64_t>(j) * a.head_dim;
-      const float s = vec_dot_f32(k, q, a.head_dim);
+      const float s = vec_dot_f32<P>(k, q, a.head_dim);
       probs[static_cast<size_t>(j)] = s * a.scale;
       max = std::max(max, probs[static_cast<size_t>(j)]);
     }
     // llama.cpp pads the KV view to a multiple of the vector width; padding entries add nothing.
     double sum = 0.0;
-    for (int64_t c = 0; c < n_padded; c += kLanes) {
-      Lanes e;
-      for (int i = 0; i < kLanes; ++i) {
+    for (int64_t c = 0; c < n_padded; c += kW) {
+      float e[kW];
+      for (int i = 0; i < kW; ++i) {
         const int64_t j = c + i;
-        e[i] = j < kv.length && kv.positions[j] <= q_pos ? ggml::v_expf(probs[j] - max) : 0.0f;
+        e[i] = j < kv.length && kv.positions[j] <= q_pos ? P::vexp(probs[j] - max) : 0.0f;
         probs[static_cast<size_t>(j)] = e[i];
       }
-      sum += static_cast<double>(ggml::hsum8(e));
+      sum += static_cast<double>(P::hsum(e));
     }
     const float inv_sum = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
     for (float& p : probs) p *= inv_sum;
@@ -282,34 +317,43 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     };
     for (int d = 0; d < a.head_dim; ++d) {
       if (single_query) {
-        out[d] = vec_dot_main(n_padded, [&](int64_t j) {
+        out[d] = vec_dot_main<P>(n_padded, [&](int64_t j) {
           return std::pair{value(j, d), probs[static_cast<size_t>(j)]};
         });
         continue;
       }
-      Lanes acc = {};
+      float acc[kW] = {};
       for (int64_t j = 0; j < kv.length; ++j) {
-        acc[j % kLanes] =
-            std::fma(kv.values[j * a.head_dim + d], probs[static_cast<size_t>(j)], acc[j % kLanes]);
+        acc[j % kW] =
+            std::fma(kv.values[j * a.head_dim + d], probs[static_cast<size_t>(j)], acc[j % kW]);
       }
-      out[d] = ggml::hsum8(acc);
+      out[d] = P::hsum(acc);
     }
   }
+}
+
+template <class P>
+const KernelSet& make_portable_kernel_set() {
+  static const KernelSet kSet{
+      P::kName,
+      matmul_float_rows<P, dot_f32_tinyblas<P>, dot_f32_vec<P>>,
+      matmul_float_rows<P, dot_f16_tinyblas<P>, dot_f16_vec<P>>,
+      matmul_float_rows<P, dot_bf16_tinyblas<P>, dot_bf16_vec<P>>,
+      matmul_rows<dot_q8_0>,
+      matmul_q4_0,
+      attention_items<P>,
+      P::kW,
+  };
+  return kSet;
 }
 
 }  // namespace
 
 const KernelSet& portable_kernel_set() {
-  static const KernelSet kSet{
-      "portable",
-      matmul_float_rows<dot_f32_tinyblas, dot_f32_vec>,
-      matmul_float_rows<dot_f16_tinyblas, dot_f16_vec>,
-      matmul_float_rows<dot_bf16_tinyblas, dot_bf16_vec>,
-      matmul_rows<dot_q8_0>,
-      matmul_q4_0,
-      attention_items,
-  };
-  return kSet;
+  return make_portable_kernel_set<Width8>();
+}
+const KernelSet& portable_avx512_kernel_set() {
+  return make_portable_kernel_set<Width16>();
 }
 
 }  // namespace pareto::kernels

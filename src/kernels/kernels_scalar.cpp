@@ -117,6 +117,7 @@ const KernelSet& scalar_kernel_set() {
       matmul_rows<dot_q8_0>,
       matmul_rows<dot_q4_0>,
       attention_items,
+      8,  // elementwise exp/silu as the AVX2 build (the scalar path changes sums, not ops)
   };
   return kSet;
 }

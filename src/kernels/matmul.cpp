@@ -13,8 +13,16 @@ namespace pareto::kernels {
 
 KernelPath select_kernel_path(bool force_scalar) {
   if (force_scalar) return KernelPath::kScalar;
-  const char* env = std::getenv("PARETO_SCALAR_KERNELS");
-  if (env != nullptr && std::strcmp(env, "1") == 0) return KernelPath::kScalar;
+  const char* scalar = std::getenv("PARETO_SCALAR_KERNELS");
+  if (scalar != nullptr && std::strcmp(scalar, "1") == 0) return KernelPath::kScalar;
+  if (const char* name = std::getenv("PARETO_KERNELS"); name != nullptr && *name != '\0') {
+    if (auto path = parse_kernel_path(name)) return *path;
+    // An unknown name is a programming/configuration error of the caller's environment.
+    PARETO_CHECK_MSG(false, "PARETO_KERNELS must be scalar, llamacpp-avx2 or llamacpp-avx512");
+  }
+#if defined(__x86_64__) || defined(__i386__)
+  if (__builtin_cpu_supports("avx512f")) return KernelPath::kPortableAvx512;
+#endif
   return KernelPath::kPortable;
 }
 
@@ -23,13 +31,30 @@ std::string_view kernel_path_name(KernelPath path) {
     case KernelPath::kScalar:
       return "scalar";
     case KernelPath::kPortable:
-      return "portable";
+      return "llamacpp-avx2";
+    case KernelPath::kPortableAvx512:
+      return "llamacpp-avx512";
   }
   return "unknown";
 }
 
+std::optional<KernelPath> parse_kernel_path(std::string_view name) {
+  for (KernelPath p : {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512}) {
+    if (kernel_path_name(p) == name) return p;
+  }
+  return std::nullopt;
+}
+
 const KernelSet& kernel_set(KernelPath path) {
-  return path == KernelPath::kScalar ? scalar_kernel_set() : portable_kernel_set();
+  switch (path) {
+    case KernelPath::kScalar:
+      return scalar_kernel_set();
+    case KernelPath::kPortable:
+      return portable_kernel_set();
+    case KernelPath::kPortableAvx512:
+      return portable_avx512_kernel_set();
+  }
+  return portable_kernel_set();
 }
 
 TensorType activation_type(TensorType weight_type) {

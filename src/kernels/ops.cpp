@@ -7,6 +7,7 @@
 
 #include "base/check.h"
 #include "kernels/ggml_math.h"
+#include "kernels/kernel_set.h"
 
 namespace pareto::kernels {
 
@@ -30,13 +31,18 @@ void add_bias(float* x, const float* bias, int64_t n_rows, int64_t n) {
   for (int64_t r = 0; r < n_rows; ++r) add_inplace(x + r * n, bias, n);
 }
 
-void silu_mul_inplace(float* gate, const float* up, int64_t n_rows, int64_t n) {
+void silu_mul_inplace(float* gate, const float* up, int64_t n_rows, int64_t n, KernelPath path) {
   // ggml_vec_swiglu_f32, per row: full vectors through v_silu, the tail through libm's expf.
-  const int64_t n_vec = n / ggml::kVecWidth * ggml::kVecWidth;
+  const int width = kernel_set(path).elementwise_width;
+  const int64_t n_vec = n / width * width;
   for (int64_t r = 0; r < n_rows; ++r) {
     float* g = gate + r * n;
     const float* u = up + r * n;
-    for (int64_t i = 0; i < n_vec; ++i) g[i] = ggml::v_silu(g[i]) * u[i];
+    if (width == 16) {
+      for (int64_t i = 0; i < n_vec; ++i) g[i] = ggml::v_silu16(g[i]) * u[i];
+    } else {
+      for (int64_t i = 0; i < n_vec; ++i) g[i] = ggml::v_silu(g[i]) * u[i];
+    }
     for (int64_t i = n_vec; i < n; ++i) g[i] = ggml::silu(g[i]) * u[i];
   }
 }

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "kernels/kernel_path.h"
+
 namespace pareto::kernels {
 
 // For each of n_rows rows of x [n_rows, n]: y = (x * (1 / sqrt(mean(x^2) + eps))) * weight.
@@ -21,7 +23,9 @@ void add_bias(float* x, const float* bias, int64_t n_rows, int64_t n);
 // For each of n_rows rows of length n: gate[i] = silu(gate[i]) * up[i], silu(v) = v / (1 +
 // exp(-v)), with exp evaluated as ggml does (its vector exp for full vectors, libm for the row's
 // tail).
-void silu_mul_inplace(float* gate, const float* up, int64_t n_rows, int64_t n);
+// `path` picks the vector exp the mirrored llama.cpp build uses (8- or 16-wide).
+void silu_mul_inplace(float* gate, const float* up, int64_t n_rows, int64_t n,
+                      KernelPath path = KernelPath::kPortable);
 
 // Softmax of x [n] in place: exp(x - max) with the sum in double, then scaled by 1 / sum.
 void softmax_inplace(float* x, int64_t n);

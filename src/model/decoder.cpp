@@ -55,7 +55,9 @@ Status DecoderModel::forward(std::span<const int32_t> tokens, kv::KvCache& cache
                              const ForwardOptions& options) const {
   const ModelConfig& c = config_;
   PARETO_RETURN_IF_ERROR(validate_batch(c, tokens, cache));
-  const kernels::KernelPath path = kernels::select_kernel_path(options.scalar_kernels);
+  const kernels::KernelPath path = options.kernel_path
+                                       ? *options.kernel_path
+                                       : kernels::select_kernel_path(options.scalar_kernels);
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t dim = c.dim;
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim;
@@ -130,7 +132,7 @@ Status DecoderModel::forward(std::span<const int32_t> tokens, kv::KvCache& cache
     kernels::rms_norm(xs, w.ffn_norm, rows, dim, c.rms_eps, h.data());
     kernels::matmul(w.ffn_gate, h.data(), rows, gate.data(), pool, path);
     kernels::matmul(w.ffn_up, h.data(), rows, up.data(), pool, path);
-    kernels::silu_mul_inplace(gate.data(), up.data(), rows, c.ffn_dim);
+    kernels::silu_mul_inplace(gate.data(), up.data(), rows, c.ffn_dim, path);
     kernels::matmul(w.ffn_down, gate.data(), rows, proj.data(), pool, path);
     kernels::add_inplace(xs, proj.data(), rows * dim);
   }

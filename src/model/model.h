@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "base/result.h"
 #include "base/thread_pool.h"
 #include "formats/model_file.h"
+#include "kernels/kernel_path.h"
 #include "kv/kv_cache.h"
 
 namespace pareto::model {
@@ -43,6 +45,9 @@ struct ForwardOptions {
   bool all_logits = false;
   // Force the scalar reference kernels (fidelity comparisons).
   bool scalar_kernels = false;
+  // Which llama.cpp build's summation order to reproduce; unset: kernels::select_kernel_path
+  // (environment, then the CPU). Used by the differential tests to check both orders.
+  std::optional<kernels::KernelPath> kernel_path;
 };
 
 class Model {

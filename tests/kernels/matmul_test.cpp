@@ -82,7 +82,8 @@ TEST_P(MatmulTest, MatchesDoubleReferenceOnEveryPath) {
         bound[t * c.rows + r] = 2.0 * static_cast<double>(c.cols) * 6e-8 * sum_abs + 1e-30;
       }
     }
-    for (KernelPath path : {KernelPath::kScalar, KernelPath::kPortable}) {
+    for (KernelPath path :
+         {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512}) {
       for (int threads : {1, 3}) {
         ThreadPool pool(threads);
         std::vector<float> y(expected.size(), std::nanf(""));
@@ -144,10 +145,28 @@ TEST(Matmul, ScalarPathSelectedByOptionOrEnvironment) {
   EXPECT_EQ(select_kernel_path(true), KernelPath::kScalar);
   ::setenv("PARETO_SCALAR_KERNELS", "1", 1);
   EXPECT_EQ(select_kernel_path(false), KernelPath::kScalar);
-  ::setenv("PARETO_SCALAR_KERNELS", "0", 1);
-  EXPECT_EQ(select_kernel_path(false), KernelPath::kPortable);
   ::unsetenv("PARETO_SCALAR_KERNELS");
+  // Without a choice in the environment: the order of the llama.cpp build this CPU would load.
+  const KernelPath native =
+      __builtin_cpu_supports("avx512f") ? KernelPath::kPortableAvx512 : KernelPath::kPortable;
+  EXPECT_EQ(select_kernel_path(false), native);
+  ::setenv("PARETO_SCALAR_KERNELS", "0", 1);
+  EXPECT_EQ(select_kernel_path(false), native);
+  ::unsetenv("PARETO_SCALAR_KERNELS");
+  ::setenv("PARETO_KERNELS", "llamacpp-avx512", 1);
+  EXPECT_EQ(select_kernel_path(false), KernelPath::kPortableAvx512);
+  ::setenv("PARETO_KERNELS", "llamacpp-avx2", 1);
   EXPECT_EQ(select_kernel_path(false), KernelPath::kPortable);
+  ::setenv("PARETO_KERNELS", "scalar", 1);
+  EXPECT_EQ(select_kernel_path(false), KernelPath::kScalar);
+  ::unsetenv("PARETO_KERNELS");
+}
+
+TEST(Matmul, KernelPathNamesRoundTrip) {
+  for (KernelPath p : {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512}) {
+    EXPECT_EQ(parse_kernel_path(kernel_path_name(p)), p);
+  }
+  EXPECT_EQ(parse_kernel_path("avx3"), std::nullopt);
 }
 
 }  // namespace

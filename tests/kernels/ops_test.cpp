@@ -45,11 +45,14 @@ TEST(Ops, SiluMulAndAddMatchDouble) {
   const int64_t n = 41;
   const auto g = random_values(n, 3, 4.0f);
   const auto u = random_values(n, 4);
-  std::vector<float> y = g;
-  silu_mul_inplace(y.data(), u.data(), 1, n);
-  for (int64_t i = 0; i < n; ++i) {
-    const double e = g[i] / (1.0 + std::exp(-double{g[i]})) * u[i];
-    ASSERT_NEAR(y[i], e, 1e-6 * (1 + std::fabs(e)));
+  for (KernelPath path :
+       {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512}) {
+    std::vector<float> y = g;
+    silu_mul_inplace(y.data(), u.data(), 1, n, path);
+    for (int64_t i = 0; i < n; ++i) {
+      const double e = g[i] / (1.0 + std::exp(-double{g[i]})) * u[i];
+      ASSERT_NEAR(y[i], e, 1e-6 * (1 + std::fabs(e))) << kernel_path_name(path) << " " << i;
+    }
   }
   std::vector<float> s = g;
   add_inplace(s.data(), u.data(), n);
@@ -175,7 +178,8 @@ TEST(Attention, GqaCausalMatchesDoubleOnBothPaths) {
       }
     }
   }
-  for (KernelPath path : {KernelPath::kScalar, KernelPath::kPortable}) {
+  for (KernelPath path :
+       {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512}) {
     for (int threads : {1, 2}) {
       ThreadPool pool(threads);
       std::vector<float> out(q.size(), NAN);
@@ -206,7 +210,8 @@ TEST(Attention, FirstPositionCopiesItsValue) {
   const KvHeadView kv{keys.data(), values.data(), positions.data(), 2};
   const std::vector<float> q{1, 1, 1, 1};
   const int32_t q_pos = 0;
-  for (KernelPath path : {KernelPath::kScalar, KernelPath::kPortable}) {
+  for (KernelPath path :
+       {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512}) {
     ThreadPool pool(1);
     std::vector<float> out(4);
     AttentionArgs args;

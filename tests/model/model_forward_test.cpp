@@ -40,7 +40,7 @@ TinySpec spec_for(const Case& c) {
 
 class TinyModelTest : public ::testing::TestWithParam<Case> {};
 
-TEST_P(TinyModelTest, MatchesFloat64ReferenceOnBothKernelPaths) {
+TEST_P(TinyModelTest, MatchesFloat64ReferenceOnEveryKernelPath) {
   const Case c = GetParam();
   const TinySpec s = spec_for(c);
   const TinyWeights w = make_weights(s);
@@ -70,13 +70,15 @@ TEST_P(TinyModelTest, MatchesFloat64ReferenceOnBothKernelPaths) {
   }
   ASSERT_FALSE(tokens.empty()) << "no prompt without ambiguous roundings in its first 3 positions";
   const size_t exact_until = static_cast<size_t>(reference.ambiguous_from());
-  for (bool scalar : {false, true}) {
+  for (kernels::KernelPath kernel_path :
+       {kernels::KernelPath::kPortable, kernels::KernelPath::kPortableAvx512,
+        kernels::KernelPath::kScalar}) {
     ThreadPool pool(2);
     kv::KvCache cache = m->make_cache(16);
     std::vector<float> logits;
     ForwardOptions opt;
     opt.all_logits = true;
-    opt.scalar_kernels = scalar;
+    opt.kernel_path = kernel_path;
     auto st = m->forward(tokens, cache, logits, pool, opt);
     ASSERT_TRUE(st.has_value()) << st.error().message;
     ASSERT_EQ(logits.size(), tokens.size() * static_cast<size_t>(s.n_vocab));
@@ -91,8 +93,8 @@ TEST_P(TinyModelTest, MatchesFloat64ReferenceOnBothKernelPaths) {
         scale = std::max(scale, std::fabs(e));
       }
     }
-    EXPECT_LE(worst, c.tol) << (scalar ? "scalar" : "default") << " kernels";
-    EXPECT_LE(worst_ambiguous, c.loose_tol) << (scalar ? "scalar" : "default") << " kernels";
+    EXPECT_LE(worst, c.tol) << kernels::kernel_path_name(kernel_path) << " kernels";
+    EXPECT_LE(worst_ambiguous, c.loose_tol) << kernels::kernel_path_name(kernel_path) << " kernels";
     EXPECT_GT(scale, 0.5);  // the logits are not trivially small
   }
 }
