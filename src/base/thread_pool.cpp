@@ -18,6 +18,18 @@ std::pair<size_t, size_t> chunk_range(size_t n, int parts, int index) {
   return {begin, end};
 }
 
+// Spins a fraction of a millisecond for `ready`; false if it never became true.
+template <class Ready>
+bool spin_until(Ready ready) {
+  for (int i = 0; i < 20000; ++i) {
+    if (ready()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  return ready();
+}
+
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
@@ -29,7 +41,7 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   cv_start_.notify_all();
   for (auto& t : workers_) t.join();
@@ -41,41 +53,46 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t,
     fn(0, n, 0);
     return;
   }
+  PARETO_CHECK_MSG(job_ == nullptr, "ThreadPool::parallel_for is not reentrant");
+  job_ = &fn;
+  job_n_ = n;
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    PARETO_CHECK_MSG(job_ == nullptr, "ThreadPool::parallel_for is not reentrant");
-    job_ = &fn;
-    job_n_ = n;
-    pending_ = n_threads_ - 1;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
+    wake = sleepers_ > 0;
   }
-  cv_start_.notify_all();
+  if (wake) cv_start_.notify_all();
   const auto [begin, end] = chunk_range(n, n_threads_, 0);
   if (begin < end) fn(begin, end, 0);
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_done_.wait(lock, [this] { return pending_ == 0; });
+  if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+  }
   job_ = nullptr;
 }
 
 void ThreadPool::worker_loop(int index) {
   uint64_t seen_generation = 0;
+  const auto has_work = [&] {
+    return stop_.load(std::memory_order_acquire) ||
+           generation_.load(std::memory_order_acquire) != seen_generation;
+  };
   for (;;) {
-    const std::function<void(size_t, size_t, int)>* job = nullptr;
-    size_t n = 0;
-    {
+    if (!spin_until(has_work)) {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_start_.wait(lock, [&] { return stop_ || generation_ != seen_generation; });
-      if (stop_) return;
-      seen_generation = generation_;
-      job = job_;
-      n = job_n_;
+      ++sleepers_;
+      cv_start_.wait(lock, has_work);
+      --sleepers_;
     }
-    const auto [begin, end] = chunk_range(n, n_threads_, index);
-    if (begin < end) (*job)(begin, end, index);
-    {
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen_generation = generation_.load(std::memory_order_acquire);
+    const auto [begin, end] = chunk_range(job_n_, n_threads_, index);
+    if (begin < end) (*job_)(begin, end, index);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard<std::mutex> lock(mu_);
-      --pending_;
-      if (pending_ == 0) cv_done_.notify_one();
+      cv_done_.notify_one();
     }
   }
 }

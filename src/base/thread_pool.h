@@ -1,10 +1,17 @@
 // A small fixed-size thread pool. parallel_for splits [0, n) into contiguous chunks, one per
 // worker, and returns when all are done. The calling thread takes part, so ThreadPool(1) spawns
 // no threads and runs inline. Passed explicitly; never a global.
+// Waiting is hybrid: a worker (and the caller waiting for the workers) spins briefly on an atomic
+// before sleeping on a condition variable. A decode step issues dozens of parallel_for calls a few
+// microseconds apart, too short for a sleep/wake round trip; a bounded spin keeps that fast
+// without burning a core when the machine is oversubscribed (pure spinning, as ggml does,
+// collapses then).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -30,11 +37,14 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable cv_start_;
   std::condition_variable cv_done_;
+  // Written by the caller before generation_ is bumped (release), read by workers after they see
+  // the new generation (acquire).
   const std::function<void(size_t, size_t, int)>* job_ = nullptr;
   size_t job_n_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};  // bumped under mu_, once per parallel_for
+  std::atomic<int> pending_{0};          // workers still running the current job
+  std::atomic<bool> stop_{false};        // set under mu_
+  int sleepers_ = 0;                     // workers blocked on cv_start_ (guarded by mu_)
 };
 
 }  // namespace pareto

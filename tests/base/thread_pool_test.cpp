@@ -1,8 +1,10 @@
 #include "base/thread_pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <numeric>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -71,4 +73,21 @@ TEST(ThreadPool, NonPositiveSizeMeansOneThread) {
 }
 
 }  // namespace
+// Jobs separated by pauses longer than the spin make workers sleep on the condition variable;
+// back-to-back jobs hand over while they spin. Both paths must run every chunk exactly once.
+TEST(ThreadPool, WakesSleepingWorkersAndSpinningWorkersAlike) {
+  ThreadPool pool(3);
+  std::atomic<int64_t> total{0};
+  int64_t expected = 0;
+  for (int job = 0; job < 40; ++job) {
+    if (job % 4 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const size_t n = 7 + static_cast<size_t>(job);
+    pool.parallel_for(n, [&](size_t begin, size_t end, int) {
+      for (size_t i = begin; i < end; ++i) total += static_cast<int64_t>(i);
+    });
+    expected += static_cast<int64_t>(n * (n - 1) / 2);
+    ASSERT_EQ(total.load(), expected) << "job " << job;
+  }
+}
+
 }  // namespace pareto
