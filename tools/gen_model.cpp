@@ -25,10 +25,13 @@ struct GenModelOptions {
 int gen_model(const GenModelOptions& opt) {
   auto shape = bench::find_model_shape(opt.shape);
   if (!shape) return fail(shape.error().message);
-  const auto type = parse_type_name(opt.type);
+  const bool q4_k_m = opt.type == "Q4_K_M" || opt.type == "q4_k_m";
+  const auto type =
+      q4_k_m ? std::optional<TensorType>(TensorType::Q4_K) : parse_type_name(opt.type);
   if (!type) return fail("gen-model: unknown type '" + opt.type + "'");
   bench::GenerateOptions options;
   options.type = *type;
+  if (q4_k_m) options.mix = bench::TypeMix::kQ4_K_M;
   options.seed = opt.seed;
   options.n_layers = opt.layers;
   ThreadPool pool(std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
@@ -55,7 +58,8 @@ Command add_gen_model_command(CLI::App& parent) {
     shapes += (shapes.empty() ? "" : ", ") + std::string(s.name);
   }
   app->add_option("--shape", opt->shape, "model shape: " + shapes)->required();
-  app->add_option("--type", opt->type, "matrix type: F32, F16, BF16, Q8_0, Q4_0")
+  app->add_option("--type", opt->type,
+                  "matrix type: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, or Q4_K_M (mixed)")
       ->capture_default_str();
   app->add_option("-o,--output", opt->output, "GGUF file to write")->required();
   app->add_option("--seed", opt->seed, "random seed")->capture_default_str();

@@ -43,8 +43,8 @@ int main(int argc, char** argv) {
   CLI::App app{"pareto: LLM inference on the CPU (Llama-family GGUF and llama2.c models)"};
   app.require_subcommand(1);
   app.fallthrough(false);
-  std::vector<Command> commands = {add_run_command(app), add_tokenize_command(app),
-                                   add_info_command(app), add_convert_command(app),
+  std::vector<Command> commands = {add_run_command(app),   add_tokenize_command(app),
+                                   add_info_command(app),  add_convert_command(app),
                                    add_bench_command(app), add_gen_model_command(app)};
   try {
     app.parse(argc, argv);

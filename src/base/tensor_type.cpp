@@ -49,13 +49,16 @@ bool is_supported_weight_type(TensorType t) {
     case TensorType::BF16:
     case TensorType::Q8_0:
     case TensorType::Q4_0:
+    case TensorType::Q4_K:
+    case TensorType::Q5_K:
+    case TensorType::Q6_K:
       return true;
     default:
       return false;
   }
 }
 
-std::string_view supported_weight_types_list() { return "F32, F16, BF16, Q8_0, Q4_0"; }
+std::string_view supported_weight_types_list() { return "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K"; }
 
 std::optional<TensorType> parse_type_name(std::string_view name) {
   std::string upper(name);

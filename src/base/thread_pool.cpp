@@ -1,6 +1,7 @@
 #include "base/thread_pool.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "base/check.h"
 
@@ -18,14 +19,21 @@ std::pair<size_t, size_t> chunk_range(size_t n, int parts, int index) {
   return {begin, end};
 }
 
-// Spins a fraction of a millisecond for `ready`; false if it never became true.
+// Waits briefly for `ready`: a short pure spin (the common case: the other threads are a few
+// microseconds away), then yields the core a few times so that a thread we wait for can run when
+// the machine is oversubscribed (a pure spin there makes each hand-over cost a scheduler slice).
+// False if `ready` never became true; the caller then sleeps on its condition variable.
 template <class Ready>
 bool spin_until(Ready ready) {
-  for (int i = 0; i < 20000; ++i) {
+  for (int i = 0; i < 256; ++i) {
     if (ready()) return true;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+  }
+  for (int i = 0; i < 64; ++i) {
+    if (ready()) return true;
+    std::this_thread::yield();
   }
   return ready();
 }

@@ -23,7 +23,8 @@ namespace {
 // | llama-7b      | meta-llama/Llama-2-7b-hf       | 4096 | 32     | 32    | 32 | 11008 | 32000  |
 // | tiny          | (tests) llama layout, untied   | 128  | 2      | 4     | 2  | 256   | 512    |
 // | tiny-qwen2    | (tests) qwen2 layout, tied     | 128  | 2      | 4     | 2  | 256   | 512    |
-constexpr std::array<ModelShape, 5> kShapes = {{
+// | tiny-k        | (tests) llama layout, K-quants | 256  | 2      | 4     | 2  | 512   | 512    |
+constexpr std::array<ModelShape, 6> kShapes = {{
     {"llama-1b", "meta-llama/Llama-3.2-1B config.json", "llama", 2048, 16, 32, 8, 8192, 128256,
      131072, 500000.0f, 1e-5f, false, true},
     {"qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B config.json", "qwen2", 896, 24, 14, 2, 4864, 151936, 32768,
@@ -34,6 +35,8 @@ constexpr std::array<ModelShape, 5> kShapes = {{
      10000.0f, 1e-5f, false, false},
     {"tiny-qwen2", "test shape (qwen2 layout: qkv bias, tied output)", "qwen2", 128, 2, 4, 2, 256,
      512, 512, 1000000.0f, 1e-6f, true, true},
+    {"tiny-k", "test shape (llama layout, rows of 256 for K-quants)", "llama", 256, 2, 4, 2, 512,
+     512, 512, 10000.0f, 1e-5f, false, false},
 }};
 
 // llama.cpp's llama_ftype for general.file_type.
@@ -47,6 +50,12 @@ uint32_t llama_file_type(TensorType t) {
       return 2;  // LLAMA_FTYPE_MOSTLY_Q4_0
     case TensorType::Q8_0:
       return 7;  // LLAMA_FTYPE_MOSTLY_Q8_0
+    case TensorType::Q4_K:
+      return 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_S
+    case TensorType::Q5_K:
+      return 16;  // LLAMA_FTYPE_MOSTLY_Q5_K_S
+    case TensorType::Q6_K:
+      return 18;  // LLAMA_FTYPE_MOSTLY_Q6_K
     default:
       return 32;  // LLAMA_FTYPE_MOSTLY_BF16
   }
@@ -54,7 +63,25 @@ uint32_t llama_file_type(TensorType t) {
 
 bool writable_type(TensorType t) {
   return t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16 ||
-         t == TensorType::Q8_0 || t == TensorType::Q4_0;
+         t == TensorType::Q8_0 || t == TensorType::Q4_0 || t == TensorType::Q4_K ||
+         t == TensorType::Q5_K || t == TensorType::Q6_K;
+}
+
+constexpr std::string_view kWritableTypes = "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K";
+
+// llama.cpp's use_more_bits(i_layer, n_layers).
+bool uses_more_bits(int layer, int n_layers) {
+  return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
+}
+
+// The layer index of "blk.<i>.<rest>", or -1.
+int layer_of(std::string_view name) {
+  if (!name.starts_with("blk.")) return -1;
+  int layer = 0;
+  size_t i = 4;
+  for (; i < name.size() && name[i] >= '0' && name[i] <= '9'; ++i)
+    layer = layer * 10 + (name[i] - '0');
+  return i > 4 ? layer : -1;
 }
 
 uint64_t splitmix64(uint64_t x) {
@@ -136,9 +163,9 @@ class TensorMaker {
   TensorMaker(formats::GgufWriter& writer, const GenerateOptions& options, ThreadPool& pool)
       : writer_(writer), options_(options), pool_(pool) {}
 
-  // A [rows, cols] matrix (GGUF shape {cols, rows}) of options.type.
-  Status matrix(const std::string& name, int64_t cols, int64_t rows) {
-    const TensorType type = options_.type;
+  // A [rows, cols] matrix (GGUF shape {cols, rows}) of matrix_type(name).
+  Status matrix(const std::string& name, int64_t cols, int64_t rows, int n_layers) {
+    const TensorType type = matrix_type(options_, name, n_layers);
     const int64_t row_size = row_bytes(type, cols);
     std::vector<uint8_t> data(static_cast<size_t>(row_size * rows));
     const uint64_t stream = next_stream();
@@ -179,6 +206,16 @@ int layer_count(const ModelShape& shape, const GenerateOptions& options) {
 
 }  // namespace
 
+TensorType matrix_type(const GenerateOptions& options, std::string_view name, int n_layers) {
+  if (options.mix == TypeMix::kUniform) return options.type;
+  if (name == "output.weight") return TensorType::Q6_K;
+  const bool more_bits_tensor =
+      name.ends_with(".attn_v.weight") || name.ends_with(".ffn_down.weight");
+  const int layer = layer_of(name);
+  if (more_bits_tensor && layer >= 0 && uses_more_bits(layer, n_layers)) return TensorType::Q6_K;
+  return TensorType::Q4_K;
+}
+
 std::span<const ModelShape> model_shapes() {
   return kShapes;
 }
@@ -193,28 +230,37 @@ Result<ModelShape> find_model_shape(std::string_view name) {
 }
 
 uint64_t generated_data_bytes(const ModelShape& shape, const GenerateOptions& options) {
-  const auto mat = [&](int64_t cols, int64_t rows) {
-    return static_cast<uint64_t>(row_bytes(options.type, cols) * rows);
+  const int n_layers = layer_count(shape, options);
+  const auto mat = [&](std::string_view name, int64_t cols, int64_t rows) {
+    return static_cast<uint64_t>(row_bytes(matrix_type(options, name, n_layers), cols) * rows);
   };
   const int64_t head_dim = shape.dim / shape.n_heads;
   const int64_t kv_dim = head_dim * shape.n_kv_heads;
   const uint64_t vec = sizeof(float);
-  uint64_t layer = mat(shape.dim, shape.dim) * 2 + mat(shape.dim, kv_dim) * 2 +
-                   mat(shape.dim, shape.ffn_dim) * 2 + mat(shape.ffn_dim, shape.dim) +
-                   2 * shape.dim * vec;
-  if (shape.qkv_bias) layer += (shape.dim + 2 * kv_dim) * vec;
-  uint64_t total = mat(shape.dim, shape.n_vocab) + shape.dim * vec;
-  if (!shape.tied_output) total += mat(shape.dim, shape.n_vocab);
-  return total + layer * static_cast<uint64_t>(layer_count(shape, options));
+  uint64_t total = mat("token_embd.weight", shape.dim, shape.n_vocab) + shape.dim * vec;
+  if (!shape.tied_output) total += mat("output.weight", shape.dim, shape.n_vocab);
+  for (int i = 0; i < n_layers; ++i) {
+    const std::string blk = "blk." + std::to_string(i) + ".";
+    total += mat(blk + "attn_q.weight", shape.dim, shape.dim) +
+             mat(blk + "attn_k.weight", shape.dim, kv_dim) +
+             mat(blk + "attn_v.weight", shape.dim, kv_dim) +
+             mat(blk + "attn_output.weight", shape.dim, shape.dim) +
+             mat(blk + "ffn_gate.weight", shape.dim, shape.ffn_dim) +
+             mat(blk + "ffn_down.weight", shape.ffn_dim, shape.dim) +
+             mat(blk + "ffn_up.weight", shape.dim, shape.ffn_dim) + 2 * shape.dim * vec;
+    if (shape.qkv_bias) total += (shape.dim + 2 * kv_dim) * vec;
+  }
+  return total;
 }
 
 Status generate_model(const ModelShape& shape, const GenerateOptions& options,
                       const std::string& path, ThreadPool& pool) {
-  if (!writable_type(options.type)) {
+  if (options.mix == TypeMix::kUniform && !writable_type(options.type)) {
     return make_error("gen-model: type ", type_name(options.type),
-                      " not supported (supported: F32, F16, BF16, Q8_0, Q4_0)");
+                      " not supported (supported: ", kWritableTypes, ")");
   }
-  const int64_t block = traits(options.type).block_size;
+  const TensorType block_type = options.mix == TypeMix::kUniform ? options.type : TensorType::Q4_K;
+  const int64_t block = traits(block_type).block_size;
   if (shape.dim % shape.n_heads != 0 || shape.n_heads % shape.n_kv_heads != 0) {
     return make_error("gen-model: shape '", shape.name, "': dim ", shape.dim, ", heads ",
                       shape.n_heads, " and kv heads ", shape.n_kv_heads, " do not divide");
@@ -222,7 +268,7 @@ Status generate_model(const ModelShape& shape, const GenerateOptions& options,
   if (shape.dim % block != 0 || shape.ffn_dim % block != 0) {
     return make_error("gen-model: shape '", shape.name, "': dim ", shape.dim, " and ffn ",
                       shape.ffn_dim, " must be multiples of ", block, " for type ",
-                      type_name(options.type));
+                      type_name(block_type));
   }
   const int n_layers = layer_count(shape, options);
   const int head_dim = shape.dim / shape.n_heads;
@@ -232,8 +278,11 @@ Status generate_model(const ModelShape& shape, const GenerateOptions& options,
 
   formats::GgufWriter w;
   w.set("general.architecture", Value::str(std::string(shape.arch)));
-  w.set("general.name", Value::str(str_cat("random ", shape.name, " ", type_name(options.type))));
-  w.set("general.file_type", Value::u32(llama_file_type(options.type)));
+  const bool q4_k_m = options.mix == TypeMix::kQ4_K_M;
+  w.set("general.name", Value::str(str_cat("random ", shape.name, " ",
+                                           q4_k_m ? "Q4_K_M" : type_name(options.type))));
+  // LLAMA_FTYPE_MOSTLY_Q4_K_M = 15.
+  w.set("general.file_type", Value::u32(q4_k_m ? 15 : llama_file_type(options.type)));
   w.set("general.quantization_version", Value::u32(2));
   w.set(a + "context_length", Value::u32(static_cast<uint32_t>(shape.context_length)));
   w.set(a + "embedding_length", Value::u32(static_cast<uint32_t>(shape.dim)));
@@ -248,27 +297,27 @@ Status generate_model(const ModelShape& shape, const GenerateOptions& options,
   add_spm_vocab(w, shape.n_vocab);
 
   TensorMaker t(w, options, pool);
-  PARETO_RETURN_IF_ERROR(t.matrix("token_embd.weight", shape.dim, shape.n_vocab));
+  PARETO_RETURN_IF_ERROR(t.matrix("token_embd.weight", shape.dim, shape.n_vocab, n_layers));
   PARETO_RETURN_IF_ERROR(t.vector("output_norm.weight", shape.dim, false));
   if (!shape.tied_output) {
-    PARETO_RETURN_IF_ERROR(t.matrix("output.weight", shape.dim, shape.n_vocab));
+    PARETO_RETURN_IF_ERROR(t.matrix("output.weight", shape.dim, shape.n_vocab, n_layers));
   }
   for (int i = 0; i < n_layers; ++i) {
     const std::string blk = "blk." + std::to_string(i) + ".";
     PARETO_RETURN_IF_ERROR(t.vector(blk + "attn_norm.weight", shape.dim, false));
-    PARETO_RETURN_IF_ERROR(t.matrix(blk + "attn_q.weight", shape.dim, shape.dim));
-    PARETO_RETURN_IF_ERROR(t.matrix(blk + "attn_k.weight", shape.dim, kv_dim));
-    PARETO_RETURN_IF_ERROR(t.matrix(blk + "attn_v.weight", shape.dim, kv_dim));
+    PARETO_RETURN_IF_ERROR(t.matrix(blk + "attn_q.weight", shape.dim, shape.dim, n_layers));
+    PARETO_RETURN_IF_ERROR(t.matrix(blk + "attn_k.weight", shape.dim, kv_dim, n_layers));
+    PARETO_RETURN_IF_ERROR(t.matrix(blk + "attn_v.weight", shape.dim, kv_dim, n_layers));
     if (shape.qkv_bias) {
       PARETO_RETURN_IF_ERROR(t.vector(blk + "attn_q.bias", shape.dim, true));
       PARETO_RETURN_IF_ERROR(t.vector(blk + "attn_k.bias", kv_dim, true));
       PARETO_RETURN_IF_ERROR(t.vector(blk + "attn_v.bias", kv_dim, true));
     }
-    PARETO_RETURN_IF_ERROR(t.matrix(blk + "attn_output.weight", shape.dim, shape.dim));
+    PARETO_RETURN_IF_ERROR(t.matrix(blk + "attn_output.weight", shape.dim, shape.dim, n_layers));
     PARETO_RETURN_IF_ERROR(t.vector(blk + "ffn_norm.weight", shape.dim, false));
-    PARETO_RETURN_IF_ERROR(t.matrix(blk + "ffn_gate.weight", shape.dim, shape.ffn_dim));
-    PARETO_RETURN_IF_ERROR(t.matrix(blk + "ffn_down.weight", shape.ffn_dim, shape.dim));
-    PARETO_RETURN_IF_ERROR(t.matrix(blk + "ffn_up.weight", shape.dim, shape.ffn_dim));
+    PARETO_RETURN_IF_ERROR(t.matrix(blk + "ffn_gate.weight", shape.dim, shape.ffn_dim, n_layers));
+    PARETO_RETURN_IF_ERROR(t.matrix(blk + "ffn_down.weight", shape.ffn_dim, shape.dim, n_layers));
+    PARETO_RETURN_IF_ERROR(t.matrix(blk + "ffn_up.weight", shape.dim, shape.ffn_dim, n_layers));
   }
   return w.write(path);
 }

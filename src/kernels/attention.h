@@ -34,7 +34,7 @@ struct AttentionArgs {
 // Both paths score one (token, head) at a time over the stored entries, with a scratch row of
 // n_entries floats per worker (never [n_tokens, n_kv] for the batch). kScalar: plain loops, softmax
 // with the max subtracted and the sum in double. kPortable: llama.cpp's exact order (see
-// kernels_portable.cpp).
+// kernels_portable.cpp; AVX2 form in kernels_float_simd.cpp).
 void attention(const AttentionArgs& args, ThreadPool& pool, KernelPath path);
 
 }  // namespace pareto::kernels

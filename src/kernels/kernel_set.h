@@ -40,8 +40,16 @@ struct KernelSet {
 };
 
 const KernelSet& scalar_kernel_set();
+// llama.cpp's AVX2 / AVX-512 orders: the float entries run in AVX2+FMA+F16C when the CPU has them
+// (kernels_float_simd.cpp), the lane loops otherwise. Results are identical either way.
 const KernelSet& portable_kernel_set();         // llama.cpp AVX2 order
 const KernelSet& portable_avx512_kernel_set();  // llama.cpp AVX-512 order
+// The lane-loop statements of the same orders (kernels_portable.cpp): the fallback, and the
+// reference the SIMD entries are tested against.
+const KernelSet& portable_lanes_kernel_set();
+const KernelSet& portable_avx512_lanes_kernel_set();
+// Whether portable_kernel_set()'s float entries are the SIMD ones on this CPU.
+bool float_simd_supported();
 const KernelSet& kernel_set(KernelPath path);
 
 }  // namespace pareto::kernels

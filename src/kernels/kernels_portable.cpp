@@ -10,8 +10,9 @@
 // (tests/differential/data/README.md). llama.cpp's AVX-512 variants (zen4, skylakex, ...) sum the
 // float products in 16 lanes and use a 16-wide exp, so they round differently; the same code
 // instantiated with Width16 reproduces them (the shared oracle was made by such a build). The
-// integer Q8_0/Q4_0 block dot products are 8-lane in both. Written as plain lane loops so
-// compilers can vectorize them and a Highway implementation can mirror them lane for lane.
+// integer Q8_0/Q4_0 block dot products are 8-lane in both. Written as plain lane loops: they are
+// the fallback for CPUs without AVX2+FMA+F16C and the reference that the SIMD float kernels
+// (kernels_float_simd.cpp, which mirror them lane for lane) are tested against.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -23,6 +24,7 @@
 #include "base/half.h"
 #include "kernels/ggml_math.h"
 #include "kernels/kernel_set.h"
+#include "kernels/kernels_quant_simd.h"
 #include "kernels/quant.h"
 
 namespace pareto::kernels {
@@ -62,8 +64,6 @@ struct Width16 {  // AVX-512 (zen4, skylakex, icelake, ... variants)
     return ggml::reduce_add16(sum[0]);
   }
 };
-
-constexpr int kQ0Lanes = 8;  // integer block dot products: 8 lanes in both profiles
 
 // f16 -> f32 for all 65536 bit patterns, built once (ggml keeps the same table).
 const float* f16_table() {
@@ -175,63 +175,7 @@ float dot_bf16_vec(const uint8_t* w, const uint8_t* x, int64_t n) {
   return static_cast<float>(sum);
 }
 
-// Q8_0/Q4_0 x Q8_0 as ggml_vec_dot_*_q8_0 (and tinyBLAS_Q0_AVX) compute it: lane t holds the
-// integer dot of elements 4t..4t+3 of each block, accumulated as fma(d_w * d_x, lane, acc).
-template <class WeightBlock, class Unpack>
-float dot_blocks_lanes(const WeightBlock* wb, const BlockQ8_0* xb, int64_t n_blocks,
-                       Unpack unpack) {
-  const float* table = f16_table();
-  float acc[kQ0Lanes] = {};
-  int8_t w[kQuantBlock];
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    unpack(wb[b], w);
-    const float d = table[wb[b].d] * table[xb[b].d];
-    for (int t = 0; t < kQ0Lanes; ++t) {
-      int32_t s = 0;
-      for (int i = 4 * t; i < 4 * t + 4; ++i) s += w[i] * xb[b].qs[i];
-      acc[t] = std::fma(d, static_cast<float>(s), acc[t]);
-    }
-  }
-  return ggml::hsum8(acc);
-}
-
-void unpack_q8_0(const BlockQ8_0& b, int8_t (&w)[kQuantBlock]) {
-  std::memcpy(w, b.qs, kQuantBlock);
-}
-
-void unpack_q4_0(const BlockQ4_0& b, int8_t (&w)[kQuantBlock]) {
-  for (int j = 0; j < kQuantBlock / 2; ++j) {
-    w[j] = static_cast<int8_t>((b.qs[j] & 0x0f) - 8);
-    w[j + kQuantBlock / 2] = static_cast<int8_t>((b.qs[j] >> 4) - 8);
-  }
-}
-
-float dot_q8_0(const uint8_t* w, const uint8_t* x, int64_t n) {
-  return dot_blocks_lanes(reinterpret_cast<const BlockQ8_0*>(w),
-                          reinterpret_cast<const BlockQ8_0*>(x), n / kQuantBlock, unpack_q8_0);
-}
-
-float dot_q4_0_lanes(const uint8_t* w, const uint8_t* x, int64_t n) {
-  return dot_blocks_lanes(reinterpret_cast<const BlockQ4_0*>(w),
-                          reinterpret_cast<const BlockQ8_0*>(x), n / kQuantBlock, unpack_q4_0);
-}
-
-// Q4_0 weights repacked 8 rows at a time (ggml_gemv/gemm_q4_0_8x8_q8_0): the whole block's
-// integer dot, accumulated as fma(sum, d_w * d_x, acc).
-float dot_q4_0_repacked(const uint8_t* w, const uint8_t* x, int64_t n) {
-  const float* table = f16_table();
-  const auto* wb = reinterpret_cast<const BlockQ4_0*>(w);
-  const auto* xb = reinterpret_cast<const BlockQ8_0*>(x);
-  float acc = 0.0f;
-  int8_t wq[kQuantBlock];
-  for (int64_t b = 0; b < n / kQuantBlock; ++b) {
-    unpack_q4_0(wb[b], wq);
-    int32_t s = 0;
-    for (int i = 0; i < kQuantBlock; ++i) s += wq[i] * xb[b].qs[i];
-    acc = std::fma(static_cast<float>(s), table[wb[b].d] * table[xb[b].d], acc);
-  }
-  return acc;
-}
+// Q8_0/Q4_0 x Q8_0 (8 fma lanes, or the repacked Q4_0 order): kernels_quant_simd.h.
 
 template <float (*kDot)(const uint8_t*, const uint8_t*, int64_t)>
 void matmul_rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
@@ -252,16 +196,6 @@ void matmul_float_rows(const WeightView& w, const PreparedActivations& x, int64_
     matmul_rows<kTinyblasDot>(w, x, row_begin, row_end, y);
   } else {
     matmul_rows<kVecDot>(w, x, row_begin, row_end, y);
-  }
-}
-
-void matmul_q4_0(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
-                 int64_t row_end, float* y) {
-  // llama.cpp repacks Q4_0 matrices whose row count is a multiple of 8 (x86 AVX2 and AVX-512).
-  if (w.rows % 8 == 0) {
-    matmul_rows<dot_q4_0_repacked>(w, x, row_begin, row_end, y);
-  } else {
-    matmul_rows<dot_q4_0_lanes>(w, x, row_begin, row_end, y);
   }
 }
 
@@ -339,8 +273,8 @@ const KernelSet& make_portable_kernel_set() {
       matmul_float_rows<P, dot_f32_tinyblas<P>, dot_f32_vec<P>>,
       matmul_float_rows<P, dot_f16_tinyblas<P>, dot_f16_vec<P>>,
       matmul_float_rows<P, dot_bf16_tinyblas<P>, dot_bf16_vec<P>>,
-      matmul_rows<dot_q8_0>,
-      matmul_q4_0,
+      matmul_q8_0_rows_fast,  // kernels_quant_simd.h: SIMD, bit-identical to the lane loops
+      matmul_q4_0_rows_fast,
       attention_items<P>,
       P::kW,
   };
@@ -349,10 +283,12 @@ const KernelSet& make_portable_kernel_set() {
 
 }  // namespace
 
-const KernelSet& portable_kernel_set() {
+// portable_kernel_set() / portable_avx512_kernel_set() take these and swap in the SIMD float
+// entries where the CPU has them (kernels_float_simd.cpp).
+const KernelSet& portable_lanes_kernel_set() {
   return make_portable_kernel_set<Width8>();
 }
-const KernelSet& portable_avx512_kernel_set() {
+const KernelSet& portable_avx512_lanes_kernel_set() {
   return make_portable_kernel_set<Width16>();
 }
 

@@ -7,6 +7,8 @@
 #include "base/check.h"
 #include "base/half.h"
 #include "kernels/kernel_set.h"
+#include "kernels/kernels_quant_simd.h"
+#include "kernels/kquants.h"
 #include "kernels/quant.h"
 
 namespace pareto::kernels {
@@ -68,6 +70,10 @@ TensorType activation_type(TensorType weight_type) {
     case TensorType::Q8_0:
     case TensorType::Q4_0:
       return TensorType::Q8_0;
+    case TensorType::Q4_K:
+    case TensorType::Q5_K:
+    case TensorType::Q6_K:
+      return TensorType::Q8_K;
     default:
       PARETO_CHECK_MSG(false, "activation_type: unsupported weight type");
   }
@@ -91,7 +97,9 @@ PreparedActivations prepare_activations(TensorType type, const float* x, int64_t
     uint8_t* dst = storage.data() + t * p.row_bytes;
     const float* src = x + t * cols;
     if (type == TensorType::Q8_0) {
-      quantize_activations_q8_0(src, reinterpret_cast<BlockQ8_0*>(dst), cols);
+      quantize_activations_q8_0_fast(src, reinterpret_cast<BlockQ8_0*>(dst), cols);
+    } else if (type == TensorType::Q8_K) {
+      quantize_row_q8_K(src, reinterpret_cast<BlockQ8_K*>(dst), cols);
     } else {
       quantize_row(type, src, dst, cols);  // F16 / BF16: round to nearest even
     }
@@ -100,7 +108,11 @@ PreparedActivations prepare_activations(TensorType type, const float* x, int64_t
   return p;
 }
 
-MatmulRowsFn rows_fn(const KernelSet& ks, TensorType type) {
+MatmulRowsFn rows_fn(KernelPath path, TensorType type) {
+  if (is_kquant(type)) {
+    return path == KernelPath::kScalar ? matmul_kquant_rows_scalar : matmul_kquant_rows;
+  }
+  const KernelSet& ks = kernel_set(path);
   switch (type) {
     case TensorType::F32:
       return ks.matmul_f32;
@@ -129,7 +141,7 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
   std::vector<uint8_t> storage;
   const PreparedActivations xa =
       prepare_activations(activation_type(w.type), x, n_tokens, w.cols, storage);
-  const MatmulRowsFn fn = rows_fn(kernel_set(path), w.type);
+  const MatmulRowsFn fn = rows_fn(path, w.type);
   const int64_t n_items = (w.rows + kRowsPerItem - 1) / kRowsPerItem;
   pool.parallel_for(static_cast<size_t>(n_items), [&](size_t begin, size_t end, int) {
     const int64_t row_begin = static_cast<int64_t>(begin) * kRowsPerItem;

@@ -8,6 +8,7 @@
 #include "base/check.h"
 #include "kernels/ggml_math.h"
 #include "kernels/kernel_set.h"
+#include "kernels/simd_avx2.h"
 
 namespace pareto::kernels {
 
@@ -31,18 +32,52 @@ void add_bias(float* x, const float* bias, int64_t n_rows, int64_t n) {
   for (int64_t r = 0; r < n_rows; ++r) add_inplace(x + r * n, bias, n);
 }
 
+namespace {
+
+#if defined(PARETO_HAVE_AVX2_KERNELS)
+// The full vectors of one row: ggml_v_silu (x / (1 + exp(0 - x))) times up, 8 lanes at a time;
+// kKv picks the AVX2 (1) or AVX-512 (2) exp, lane for lane as ggml::v_silu / v_silu16.
+template <int kKv>
+PARETO_AVX2_TARGET void silu_mul_vectors(float* g, const float* u, int64_t n_vec) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (int64_t i = 0; i < n_vec; i += 8) {
+    const __m256 x = _mm256_loadu_ps(g + i);
+    const __m256 e = avx2::vexp<kKv>(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    const __m256 silu = _mm256_div_ps(x, _mm256_add_ps(one, e));
+    _mm256_storeu_ps(g + i, _mm256_mul_ps(silu, _mm256_loadu_ps(u + i)));
+  }
+}
+#endif
+
+void silu_mul_vectors_lanes(float* g, const float* u, int64_t n_vec, int width) {
+  if (width == 16) {
+    for (int64_t i = 0; i < n_vec; ++i) g[i] = ggml::v_silu16(g[i]) * u[i];
+  } else {
+    for (int64_t i = 0; i < n_vec; ++i) g[i] = ggml::v_silu(g[i]) * u[i];
+  }
+}
+
+}  // namespace
+
 void silu_mul_inplace(float* gate, const float* up, int64_t n_rows, int64_t n, KernelPath path) {
   // ggml_vec_swiglu_f32, per row: full vectors through v_silu, the tail through libm's expf.
   const int width = kernel_set(path).elementwise_width;
   const int64_t n_vec = n / width * width;
+  const bool simd = path != KernelPath::kScalar && float_simd_supported();
   for (int64_t r = 0; r < n_rows; ++r) {
     float* g = gate + r * n;
     const float* u = up + r * n;
-    if (width == 16) {
-      for (int64_t i = 0; i < n_vec; ++i) g[i] = ggml::v_silu16(g[i]) * u[i];
+#if defined(PARETO_HAVE_AVX2_KERNELS)
+    if (simd && width == 16) {
+      silu_mul_vectors<2>(g, u, n_vec);
+    } else if (simd && width == 8) {
+      silu_mul_vectors<1>(g, u, n_vec);
     } else {
-      for (int64_t i = 0; i < n_vec; ++i) g[i] = ggml::v_silu(g[i]) * u[i];
+      silu_mul_vectors_lanes(g, u, n_vec, width);
     }
+#else
+    silu_mul_vectors_lanes(g, u, n_vec, width);
+#endif
     for (int64_t i = n_vec; i < n; ++i) g[i] = ggml::silu(g[i]) * u[i];
   }
 }
@@ -59,12 +94,54 @@ void softmax_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+namespace {
+
+// ggml's rotate_pairs as its x86-64 builds compile it (contracted to fused multiply-adds):
+// fma(x0, c, -(x1 s)) and fma(x0, s, x1 c). One ulp here flips later Q8_0 roundings.
+// cos_sin [n_pairs] (cos, sin); v [n_heads, head_dim]. Inlined into both callers below, so the
+// builtin fma is one instruction where the caller targets FMA and libm's fmaf otherwise.
+[[gnu::always_inline]] inline void rotate_heads_body(float* v, const float* cos_sin, int n_heads,
+                                                     int head_dim, int n_pairs, RopeMode mode) {
+  for (int h = 0; h < n_heads; ++h) {
+    float* vh = v + h * head_dim;
+    for (int i = 0; i < n_pairs; ++i) {
+      const int i0 = mode == RopeMode::kNorm ? 2 * i : i;
+      const int i1 = mode == RopeMode::kNorm ? 2 * i + 1 : i + n_pairs;
+      const float c = cos_sin[2 * i];
+      const float s = cos_sin[2 * i + 1];
+      const float x0 = vh[i0];
+      const float x1 = vh[i1];
+      vh[i0] = __builtin_fmaf(x0, c, -(x1 * s));
+      vh[i1] = __builtin_fmaf(x0, s, x1 * c);
+    }
+  }
+}
+
+#if defined(PARETO_HAVE_AVX2_KERNELS)
+PARETO_AVX2_TARGET void rotate_heads_fma(float* v, const float* cos_sin, int n_heads, int head_dim,
+                                         int n_pairs, RopeMode mode) {
+  rotate_heads_body(v, cos_sin, n_heads, head_dim, n_pairs, mode);
+}
+#endif
+
+void rotate_heads_portable(float* v, const float* cos_sin, int n_heads, int head_dim, int n_pairs,
+                           RopeMode mode) {
+  rotate_heads_body(v, cos_sin, n_heads, head_dim, n_pairs, mode);
+}
+
+}  // namespace
+
 void rope_inplace(float* x, const int32_t* positions, int64_t n_tokens, int n_heads, int head_dim,
                   int rope_dim, float base, RopeMode mode) {
   PARETO_CHECK(rope_dim % 2 == 0 && rope_dim <= head_dim);
   const int n_pairs = rope_dim / 2;
   const float theta_scale = std::pow(base, -2.0f / static_cast<float>(rope_dim));
   std::vector<float> cos_sin(static_cast<size_t>(rope_dim));  // [n_pairs] (cos, sin)
+#if defined(PARETO_HAVE_AVX2_KERNELS)
+  const auto rotate = float_simd_supported() ? rotate_heads_fma : rotate_heads_portable;
+#else
+  const auto rotate = rotate_heads_portable;
+#endif
   for (int64_t t = 0; t < n_tokens; ++t) {
     float theta = static_cast<float>(positions[t]);
     for (int i = 0; i < n_pairs; ++i) {
@@ -72,21 +149,7 @@ void rope_inplace(float* x, const int32_t* positions, int64_t n_tokens, int n_he
       cos_sin[2 * i + 1] = std::sin(theta);
       theta *= theta_scale;
     }
-    for (int h = 0; h < n_heads; ++h) {
-      float* v = x + (t * n_heads + h) * head_dim;
-      for (int i = 0; i < n_pairs; ++i) {
-        const int i0 = mode == RopeMode::kNorm ? 2 * i : i;
-        const int i1 = mode == RopeMode::kNorm ? 2 * i + 1 : i + n_pairs;
-        const float c = cos_sin[2 * i];
-        const float s = cos_sin[2 * i + 1];
-        const float x0 = v[i0];
-        const float x1 = v[i1];
-        // ggml's rotate_pairs as its x86-64 builds compile it (contracted to fused multiply-adds):
-        // fma(x0, c, -(x1 s)) and fma(x0, s, x1 c). One ulp here flips later Q8_0 roundings.
-        v[i0] = std::fma(x0, c, -(x1 * s));
-        v[i1] = std::fma(x0, s, x1 * c);
-      }
-    }
+    rotate(x + t * n_heads * head_dim, cos_sin.data(), n_heads, head_dim, n_pairs, mode);
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include "base/check.h"
 #include "base/half.h"
+#include "kernels/kquants.h"
 
 namespace pareto::kernels {
 
@@ -108,6 +109,14 @@ void dequantize_row(TensorType type, const uint8_t* src, float* dst, int64_t n) 
     case TensorType::Q4_0:
       dequantize_row_q4_0(reinterpret_cast<const BlockQ4_0*>(src), dst, n);
       return;
+    case TensorType::Q4_K:
+    case TensorType::Q5_K:
+    case TensorType::Q6_K:
+      dequantize_row_kquant(type, src, dst, n);
+      return;
+    case TensorType::Q8_K:
+      dequantize_row_q8_K(reinterpret_cast<const BlockQ8_K*>(src), dst, n);
+      return;
     default:
       PARETO_CHECK_MSG(false, "dequantize_row: unsupported type");
   }
@@ -132,6 +141,14 @@ void quantize_row(TensorType type, const float* src, uint8_t* dst, int64_t n) {
       return;
     case TensorType::Q4_0:
       quantize_row_q4_0_ref(src, reinterpret_cast<BlockQ4_0*>(dst), n);
+      return;
+    case TensorType::Q4_K:
+    case TensorType::Q5_K:
+    case TensorType::Q6_K:
+      quantize_row_kquant(type, src, dst, n);
+      return;
+    case TensorType::Q8_K:
+      quantize_row_q8_K(src, reinterpret_cast<BlockQ8_K*>(dst), n);
       return;
     default:
       PARETO_CHECK_MSG(false, "quantize_row: unsupported type");

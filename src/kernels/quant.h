@@ -41,10 +41,11 @@ void quantize_activations_q8_0(const float* x, BlockQ8_0* y, int64_t n);
 void dequantize_row_q8_0(const BlockQ8_0* x, float* y, int64_t n);
 void dequantize_row_q4_0(const BlockQ4_0* x, float* y, int64_t n);
 
-// Converts n elements of a row of `type` (F32, F16, BF16, Q8_0, Q4_0) to f32. n must be a
-// multiple of the type's block size.
+// Converts n elements of a row of `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K) to
+// f32. n must be a multiple of the type's block size.
 void dequantize_row(TensorType type, const uint8_t* src, float* dst, int64_t n);
-// Encodes n f32 values as `type` (weight quantization: the reference rules above); writes
+// Encodes n f32 values as `type` (weight quantization: the reference rules above and kquants.h's
+// quantize_row_q*_K; Q8_K: quantize_row_q8_K); writes
 // row_bytes(type, n) bytes.
 void quantize_row(TensorType type, const float* src, uint8_t* dst, int64_t n);
 

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -42,12 +43,18 @@ std::vector<char> file_bytes(const std::string& path) {
 
 class GenModelTypes : public ::testing::TestWithParam<TensorType> {};
 
+// K-quant rows need 256 elements: their models use the tiny-k shape.
+std::string tiny_shape_for(TensorType type) {
+  return traits(type).block_size == 256 ? "tiny-k" : "tiny";
+}
+
 TEST_P(GenModelTypes, LoadsWithRequestedShapeAndTypes) {
   const TensorType type = GetParam();
-  const std::string path = generate("tiny", type, "tiny_" + std::string(type_name(type)));
+  const std::string shape_name = tiny_shape_for(type);
+  const std::string path = generate(shape_name, type, "tiny_" + std::string(type_name(type)));
   auto file = formats::read_gguf(path);
   ASSERT_TRUE(file) << file.error().message;
-  const ModelShape shape = *find_model_shape("tiny");
+  const ModelShape shape = *find_model_shape(shape_name);
   GenerateOptions options;
   options.type = type;
   EXPECT_EQ(file->data_bytes(), generated_data_bytes(shape, options));
@@ -70,7 +77,8 @@ TEST_P(GenModelTypes, LoadsWithRequestedShapeAndTypes) {
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, GenModelTypes,
                          ::testing::Values(TensorType::F32, TensorType::F16, TensorType::BF16,
-                                           TensorType::Q8_0, TensorType::Q4_0),
+                                           TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K,
+                                           TensorType::Q5_K, TensorType::Q6_K),
                          [](const auto& param_info) {
                            return std::string(type_name(param_info.param));
                          });
@@ -158,12 +166,52 @@ TEST(GenModel, RejectsUnknownShapeAndUnsupportedType) {
   ASSERT_FALSE(shape);
   EXPECT_NE(shape.error().message.find("llama-1b"), std::string::npos) << shape.error().message;
   GenerateOptions options;
-  options.type = TensorType::Q4_K;
+  options.type = TensorType::Q2_K;
   ThreadPool pool(1);
   const auto dir = test::temp_dir("bench_gen_bad");
   auto status = generate_model(*find_model_shape("tiny"), options, (dir / "x.gguf").string(), pool);
   ASSERT_FALSE(status);
-  EXPECT_NE(status.error().message.find("Q4_K"), std::string::npos) << status.error().message;
+  EXPECT_NE(status.error().message.find("Q2_K"), std::string::npos) << status.error().message;
+  // K-quants need rows of 256: the tiny shape's 128 is refused.
+  options.type = TensorType::Q4_K;
+  status = generate_model(*find_model_shape("tiny"), options, (dir / "y.gguf").string(), pool);
+  ASSERT_FALSE(status);
+  EXPECT_NE(status.error().message.find("multiples of 256"), std::string::npos)
+      << status.error().message;
+}
+
+TEST(GenModel, Q4_K_MMixFollowsLlamaCppRecipe) {
+  const ModelShape shape = *find_model_shape("tiny-k");
+  GenerateOptions options;
+  options.mix = TypeMix::kQ4_K_M;
+  options.n_layers = 8;
+  ThreadPool pool(2);
+  const std::string path = (test::temp_dir("bench_gen_q4km") / "q4km.gguf").string();
+  auto status = generate_model(shape, options, path, pool);
+  ASSERT_TRUE(status) << status.error().message;
+  auto file = formats::read_gguf(path);
+  ASSERT_TRUE(file) << file.error().message;
+  EXPECT_EQ(file->data_bytes(), generated_data_bytes(shape, options));
+  // use_more_bits for 8 layers: layer 0 (first eighth), 7 (last eighth), and 3, 6 (every third
+  // counted from layer 1).
+  const std::set<int> more_bits = {0, 3, 6, 7};
+  int n_q6 = 0;
+  for (const auto& t : file->tensors()) {
+    if (t.shape.size() != 2) continue;
+    TensorType expected = TensorType::Q4_K;
+    if (t.name == "output.weight") expected = TensorType::Q6_K;
+    for (int layer : more_bits) {
+      const std::string blk = "blk." + std::to_string(layer) + ".";
+      if (t.name == blk + "attn_v.weight" || t.name == blk + "ffn_down.weight") {
+        expected = TensorType::Q6_K;
+      }
+    }
+    EXPECT_EQ(t.type, expected) << t.name;
+    n_q6 += t.type == TensorType::Q6_K;
+  }
+  EXPECT_EQ(n_q6, 1 + 2 * 4);
+  auto model = model::Model::load(std::make_shared<const formats::ModelFile>(std::move(*file)));
+  ASSERT_TRUE(model) << model.error().message;
 }
 
 }  // namespace

@@ -30,9 +30,11 @@ TinySpec spec_for(const Case& c) {
   s.arch = c.arch;
   s.weight_type = c.type;
   s.tied_output = c.tied;
-  // Row lengths must be multiples of 32 for the blocked types; plain types get odd ones.
-  const bool blocked = c.type == TensorType::Q8_0 || c.type == TensorType::Q4_0;
-  s.ffn_dim = blocked ? 96 : 84;
+  // Row lengths must be multiples of 32 for the blocked types (256 for K-quants); plain types get
+  // odd ones.
+  const int64_t block = traits(c.type).block_size;
+  s.ffn_dim = block == 32 ? 96 : block == 256 ? 512 : 84;
+  if (block == 256) s.dim = 256;
   s.n_vocab = 37;
   s.seed = static_cast<uint32_t>(c.type) * 7 + (c.arch == "qwen2" ? 100 : 0);
   return s;
@@ -113,7 +115,11 @@ INSTANTIATE_TEST_SUITE_P(Types, TinyModelTest,
                                            Case{"qwen2", TensorType::F16, false, 5e-3, 5e-3},
                                            Case{"qwen2", TensorType::BF16, true, 1e-4, 1e-1},
                                            Case{"qwen2", TensorType::Q8_0, true, 1e-4, 3e-1},
-                                           Case{"qwen2", TensorType::Q4_0, false, 1e-4, 3e-1}),
+                                           Case{"qwen2", TensorType::Q4_0, false, 1e-4, 3e-1},
+                                           Case{"llama", TensorType::Q4_K, false, 1e-4, 3e-1},
+                                           Case{"llama", TensorType::Q5_K, true, 1e-4, 3e-1},
+                                           Case{"llama", TensorType::Q6_K, false, 1e-4, 3e-1},
+                                           Case{"qwen2", TensorType::Q4_K, true, 1e-4, 3e-1}),
                          case_name);
 
 class BatchTest : public ::testing::TestWithParam<Case> {};

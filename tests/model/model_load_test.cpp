@@ -42,7 +42,7 @@ std::string load_error(const std::string& test_name, const TinySpec& s, const Ti
     const auto& shape = w.shapes.at(name);
     const TensorType type = w.types.at(name);
     std::vector<uint8_t> bytes;
-    if (type == TensorType::Q4_K) {
+    if (type == TensorType::Q2_K) {  // no encoder: zero blocks
       bytes.assign(
           static_cast<size_t>(row_bytes(type, shape[0]) * (shape.size() > 1 ? shape[1] : 1)), 0);
     } else {
@@ -113,14 +113,14 @@ TEST(ModelLoad, UnknownArchitectureListsSupported) {
 
 TEST(ModelLoad, UnsupportedTensorTypeIsNamed) {
   TinySpec s;
-  s.dim = 256;  // Q4_K rows hold 256 elements
+  s.dim = 256;  // Q2_K rows hold 256 elements
   TinyWeights w = make_weights(s);
-  w.types["blk.0.ffn_gate.weight"] = TensorType::Q4_K;
+  w.types["blk.0.ffn_gate.weight"] = TensorType::Q2_K;
   std::string path;
-  const std::string msg = load_error("load_q4_k", s, w, &path);
+  const std::string msg = load_error("load_q2_k", s, w, &path);
   EXPECT_THAT(msg, HasSubstr("blk.0.ffn_gate.weight"));
-  EXPECT_THAT(msg, HasSubstr("Q4_K not supported"));
-  EXPECT_THAT(msg, HasSubstr("Q8_0"));
+  EXPECT_THAT(msg, HasSubstr("Q2_K not supported"));
+  EXPECT_THAT(msg, HasSubstr("Q4_K"));
   EXPECT_THAT(msg, HasSubstr(path));
 }
 

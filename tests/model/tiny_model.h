@@ -260,12 +260,13 @@ class ReferenceModel {
   static constexpr double kMargin = 3e-7;
   static bool is_ambiguous(TensorType at, const std::vector<double>& x) {
     const int64_t n = static_cast<int64_t>(x.size());
-    if (at == TensorType::Q8_0) {
-      for (int64_t b = 0; b < n; b += kernels::kQuantBlock) {
+    if (at == TensorType::Q8_0 || at == TensorType::Q8_K) {
+      // Both round x * 127 / amax per block (Q8_K: blocks of 256, scale -127 / signed max).
+      const int64_t block = traits(at).block_size;
+      for (int64_t b = 0; b < n; b += block) {
         double amax = 0;
-        for (int64_t i = b; i < b + kernels::kQuantBlock; ++i)
-          amax = std::max(amax, std::fabs(x[i]));
-        for (int64_t i = b; i < b + kernels::kQuantBlock && amax > 0; ++i) {
+        for (int64_t i = b; i < b + block; ++i) amax = std::max(amax, std::fabs(x[i]));
+        for (int64_t i = b; i < b + block && amax > 0; ++i) {
           const double v = std::fabs(x[i]) * 127.0 / amax;
           if (std::fabs(v - std::floor(v) - 0.5) < kMargin * 127) return true;
         }

@@ -1,0 +1,54 @@
+// Internal: SIMD versions of the Q8_0 / Q4_0 kernels of the default (llama.cpp-ordered) path, and
+// the K-quant matmul rows. Every function here is bit-identical to the portable lane loops it
+// replaces: the integer block sums are exact in any order, and the float accumulation keeps the
+// per-lane fused multiply-add order of llama.cpp's AVX2 build (lane t of a 32-block = the integer
+// dot of elements 4t..4t+3; acc[t] = fma(d_w * d_x, lane, acc[t]); ggml::hsum8 at the end).
+// On x86-64 the AVX2+FMA+F16C versions are chosen at run time (__builtin_cpu_supports); other CPUs
+// run the reference lane loops below.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/kernel_set.h"
+#include "kernels/quant.h"
+
+namespace pareto::kernels {
+
+// Whether the AVX2+FMA+F16C versions run on this CPU.
+bool quant_simd_available();
+
+// quantize_activations_q8_0 (quant.h), vectorized; bit-identical.
+void quantize_activations_q8_0_fast(const float* x, BlockQ8_0* y, int64_t n);
+
+// Row dot products of n elements (a multiple of 32) against a Q8_0 activation row.
+// "lanes": ggml_vec_dot_{q8_0,q4_0}_q8_0 / tinyBLAS_Q0_AVX order (8 fma lanes, then hsum8).
+// "repacked": ggml_gemv/gemm_q4_0_8x8_q8_0 order (acc = fma((float)block_sum, d_w * d_x, acc)).
+float dot_q8_0_lanes_fast(const uint8_t* w, const uint8_t* x, int64_t n);
+float dot_q4_0_lanes_fast(const uint8_t* w, const uint8_t* x, int64_t n);
+float dot_q4_0_repacked_fast(const uint8_t* w, const uint8_t* x, int64_t n);
+// The portable lane loops (the reference the fast versions are tested against).
+float dot_q8_0_lanes_ref(const uint8_t* w, const uint8_t* x, int64_t n);
+float dot_q4_0_lanes_ref(const uint8_t* w, const uint8_t* x, int64_t n);
+float dot_q4_0_repacked_ref(const uint8_t* w, const uint8_t* x, int64_t n);
+
+// MatmulRowsFn: Q8_0 weights x Q8_0 activations, lanes order. Streams each weight row once and
+// tiles up to 4 tokens per weight block load.
+void matmul_q8_0_rows_fast(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                           int64_t row_end, float* y);
+// MatmulRowsFn: Q4_0 weights x Q8_0 activations; repacked order when w.rows % 8 == 0 (llama.cpp
+// repacks such matrices on x86), lanes order otherwise.
+void matmul_q4_0_rows_fast(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                           int64_t row_end, float* y);
+
+// dot_kquant_q8k (kquants.h, llama.cpp's AVX2 order) in AVX2 intrinsics; bit-identical
+// (kquants_simd.cpp).
+float dot_kquant_q8k_fast(TensorType type, const void* w_row, const void* q8k_row, int64_t n);
+
+// MatmulRowsFn: Q4_K / Q5_K / Q6_K weights x Q8_K activations, llama.cpp's AVX2 order
+// (dot_kquant_q8k), and ggml's generic order (dot_kquant_q8k_scalar).
+void matmul_kquant_rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                        int64_t row_end, float* y);
+void matmul_kquant_rows_scalar(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                               int64_t row_end, float* y);
+
+}  // namespace pareto::kernels
