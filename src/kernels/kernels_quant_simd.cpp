@@ -13,6 +13,7 @@
 #include "base/half.h"
 #include "kernels/ggml_math.h"
 #include "kernels/kquants.h"
+#include "kernels/simd_avx2.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define PARETO_QUANT_SIMD_X86 1
@@ -70,8 +71,12 @@ void rows_ref(const WeightView& w, const PreparedActivations& x, int64_t row_beg
 }
 
 #ifdef PARETO_QUANT_SIMD_X86
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#endif
 
 // 8 int32 lanes: lane t = sum_{i in [4t, 4t+4)} w[i] * x[i] (ggml's mul_sum_i8_pairs).
 inline __m256i lane_sums(__m256i w, __m256i x) {
@@ -294,11 +299,14 @@ void quantize_q8_0_avx2(const float* x, BlockQ8_0* y, int64_t n) {
   }
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 bool has_avx2_fma_f16c() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                          __builtin_cpu_supports("f16c");
+  static const bool has = avx2::avx2_fma_f16c_supported();
   return has;
 }
 #else

@@ -9,6 +9,7 @@
 #include "kernels/ggml_math.h"
 #include "kernels/kernels_quant_simd.h"
 #include "kernels/kquants.h"
+#include "kernels/simd_avx2.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -18,8 +19,12 @@ namespace pareto::kernels {
 namespace {
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#endif
 
 inline __m256i load32(const void* p) {
   return _mm256_loadu_si256(static_cast<const __m256i*>(p));
@@ -129,11 +134,14 @@ float dot_q6_K(const BlockQ6_K* x, const BlockQ8_K* y, int64_t nb) {
   return hsum8(acc);
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 bool has_avx2_fma_f16c() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                          __builtin_cpu_supports("f16c");
+  static const bool has = avx2::avx2_fma_f16c_supported();
   return has;
 }
 #define PARETO_KQUANT_SIMD_X86 1

@@ -11,6 +11,7 @@
 
 #if defined(__x86_64__)
 #define PARETO_HAVE_AVX2_KERNELS 1
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cstdint>
@@ -19,9 +20,16 @@
 
 namespace pareto::kernels::avx2 {
 
+// F16C is CPUID leaf 1, ECX bit 29 (asked directly: clang's __builtin_cpu_supports has no "f16c").
+inline bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+}
+
 inline bool avx2_fma_f16c_supported() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
+  static const bool supported =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
+  return supported;
 }
 
 // Element loaders: 8 consecutive values widened to f32 (exactly, as the f16/bf16 tables do).
