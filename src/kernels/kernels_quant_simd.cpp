@@ -305,10 +305,7 @@ void quantize_q8_0_avx2(const float* x, BlockQ8_0* y, int64_t n) {
 #pragma GCC pop_options
 #endif
 
-bool has_avx2_fma_f16c() {
-  static const bool has = avx2::avx2_fma_f16c_supported();
-  return has;
-}
+bool has_avx2_fma_f16c() { return avx2::avx2_fma_f16c_supported(); }  // cached there
 #else
 bool has_avx2_fma_f16c() {
   return false;

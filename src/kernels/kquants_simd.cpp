@@ -140,10 +140,7 @@ float dot_q6_K(const BlockQ6_K* x, const BlockQ8_K* y, int64_t nb) {
 #pragma GCC pop_options
 #endif
 
-bool has_avx2_fma_f16c() {
-  static const bool has = avx2::avx2_fma_f16c_supported();
-  return has;
-}
+bool has_avx2_fma_f16c() { return avx2::avx2_fma_f16c_supported(); }  // cached there
 #define PARETO_KQUANT_SIMD_X86 1
 #endif
 
