@@ -18,6 +18,13 @@
 #include "pareto/pareto.h"
 #include "test_util.h"
 
+namespace pareto {
+// Names a tensor type in test listings (and so in ctest) instead of dumping its bytes.
+inline void PrintTo(TensorType t, std::ostream* os) {
+  *os << type_name(t);
+}
+}  // namespace pareto
+
 namespace pareto::bench {
 namespace {
 

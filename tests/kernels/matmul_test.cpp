@@ -49,6 +49,11 @@ struct Case {
   int64_t cols;
 };
 
+// Names the case in test listings (and so in ctest) instead of dumping its bytes.
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << type_name(c.type) << " " << c.rows << "x" << c.cols;
+}
+
 class MatmulTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(MatmulTest, MatchesDoubleReferenceOnEveryPath) {

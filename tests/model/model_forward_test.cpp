@@ -20,6 +20,10 @@ struct Case {
   double loose_tol;  // after an ambiguous activation rounding: a few quantization steps
 };
 
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.arch << " " << type_name(c.type) << (c.tied ? " tied" : "");
+}
+
 std::string case_name(const ::testing::TestParamInfo<Case>& param_info) {
   return param_info.param.arch + "_" + std::string(type_name(param_info.param.type)) +
          (param_info.param.tied ? "_tied" : "");
