@@ -56,14 +56,38 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t, int)>& fn) {
+  run(n, 0, fn);
+}
+
+void ThreadPool::parallel_for_dynamic(size_t n, size_t grain,
+                                      const std::function<void(size_t, size_t, int)>& fn) {
+  run(n, std::max<size_t>(grain, 1), fn);
+}
+
+void ThreadPool::run_share(int index) {
+  if (job_grain_ == 0) {
+    const auto [begin, end] = chunk_range(job_n_, n_threads_, index);
+    if (begin < end) (*job_)(begin, end, index);
+    return;
+  }
+  for (;;) {
+    const size_t begin = next_item_.fetch_add(job_grain_, std::memory_order_relaxed);
+    if (begin >= job_n_) return;
+    (*job_)(begin, std::min(job_n_, begin + job_grain_), index);
+  }
+}
+
+void ThreadPool::run(size_t n, size_t grain, const std::function<void(size_t, size_t, int)>& fn) {
   if (n == 0) return;
-  if (n_threads_ == 1 || n == 1) {
+  if (n_threads_ == 1 || n == 1 || (grain > 0 && grain >= n)) {
     fn(0, n, 0);
     return;
   }
   PARETO_CHECK_MSG(job_ == nullptr, "ThreadPool::parallel_for is not reentrant");
   job_ = &fn;
   job_n_ = n;
+  job_grain_ = grain;
+  next_item_.store(0, std::memory_order_relaxed);
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   bool wake = false;
   {
@@ -72,8 +96,7 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t,
     wake = sleepers_ > 0;
   }
   if (wake) cv_start_.notify_all();
-  const auto [begin, end] = chunk_range(n, n_threads_, 0);
-  if (begin < end) fn(begin, end, 0);
+  run_share(0);
   if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
@@ -96,8 +119,7 @@ void ThreadPool::worker_loop(int index) {
     }
     if (stop_.load(std::memory_order_acquire)) return;
     seen_generation = generation_.load(std::memory_order_acquire);
-    const auto [begin, end] = chunk_range(job_n_, n_threads_, index);
-    if (begin < end) (*job_)(begin, end, index);
+    run_share(index);
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard<std::mutex> lock(mu_);
       cv_done_.notify_one();

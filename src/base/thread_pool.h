@@ -27,11 +27,21 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
-  // fn(begin, end, thread_index) for each non-empty chunk.
+  // fn(begin, end, thread_index) for each non-empty chunk: one contiguous chunk per thread, the
+  // same split every call (so thread t always touches the same part: first-touch placement).
   void parallel_for(size_t n, const std::function<void(size_t, size_t, int)>& fn);
+  // The same, but threads take chunks of `grain` items (the last may be shorter) from a shared
+  // counter until none is left, so a thread that is descheduled or slower (a busy machine, uneven
+  // items) does not hold the others up. fn may run several times per thread; with one thread, or
+  // when grain >= n, it runs once over [0, n).
+  void parallel_for_dynamic(size_t n, size_t grain,
+                            const std::function<void(size_t, size_t, int)>& fn);
 
  private:
   void worker_loop(int index);
+  void run(size_t n, size_t grain, const std::function<void(size_t, size_t, int)>& fn);
+  // This thread's share of the current job: its static chunk (grain 0) or dynamic chunks.
+  void run_share(int index);
   int n_threads_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
@@ -41,6 +51,8 @@ class ThreadPool {
   // the new generation (acquire).
   const std::function<void(size_t, size_t, int)>* job_ = nullptr;
   size_t job_n_ = 0;
+  size_t job_grain_ = 0;                 // 0: static chunks
+  std::atomic<size_t> next_item_{0};     // dynamic chunks: first item not yet taken
   std::atomic<uint64_t> generation_{0};  // bumped under mu_, once per parallel_for
   std::atomic<int> pending_{0};          // workers still running the current job
   std::atomic<bool> stop_{false};        // set under mu_

@@ -286,6 +286,13 @@ const TensorInfo* ModelFile::find_tensor(std::string_view name) const {
   return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
 }
 
+bool ModelFile::release_pages(const void* p, size_t n) const {
+  for (const auto& map : maps_) {
+    if (map && map->release_pages(p, n)) return true;
+  }
+  return false;
+}
+
 uint64_t ModelFile::data_bytes() const {
   uint64_t total = 0;
   for (const auto& t : tensors_) total += t.nbytes;

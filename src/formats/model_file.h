@@ -133,6 +133,9 @@ class ModelFile {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find_tensor(std::string_view name) const;
   uint64_t data_bytes() const;  // sum of tensor sizes
+  // MappedFile::release_pages on the mapping that holds [p, p + n); false when none does (e.g. a
+  // llama2.c file's converted tensors, which live on the heap).
+  bool release_pages(const void* p, size_t n) const;
 
  private:
   std::string path_;

@@ -91,3 +91,55 @@ TEST(ThreadPool, WakesSleepingWorkersAndSpinningWorkersAlike) {
 }
 
 }  // namespace pareto
+
+namespace pareto {
+namespace {
+
+// Dynamic chunks: every index exactly once, each call at most `grain` items, for grains below, at
+// and above n, and thread counts around the chunk count.
+TEST(ThreadPool, DynamicChunksCoverEachIndexExactlyOnce) {
+  for (int threads : {1, 2, 3, 7}) {
+    ThreadPool pool(threads);
+    for (size_t n : {size_t{0}, size_t{1}, size_t{5}, size_t{64}, size_t{1000}}) {
+      for (size_t grain : {size_t{0}, size_t{1}, size_t{3}, size_t{16}, size_t{5000}}) {
+        std::vector<std::atomic<int>> visits(n);
+        std::atomic<int> bad_calls{0};
+        pool.parallel_for_dynamic(n, grain, [&](size_t begin, size_t end, int thread) {
+          if (begin >= end || end - begin > std::max<size_t>(grain, 1) || thread < 0 ||
+              thread >= threads) {
+            // One thread, or one chunk's worth: a single call over everything.
+            if (!((threads == 1 || grain >= n) && begin == 0 && end == n)) bad_calls.fetch_add(1);
+          }
+          for (size_t i = begin; i < end; ++i) visits[i].fetch_add(1);
+        });
+        EXPECT_EQ(bad_calls.load(), 0) << "threads=" << threads << " n=" << n << " grain=" << grain;
+        for (size_t i = 0; i < n; ++i) {
+          ASSERT_EQ(visits[i].load(), 1) << "threads=" << threads << " n=" << n << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
+// Static and dynamic jobs interleave on one pool without losing or repeating work.
+TEST(ThreadPool, StaticAndDynamicJobsInterleave) {
+  ThreadPool pool(3);
+  std::atomic<int64_t> total{0};
+  int64_t expected = 0;
+  for (int job = 0; job < 100; ++job) {
+    const size_t n = 5 + static_cast<size_t>(job % 23);
+    const auto add = [&](size_t begin, size_t end, int) {
+      for (size_t i = begin; i < end; ++i) total += static_cast<int64_t>(i);
+    };
+    if (job % 2 == 0) {
+      pool.parallel_for(n, add);
+    } else {
+      pool.parallel_for_dynamic(n, 2, add);
+    }
+    expected += static_cast<int64_t>(n * (n - 1) / 2);
+    ASSERT_EQ(total.load(), expected) << "job " << job;
+  }
+}
+
+}  // namespace
+}  // namespace pareto
