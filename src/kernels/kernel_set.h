@@ -40,8 +40,9 @@ struct KernelSet {
 };
 
 const KernelSet& scalar_kernel_set();
-// llama.cpp's AVX2 / AVX-512 orders: the float entries run in AVX2+FMA+F16C when the CPU has them
-// (kernels_float_simd.cpp), the lane loops otherwise. Results are identical either way.
+// llama.cpp's AVX2 / AVX-512 orders: the float entries run in AVX2+FMA+F16C
+// (kernels_float_simd.cpp) or, for the AVX-512 order, AVX-512 (kernels_float_avx512.cpp) when the
+// CPU has them, the lane loops otherwise. Results are identical either way.
 const KernelSet& portable_kernel_set();         // llama.cpp AVX2 order
 const KernelSet& portable_avx512_kernel_set();  // llama.cpp AVX-512 order
 // The lane-loop statements of the same orders (kernels_portable.cpp): the fallback, and the
@@ -50,6 +51,12 @@ const KernelSet& portable_lanes_kernel_set();
 const KernelSet& portable_avx512_lanes_kernel_set();
 // Whether portable_kernel_set()'s float entries are the SIMD ones on this CPU.
 bool float_simd_supported();
+// The AVX-512 order's float entries in native AVX-512 F/BW/VL (kernels_float_avx512.cpp) and in
+// AVX2 as two 8-lane halves (kernels_float_simd.cpp); each falls back to the lane loops where the
+// CPU lacks its features. portable_avx512_kernel_set() is the first of them the CPU supports.
+const KernelSet& portable_avx512_native_kernel_set();
+const KernelSet& portable_avx512_avx2_kernel_set();
+bool float_avx512_supported();
 const KernelSet& kernel_set(KernelPath path);
 
 }  // namespace pareto::kernels

@@ -1,7 +1,8 @@
 // The F32/F16/BF16 matmuls and attention of the llama.cpp-order kernel sets in AVX2+FMA+F16C,
 // chosen at run time; CPUs without them keep the lane loops of kernels_portable.cpp. Same lane
 // structure as those loops (the mirrored llama.cpp build defines it, not this CPU): kKv = 1 is
-// the AVX2 order (8 lanes), kKv = 2 the AVX-512 order (16 lanes as two 8-lane vectors). Per
+// the AVX2 order (8 lanes), kKv = 2 the AVX-512 order (16 lanes as two 8-lane vectors; CPUs with
+// AVX-512 run kernels_float_avx512.cpp instead, this one stays for those without). Per
 // output the operations and their order are unchanged, so results are identical bit for bit;
 // what changes is that one weight row load now serves a tile of rows x tokens (prefill) and
 // attention sums values 8 dims at a time.
@@ -301,11 +302,16 @@ const KernelSet& portable_kernel_set() {
   return kSet;
 }
 
-const KernelSet& portable_avx512_kernel_set() {
+const KernelSet& portable_avx512_avx2_kernel_set() {
   static const KernelSet kSet = float_simd_supported()
                                     ? with_float_simd<2>(portable_avx512_lanes_kernel_set())
                                     : portable_avx512_lanes_kernel_set();
   return kSet;
+}
+
+const KernelSet& portable_avx512_kernel_set() {
+  return float_avx512_supported() ? portable_avx512_native_kernel_set()
+                                  : portable_avx512_avx2_kernel_set();
 }
 
 #else  // no x86-64: the lane loops are the kernels.
@@ -315,6 +321,9 @@ bool float_simd_supported() {
 }
 const KernelSet& portable_kernel_set() {
   return portable_lanes_kernel_set();
+}
+const KernelSet& portable_avx512_avx2_kernel_set() {
+  return portable_avx512_lanes_kernel_set();
 }
 const KernelSet& portable_avx512_kernel_set() {
   return portable_avx512_lanes_kernel_set();

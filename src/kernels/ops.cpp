@@ -9,6 +9,7 @@
 #include "kernels/ggml_math.h"
 #include "kernels/kernel_set.h"
 #include "kernels/simd_avx2.h"
+#include "kernels/simd_avx512.h"
 
 namespace pareto::kernels {
 
@@ -49,6 +50,18 @@ PARETO_AVX2_TARGET void silu_mul_vectors(float* g, const float* u, int64_t n_vec
 }
 #endif
 
+#if defined(PARETO_HAVE_AVX512_KERNELS)
+// The same for the AVX-512 order in native zmm (ggml::v_silu16 lane for lane).
+PARETO_AVX512_WARNINGS_PUSH
+PARETO_AVX512_TARGET void silu_mul_vectors16(float* g, const float* u, int64_t n_vec) {
+  for (int64_t i = 0; i < n_vec; i += 16) {
+    const __m512 silu = avx512::silu16(_mm512_loadu_ps(g + i));
+    _mm512_storeu_ps(g + i, _mm512_mul_ps(silu, _mm512_loadu_ps(u + i)));
+  }
+}
+PARETO_AVX512_WARNINGS_POP
+#endif
+
 void silu_mul_vectors_lanes(float* g, const float* u, int64_t n_vec, int width) {
   if (width == 16) {
     for (int64_t i = 0; i < n_vec; ++i) g[i] = ggml::v_silu16(g[i]) * u[i];
@@ -64,11 +77,14 @@ void silu_mul_inplace(float* gate, const float* up, int64_t n_rows, int64_t n, K
   const int width = kernel_set(path).elementwise_width;
   const int64_t n_vec = n / width * width;
   const bool simd = path != KernelPath::kScalar && float_simd_supported();
+  [[maybe_unused]] const bool avx512 = float_avx512_supported();
   for (int64_t r = 0; r < n_rows; ++r) {
     float* g = gate + r * n;
     const float* u = up + r * n;
 #if defined(PARETO_HAVE_AVX2_KERNELS)
-    if (simd && width == 16) {
+    if (simd && width == 16 && avx512) {
+      silu_mul_vectors16(g, u, n_vec);
+    } else if (simd && width == 16) {
       silu_mul_vectors<2>(g, u, n_vec);
     } else if (simd && width == 8) {
       silu_mul_vectors<1>(g, u, n_vec);

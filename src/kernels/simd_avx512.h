@@ -1,0 +1,125 @@
+// Internal: AVX-512 (F + BW + VL) building blocks for the float kernels of llama.cpp's AVX-512
+// order (16 lanes), compiled per function with target attributes (the build stays baseline
+// x86-64) and chosen at run time with avx512_supported(). Each routine is the zmm form of a lane
+// routine in ggml_math.h / kernels_portable.cpp with the same operations in the same order, so
+// results are identical bit for bit (tests/kernels/float_avx512_test.cpp checks that). The build
+// uses -ffp-contract=off, so a multiply and an add are fused only where an fma intrinsic says so.
+#pragma once
+
+#include "kernels/simd_avx2.h"
+
+#if defined(PARETO_HAVE_AVX2_KERNELS)
+#define PARETO_HAVE_AVX512_KERNELS 1
+
+#define PARETO_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+
+// GCC 12's _mm512_undefined_* (`__m512 __Y = __Y;`) inside intrinsics such as _mm512_cvtph_ps
+// trips -Wuninitialized once inlined: callers of these routines sit between these two macros.
+#if defined(__clang__)
+#define PARETO_AVX512_WARNINGS_PUSH
+#define PARETO_AVX512_WARNINGS_POP
+#else
+#define PARETO_AVX512_WARNINGS_PUSH                                                    \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define PARETO_AVX512_WARNINGS_POP _Pragma("GCC diagnostic pop")
+#endif
+
+namespace pareto::kernels::avx512 {
+
+inline bool avx512_supported() {
+  static const bool supported =
+      avx2::avx2_fma_f16c_supported() && __builtin_cpu_supports("avx512f") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return supported;
+}
+
+// Element loaders: 16 consecutive values widened to f32 (exactly, as the f16/bf16 tables do);
+// `scalar` widens one value the same way, for the tails.
+struct F32Elem {
+  using T = float;
+  PARETO_AVX512_TARGET static __m512 load(const float* p) { return _mm512_loadu_ps(p); }
+  PARETO_AVX512_TARGET static float scalar(float v) { return v; }
+};
+struct F16Elem {
+  using T = uint16_t;
+  PARETO_AVX512_TARGET static __m512 load(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  PARETO_AVX512_TARGET static float scalar(uint16_t v) { return _cvtsh_ss(v); }
+};
+struct BF16Elem {
+  using T = uint16_t;
+  PARETO_AVX512_TARGET static __m512 load(const uint16_t* p) {
+    const __m512i wide =
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+  PARETO_AVX512_TARGET static float scalar(uint16_t v) {
+    return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128(static_cast<int>(v) << 16)));
+  }
+};
+
+// GCC's _mm512_reduce_add_ps (ggml::reduce_add16) of one register: t8 = hi + lo, then the
+// 8-lane steps (those of hsum8).
+PARETO_AVX512_TARGET inline float hsum16(__m512 v) {
+  const __m256 lo = _mm512_castps512_ps256(v);
+  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+  return avx2::hsum8_reg(_mm256_add_ps(hi, lo));
+}
+
+// GGML_F32x16_REDUCE of four 16-lane accumulators: (a0 + a2) + (a1 + a3), then reduce_add16.
+PARETO_AVX512_TARGET inline float reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  return hsum16(_mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
+}
+
+// The same reductions across registers, each register holding 16 independent sums (e.g. 16
+// output dims of attention): a[s] is lane s of the reduced vector.
+PARETO_AVX512_TARGET inline __m512 reduce_add16_across(const __m512* a) {
+  __m512 t8[8], t4[4];
+  for (int i = 0; i < 8; ++i) t8[i] = _mm512_add_ps(a[i + 8], a[i]);
+  for (int i = 0; i < 4; ++i) t4[i] = _mm512_add_ps(t8[i + 4], t8[i]);
+  return _mm512_add_ps(_mm512_add_ps(t4[0], t4[2]), _mm512_add_ps(t4[1], t4[3]));
+}
+// GGML_F32x16_REDUCE across registers: a [4][16], accumulator k lane t at a[16k + t].
+PARETO_AVX512_TARGET inline __m512 reduce4_across(const __m512* a) {
+  __m512 s0[16];
+  for (int t = 0; t < 16; ++t) {
+    s0[t] = _mm512_add_ps(_mm512_add_ps(a[t], a[32 + t]), _mm512_add_ps(a[16 + t], a[48 + t]));
+  }
+  return reduce_add16_across(s0);
+}
+
+// The AVX-512 ggml_v_expf, lane for lane as ggml::v_expf16 (the final j * 2^n is scalef: one
+// rounding, as ldexp).
+PARETO_AVX512_TARGET inline __m512 exp16(__m512 x) {
+  const __m512 r = _mm512_set1_ps(0x1.8p23f);
+  const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
+  const __m512 n = _mm512_sub_ps(z, r);
+  const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
+                                    _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+  const __mmask16 d = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192.0f), _CMP_GT_OQ);
+  const __m512 u = _mm512_mul_ps(b, b);
+  const __m512 j = _mm512_fmadd_ps(
+      _mm512_fmadd_ps(
+          _mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+          _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+      u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+  const __m512 res = _mm512_scalef_ps(j, n);
+  if (d == 0) return res;
+  // |n| > 192: 0 below the float range, infinity above it.
+  const __mmask16 nonpositive = _mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ);
+  const __m512 alt =
+      _mm512_mask_blend_ps(nonpositive, _mm512_set1_ps(__builtin_inff()), _mm512_setzero_ps());
+  return _mm512_mask_blend_ps(d, res, alt);
+}
+
+// ggml_v_silu (AVX-512): x / (1 + exp(0 - x)), lane for lane as ggml::v_silu16.
+PARETO_AVX512_TARGET inline __m512 silu16(__m512 x) {
+  const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+}  // namespace pareto::kernels::avx512
+
+#endif  // PARETO_HAVE_AVX2_KERNELS

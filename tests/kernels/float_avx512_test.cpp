@@ -1,0 +1,196 @@
+// The native AVX-512 float kernels (kernels_float_avx512.cpp, simd_avx512.h) against the lane
+// loops of llama.cpp's AVX-512 order (portable_avx512_lanes_kernel_set, ggml_math.h): identical
+// bit for bit on odd shapes (row counts and token counts that are not multiples of the register
+// tiles, rows split into odd work items, vec_dot tails, GQA attention with masked entries).
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kernels/ggml_math.h"
+#include "kernels/kernel_set.h"
+#include "kernels/quant.h"
+#include "kernels/simd_avx512.h"
+
+namespace pareto::kernels {
+namespace {
+
+std::vector<float> random_values(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// Bit patterns, so that -0 and +0 count as different.
+std::vector<uint32_t> bits(const std::vector<float>& v) {
+  std::vector<uint32_t> b(v.size());
+  for (size_t i = 0; i < v.size(); ++i) b[i] = std::bit_cast<uint32_t>(v[i]);
+  return b;
+}
+
+MatmulRowsFn float_rows_fn(const KernelSet& ks, TensorType type) {
+  switch (type) {
+    case TensorType::F16:
+      return ks.matmul_f16;
+    case TensorType::BF16:
+      return ks.matmul_bf16;
+    default:
+      return ks.matmul_f32;
+  }
+}
+
+std::vector<uint8_t> encode_rows(TensorType type, const std::vector<float>& values) {
+  std::vector<uint8_t> out(values.size() * (type == TensorType::F32 ? 4 : 2));
+  quantize_row(type, values.data(), out.data(), static_cast<int64_t>(values.size()));
+  return out;
+}
+
+TEST(FloatAvx512, SelectedWhenSupported) {
+  if (!float_avx512_supported()) GTEST_SKIP() << "no AVX-512 F/BW/VL: the AVX2 form runs";
+  EXPECT_EQ(portable_avx512_kernel_set().matmul_f16,
+            portable_avx512_native_kernel_set().matmul_f16);
+  EXPECT_NE(portable_avx512_native_kernel_set().matmul_f16,
+            portable_avx512_avx2_kernel_set().matmul_f16);
+  EXPECT_NE(portable_avx512_native_kernel_set().attention,
+            portable_avx512_lanes_kernel_set().attention);
+  EXPECT_EQ(portable_avx512_native_kernel_set().elementwise_width, 16);
+}
+
+// Rows: 1, 5, 37 (vec_dot only: not multiples of 4) and 4, 12, 40 (tinyBLAS for 2+ tokens when
+// cols is a multiple of 16); cols: 16, 48, 64, 200 (tails), 2048; tokens around the 6-token tile
+// and the 24-token block.
+TEST(FloatAvx512, MatmulsEqualLaneLoopsBitForBit) {
+  if (!float_avx512_supported()) GTEST_SKIP() << "no AVX-512 F/BW/VL";
+  const int64_t row_counts[] = {1, 4, 5, 12, 37, 40};
+  const int64_t col_counts[] = {16, 48, 64, 200, 2048};
+  const int64_t token_counts[] = {1, 2, 3, 7, 19, 31};
+  for (TensorType type : {TensorType::F32, TensorType::F16, TensorType::BF16}) {
+    for (int64_t rows : row_counts) {
+      for (int64_t cols : col_counts) {
+        const auto w_vals = random_values(rows * cols, 100 + static_cast<uint32_t>(cols + rows));
+        const auto w_bytes = encode_rows(type, w_vals);
+        const WeightView w{type, w_bytes.data(), rows, cols};
+        for (int64_t tokens : token_counts) {
+          const auto x_vals = random_values(tokens * cols, 200 + static_cast<uint32_t>(tokens));
+          const auto x_bytes = encode_rows(type, x_vals);
+          PreparedActivations x;
+          x.type = type;
+          x.data = x_bytes.data();
+          x.row_bytes = static_cast<int64_t>(x_bytes.size()) / tokens;
+          x.n_tokens = tokens;
+          std::vector<float> want(static_cast<size_t>(rows * tokens), NAN);
+          std::vector<float> got = want;
+          float_rows_fn(portable_avx512_lanes_kernel_set(), type)(w, x, 0, rows, want.data());
+          // In three row ranges with odd boundaries, as work items would.
+          const MatmulRowsFn fn = float_rows_fn(portable_avx512_native_kernel_set(), type);
+          const int64_t a = rows / 3, b = rows / 2 + 1;
+          fn(w, x, 0, a, got.data());
+          fn(w, x, a, std::min(b, rows), got.data());
+          fn(w, x, std::min(b, rows), rows, got.data());
+          EXPECT_EQ(bits(got), bits(want))
+              << type_name(type) << " " << rows << "x" << cols << " tokens " << tokens;
+        }
+      }
+    }
+  }
+}
+
+struct AttentionShape {
+  int n_heads, n_kv_heads, head_dim, n_kv, n_tokens;
+};
+
+TEST(FloatAvx512, AttentionEqualsLaneLoopsBitForBit) {
+  if (!float_avx512_supported()) GTEST_SKIP() << "no AVX-512 F/BW/VL";
+  const AttentionShape shapes[] = {
+      {4, 2, 64, 37, 1}, {4, 2, 64, 37, 3},  {8, 2, 64, 301, 7}, {2, 1, 128, 70, 1},
+      {3, 3, 16, 1, 1},  {2, 1, 16, 129, 2}, {2, 2, 48, 9, 19},  {6, 2, 32, 200, 1},
+      {1, 1, 24, 65, 5}, {4, 1, 256, 67, 2}, {2, 1, 80, 5, 1},   {4, 4, 64, 64, 1},
+  };
+  for (const AttentionShape& s : shapes) {
+    std::vector<std::vector<float>> keys, values;
+    std::vector<std::vector<int32_t>> positions;
+    for (int h = 0; h < s.n_kv_heads; ++h) {
+      keys.push_back(random_values(int64_t{s.n_kv} * s.head_dim, 30 + h, 2.0f));
+      values.push_back(random_values(int64_t{s.n_kv} * s.head_dim, 40 + h));
+      std::vector<int32_t> p(static_cast<size_t>(s.n_kv));
+      // Head 1 stores entries out of position order, so masking must use the positions.
+      for (int j = 0; j < s.n_kv; ++j) p[j] = h == 1 ? (j * 7) % s.n_kv : j;
+      positions.push_back(p);
+    }
+    std::vector<KvHeadView> kv;
+    for (int h = 0; h < s.n_kv_heads; ++h) {
+      kv.push_back({keys[h].data(), values[h].data(), positions[h].data(), s.n_kv});
+    }
+    // Queries at earlier positions than the last entries: later entries are masked.
+    std::vector<int32_t> q_pos(static_cast<size_t>(s.n_tokens));
+    for (int t = 0; t < s.n_tokens; ++t) q_pos[t] = s.n_kv - 1 - (s.n_tokens - 1 - t) * 3;
+    const auto q = random_values(int64_t{s.n_tokens} * s.n_heads * s.head_dim, 50, 2.0f);
+    AttentionArgs args;
+    args.q = q.data();
+    args.q_positions = q_pos.data();
+    args.n_tokens = s.n_tokens;
+    args.n_heads = s.n_heads;
+    args.n_kv_heads = s.n_kv_heads;
+    args.head_dim = s.head_dim;
+    args.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    args.kv = kv;
+    std::vector<float> want(q.size(), NAN), got(q.size(), NAN);
+    const int64_t n_items = int64_t{s.n_tokens} * s.n_heads;
+    args.out = want.data();
+    portable_avx512_lanes_kernel_set().attention(args, 0, n_items);
+    args.out = got.data();
+    // Two work items split at an odd item.
+    portable_avx512_native_kernel_set().attention(args, 0, n_items / 2 + 1);
+    portable_avx512_native_kernel_set().attention(args, n_items / 2 + 1, n_items);
+    EXPECT_EQ(bits(got), bits(want)) << "heads " << s.n_heads << "/" << s.n_kv_heads << " dim "
+                                     << s.head_dim << " kv " << s.n_kv << " tokens " << s.n_tokens;
+  }
+}
+
+#if defined(PARETO_HAVE_AVX512_KERNELS)
+// Inputs over the whole range of the exp: ordinary values, results near the ends of the float
+// range (subnormal), beyond (|n| > 192), infinities.
+std::vector<float> exp_inputs() {
+  std::vector<float> x = random_values(4000, 7, 3.0f);
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<float> wide(-150.0f, 150.0f);
+  for (int i = 0; i < 4000; ++i) x.push_back(wide(rng));
+  for (float v : {0.0f, -0.0f, 88.7f, 88.8f, -87.4f, -103.9f, -104.0f, INFINITY, -INFINITY, 133.0f,
+                  -133.0f}) {
+    x.push_back(v);
+  }
+  x.resize(x.size() / 16 * 16);
+  return x;
+}
+
+PARETO_AVX512_WARNINGS_PUSH
+PARETO_AVX512_TARGET void exp_and_silu(const std::vector<float>& x, std::vector<float>& e,
+                                       std::vector<float>& s) {
+  for (size_t i = 0; i < x.size(); i += 16) {
+    _mm512_storeu_ps(e.data() + i, avx512::exp16(_mm512_loadu_ps(x.data() + i)));
+    _mm512_storeu_ps(s.data() + i, avx512::silu16(_mm512_loadu_ps(x.data() + i)));
+  }
+}
+PARETO_AVX512_WARNINGS_POP
+
+TEST(FloatAvx512, ExpAndSiluEqualGgmlLanes) {
+  if (!float_avx512_supported()) GTEST_SKIP() << "no AVX-512 F/BW/VL";
+  const auto x = exp_inputs();
+  std::vector<float> e(x.size()), s(x.size()), want_e(x.size()), want_s(x.size());
+  exp_and_silu(x, e, s);
+  for (size_t i = 0; i < x.size(); ++i) {
+    want_e[i] = ggml::v_expf16(x[i]);
+    want_s[i] = ggml::v_silu16(x[i]);
+  }
+  EXPECT_EQ(bits(e), bits(want_e));
+  EXPECT_EQ(bits(s), bits(want_s));
+}
+#endif
+
+}  // namespace
+}  // namespace pareto::kernels
