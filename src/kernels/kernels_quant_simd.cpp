@@ -305,7 +305,9 @@ void quantize_q8_0_avx2(const float* x, BlockQ8_0* y, int64_t n) {
 #pragma GCC pop_options
 #endif
 
-bool has_avx2_fma_f16c() { return avx2::avx2_fma_f16c_supported(); }  // cached there
+bool has_avx2_fma_f16c() {
+  return avx2::avx2_fma_f16c_supported();
+}  // cached there
 #else
 bool has_avx2_fma_f16c() {
   return false;
@@ -388,24 +390,6 @@ void matmul_q4_0_rows_fast(const WeightView& w, const PreparedActivations& x, in
 #endif
   if (repacked) return rows_ref<dot_q4_0_repacked_ref>(w, x, row_begin, row_end, y);
   rows_ref<dot_q4_0_lanes_ref>(w, x, row_begin, row_end, y);
-}
-
-void matmul_kquant_rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
-                        int64_t row_end, float* y) {
-  for (int64_t r = row_begin; r < row_end; ++r) {
-    for (int64_t t = 0; t < x.n_tokens; ++t) {
-      y[t * w.rows + r] = dot_kquant_q8k_fast(w.type, w.row(r), x.row(t), w.cols);
-    }
-  }
-}
-
-void matmul_kquant_rows_scalar(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
-                               int64_t row_end, float* y) {
-  for (int64_t r = row_begin; r < row_end; ++r) {
-    for (int64_t t = 0; t < x.n_tokens; ++t) {
-      y[t * w.rows + r] = dot_kquant_q8k_scalar(w.type, w.row(r), x.row(t), w.cols);
-    }
-  }
 }
 
 }  // namespace pareto::kernels

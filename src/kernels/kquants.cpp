@@ -307,7 +307,7 @@ void dequantize_row_q8_K(const BlockQ8_K* x, float* y, int64_t n) {
   }
 }
 
-void quantize_row_q8_K(const float* x, BlockQ8_K* y, int64_t n) {
+void quantize_row_q8_K_ref(const float* x, BlockQ8_K* y, int64_t n) {
   const int64_t nb = block_count(n);
   for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
     float max = 0.0f, amax = 0.0f;

@@ -102,8 +102,12 @@ void dequantize_row_q8_K(const BlockQ8_K* x, float* y, int64_t n);
 // ggml's quantize_row_q8_K_ref (what llama.cpp's CPU backend applies to the activations of K-quant
 // matmuls): per block, max = the value of largest magnitude, iscale = -127 / max,
 // q = min(127, round-half-even(iscale * x)), d = 1 / iscale. An all-zero block gets d = 0, q = 0,
-// bsums = 0.
+// bsums = 0. Runs in AVX-512 when the CPU has it (kquants_avx512.cpp); identical bytes.
 void quantize_row_q8_K(const float* x, BlockQ8_K* y, int64_t n);
+// The portable version (the reference the AVX-512 one is tested against).
+void quantize_row_q8_K_ref(const float* x, BlockQ8_K* y, int64_t n);
+// Whether the AVX-512 (F/BW/VL/VNNI) K-quant kernels run on this CPU.
+bool kquant_avx512_supported();
 
 // ggml's reference weight quantizers (quantize_row_q*_K_ref, no importance matrix): Q4_K/Q5_K fit
 // scale and min per sub-block by make_qkx2_quants, Q6_K a signed scale by make_qx_quants
