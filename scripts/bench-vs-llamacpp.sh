@@ -5,7 +5,8 @@
 # usage: scripts/bench-vs-llamacpp.sh MODEL THREADS
 # env:   PP (512), TG (128), REPS (5) per run, ROUNDS (2) A/B rounds,
 #        PARETO_BIN (build/tools/pareto), BANDWIDTH_MIB (1024; 0 skips the probe)
-# needs: `npm ci` (or `npm install`) once in bench/llamacpp.
+# needs: `npm install` once in bench/llamacpp (npm 11's `npm ci` rejects the lock: node-llama-cpp lists
+#        optional per-platform packages that the npm registry here answers 404 for at 3.22.1, so the lock cannot hold them).
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
@@ -25,7 +26,7 @@ driver=$root/bench/llamacpp/bench.mjs
 
 [[ -x $pareto ]] || { echo "error: $pareto not built (set PARETO_BIN)" >&2; exit 1; }
 [[ -d $root/bench/llamacpp/node_modules/node-llama-cpp ]] ||
-  { echo "error: run 'npm ci' in $root/bench/llamacpp first" >&2; exit 1; }
+  { echo "error: run 'npm install' in $root/bench/llamacpp first" >&2; exit 1; }
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

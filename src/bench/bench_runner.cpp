@@ -196,6 +196,7 @@ Result<BenchReport> run_bench(const std::string& model_path, const BenchOptions&
         measure_read_bandwidth(pool, BandwidthOptions{options.bandwidth_bytes, 5});
     DecodeLimit limit;
     limit.bandwidth_gb_per_s = bw.best_gb_per_s;
+    limit.probe = describe(bw);
     limit.bytes_per_token = weight_bytes_per_token(*shared);
     limit.tok_per_s = limit.bytes_per_token > 0
                           ? bw.best_gb_per_s * 1e9 / static_cast<double>(limit.bytes_per_token)
@@ -224,7 +225,8 @@ std::string format_markdown(const BenchReport& r) {
                  "\n");
   if (r.decode_limit) {
     const DecodeLimit& d = *r.decode_limit;
-    out += str_cat("decode limit: ", format_count(d.bandwidth_gb_per_s, 2), " GB/s / ",
+    out += str_cat("decode limit: ", format_count(d.bandwidth_gb_per_s, 2), " GB/s",
+                   d.probe.empty() ? "" : str_cat(" (", d.probe, ")"), " / ",
                    format_count(static_cast<double>(d.bytes_per_token) / 1e6, 1),
                    " MB per token = ", format_count(d.tok_per_s, 2), " tok/s; tg reached ",
                    format_count(100.0 * d.fraction, 1), "%\n");
@@ -255,6 +257,7 @@ std::string format_json(const BenchReport& r) {
     j["weight_bytes_per_token"] = r.decode_limit->bytes_per_token;
     j["tg_limit_tok_per_s"] = r.decode_limit->tok_per_s;
     j["tg_fraction_of_limit"] = r.decode_limit->fraction;
+    if (!r.decode_limit->probe.empty()) j["bandwidth_probe"] = r.decode_limit->probe;
   }
   // A model name read from a file may hold invalid UTF-8: replace it rather than throw.
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);

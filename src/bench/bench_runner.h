@@ -37,6 +37,7 @@ struct DecodeLimit {
   uint64_t bytes_per_token = 0;   // weight bytes one generated token reads
   double tok_per_s = 0;           // bandwidth / bytes_per_token
   double fraction = 0;            // tg mean / tok_per_s (0 without a tg test)
+  std::string probe;              // how it was measured: bench::describe(BandwidthResult)
 };
 
 struct BenchReport {
