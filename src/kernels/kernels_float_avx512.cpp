@@ -272,6 +272,31 @@ constexpr SlotSumsFn slot_sums_for(int dim_vectors, std::integer_sequence<int, k
   return fn;
 }
 
+// ggml_vec_dot_f32(keys[m], q, hd) for 16 consecutive keys, hd a multiple of 64 (so no tail):
+// per key 4 accumulators of 16 lanes over chunks of 64, (a0 + a2) + (a1 + a3), then hsum16 of all
+// 16 keys at once. q0: the first 16 query values (loaded once by the caller).
+inline __m512 scores16(const float* keys, const float* q, __m512 q0, int hd) {
+  __m512 v[16];
+  for (int m = 0; m < 16; ++m) {
+    const float* k = keys + static_cast<int64_t>(m) * hd;
+    __m512 a0 = _mm512_fmadd_ps(_mm512_loadu_ps(k), q0, _mm512_setzero_ps());
+    __m512 a1 =
+        _mm512_fmadd_ps(_mm512_loadu_ps(k + 16), _mm512_loadu_ps(q + 16), _mm512_setzero_ps());
+    __m512 a2 =
+        _mm512_fmadd_ps(_mm512_loadu_ps(k + 32), _mm512_loadu_ps(q + 32), _mm512_setzero_ps());
+    __m512 a3 =
+        _mm512_fmadd_ps(_mm512_loadu_ps(k + 48), _mm512_loadu_ps(q + 48), _mm512_setzero_ps());
+    for (int i = 64; i < hd; i += 64) {
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(k + i), _mm512_loadu_ps(q + i), a0);
+      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(k + i + 16), _mm512_loadu_ps(q + i + 16), a1);
+      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(k + i + 32), _mm512_loadu_ps(q + i + 32), a2);
+      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(k + i + 48), _mm512_loadu_ps(q + i + 48), a3);
+    }
+    v[m] = _mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3));
+  }
+  return avx512::hsum16_x16(v);
+}
+
 // Attention as kernels_portable.cpp's attention_items<Width16> (the order of operations is
 // described there). head_dim must be a multiple of 16 and at most 256; others take the AVX2 form.
 void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
@@ -297,9 +322,23 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     const int32_t q_pos = a.q_positions[t];
     const int64_t n_padded = (kv.length + 63) / 64 * 64;
     probs.assign(static_cast<size_t>(n_padded), 0.0f);
-    // Scores of 4 keys at a time (an invisible key's score is computed and dropped).
+    // Scores of 16 keys at a time when head_dim is a multiple of 64 (no tail), else 4 keys at a
+    // time (an invisible key's score is computed and dropped).
     float max = -INFINITY;
-    for (int j = 0; j < kv.length; j += kVecRows) {
+    int j0 = 0;
+    if (hd % 64 == 0) {
+      const __m512 q0 = _mm512_loadu_ps(q);
+      for (; j0 + 16 <= kv.length; j0 += 16) {
+        alignas(64) float s[16];
+        _mm512_store_ps(s, scores16(kv.keys + static_cast<int64_t>(j0) * hd, q, q0, hd));
+        for (int m = 0; m < 16; ++m) {
+          if (kv.positions[j0 + m] > q_pos) continue;
+          probs[static_cast<size_t>(j0 + m)] = s[m] * a.scale;
+          max = std::max(max, probs[static_cast<size_t>(j0 + m)]);
+        }
+      }
+    }
+    for (int j = j0; j < kv.length; j += kVecRows) {
       const int nk = std::min(kVecRows, kv.length - j);
       float s[kVecRows];
       if (nk == kVecRows) {

@@ -73,6 +73,35 @@ PARETO_AVX512_TARGET inline float reduce4(__m512 a0, __m512 a1, __m512 a2, __m51
   return hsum16(_mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
 }
 
+// hsum16 of 16 registers at once: lane m of the result is hsum16(v[m]), bit for bit (the same
+// pairs are added: t8[i] = v[i] + v[i + 8], t4[i] = t8[i] + t8[i + 4], (t4[0] + t4[2]) +
+// (t4[1] + t4[3]); IEEE addition is commutative). About 2 shuffles and 1 add per register instead
+// of a shuffle tree each.
+PARETO_AVX512_TARGET inline __m512 hsum16_x16(const __m512 (&v)[16]) {
+  __m512 u[8], w[4];
+  for (int p = 0; p < 8; ++p) {  // [t8 of v[2p] | t8 of v[2p + 1]]
+    const __m512 lo = _mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 hi = _mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2));
+    u[p] = _mm512_add_ps(lo, hi);
+  }
+  for (int q = 0; q < 4; ++q) {  // 128-bit quarter k: t4 of v[4q + k]
+    const __m512 lo = _mm512_shuffle_f32x4(u[2 * q], u[2 * q + 1], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512 hi = _mm512_shuffle_f32x4(u[2 * q], u[2 * q + 1], _MM_SHUFFLE(3, 1, 3, 1));
+    w[q] = _mm512_add_ps(lo, hi);
+  }
+  // Quarter k: [t4[0] + t4[2], t4[1] + t4[3]] of v[k] and v[4 + k] (z0), v[8 + k] and v[12 + k]
+  // (z1).
+  const __m512 z0 = _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm512_shuffle_ps(w[0], w[1], _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 z1 = _mm512_add_ps(_mm512_shuffle_ps(w[2], w[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm512_shuffle_ps(w[2], w[3], _MM_SHUFFLE(3, 2, 3, 2)));
+  // Lane 4k + j: the sum of v[k + 4j].
+  const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(z0, z1, _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm512_shuffle_ps(z0, z1, _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_ps(order, r);
+}
+
 // The same reductions across registers, each register holding 16 independent sums (e.g. 16
 // output dims of attention): a[s] is lane s of the reduced vector.
 PARETO_AVX512_TARGET inline __m512 reduce_add16_across(const __m512* a) {

@@ -190,6 +190,34 @@ TEST(FloatAvx512, ExpAndSiluEqualGgmlLanes) {
   EXPECT_EQ(bits(e), bits(want_e));
   EXPECT_EQ(bits(s), bits(want_s));
 }
+
+PARETO_AVX512_WARNINGS_PUSH
+PARETO_AVX512_TARGET void horizontal_sums(const std::vector<float>& x, float* one_by_one,
+                                          float* sixteen_at_once) {
+  __m512 v[16];
+  for (int m = 0; m < 16; ++m) {
+    v[m] = _mm512_loadu_ps(x.data() + 16 * m);
+    one_by_one[m] = avx512::hsum16(v[m]);
+  }
+  _mm512_storeu_ps(sixteen_at_once, avx512::hsum16_x16(v));
+}
+PARETO_AVX512_WARNINGS_POP
+
+// hsum16_x16 (16 registers reduced at once, attention scores) adds the same pairs as hsum16 per
+// register: values of mixed magnitudes make any other pairing round differently.
+TEST(FloatAvx512, SixteenHorizontalSumsAtOnceEqualOneByOne) {
+  if (!float_avx512_supported()) GTEST_SKIP() << "no AVX-512 F/BW/VL";
+  for (uint32_t seed = 0; seed < 50; ++seed) {
+    std::vector<float> x = random_values(256, 900 + seed, 3.0f);
+    for (size_t i = 0; i < x.size(); i += 7) x[i] *= 1e6f;  // cancellation-prone sums
+    float a[16], b[16];
+    horizontal_sums(x, a, b);
+    for (int m = 0; m < 16; ++m) {
+      ASSERT_EQ(std::bit_cast<uint32_t>(a[m]), std::bit_cast<uint32_t>(b[m]))
+          << "seed " << seed << " register " << m;
+    }
+  }
+}
 #endif
 
 }  // namespace
