@@ -9,7 +9,6 @@ PACKAGES=(
   libexpected-dev                # tl::expected: Result<T>
   nlohmann-json3-dev             # JSON (oracle files, --json output)
   libcli11-dev                   # command-line parsing
-  libhwy-dev                     # Highway SIMD dispatch
   libpcre2-dev                   # Unicode regexes for BPE pre-tokenizers
   libgtest-dev libgmock-dev      # unit tests
   libbenchmark-dev               # kernel micro-benchmarks
