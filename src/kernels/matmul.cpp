@@ -1,5 +1,6 @@
 #include "kernels/matmul.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "kernels/kernels_quant_simd.h"
 #include "kernels/kquants.h"
 #include "kernels/quant.h"
+#include "kernels/quant_packed.h"
 
 namespace pareto::kernels {
 
@@ -82,8 +84,10 @@ TensorType activation_type(TensorType weight_type) {
 namespace {
 
 // Converts x [n_tokens, cols] to `type`, into `storage` (left empty for F32, which is used as is).
+// A batch is split over the pool by token (each row's conversion is independent).
 PreparedActivations prepare_activations(TensorType type, const float* x, int64_t n_tokens,
-                                        int64_t cols, std::vector<uint8_t>& storage) {
+                                        int64_t cols, std::vector<uint8_t>& storage,
+                                        ThreadPool& pool) {
   PreparedActivations p;
   p.type = type;
   p.n_tokens = n_tokens;
@@ -93,17 +97,20 @@ PreparedActivations prepare_activations(TensorType type, const float* x, int64_t
     return p;
   }
   storage.resize(static_cast<size_t>(p.row_bytes * n_tokens));
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    uint8_t* dst = storage.data() + t * p.row_bytes;
-    const float* src = x + t * cols;
-    if (type == TensorType::Q8_0) {
-      quantize_activations_q8_0_fast(src, reinterpret_cast<BlockQ8_0*>(dst), cols);
-    } else if (type == TensorType::Q8_K) {
-      quantize_row_q8_K(src, reinterpret_cast<BlockQ8_K*>(dst), cols);
-    } else {
-      quantize_row(type, src, dst, cols);  // F16 / BF16: round to nearest even
+  const auto convert = [&](size_t begin, size_t end, int) {
+    for (auto t = static_cast<int64_t>(begin); t < static_cast<int64_t>(end); ++t) {
+      uint8_t* dst = storage.data() + t * p.row_bytes;
+      const float* src = x + t * cols;
+      if (type == TensorType::Q8_0) {
+        quantize_activations_q8_0_fast(src, reinterpret_cast<BlockQ8_0*>(dst), cols);
+      } else if (type == TensorType::Q8_K) {
+        quantize_row_q8_K(src, reinterpret_cast<BlockQ8_K*>(dst), cols);
+      } else {
+        quantize_row(type, src, dst, cols);  // F16 / BF16: round to nearest even
+      }
     }
-  }
+  };
+  pool.parallel_for(static_cast<size_t>(n_tokens), convert);  // one token: runs inline
   p.data = storage.data();
   return p;
 }
@@ -132,6 +139,12 @@ MatmulRowsFn rows_fn(KernelPath path, TensorType type) {
 // Rows per work item: small enough to balance threads, large enough to amortize dispatch.
 constexpr int64_t kRowsPerItem = 16;
 
+// Work items per dynamically scheduled chunk: about 8 chunks per thread, so that a thread that
+// is descheduled or slower (a busy machine) holds the others up by one chunk, not by its share.
+size_t chunk_items(int64_t n_items, int n_threads) {
+  return static_cast<size_t>(std::max<int64_t>(1, n_items / (8 * std::max(n_threads, 1))));
+}
+
 }  // namespace
 
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
@@ -140,20 +153,50 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
   if (n_tokens == 0 || w.rows == 0) return;
   std::vector<uint8_t> storage;
   const PreparedActivations xa =
-      prepare_activations(activation_type(w.type), x, n_tokens, w.cols, storage);
-  const MatmulRowsFn fn = rows_fn(path, w.type);
+      prepare_activations(activation_type(w.type), x, n_tokens, w.cols, storage, pool);
   const int64_t n_items = (w.rows + kRowsPerItem - 1) / kRowsPerItem;
-  pool.parallel_for(static_cast<size_t>(n_items), [&](size_t begin, size_t end, int) {
-    const int64_t row_begin = static_cast<int64_t>(begin) * kRowsPerItem;
-    const int64_t row_end = std::min(w.rows, static_cast<int64_t>(end) * kRowsPerItem);
-    fn(w, xa, row_begin, row_end, y);
-  });
+  if (w.packed != nullptr && path != KernelPath::kScalar && packed_kernels_supported()) {
+    // Same results as the kernel-set entry, faster. The activation terms are computed once here
+    // (the calling thread's storage is reused), not once per chunk.
+    thread_local PackedActTerms storage_terms;
+    if (packed::packed_kquant(w.type)) {
+      prepare_packed_kquant_terms(w.type, xa, w.cols, storage_terms);  // Q8_K activations
+    } else {
+      prepare_packed_terms(w.type, xa, w.cols, storage_terms);
+    }
+    const PackedActTerms& terms = storage_terms;  // the workers read this thread's copy
+    pool.parallel_for_dynamic(
+        static_cast<size_t>(n_items), chunk_items(n_items, pool.size()),
+        [&](size_t begin, size_t end, int) {
+          const int64_t row_begin = static_cast<int64_t>(begin) * kRowsPerItem;
+          const int64_t row_end = std::min(w.rows, static_cast<int64_t>(end) * kRowsPerItem);
+          matmul_packed_rows(w, xa, terms, row_begin, row_end, y);
+        });
+    return;
+  }
+  const MatmulRowsFn fn = rows_fn(path, w.type);
+  pool.parallel_for_dynamic(static_cast<size_t>(n_items), chunk_items(n_items, pool.size()),
+                            [&](size_t begin, size_t end, int) {
+                              const int64_t row_begin = static_cast<int64_t>(begin) * kRowsPerItem;
+                              const int64_t row_end =
+                                  std::min(w.rows, static_cast<int64_t>(end) * kRowsPerItem);
+                              fn(w, xa, row_begin, row_end, y);
+                            });
 }
 
 void get_rows(const WeightView& w, std::span<const int32_t> ids, float* dst) {
+  std::vector<uint8_t> raw;  // a row rebuilt from the packed copy
   for (size_t i = 0; i < ids.size(); ++i) {
     PARETO_CHECK(ids[i] >= 0 && ids[i] < w.rows);
-    dequantize_row(w.type, w.row(ids[i]), dst + static_cast<int64_t>(i) * w.cols, w.cols);
+    const uint8_t* row = w.row(ids[i]);
+    // Read packed rows from the packed copy: the raw pages may have been released (and each
+    // read would fault them back into RSS).
+    if (w.packed != nullptr && ids[i] < packed_rows(w)) {
+      raw.resize(static_cast<size_t>(w.row_bytes()));
+      unpack_row(w, ids[i], raw.data());
+      row = raw.data();
+    }
+    dequantize_row(w.type, row, dst + static_cast<int64_t>(i) * w.cols, w.cols);
   }
 }
 
@@ -162,9 +205,11 @@ void attention(const AttentionArgs& args, ThreadPool& pool, KernelPath path) {
   PARETO_CHECK(static_cast<int>(args.kv.size()) == args.n_kv_heads);
   const AttentionItemsFn fn = kernel_set(path).attention;
   const size_t n_items = static_cast<size_t>(args.n_tokens) * static_cast<size_t>(args.n_heads);
-  pool.parallel_for(n_items, [&](size_t begin, size_t end, int) {
-    fn(args, static_cast<int64_t>(begin), static_cast<int64_t>(end));
-  });
+  // Dynamic chunks: in a causal batch later tokens attend to more entries (uneven items).
+  pool.parallel_for_dynamic(n_items, chunk_items(static_cast<int64_t>(n_items), pool.size()),
+                            [&](size_t begin, size_t end, int) {
+                              fn(args, static_cast<int64_t>(begin), static_cast<int64_t>(end));
+                            });
 }
 
 }  // namespace pareto::kernels

@@ -21,6 +21,10 @@ struct WeightView {
   const uint8_t* data = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
+  // Optional packed copy of the full 16-row groups (quant_packed.h), owned elsewhere; when set,
+  // matmul() uses the packed kernels unless the path is kScalar or the CPU lacks AVX-512 VNNI.
+  // Results are identical either way; `data` stays valid and is read for the other rows.
+  const uint8_t* packed = nullptr;
 
   int64_t row_bytes() const { return pareto::row_bytes(type, cols); }
   const uint8_t* row(int64_t r) const { return data + r * row_bytes(); }
@@ -35,6 +39,7 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
             KernelPath path);
 
 // Embedding lookup: dst[i * w.cols + c] = W[ids[i], c] (dequantized). ids must be < w.rows.
+// Rows with a packed copy are read from it (same values).
 void get_rows(const WeightView& w, std::span<const int32_t> ids, float* dst);
 
 }  // namespace pareto::kernels

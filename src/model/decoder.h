@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "kernels/quant_packed.h"
 #include "model/model.h"
 
 namespace pareto::model::detail {
@@ -30,8 +31,10 @@ struct LayerWeights {
 struct DecoderWeights {
   kernels::WeightView token_embd;      // [n_vocab, dim]
   const float* output_norm = nullptr;  // [dim]
-  kernels::WeightView output;          // [n_vocab, dim]; token_embd when tied
+  kernels::WeightView output;          // [n_vocab, dim]; token_embd's data when tied
   std::vector<LayerWeights> layers;
+  // Packed copies the views' `packed` pointers point into (heap: stable when moved).
+  std::vector<kernels::PackedWeights> packed;
 };
 
 // Reads the `<arch>.*` hyperparameters shared by llama-family files, and n_vocab from

@@ -1,6 +1,10 @@
 // Hyperparameters and weight binding of llama-family files, validated before any use.
+#include <cstdlib>
+#include <cstring>
+#include <map>
 #include <string>
 
+#include "kernels/kernel_path.h"
 #include "model/decoder.h"
 
 namespace pareto::model::detail {
@@ -74,6 +78,42 @@ class TensorBinder {
 
   const formats::ModelFile& file_;
 };
+
+// Packs each Q4_0 / Q8_0 / Q4_K / Q6_K matrix once (the tied output shares token_embd's data: one
+// copy) for the AVX-512 VNNI kernels, then drops the raw pages of the packed rows from RSS so that
+// the process holds about one copy of the weights; they refault from the page cache if read again
+// (rows after the last 16-row group, the scalar path; get_rows reads the packed copy). Skipped when
+// the environment selects the scalar kernels, or with PARETO_PACKED_WEIGHTS=0 (to compare against
+// the raw kernels).
+void pack_matrices(const formats::ModelFile& file, DecoderWeights& w) {
+  if (kernels::select_kernel_path(false) == kernels::KernelPath::kScalar) return;
+  if (const char* env = std::getenv("PARETO_PACKED_WEIGHTS"); env && std::strcmp(env, "0") == 0) {
+    return;
+  }
+  if (!kernels::packed_kernels_supported()) return;
+  std::vector<kernels::WeightView*> views = {&w.output};
+  for (LayerWeights& l : w.layers) {
+    for (kernels::WeightView* v :
+         {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) {
+      views.push_back(v);
+    }
+  }
+  std::map<const uint8_t*, const uint8_t*> done;  // raw data -> its packed copy
+  for (kernels::WeightView* v : views) {
+    if (auto it = done.find(v->data); it != done.end()) {
+      v->packed = it->second;
+      continue;
+    }
+    kernels::PackedWeights p = kernels::pack_weights(
+        *v, nullptr, [&file](const uint8_t* raw, size_t n) { file.release_pages(raw, n); });
+    if (p.empty()) continue;
+    v->packed = p.data();
+    done[v->data] = p.data();
+    w.packed.push_back(std::move(p));
+  }
+  // Tied output: get_rows reads the embedding rows from the packed copy, not the released pages.
+  if (w.token_embd.data == w.output.data) w.token_embd.packed = w.output.packed;
+}
 
 }  // namespace
 
@@ -158,6 +198,7 @@ Result<DecoderWeights> bind_decoder_weights(const formats::ModelFile& file, Mode
     PARETO_TRY(l.ffn_up, b.matrix(blk + "ffn_up.weight", dim, config.ffn_dim));
     PARETO_TRY(l.ffn_down, b.matrix(blk + "ffn_down.weight", config.ffn_dim, dim));
   }
+  pack_matrices(file, w);
   return w;
 }
 
