@@ -137,6 +137,8 @@ void bm_matmul(benchmark::State& state, TensorType type, int64_t rows, int64_t c
   const Weights& w = weights(type, rows, cols);
   const std::vector<float> x = random_floats(static_cast<size_t>(tokens * cols), 7);
   std::vector<float> y(static_cast<size_t>(tokens * rows));
+  // Packing every copy happens on first use: before the timed loop, not inside it.
+  if (use_packed) (void)w.view(type, rows, cols, 0, true);
   int64_t i = 0;
   for (auto _ : state) {
     pareto::kernels::matmul(w.view(type, rows, cols, i++, use_packed), x.data(), tokens, y.data(),
