@@ -28,6 +28,7 @@
 #include "kernels/ggml_math.h"
 #include "kernels/kernels_quant_simd.h"
 #include "kernels/kquants.h"
+#include "kernels/simd_avx512.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -399,10 +400,7 @@ void quantize_q8_K(const float* x, BlockQ8_K* y, int64_t nb) {
 #endif
 
 bool avx512_supported() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512vnni");
-  return has;
+  return avx512::avx512_vnni_supported();
 }
 #endif  // PARETO_KQUANT_AVX512
 

@@ -16,6 +16,7 @@
 #include "base/half.h"
 #include "kernels/quant.h"
 #include "kernels/quant_packed.h"
+#include "kernels/simd_avx512.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define PARETO_PACKED_X86 1
@@ -342,11 +343,8 @@ void matmul_groups_avx512(const WeightView& w, const PreparedActivations& x,
 #endif  // PARETO_PACKED_X86
 
 bool packed_kernels_supported() {
-#ifdef PARETO_PACKED_X86
-  static const bool supported =
-      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-  return supported;
+#if defined(PARETO_PACKED_X86) && defined(PARETO_HAVE_AVX512_KERNELS)
+  return avx512::avx512_vnni_supported();
 #else
   return false;
 #endif

@@ -33,6 +33,11 @@ inline bool avx512_supported() {
       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
   return supported;
 }
+// The integer kernels' extra need: vpdpbusd / vpdpwssd (K-quants, packed weights).
+inline bool avx512_vnni_supported() {
+  static const bool supported = avx512_supported() && __builtin_cpu_supports("avx512vnni");
+  return supported;
+}
 
 // Element loaders: 16 consecutive values widened to f32 (exactly, as the f16/bf16 tables do);
 // `scalar` widens one value the same way, for the tails.
