@@ -23,9 +23,14 @@ inline std::string shared_path(const std::string& rel) {
   return p;
 }
 
-// A fresh directory under the build tree for files a test writes.
+// A fresh directory under the build tree for files a test writes. Each test gets its own (the
+// running test's name is appended): ctest runs the tests of one fixture in parallel processes,
+// which must not remove each other's files.
 inline std::filesystem::path temp_dir(const std::string& name) {
   auto dir = std::filesystem::path(PARETO_BINARY_DIR) / "test_tmp" / name;
+  if (const auto* info = ::testing::UnitTest::GetInstance()->current_test_info()) {
+    dir /= std::string(info->test_suite_name()) + "." + info->name();
+  }
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
