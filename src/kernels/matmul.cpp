@@ -159,11 +159,7 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
     // Same results as the kernel-set entry, faster. The activation terms are computed once here
     // (the calling thread's storage is reused), not once per chunk.
     thread_local PackedActTerms storage_terms;
-    if (packed::packed_kquant(w.type)) {
-      prepare_packed_kquant_terms(w.type, xa, w.cols, storage_terms);  // Q8_K activations
-    } else {
-      prepare_packed_terms(w.type, xa, w.cols, storage_terms);
-    }
+    prepare_packed_terms(w.type, xa, w.cols, storage_terms);
     const PackedActTerms& terms = storage_terms;  // the workers read this thread's copy
     pool.parallel_for_dynamic(
         static_cast<size_t>(n_items), chunk_items(n_items, pool.size()),

@@ -136,11 +136,7 @@ void matmul_packed_rows(const WeightView& w, const PreparedActivations& x,
 void matmul_packed_rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
                         int64_t row_end, float* y) {
   thread_local PackedActTerms terms;  // reused: no allocation per call
-  if (packed::packed_kquant(w.type)) {
-    prepare_packed_kquant_terms(w.type, x, w.cols, terms);
-  } else {
-    prepare_packed_terms(w.type, x, w.cols, terms);
-  }
+  prepare_packed_terms(w.type, x, w.cols, terms);
   matmul_packed_rows(w, x, terms, row_begin, row_end, y);
 }
 

@@ -87,7 +87,8 @@ struct PackedActTerms {
   std::vector<int32_t> corr;  // [token][block] (Q4_0) or [token][block][k-group] (Q8_0)
 };
 
-// Fills `terms` for activations x (Q8_0, w.cols wide) meeting weights of `weight_type`. Needs
+// Fills `terms` for activations x (w.cols wide) meeting weights of `weight_type`: Q8_0 activations
+// for Q4_0 / Q8_0 weights, Q8_K ones for Q4_K / Q6_K (prepare_packed_kquant_terms, below). Needs
 // packed_kernels_supported(). Reuses terms' storage.
 void prepare_packed_terms(TensorType weight_type, const PreparedActivations& x, int64_t cols,
                           PackedActTerms& terms);

@@ -352,6 +352,9 @@ bool packed_kernels_supported() {
 
 void prepare_packed_terms(TensorType weight_type, const PreparedActivations& x, int64_t cols,
                           PackedActTerms& terms) {
+  if (packed::packed_kquant(weight_type)) {
+    return prepare_packed_kquant_terms(weight_type, x, cols, terms);
+  }
   PARETO_CHECK(x.type == TensorType::Q8_0 && x.row_bytes == row_bytes(TensorType::Q8_0, cols));
 #ifdef PARETO_PACKED_X86
   if (packed_kernels_supported()) return prepare_terms_avx512(weight_type, x, cols / 32, terms);
