@@ -31,9 +31,9 @@ driver=$root/bench/llamacpp/bench.mjs
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for ((round = 1; round <= rounds; round++)); do
-  # The bandwidth probe runs once, in the first round (it does not change between rounds).
+  # The bandwidth probe runs in every round: a shared machine's bandwidth changes from minute to
+  # minute, and Pareto pairs each of its extra tg runs with a probe pass right before it.
   bw=$bandwidth_mib
-  ((round > 1)) && bw=0
   echo "== round $round/$rounds: pareto" >&2
   "$pareto" bench -m "$model" -p "$pp" -n "$tg" -t "$threads" -r "$reps" --bandwidth-mib "$bw" \
     --json | tee "$out/pareto-$round.json"
@@ -49,13 +49,17 @@ const [dir, rounds] = process.argv.slice(2);
 const load = (name) => JSON.parse(readFileSync(`${dir}/${name}`, "utf8"));
 const means = {pareto: {}, llamacpp: {}};
 let bandwidth = null, limit = null, overhead = null;
+const paired = [];  // Pareto's per-pair tg/probe fractions, all rounds
 for (let r = 1; r <= Number(rounds); r++) {
   for (const engine of ["pareto", "llamacpp"]) {
     const j = load(`${engine}-${r}.json`);
     for (const t of j.results) (means[engine][t.test] ??= []).push(t.tok_per_s_mean);
-    if (engine === "pareto" && j.bandwidth_gb_per_s) {
-      bandwidth = j.bandwidth_gb_per_s;
+    if (engine === "pareto" && j.bandwidth_gb_per_s && j.bandwidth_gb_per_s > (bandwidth ?? 0)) {
+      bandwidth = j.bandwidth_gb_per_s;  // the best probe of all rounds
       limit = j.tg_limit_tok_per_s;
+    }
+    if (engine === "pareto" && j.paired_tg_gb_per_s) {
+      j.paired_tg_gb_per_s.forEach((tg, i) => paired.push(tg / j.paired_probe_gb_per_s[i]));
     }
     if (engine === "llamacpp" && j.driver_overhead) overhead = j.driver_overhead.us_per_token;
   }
@@ -69,12 +73,19 @@ for (const test of Object.keys(means.pareto)) {
   console.log(`| ${test} | ${p.toFixed(2)} | ${l.toFixed(2)} | ${(p / l).toFixed(3)} |`);
 }
 if (bandwidth) {
-  console.log(`\nbandwidth ${bandwidth.toFixed(2)} GB/s; tg limit ${limit.toFixed(2)} tok/s`);
+  console.log(`\nbandwidth (best probe of all rounds) ${bandwidth.toFixed(2)} GB/s; ` +
+              `tg limit ${limit.toFixed(2)} tok/s`);
   for (const test of Object.keys(means.pareto).filter((t) => t.startsWith("tg"))) {
     const p = avg(means.pareto[test]);
     const l = means.llamacpp[test] ? avg(means.llamacpp[test]) : NaN;
     console.log(`${test}: Pareto ${(100 * p / limit).toFixed(1)}% of the limit, ` +
                 `llama.cpp ${(100 * l / limit).toFixed(1)}%`);
+  }
+  if (paired.length > 0) {
+    const m = avg(paired);
+    const sd = Math.sqrt(paired.reduce((a, x) => a + (x - m) ** 2, 0) / Math.max(paired.length - 1, 1));
+    console.log(`Pareto tg paired with a probe pass just before it (${paired.length} pairs): ` +
+                `${(100 * m).toFixed(1)} ± ${(100 * sd).toFixed(1)}% of the probe`);
   }
 }
 if (overhead !== null) console.log(`node driver per-token cost (stories260K, 1 thread): ${overhead.toFixed(1)} us`);

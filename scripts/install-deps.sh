@@ -12,6 +12,7 @@ PACKAGES=(
   libpcre2-dev                   # Unicode regexes for BPE pre-tokenizers
   libgtest-dev libgmock-dev      # unit tests
   libbenchmark-dev               # kernel micro-benchmarks
+  g++-aarch64-linux-gnu qemu-user  # ARM (NEON) kernels: cross-built and tested under emulation
 )
 
 missing=()

@@ -3,7 +3,8 @@
 #   1. a sanitizer build (clang, ASan + UBSan) of the unit tests plus the libFuzzer targets, run for a
 #      bounded number of iterations, and the llama.cpp differential tests (clang-compiled kernels
 #      must reproduce llama.cpp bit for bit too);
-#   2. the Release build and its full suite (fidelity against llama.cpp included).
+#   2. the Release build and its full suite (fidelity against llama.cpp included);
+#   3. the kernels and their tests cross-compiled for 64-bit ARM (NEON) and run under qemu-user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PARETO_SHARED="${PARETO_SHARED:-$(cd .. && pwd)/shared}"
@@ -27,3 +28,9 @@ echo "== Release build =="
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > build.configure.log
 cmake --build build -j"$JOBS"
 ctest --test-dir build --output-on-failure -j"$JOBS"
+
+echo "== aarch64 kernels (cross-compiled, run under qemu-user) =="
+cmake -S tests/aarch64 -B build-aarch64 -G Ninja \
+  -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchain-aarch64-linux-gnu.cmake" > build-aarch64.configure.log
+cmake --build build-aarch64 -j"$JOBS"
+ctest --test-dir build-aarch64 --output-on-failure -j"$JOBS"

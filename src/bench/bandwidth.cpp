@@ -159,21 +159,6 @@ class PinScope {
   bool pinned_ = false;
 };
 
-struct FreeDeleter {
-  void operator()(uint64_t* p) const { std::free(p); }
-};
-
-// Allocation aligned to (and sized in) huge pages, with a hint that the kernel back it with them.
-std::unique_ptr<uint64_t[], FreeDeleter> allocate_buffer(size_t bytes) {
-  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-  void* p = std::aligned_alloc(kHugePage, rounded);
-  PARETO_CHECK(p != nullptr);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without THP the probe still works, just slower
-#endif
-  return std::unique_ptr<uint64_t[], FreeDeleter>(static_cast<uint64_t*>(p));
-}
-
 // Parses sysfs cache sizes such as "307200K" or "32M".
 uint64_t parse_cache_size(const std::string& text) {
   size_t pos = 0;
@@ -259,76 +244,100 @@ std::string describe(const BandwidthResult& r) {
   return out;
 }
 
-BandwidthResult measure_read_bandwidth(ThreadPool& pool, const BandwidthOptions& options) {
+BandwidthProbe::BandwidthProbe(ThreadPool& pool, const BandwidthOptions& options)
+    : pool_(pool), options_(options) {
   PARETO_CHECK(options.streams >= 0 && options.streams <= kMaxStreams);
   PARETO_CHECK(read_isa_supported(options.isa));
-  const ReadIsa isa = options.isa == ReadIsa::kAuto ? best_read_isa() : options.isa;
-  const Reader reader = reader_for(isa);
-  const size_t n_pages = std::max<size_t>((options.buffer_bytes + kPageBytes - 1) / kPageBytes, 1);
-  const auto buffer = allocate_buffer(n_pages * kPageBytes);
-  const int n_threads = pool.size();
-  const auto slice = [&](size_t i) {  // pages of thread slice i: [first, first + count)
-    const size_t first = n_pages * i / static_cast<size_t>(n_threads);
-    return std::pair{first, n_pages * (i + 1) / static_cast<size_t>(n_threads) - first};
-  };
+  isa_ = options.isa == ReadIsa::kAuto ? best_read_isa() : options.isa;
+  n_pages_ = std::max<size_t>((options.buffer_bytes + kPageBytes - 1) / kPageBytes, 1);
+  const size_t bytes = n_pages_ * kPageBytes;
+  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  buffer_ = static_cast<uint64_t*>(std::aligned_alloc(kHugePage, rounded));
+  PARETO_CHECK(buffer_ != nullptr);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  madvise(buffer_, rounded, MADV_HUGEPAGE);  // a hint: without THP the probe still works, slower
+#endif
   // First touch by slice, so each page is faulted in by a thread that will read it.
+  const int n_threads = pool.size();
   pool.parallel_for(static_cast<size_t>(n_threads), [&](size_t begin, size_t end, int) {
     for (size_t i = begin; i < end; ++i) {
-      const auto [first, count] = slice(i);
-      for (size_t w = first * kPageWords; w < (first + count) * kPageWords; ++w) {
-        buffer[w] = w * 0x9e3779b97f4a7c15ull;
+      const size_t first = n_pages_ * i / static_cast<size_t>(n_threads);
+      const size_t last = n_pages_ * (i + 1) / static_cast<size_t>(n_threads);
+      for (size_t w = first * kPageWords; w < last * kPageWords; ++w) {
+        buffer_[w] = w * 0x9e3779b97f4a7c15ull;
       }
     }
   });
+}
 
+BandwidthProbe::~BandwidthProbe() {
+  std::free(buffer_);
+}
+
+size_t BandwidthProbe::buffer_bytes() const {
+  return n_pages_ * kPageBytes;
+}
+
+double BandwidthProbe::pass(int streams, uint64_t* checksum) {
+  PARETO_CHECK(streams >= 1 && streams <= kMaxStreams);
+  const Reader reader = reader_for(isa_);
+  const int n_threads = pool_.size();
+  const size_t chunk_pages = options_.chunk_bytes / kPageBytes;
+  const size_t n_chunks = chunk_pages == 0 ? 0 : (n_pages_ + chunk_pages - 1) / chunk_pages;
+  std::atomic<uint64_t> sum{0};
+  std::atomic<size_t> next_chunk{0};
+  const auto start = std::chrono::steady_clock::now();
+  pool_.parallel_for(static_cast<size_t>(n_threads), [&](size_t begin, size_t end, int) {
+    for (size_t i = begin; i < end; ++i) {
+      const PinScope pin(options_.pin_threads, static_cast<int>(i), n_threads);
+      uint64_t part = 0;
+      if (chunk_pages == 0) {
+        const size_t first = n_pages_ * i / static_cast<size_t>(n_threads);
+        const size_t last = n_pages_ * (i + 1) / static_cast<size_t>(n_threads);
+        part = read_pages(reader, buffer_, first, last - first, streams);
+      } else {
+        // Chunks claimed from a shared counter: a thread the OS holds back delays the pass by
+        // one chunk, not by its whole share.
+        for (size_t c = next_chunk.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
+             c = next_chunk.fetch_add(1, std::memory_order_relaxed)) {
+          const size_t first = c * chunk_pages;
+          part +=
+              read_pages(reader, buffer_, first, std::min(chunk_pages, n_pages_ - first), streams);
+        }
+      }
+      sum.fetch_add(part, std::memory_order_relaxed);
+    }
+  });
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (checksum != nullptr) *checksum = sum.load();
+  return s > 0 ? static_cast<double>(buffer_bytes()) / s / 1e9 : 0;
+}
+
+BandwidthResult BandwidthProbe::measure() {
   // Stream counts tried when not fixed: decode reads a few to a few dozen rows at once.
   std::vector<int> candidates = {4, 8, 16};
-  const size_t chunk_pages = options.chunk_bytes / kPageBytes;
-  const size_t n_chunks = chunk_pages == 0 ? 0 : (n_pages + chunk_pages - 1) / chunk_pages;
-  if (options.streams > 0) candidates = {options.streams};
+  if (options_.streams > 0) candidates = {options_.streams};
   BandwidthResult r;
-  r.buffer_bytes = n_pages * kPageBytes;
-  r.threads = n_threads;
-  r.isa = isa;
+  r.buffer_bytes = buffer_bytes();
+  r.threads = pool_.size();
+  r.isa = isa_;
   r.l3_bytes = last_level_cache_bytes();
-  double best_seconds = 0;
   // Repetitions outer, stream counts inner, so a noisy moment does not hit one count only.
-  for (int rep = 0; rep < std::max(options.repetitions, 1); ++rep) {
+  for (int rep = 0; rep < std::max(options_.repetitions, 1); ++rep) {
     for (const int streams : candidates) {
-      std::atomic<uint64_t> sum{0};
-      const auto start = std::chrono::steady_clock::now();
-      std::atomic<size_t> next_chunk{0};
-      pool.parallel_for(static_cast<size_t>(n_threads), [&](size_t begin, size_t end, int) {
-        for (size_t i = begin; i < end; ++i) {
-          const PinScope pin(options.pin_threads, static_cast<int>(i), n_threads);
-          uint64_t part = 0;
-          if (chunk_pages == 0) {
-            const auto [first, count] = slice(i);
-            part = read_pages(reader, buffer.get(), first, count, streams);
-          } else {
-            // Chunks claimed from a shared counter: a thread the OS holds back delays the pass
-            // by one chunk, not by its whole share.
-            for (size_t c = next_chunk.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
-                 c = next_chunk.fetch_add(1, std::memory_order_relaxed)) {
-              const size_t first = c * chunk_pages;
-              part += read_pages(reader, buffer.get(), first,
-                                 std::min(chunk_pages, n_pages - first), streams);
-            }
-          }
-          sum.fetch_add(part, std::memory_order_relaxed);
-        }
-      });
-      const double s =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      r.checksum = sum.load();
-      if (best_seconds == 0 || s < best_seconds) {
-        best_seconds = s;
+      const double gb_per_s = pass(streams, &r.checksum);
+      if (gb_per_s > r.best_gb_per_s) {
+        r.best_gb_per_s = gb_per_s;
         r.streams = streams;
       }
     }
   }
-  r.best_gb_per_s = best_seconds > 0 ? static_cast<double>(r.buffer_bytes) / best_seconds / 1e9 : 0;
   return r;
+}
+
+BandwidthResult measure_read_bandwidth(ThreadPool& pool, const BandwidthOptions& options) {
+  BandwidthProbe probe(pool, options);
+  return probe.measure();
 }
 
 }  // namespace pareto::bench

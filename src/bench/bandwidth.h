@@ -46,8 +46,31 @@ struct BandwidthResult {
   uint64_t checksum = 0;
 };
 
-// Fills the buffer once (so its pages are resident, first touched by the reading threads), then
-// times `repetitions` full reads for each stream count tried. Reads on pool.size() threads.
+// The probe's buffer, kept so that single passes can be timed again later (`pareto bench` times
+// one right before each generation run, so that both see the same moment of a shared machine).
+class BandwidthProbe {
+ public:
+  // Allocates and fills the buffer (first touched by the threads that will read it).
+  BandwidthProbe(ThreadPool& pool, const BandwidthOptions& options = {});
+  ~BandwidthProbe();
+  BandwidthProbe(const BandwidthProbe&) = delete;
+  BandwidthProbe& operator=(const BandwidthProbe&) = delete;
+
+  // `repetitions` full reads for each stream count tried; the best of them all.
+  BandwidthResult measure();
+  // One full read with `streams` streams per thread (1..16): GB/s, and the checksum if asked.
+  double pass(int streams, uint64_t* checksum = nullptr);
+  size_t buffer_bytes() const;
+
+ private:
+  ThreadPool& pool_;
+  BandwidthOptions options_;
+  ReadIsa isa_ = ReadIsa::kPortable;
+  size_t n_pages_ = 0;
+  uint64_t* buffer_ = nullptr;  // n_pages_ 4 KiB pages, 2 MiB aligned
+};
+
+// BandwidthProbe(pool, options).measure(). Reads on pool.size() threads.
 BandwidthResult measure_read_bandwidth(ThreadPool& pool, const BandwidthOptions& options = {});
 
 // The widest reader this CPU supports.

@@ -192,8 +192,8 @@ Result<BenchReport> run_bench(const std::string& model_path, const BenchOptions&
   ThreadPool pool(threads);
   PARETO_TRY(BenchReport report, run_model_tests(*model, pool, options));
   if (options.bandwidth_bytes > 0) {
-    const BandwidthResult bw =
-        measure_read_bandwidth(pool, BandwidthOptions{options.bandwidth_bytes, 5});
+    BandwidthProbe probe(pool, BandwidthOptions{options.bandwidth_bytes, 5});
+    const BandwidthResult bw = probe.measure();
     DecodeLimit limit;
     limit.bandwidth_gb_per_s = bw.best_gb_per_s;
     limit.probe = describe(bw);
@@ -205,6 +205,19 @@ Result<BenchReport> run_bench(const std::string& model_path, const BenchOptions&
       if (r.test.starts_with("tg") && limit.tok_per_s > 0) {
         limit.fraction = r.tok_per_s.mean / limit.tok_per_s;
       }
+    }
+    if (options.n_gen > 0 && limit.bytes_per_token > 0) {
+      std::vector<double> fractions;
+      for (int rep = 0; rep < options.repetitions; ++rep) {
+        const double probe_gb_per_s = probe.pass(bw.streams);
+        PARETO_TRY(const double s, time_generation(*model, pool, options.n_gen));
+        const double tg_gb_per_s =
+            options.n_gen * static_cast<double>(limit.bytes_per_token) / s / 1e9;
+        limit.paired_probe_gb_per_s.push_back(probe_gb_per_s);
+        limit.paired_tg_gb_per_s.push_back(tg_gb_per_s);
+        fractions.push_back(tg_gb_per_s / probe_gb_per_s);
+      }
+      limit.paired_fraction = summarize(fractions);
     }
     report.decode_limit = limit;
   }
@@ -230,6 +243,15 @@ std::string format_markdown(const BenchReport& r) {
                    format_count(static_cast<double>(d.bytes_per_token) / 1e6, 1),
                    " MB per token = ", format_count(d.tok_per_s, 2), " tok/s; tg reached ",
                    format_count(100.0 * d.fraction, 1), "%\n");
+    if (!d.paired_tg_gb_per_s.empty()) {
+      const Summary probe = summarize(d.paired_probe_gb_per_s);
+      const Summary tg = summarize(d.paired_tg_gb_per_s);
+      out += str_cat("paired (probe pass, then tg run) x ", d.paired_tg_gb_per_s.size(), ": probe ",
+                     format_count(probe.mean, 2), " ± ", format_count(probe.sd, 2),
+                     " GB/s, tg read ", format_count(tg.mean, 2), " ± ", format_count(tg.sd, 2),
+                     " GB/s; tg reached ", format_count(100.0 * d.paired_fraction.mean, 1), " ± ",
+                     format_count(100.0 * d.paired_fraction.sd, 1), "% of the probe\n");
+    }
   }
   return out;
 }
@@ -258,6 +280,12 @@ std::string format_json(const BenchReport& r) {
     j["tg_limit_tok_per_s"] = r.decode_limit->tok_per_s;
     j["tg_fraction_of_limit"] = r.decode_limit->fraction;
     if (!r.decode_limit->probe.empty()) j["bandwidth_probe"] = r.decode_limit->probe;
+    if (!r.decode_limit->paired_tg_gb_per_s.empty()) {
+      j["paired_probe_gb_per_s"] = r.decode_limit->paired_probe_gb_per_s;
+      j["paired_tg_gb_per_s"] = r.decode_limit->paired_tg_gb_per_s;
+      j["paired_fraction_mean"] = r.decode_limit->paired_fraction.mean;
+      j["paired_fraction_sd"] = r.decode_limit->paired_fraction.sd;
+    }
   }
   // A model name read from a file may hold invalid UTF-8: replace it rather than throw.
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);

@@ -4,7 +4,7 @@
 // Each test runs once short as a warm-up, then `repetitions` times; figures are mean and sample
 // standard deviation of tokens per second over the repetitions. With a bandwidth probe the report
 // also gives the decode limit: bandwidth / weight bytes read per token, and the fraction of it tg
-// reached.
+// reached, both against the best probe pass and pair by pair (probe pass, then tg run).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +38,12 @@ struct DecodeLimit {
   double tok_per_s = 0;           // bandwidth / bytes_per_token
   double fraction = 0;            // tg mean / tok_per_s (0 without a tg test)
   std::string probe;              // how it was measured: bench::describe(BandwidthResult)
+  // Paired runs (with a tg test): `repetitions` times one probe pass (the best stream count)
+  // right before one more tg run, so that both read memory at the same moment of a shared
+  // machine; the fraction is taken per pair. Empty without a tg test.
+  std::vector<double> paired_probe_gb_per_s;
+  std::vector<double> paired_tg_gb_per_s;  // tg tok/s x bytes_per_token
+  Summary paired_fraction;                 // of tg GB/s / probe GB/s over the pairs
 };
 
 struct BenchReport {
@@ -80,7 +86,8 @@ std::string format_markdown(const BenchReport& report);
 // {"model": ..., "type": ..., "threads": N, "peak_rss_bytes": N, "results": [{"test": "pp512",
 //  "tok_per_s_mean": x, "tok_per_s_sd": y}, ...], plus model_path, model_bytes, n_params,
 //  repetitions, and (when measured) bandwidth_gb_per_s, weight_bytes_per_token,
-//  tg_limit_tok_per_s, tg_fraction_of_limit}.
+//  tg_limit_tok_per_s, tg_fraction_of_limit, and with pairs paired_probe_gb_per_s,
+//  paired_tg_gb_per_s (arrays), paired_fraction_mean, paired_fraction_sd}.
 std::string format_json(const BenchReport& report);
 
 }  // namespace pareto::bench

@@ -2,8 +2,8 @@
 // precision (activation rounding included); they differ only in summation order and speed.
 // kScalar is the plain reference loop (one accumulator, elements in order). kPortable and
 // kPortableAvx512 are portable C++ that reproduce llama.cpp's x86 AVX2 or AVX-512 summation orders
-// lane for lane, so that quantized models round their activations as llama.cpp does. A SIMD path
-// (Highway) slots in beside them in kernel_set.h and must keep kPortable's lane structure.
+// lane for lane, so that quantized models round their activations as llama.cpp does. Their SIMD
+// forms (AVX2, AVX-512, AArch64 NEON; kernel_set.h) keep that lane structure bit for bit.
 #pragma once
 
 #include <optional>

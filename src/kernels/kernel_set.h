@@ -40,16 +40,18 @@ struct KernelSet {
 };
 
 const KernelSet& scalar_kernel_set();
-// llama.cpp's AVX2 / AVX-512 orders: the float entries run in AVX2+FMA+F16C
+// llama.cpp's AVX2 / AVX-512 orders: on x86-64 the float entries run in AVX2+FMA+F16C
 // (kernels_float_simd.cpp) or, for the AVX-512 order, AVX-512 (kernels_float_avx512.cpp) when the
-// CPU has them, the lane loops otherwise. Results are identical either way.
+// CPU has them, the lane loops otherwise; on AArch64 in NEON (kernels_float_neon.cpp). Results
+// are identical either way.
 const KernelSet& portable_kernel_set();         // llama.cpp AVX2 order
 const KernelSet& portable_avx512_kernel_set();  // llama.cpp AVX-512 order
 // The lane-loop statements of the same orders (kernels_portable.cpp): the fallback, and the
 // reference the SIMD entries are tested against.
 const KernelSet& portable_lanes_kernel_set();
 const KernelSet& portable_avx512_lanes_kernel_set();
-// Whether portable_kernel_set()'s float entries are the SIMD ones on this CPU.
+// Whether portable_kernel_set()'s float entries are the AVX2 ones on this CPU (x86-64 only; see
+// float_neon_supported() for AArch64).
 bool float_simd_supported();
 // The AVX-512 order's float entries in native AVX-512 F/BW/VL (kernels_float_avx512.cpp) and in
 // AVX2 as two 8-lane halves (kernels_float_simd.cpp); each falls back to the lane loops where the
@@ -57,6 +59,11 @@ bool float_simd_supported();
 const KernelSet& portable_avx512_native_kernel_set();
 const KernelSet& portable_avx512_avx2_kernel_set();
 bool float_avx512_supported();
+// Both orders' float entries in AArch64 NEON (kernels_float_neon.cpp): what portable_kernel_set()
+// and portable_avx512_kernel_set() return there. The lane loops where NEON is not built (x86).
+const KernelSet& portable_neon_kernel_set();
+const KernelSet& portable_avx512_neon_kernel_set();
+bool float_neon_supported();
 const KernelSet& kernel_set(KernelPath path);
 
 }  // namespace pareto::kernels

@@ -314,19 +314,19 @@ const KernelSet& portable_avx512_kernel_set() {
                                   : portable_avx512_avx2_kernel_set();
 }
 
-#else  // no x86-64: the lane loops are the kernels.
+#else  // no x86-64: NEON on AArch64 (kernels_float_neon.cpp), the lane loops elsewhere.
 
 bool float_simd_supported() {
   return false;
 }
 const KernelSet& portable_kernel_set() {
-  return portable_lanes_kernel_set();
+  return portable_neon_kernel_set();
 }
 const KernelSet& portable_avx512_avx2_kernel_set() {
   return portable_avx512_lanes_kernel_set();
 }
 const KernelSet& portable_avx512_kernel_set() {
-  return portable_avx512_lanes_kernel_set();
+  return portable_avx512_neon_kernel_set();
 }
 
 #endif

@@ -19,12 +19,15 @@
 #define PARETO_QUANT_SIMD_X86 1
 #include <immintrin.h>
 #endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#define PARETO_QUANT_NEON 1  // kernels_quant_neon.cpp
+#endif
 
 namespace pareto::kernels {
 namespace {
 
 constexpr int kLanes = 8;
-constexpr int kTokenTile = 4;  // tokens sharing one load of a weight block (prefill)
+[[maybe_unused]] constexpr int kTokenTile = 4;  // tokens per weight block load (x86 prefill)
 
 const BlockQ8_0* as_q8(const uint8_t* p) {
   return reinterpret_cast<const BlockQ8_0*>(p);
@@ -346,12 +349,18 @@ void quantize_activations_q8_0_fast(const float* x, BlockQ8_0* y, int64_t n) {
 #ifdef PARETO_QUANT_SIMD_X86
   if (has_avx2_fma_f16c()) return quantize_q8_0_avx2(x, y, n);
 #endif
+#ifdef PARETO_QUANT_NEON
+  return quantize_activations_q8_0_neon(x, y, n);
+#endif
   quantize_activations_q8_0(x, y, n);
 }
 
 float dot_q8_0_lanes_fast(const uint8_t* w, const uint8_t* x, int64_t n) {
 #ifdef PARETO_QUANT_SIMD_X86
   if (has_avx2_fma_f16c()) return dot_avx2<false, BlockQ8_0>(w, x, n);
+#endif
+#ifdef PARETO_QUANT_NEON
+  return dot_q8_0_lanes_neon(w, x, n);
 #endif
   return dot_q8_0_lanes_ref(w, x, n);
 }
@@ -360,12 +369,18 @@ float dot_q4_0_lanes_fast(const uint8_t* w, const uint8_t* x, int64_t n) {
 #ifdef PARETO_QUANT_SIMD_X86
   if (has_avx2_fma_f16c()) return dot_avx2<false, BlockQ4_0>(w, x, n);
 #endif
+#ifdef PARETO_QUANT_NEON
+  return dot_q4_0_lanes_neon(w, x, n);
+#endif
   return dot_q4_0_lanes_ref(w, x, n);
 }
 
 float dot_q4_0_repacked_fast(const uint8_t* w, const uint8_t* x, int64_t n) {
 #ifdef PARETO_QUANT_SIMD_X86
   if (has_avx2_fma_f16c()) return dot_avx2<true, BlockQ4_0>(w, x, n);
+#endif
+#ifdef PARETO_QUANT_NEON
+  return dot_q4_0_repacked_neon(w, x, n);
 #endif
   return dot_q4_0_repacked_ref(w, x, n);
 }
@@ -374,6 +389,9 @@ void matmul_q8_0_rows_fast(const WeightView& w, const PreparedActivations& x, in
                            int64_t row_end, float* y) {
 #ifdef PARETO_QUANT_SIMD_X86
   if (has_avx2_fma_f16c()) return rows_avx2<false, BlockQ8_0>(w, x, row_begin, row_end, y);
+#endif
+#ifdef PARETO_QUANT_NEON
+  return matmul_q8_0_rows_neon(w, x, row_begin, row_end, y);
 #endif
   rows_ref<dot_q8_0_lanes_ref>(w, x, row_begin, row_end, y);
 }
@@ -387,6 +405,9 @@ void matmul_q4_0_rows_fast(const WeightView& w, const PreparedActivations& x, in
     return repacked ? rows_repacked_avx2(w, x, row_begin, row_end, y)
                     : rows_avx2<false, BlockQ4_0>(w, x, row_begin, row_end, y);
   }
+#endif
+#ifdef PARETO_QUANT_NEON
+  return matmul_q4_0_rows_neon(w, x, row_begin, row_end, y);
 #endif
   if (repacked) return rows_ref<dot_q4_0_repacked_ref>(w, x, row_begin, row_end, y);
   rows_ref<dot_q4_0_lanes_ref>(w, x, row_begin, row_end, y);

@@ -3,13 +3,16 @@
 // replaces: the integer block sums are exact in any order, and the float accumulation keeps the
 // per-lane fused multiply-add order of llama.cpp's AVX2 build (lane t of a 32-block = the integer
 // dot of elements 4t..4t+3; acc[t] = fma(d_w * d_x, lane, acc[t]); ggml::hsum8 at the end).
-// On x86-64 the AVX2+FMA+F16C versions are chosen at run time (__builtin_cpu_supports); other CPUs
-// run the reference lane loops below.
+// On x86-64 the AVX2+FMA+F16C versions are chosen at run time (__builtin_cpu_supports); on
+// AArch64 the NEON versions run (kernels_quant_neon.cpp, kquants_neon.cpp: baseline Advanced SIMD,
+// plus SDOT where the CPU reports it; 8 float lanes = two float32x4_t); other CPUs run the
+// reference lane loops.
 #pragma once
 
 #include <cstdint>
 
 #include "kernels/kernel_set.h"
+#include "kernels/kquants.h"
 #include "kernels/quant.h"
 
 namespace pareto::kernels {
@@ -50,5 +53,38 @@ void matmul_kquant_rows(const WeightView& w, const PreparedActivations& x, int64
                         int64_t row_end, float* y);
 void matmul_kquant_rows_scalar(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
                                int64_t row_end, float* y);
+
+// The portable lane loops of dot_kquant_q8k (llama.cpp's AVX2 order) that dot_kquant_q8k replaces
+// with AVX2 or NEON code (the test oracle).
+float dot_kquant_q8k_ref(TensorType type, const void* w_row, const void* q8k_row, int64_t n);
+
+// Whether the NEON versions below are compiled in and run (AArch64 builds).
+bool quant_neon_available();
+// Whether they use the dot-product extension (SDOT; checked at run time), and a switch that
+// forbids it (tests run both forms; allowing it again takes effect only where the CPU has it).
+// Both forms give the same bits.
+bool quant_neon_dotprod_active();
+void set_quant_neon_dotprod(bool allowed);
+
+#if defined(__aarch64__) && defined(__ARM_NEON)
+// NEON versions (AArch64 only), bit-identical to the references above; the *_fast entry points
+// and dot_kquant_q8k / quantize_row_q8_K call them. n: elements (a multiple of 32); n_blocks:
+// K-quant super-blocks of 256.
+void quantize_activations_q8_0_neon(const float* x, BlockQ8_0* y, int64_t n);
+float dot_q8_0_lanes_neon(const uint8_t* w, const uint8_t* x, int64_t n);
+float dot_q4_0_lanes_neon(const uint8_t* w, const uint8_t* x, int64_t n);
+float dot_q4_0_repacked_neon(const uint8_t* w, const uint8_t* x, int64_t n);
+void matmul_q8_0_rows_neon(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                           int64_t row_end, float* y);
+void matmul_q4_0_rows_neon(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                           int64_t row_end, float* y);
+float dot_q4_K_q8_K_neon(const BlockQ4_K* x, const BlockQ8_K* y, int64_t n_blocks);
+float dot_q5_K_q8_K_neon(const BlockQ5_K* x, const BlockQ8_K* y, int64_t n_blocks);
+float dot_q6_K_q8_K_neon(const BlockQ6_K* x, const BlockQ8_K* y, int64_t n_blocks);
+void quantize_row_q8_K_neon(const float* x, BlockQ8_K* y, int64_t n_blocks);
+// matmul_kquant_rows: prefill unpacks each weight super-block once for 4 tokens.
+void matmul_kquant_rows_neon(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                             int64_t row_end, float* y);
+#endif
 
 }  // namespace pareto::kernels

@@ -11,12 +11,17 @@
 #include "base/check.h"
 #include "base/half.h"
 #include "kernels/ggml_math.h"
+#include "kernels/kernels_quant_simd.h"
 
 // The fast dot products are also compiled for AVX2+FMA and picked at run time (x86-64 GCC/Clang):
 // the integer loops vectorize wider and std::fma becomes one instruction. The float ops in that
 // path are only explicit fmas and additions, so FP contraction cannot change them.
 #if defined(__x86_64__) && defined(__GNUC__)
 #define PARETO_KQUANT_X86_DISPATCH 1
+#endif
+// On AArch64 the NEON versions run (kquants_neon.cpp); identical bits.
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#define PARETO_KQUANT_NEON 1
 #endif
 
 namespace pareto::kernels {
@@ -231,6 +236,11 @@ float dot_fast(const Block* x, const BlockQ8_K* y, int64_t n) {
 #ifdef PARETO_KQUANT_X86_DISPATCH
   if (cpu_has_avx2_fma()) return dot_avx2_order_avx2(x, y, n);
 #endif
+#ifdef PARETO_KQUANT_NEON
+  if constexpr (std::is_same_v<Block, BlockQ4_K>) return dot_q4_K_q8_K_neon(x, y, block_count(n));
+  if constexpr (std::is_same_v<Block, BlockQ5_K>) return dot_q5_K_q8_K_neon(x, y, block_count(n));
+  if constexpr (std::is_same_v<Block, BlockQ6_K>) return dot_q6_K_q8_K_neon(x, y, block_count(n));
+#endif
   return dot_avx2_order(x, y, n);
 }
 
@@ -399,6 +409,21 @@ float dot_kquant_q8k(TensorType type, const void* w_row, const void* q8k_row, in
       return vec_dot_q6_K_q8_K(static_cast<const BlockQ6_K*>(w_row), y, n);
     default:
       PARETO_CHECK_MSG(false, "dot_kquant_q8k: not a K-quant type");
+      return 0.0f;
+  }
+}
+
+float dot_kquant_q8k_ref(TensorType type, const void* w_row, const void* q8k_row, int64_t n) {
+  const auto* y = static_cast<const BlockQ8_K*>(q8k_row);
+  switch (type) {
+    case TensorType::Q4_K:
+      return dot_avx2_order(static_cast<const BlockQ4_K*>(w_row), y, n);
+    case TensorType::Q5_K:
+      return dot_avx2_order(static_cast<const BlockQ5_K*>(w_row), y, n);
+    case TensorType::Q6_K:
+      return dot_avx2_order(static_cast<const BlockQ6_K*>(w_row), y, n);
+    default:
+      PARETO_CHECK_MSG(false, "dot_kquant_q8k_ref: not a K-quant type");
       return 0.0f;
   }
 }

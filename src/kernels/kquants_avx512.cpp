@@ -431,6 +431,10 @@ void quantize_row_q8_K(const float* x, BlockQ8_K* y, int64_t n) {
     return quantize_q8_K(x, y, n / kQK_K);
   }
 #endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+  PARETO_CHECK_MSG(n % kQK_K == 0, "K-quant row length must be a multiple of 256");
+  return quantize_row_q8_K_neon(x, y, n / kQK_K);  // kquants_neon.cpp
+#endif
   quantize_row_q8_K_ref(x, y, n);
 }
 
@@ -449,6 +453,9 @@ void matmul_kquant_rows(const WeightView& w, const PreparedActivations& x, int64
         break;
     }
   }
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+  return matmul_kquant_rows_neon(w, x, row_begin, row_end, y);  // kquants_neon.cpp
 #endif
   rows_dot(w, x, row_begin, row_end, y);
 }

@@ -10,6 +10,7 @@
 #include "kernels/kernel_set.h"
 #include "kernels/simd_avx2.h"
 #include "kernels/simd_avx512.h"
+#include "kernels/simd_neon.h"
 
 namespace pareto::kernels {
 
@@ -62,6 +63,17 @@ PARETO_AVX512_TARGET void silu_mul_vectors16(float* g, const float* u, int64_t n
 PARETO_AVX512_WARNINGS_POP
 #endif
 
+#if defined(PARETO_HAVE_NEON_KERNELS)
+// The same in NEON, 4 lanes at a time (n_vec is a multiple of the width, 8 or 16); kKv picks the
+// AVX2 (1) or AVX-512 (2) exp, lane for lane as ggml::v_silu / v_silu16.
+template <int kKv>
+void silu_mul_vectors_neon(float* g, const float* u, int64_t n_vec) {
+  for (int64_t i = 0; i < n_vec; i += 4) {
+    vst1q_f32(g + i, vmulq_f32(neon::silu<kKv>(vld1q_f32(g + i)), vld1q_f32(u + i)));
+  }
+}
+#endif
+
 void silu_mul_vectors_lanes(float* g, const float* u, int64_t n_vec, int width) {
   if (width == 16) {
     for (int64_t i = 0; i < n_vec; ++i) g[i] = ggml::v_silu16(g[i]) * u[i];
@@ -76,8 +88,9 @@ void silu_mul_inplace(float* gate, const float* up, int64_t n_rows, int64_t n, K
   // ggml_vec_swiglu_f32, per row: full vectors through v_silu, the tail through libm's expf.
   const int width = kernel_set(path).elementwise_width;
   const int64_t n_vec = n / width * width;
-  const bool simd = path != KernelPath::kScalar && float_simd_supported();
+  [[maybe_unused]] const bool simd = path != KernelPath::kScalar && float_simd_supported();
   [[maybe_unused]] const bool avx512 = float_avx512_supported();
+  [[maybe_unused]] const bool neon = path != KernelPath::kScalar && float_neon_supported();
   for (int64_t r = 0; r < n_rows; ++r) {
     float* g = gate + r * n;
     const float* u = up + r * n;
@@ -88,6 +101,14 @@ void silu_mul_inplace(float* gate, const float* up, int64_t n_rows, int64_t n, K
       silu_mul_vectors<2>(g, u, n_vec);
     } else if (simd && width == 8) {
       silu_mul_vectors<1>(g, u, n_vec);
+    } else {
+      silu_mul_vectors_lanes(g, u, n_vec, width);
+    }
+#elif defined(PARETO_HAVE_NEON_KERNELS)
+    if (neon && width == 16) {
+      silu_mul_vectors_neon<2>(g, u, n_vec);
+    } else if (neon && width == 8) {
+      silu_mul_vectors_neon<1>(g, u, n_vec);
     } else {
       silu_mul_vectors_lanes(g, u, n_vec, width);
     }

@@ -4,8 +4,13 @@
 #include "kernels/quant_packed.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "base/check.h"
 #include "kernels/kernels_quant_simd.h"
@@ -58,14 +63,35 @@ void PackedWeights::Free::operator()(uint8_t* p) const {
   std::free(p);
 }
 
-PackedWeights pack_weights(const WeightView& w, ThreadPool* pool, const RawReleaseFn& release_raw) {
+PackedWeights PackedWeights::allocate(size_t bytes) {
+  PARETO_CHECK(bytes % packed::kVecBytes == 0);
+  constexpr size_t kHugePage = size_t{2} << 20;
+  const bool huge = bytes >= kHugePage;
+  const size_t alloc = huge ? (bytes + kHugePage - 1) / kHugePage * kHugePage : bytes;
   PackedWeights out;
-  if (!packable(w) || !packed_kernels_supported()) return out;
-  const size_t bytes = packed_bytes(w);  // a multiple of 64, as aligned_alloc requires
-  out.data_.reset(static_cast<uint8_t*>(std::aligned_alloc(packed::kVecBytes, bytes)));
+  if (bytes == 0) return out;
+  out.data_.reset(
+      static_cast<uint8_t*>(std::aligned_alloc(huge ? kHugePage : packed::kVecBytes, alloc)));
   if (out.data_ == nullptr) return out;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  // A hint, before the first touch: without transparent huge pages the buffer still works.
+  if (huge) ::madvise(out.data_.get(), alloc, MADV_HUGEPAGE);
+#endif
   out.size_ = bytes;
-  uint8_t* dst = out.data_.get();
+  return out;
+}
+
+PackedWeights pack_weights(const WeightView& w, ThreadPool* pool, const RawReleaseFn& release_raw) {
+  if (!packable(w) || !packed_kernels_supported()) return {};
+  PackedWeights out = PackedWeights::allocate(packed_bytes(w));
+  if (out.empty() || !pack_weights_into(w, out.mutable_data(), pool, release_raw)) return {};
+  return out;
+}
+
+bool pack_weights_into(const WeightView& w, uint8_t* dst, ThreadPool* pool,
+                       const RawReleaseFn& release_raw) {
+  if (!packable(w) || !packed_kernels_supported()) return false;
+  PARETO_CHECK(reinterpret_cast<uintptr_t>(dst) % packed::kVecBytes == 0);
   const int64_t group_bytes = packed::group_bytes(w.type, w.cols);
   const auto pack_groups = [&](size_t begin, size_t end, int) {
     for (size_t g = begin; g < end; ++g) {
@@ -90,7 +116,7 @@ PackedWeights pack_weights(const WeightView& w, ThreadPool* pool, const RawRelea
     // From the matrix start, so the pages straddling chunk boundaries go too.
     if (release_raw) release_raw(w.data, static_cast<size_t>(g1 * kPackRows * w.row_bytes()));
   }
-  return out;
+  return true;
 }
 
 void unpack_row(const WeightView& w, int64_t r, uint8_t* dst) {

@@ -49,12 +49,18 @@ size_t packed_bytes(const WeightView& w);
 // resident (e.g. ModelFile::release_pages).
 using RawReleaseFn = std::function<void(const uint8_t* p, size_t n)>;
 
-// An owned, 64-byte aligned packed copy of a weight matrix; empty() when none was made.
+// An owned, 64-byte aligned buffer of packed matrices (one, or a whole model's); empty() when none
+// was made. Buffers of 2 MiB or more are 2 MiB aligned and ask for transparent huge pages: decode
+// streams every packed byte once per token, and 4 KiB pages cost a TLB miss every 4 KiB.
 class PackedWeights {
  public:
   PackedWeights() = default;
+  // `bytes` (a multiple of 64), uninitialized (pack_weights_into writes every byte of its range);
+  // empty() if the allocation fails.
+  static PackedWeights allocate(size_t bytes);
   bool empty() const { return data_ == nullptr; }
   const uint8_t* data() const { return data_.get(); }
+  uint8_t* mutable_data() { return data_.get(); }
   size_t size() const { return size_; }
 
  private:
@@ -63,15 +69,17 @@ class PackedWeights {
   };
   std::unique_ptr<uint8_t, Free> data_;
   size_t size_ = 0;
-  friend PackedWeights pack_weights(const WeightView& w, ThreadPool* pool,
-                                    const RawReleaseFn& release_raw);
 };
 
-// Packs w.data (the GGUF layout) when packable(w) and packed_kernels_supported(); otherwise (or
-// if the allocation fails) returns an empty PackedWeights. Splits the groups over `pool` if given.
-// With `release_raw`, it is called chunk by chunk (about 8 MiB of raw rows) with the raw rows
-// packed so far, so that the raw and packed copies of a large matrix need not be resident together.
-// Set the result's data() as WeightView::packed to use it.
+// Packs w.data (the GGUF layout) into `dst` (packed_bytes(w) bytes, 64-byte aligned) when
+// packable(w) and packed_kernels_supported(); returns whether it did. Splits the groups over
+// `pool` if given. With `release_raw`, it is called chunk by chunk (about 8 MiB of raw rows) with
+// the raw rows packed so far, so that the raw and packed copies of a large matrix need not be
+// resident together. Set dst as WeightView::packed to use it.
+bool pack_weights_into(const WeightView& w, uint8_t* dst, ThreadPool* pool = nullptr,
+                       const RawReleaseFn& release_raw = {});
+
+// pack_weights_into a buffer of its own; empty when not packable, not supported or out of memory.
 PackedWeights pack_weights(const WeightView& w, ThreadPool* pool = nullptr,
                            const RawReleaseFn& release_raw = {});
 

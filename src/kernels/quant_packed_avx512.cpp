@@ -365,7 +365,8 @@ void prepare_packed_terms(TensorType weight_type, const PreparedActivations& x, 
 namespace packed {
 
 void matmul_groups(const WeightView& w, const PreparedActivations& x, const PackedActTerms& terms,
-                   int64_t g_begin, int64_t g_end, float* y) {
+                   [[maybe_unused]] int64_t g_begin, [[maybe_unused]] int64_t g_end,
+                   [[maybe_unused]] float* y) {
   const int64_t n_blocks = w.cols / kQuantBlock;
   const auto per_token = static_cast<size_t>(n_blocks * (w.type == TensorType::Q8_0 ? 8 : 1));
   PARETO_CHECK(terms.dx.size() == static_cast<size_t>(x.n_tokens * n_blocks) &&

@@ -289,7 +289,8 @@ void groups_avx512(const WeightView& w, const PackedActTerms& terms, int64_t n_t
 #endif  // PARETO_PACKED_KQ_X86
 
 void matmul_groups_kquant(const WeightView& w, const PreparedActivations& x,
-                          const PackedActTerms& terms, int64_t g_begin, int64_t g_end, float* y) {
+                          const PackedActTerms& terms, [[maybe_unused]] int64_t g_begin,
+                          [[maybe_unused]] int64_t g_end, [[maybe_unused]] float* y) {
   const int64_t nb = w.cols / kQK_K;
   const int64_t per_token = nb * kKquantTermDwords;
   PARETO_CHECK(packed_kquant(w.type) && x.type == TensorType::Q8_K &&

@@ -91,26 +91,39 @@ void pack_matrices(const formats::ModelFile& file, DecoderWeights& w) {
     return;
   }
   if (!kernels::packed_kernels_supported()) return;
-  std::vector<kernels::WeightView*> views = {&w.output};
+  std::vector<kernels::WeightView*> views;
   for (LayerWeights& l : w.layers) {
     for (kernels::WeightView* v :
          {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) {
       views.push_back(v);
     }
   }
-  std::map<const uint8_t*, const uint8_t*> done;  // raw data -> its packed copy
-  for (kernels::WeightView* v : views) {
-    if (auto it = done.find(v->data); it != done.end()) {
-      v->packed = it->second;
-      continue;
-    }
-    kernels::PackedWeights p = kernels::pack_weights(
-        *v, nullptr, [&file](const uint8_t* raw, size_t n) { file.release_pages(raw, n); });
-    if (p.empty()) continue;
-    v->packed = p.data();
-    done[v->data] = p.data();
-    w.packed.push_back(std::move(p));
+  views.push_back(&w.output);
+  // One buffer for every packed matrix (huge pages, see PackedWeights), matrices at 64-byte
+  // aligned offsets in the order decode reads them. A matrix seen twice (tied) is packed once.
+  std::map<const uint8_t*, size_t> offset;  // raw data -> offset of its packed copy
+  size_t total = 0;
+  for (const kernels::WeightView* v : views) {
+    if (!kernels::packable(*v) || offset.count(v->data) != 0) continue;
+    offset[v->data] = total;
+    total += kernels::packed_bytes(*v);  // a multiple of 64
   }
+  if (total == 0) return;
+  kernels::PackedWeights arena = kernels::PackedWeights::allocate(total);
+  if (arena.empty()) return;              // out of memory: the raw kernels run instead
+  std::map<const uint8_t*, bool> packed;  // raw data -> packed
+  for (kernels::WeightView* v : views) {
+    const auto it = offset.find(v->data);
+    if (it == offset.end()) continue;
+    uint8_t* dst = arena.mutable_data() + it->second;
+    auto [done, fresh] = packed.try_emplace(v->data, false);
+    if (fresh) {
+      done->second = kernels::pack_weights_into(
+          *v, dst, nullptr, [&file](const uint8_t* raw, size_t n) { file.release_pages(raw, n); });
+    }
+    if (done->second) v->packed = dst;
+  }
+  w.packed.push_back(std::move(arena));
   // Tied output: get_rows reads the embedding rows from the packed copy, not the released pages.
   if (w.token_embd.data == w.output.data) w.token_embd.packed = w.output.packed;
 }

@@ -28,6 +28,19 @@ TEST(Bandwidth, ReportsPositiveRateOverTheWholeBuffer) {
   EXPECT_EQ(r.checksum, expected_checksum(r.buffer_bytes));
 }
 
+TEST(Bandwidth, ProbeKeepsItsBufferForSinglePasses) {
+  ThreadPool pool(2);
+  BandwidthProbe probe(pool, BandwidthOptions{(size_t{2} << 20) + 4096, 1});
+  EXPECT_EQ(probe.buffer_bytes(), (size_t{2} << 20) + 4096);
+  const BandwidthResult r = probe.measure();
+  EXPECT_EQ(r.checksum, expected_checksum(probe.buffer_bytes()));
+  for (const int streams : {1, 5, 16}) {  // passes after measure() read the same words again
+    uint64_t checksum = 0;
+    EXPECT_GT(probe.pass(streams, &checksum), 0.0);
+    EXPECT_EQ(checksum, expected_checksum(probe.buffer_bytes())) << streams;
+  }
+}
+
 TEST(Bandwidth, EveryReaderReadsEveryWordOnce) {
   // Odd sizes: a page count that splits unevenly over threads and streams, and a request that is
   // not a whole number of pages (rounded up to one).

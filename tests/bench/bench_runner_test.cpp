@@ -88,6 +88,26 @@ TEST(FormatMarkdown, OneRowPerTestWithMeanAndSd) {
   EXPECT_NE(md.find("| pp512 | 20.00 ± 10.00 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| tg128 | 5.00 ± 0.00 |"), std::string::npos) << md;
   EXPECT_NE(md.find("25.0%"), std::string::npos) << md;
+  EXPECT_EQ(md.find("paired"), std::string::npos) << md;  // no pairs measured
+}
+
+TEST(FormatReport, PairedRunsInMarkdownAndJson) {
+  BenchReport r = sample_report();
+  DecodeLimit d{20.0, 1000000, 20000.0, 0.25};
+  d.paired_probe_gb_per_s = {20.0, 30.0};
+  d.paired_tg_gb_per_s = {10.0, 24.0};
+  d.paired_fraction = summarize(std::vector<double>{0.5, 0.8});
+  r.decode_limit = d;
+  const std::string md = format_markdown(r);
+  EXPECT_NE(md.find("paired (probe pass, then tg run) x 2: probe 25.00 ± 7.07 GB/s, tg read "
+                    "17.00 ± 9.90 GB/s; tg reached 65.0 ± 21.2% of the probe"),
+            std::string::npos)
+      << md;
+  const auto j = nlohmann::json::parse(format_json(r));
+  EXPECT_EQ(j.at("paired_probe_gb_per_s"), nlohmann::json::array({20.0, 30.0}));
+  EXPECT_EQ(j.at("paired_tg_gb_per_s"), nlohmann::json::array({10.0, 24.0}));
+  EXPECT_DOUBLE_EQ(j.at("paired_fraction_mean").get<double>(), 0.65);
+  EXPECT_NEAR(j.at("paired_fraction_sd").get<double>(), 0.2121, 1e-4);
 }
 
 TEST(BenchRun, TinyModelGivesPositiveFigures) {
@@ -117,6 +137,17 @@ TEST(BenchRun, TinyModelGivesPositiveFigures) {
   EXPECT_GT(report->decode_limit->tok_per_s, 0.0);
   EXPECT_GT(report->decode_limit->fraction, 0.0);
   EXPECT_NE(report->decode_limit->probe.find("streams/thread"), std::string::npos);
+  // One pair (probe pass, tg run) per repetition; the fraction is the mean of the pairs' ratios.
+  const DecodeLimit& d = *report->decode_limit;
+  ASSERT_EQ(d.paired_probe_gb_per_s.size(), 2u);
+  ASSERT_EQ(d.paired_tg_gb_per_s.size(), 2u);
+  double sum = 0;
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_GT(d.paired_probe_gb_per_s[i], 0.0);
+    EXPECT_GT(d.paired_tg_gb_per_s[i], 0.0);
+    sum += d.paired_tg_gb_per_s[i] / d.paired_probe_gb_per_s[i];
+  }
+  EXPECT_DOUBLE_EQ(d.paired_fraction.mean, sum / 2);
 }
 
 TEST(BenchRun, SkipsTestsOfSizeZeroAndRejectsBadOptions) {

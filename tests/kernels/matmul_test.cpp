@@ -152,8 +152,12 @@ TEST(Matmul, ScalarPathSelectedByOptionOrEnvironment) {
   EXPECT_EQ(select_kernel_path(false), KernelPath::kScalar);
   ::unsetenv("PARETO_SCALAR_KERNELS");
   // Without a choice in the environment: the order of the llama.cpp build this CPU would load.
+#if defined(__x86_64__) || defined(__i386__)
   const KernelPath native =
       __builtin_cpu_supports("avx512f") ? KernelPath::kPortableAvx512 : KernelPath::kPortable;
+#else
+  const KernelPath native = KernelPath::kPortable;  // no AVX-512 build of llama.cpp here
+#endif
   EXPECT_EQ(select_kernel_path(false), native);
   ::setenv("PARETO_SCALAR_KERNELS", "0", 1);
   EXPECT_EQ(select_kernel_path(false), native);

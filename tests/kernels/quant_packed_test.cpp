@@ -146,6 +146,35 @@ TEST(QuantPacked, RowsAreBitIdenticalToLaneLoops) {
   }
 }
 
+// Buffers of 2 MiB or more are 2 MiB aligned (huge pages); packing into a slice of a shared
+// buffer (the model loader packs every matrix into one) writes the same bytes as pack_weights.
+TEST(QuantPacked, AllocateAlignsAndPackIntoMatchesPack) {
+  EXPECT_TRUE(PackedWeights::allocate(0).empty());
+  const PackedWeights small = PackedWeights::allocate(4096);
+  ASSERT_FALSE(small.empty());
+  EXPECT_EQ(small.size(), 4096u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small.data()) % 64, 0u);
+  const PackedWeights big = PackedWeights::allocate((size_t{2} << 20) + 64);
+  ASSERT_FALSE(big.empty());
+  EXPECT_EQ(big.size(), (size_t{2} << 20) + 64);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % (size_t{2} << 20), 0u);
+
+  if (!packed_kernels_supported()) GTEST_SKIP() << "CPU lacks AVX-512 VNNI";
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0}) {
+    const auto wbytes = random_weights(type, 48, 128, 5);
+    const WeightView w{type, wbytes.data(), 48, 128};
+    const PackedWeights own = pack_weights(w);
+    ASSERT_FALSE(own.empty());
+    PackedWeights shared = PackedWeights::allocate(64 + packed_bytes(w));
+    ASSERT_FALSE(shared.empty());
+    std::memset(shared.mutable_data(), 0xAB, shared.size());  // padding must be rewritten
+    ASSERT_TRUE(pack_weights_into(w, shared.mutable_data() + 64, nullptr));
+    EXPECT_EQ(std::memcmp(shared.data() + 64, own.data(), own.size()), 0);
+    const WeightView f16{TensorType::F16, wbytes.data(), 48, 32};
+    EXPECT_FALSE(pack_weights_into(f16, shared.mutable_data(), nullptr));
+  }
+}
+
 // Every packed row unpacks to its raw bytes; get_rows gives the same floats with or without the
 // packed copy.
 TEST(QuantPacked, UnpackRowAndGetRowsMatchRaw) {

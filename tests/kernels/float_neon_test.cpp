@@ -1,0 +1,243 @@
+// The AArch64 NEON float kernels (kernels_float_neon.cpp, simd_neon.h, ops.cpp) against the
+// lane-loop statements of the same llama.cpp orders (portable_*lanes_kernel_set, ggml_math.h):
+// identical bit for bit, on random inputs of odd shapes, for both the AVX2 (8-lane) and the
+// AVX-512 (16-lane) order. Skipped where NEON is not built (x86-64).
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kernels/ggml_math.h"
+#include "kernels/kernel_set.h"
+#include "kernels/ops.h"
+#include "kernels/quant.h"
+#include "kernels/simd_neon.h"
+
+namespace pareto::kernels {
+namespace {
+
+std::vector<float> random_values(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// Bit patterns, so that -0 and +0 count as different.
+std::vector<uint32_t> bits(const std::vector<float>& v) {
+  std::vector<uint32_t> b(v.size());
+  for (size_t i = 0; i < v.size(); ++i) b[i] = std::bit_cast<uint32_t>(v[i]);
+  return b;
+}
+
+struct Profile {
+  const char* name;
+  const KernelSet& (*neon)();
+  const KernelSet& (*lanes)();
+};
+const Profile kProfiles[] = {
+    {"avx2-order", portable_neon_kernel_set, portable_lanes_kernel_set},
+    {"avx512-order", portable_avx512_neon_kernel_set, portable_avx512_lanes_kernel_set},
+};
+
+MatmulRowsFn float_rows_fn(const KernelSet& ks, TensorType type) {
+  switch (type) {
+    case TensorType::F16:
+      return ks.matmul_f16;
+    case TensorType::BF16:
+      return ks.matmul_bf16;
+    default:
+      return ks.matmul_f32;
+  }
+}
+
+// Rows of `type` (F32 as is, F16/BF16 rounded from random floats).
+std::vector<uint8_t> encode_rows(TensorType type, const std::vector<float>& values) {
+  std::vector<uint8_t> out(values.size() * (type == TensorType::F32 ? 4 : 2));
+  quantize_row(type, values.data(), out.data(), static_cast<int64_t>(values.size()));
+  return out;
+}
+
+TEST(FloatNeon, SelectedOnAarch64) {
+  if (!float_neon_supported()) GTEST_SKIP() << "NEON kernels are built for AArch64 only";
+  EXPECT_EQ(portable_kernel_set().matmul_f32, portable_neon_kernel_set().matmul_f32);
+  EXPECT_EQ(portable_avx512_kernel_set().attention, portable_avx512_neon_kernel_set().attention);
+  EXPECT_NE(portable_neon_kernel_set().matmul_bf16, portable_lanes_kernel_set().matmul_bf16);
+  EXPECT_NE(portable_avx512_neon_kernel_set().attention,
+            portable_avx512_lanes_kernel_set().attention);
+  // The quantized entries and the widths are those of the lane sets.
+  EXPECT_EQ(portable_neon_kernel_set().matmul_q8_0, portable_lanes_kernel_set().matmul_q8_0);
+  EXPECT_EQ(portable_neon_kernel_set().elementwise_width, 8);
+  EXPECT_EQ(portable_avx512_neon_kernel_set().elementwise_width, 16);
+}
+
+// Rows: 1, 5, 7, 37 (vec_dot only: not multiples of 4) and 4, 12, 16 (tinyBLAS for 2+ tokens
+// when cols is a multiple of 8 / 16; not multiples of the 3- or 2-row tiles); cols with vec_dot
+// tails (45, 200, 257) and without (64, 128), 8 (tinyBLAS in the AVX2 order only); tokens 1..7
+// around the 4- and 3-token tiles, 18 past the 16-token block.
+TEST(FloatNeon, MatmulsEqualLaneLoopsBitForBit) {
+  if (!float_neon_supported()) GTEST_SKIP() << "NEON kernels are built for AArch64 only";
+  const int64_t row_counts[] = {1, 4, 5, 7, 12, 16, 37};
+  const int64_t col_counts[] = {8, 45, 64, 128, 200, 257};
+  const int64_t token_counts[] = {1, 2, 3, 4, 5, 6, 7, 18};
+  for (const Profile& profile : kProfiles) {
+    for (TensorType type : {TensorType::F32, TensorType::F16, TensorType::BF16}) {
+      for (int64_t rows : row_counts) {
+        for (int64_t cols : col_counts) {
+          const auto w_vals = random_values(rows * cols, 100 + static_cast<uint32_t>(cols + rows));
+          const auto w_bytes = encode_rows(type, w_vals);
+          const WeightView w{type, w_bytes.data(), rows, cols};
+          for (int64_t tokens : token_counts) {
+            const auto x_vals = random_values(tokens * cols, 200 + static_cast<uint32_t>(tokens));
+            const auto x_bytes = encode_rows(type, x_vals);
+            PreparedActivations x;
+            x.type = type;
+            x.data = x_bytes.data();
+            x.row_bytes = static_cast<int64_t>(x_bytes.size()) / tokens;
+            x.n_tokens = tokens;
+            std::vector<float> want(static_cast<size_t>(rows * tokens), NAN);
+            std::vector<float> got = want;
+            float_rows_fn(profile.lanes(), type)(w, x, 0, rows, want.data());
+            // In three row ranges with odd boundaries, as work items would.
+            const MatmulRowsFn fn = float_rows_fn(profile.neon(), type);
+            const int64_t a = rows / 3, b = std::min(rows / 2 + 1, rows);
+            fn(w, x, 0, a, got.data());
+            fn(w, x, a, b, got.data());
+            fn(w, x, b, rows, got.data());
+            EXPECT_EQ(bits(got), bits(want)) << profile.name << " " << type_name(type) << " "
+                                             << rows << "x" << cols << " tokens " << tokens;
+          }
+        }
+      }
+    }
+  }
+}
+
+struct AttentionShape {
+  int n_heads, n_kv_heads, head_dim, n_kv, n_tokens;
+};
+
+// GQA groups of 1..4, head dims that are multiples of 4 but not 8 (12, 20) and of neither (6:
+// the lane loops run), KV lengths around the chunk sizes (32/64) and tiny; queries whose
+// position precedes every entry (no visible entry: all probabilities 0).
+TEST(FloatNeon, AttentionEqualsLaneLoopsBitForBit) {
+  if (!float_neon_supported()) GTEST_SKIP() << "NEON kernels are built for AArch64 only";
+  const AttentionShape shapes[] = {
+      {4, 2, 64, 37, 1}, {4, 2, 64, 37, 3},  {8, 2, 64, 131, 7}, {2, 1, 128, 70, 1},
+      {3, 3, 8, 1, 1},   {2, 1, 16, 129, 2}, {2, 2, 12, 9, 2},   {6, 2, 32, 200, 1},
+      {1, 1, 24, 65, 5}, {4, 1, 20, 67, 4},  {2, 1, 6, 33, 3},   {2, 1, 8, 1, 3},
+      {4, 4, 64, 64, 1}, {3, 1, 12, 31, 6},
+  };
+  for (const Profile& profile : kProfiles) {
+    for (const AttentionShape& s : shapes) {
+      std::vector<std::vector<float>> keys, values;
+      std::vector<std::vector<int32_t>> positions;
+      for (int h = 0; h < s.n_kv_heads; ++h) {
+        keys.push_back(random_values(int64_t{s.n_kv} * s.head_dim, 30 + h, 2.0f));
+        values.push_back(random_values(int64_t{s.n_kv} * s.head_dim, 40 + h));
+        std::vector<int32_t> p(static_cast<size_t>(s.n_kv));
+        // Head 1 stores entries out of position order, so masking must use the positions.
+        for (int j = 0; j < s.n_kv; ++j) p[j] = h == 1 ? (j * 7) % s.n_kv : j;
+        positions.push_back(p);
+      }
+      std::vector<KvHeadView> kv;
+      for (int h = 0; h < s.n_kv_heads; ++h) {
+        kv.push_back({keys[h].data(), values[h].data(), positions[h].data(), s.n_kv});
+      }
+      // Queries at earlier positions than the last entries: later entries are masked.
+      std::vector<int32_t> q_pos(static_cast<size_t>(s.n_tokens));
+      for (int t = 0; t < s.n_tokens; ++t) q_pos[t] = s.n_kv - 1 - (s.n_tokens - 1 - t) * 3;
+      const auto q = random_values(int64_t{s.n_tokens} * s.n_heads * s.head_dim, 50, 2.0f);
+      AttentionArgs args;
+      args.q = q.data();
+      args.q_positions = q_pos.data();
+      args.n_tokens = s.n_tokens;
+      args.n_heads = s.n_heads;
+      args.n_kv_heads = s.n_kv_heads;
+      args.head_dim = s.head_dim;
+      args.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+      args.kv = kv;
+      std::vector<float> want(q.size(), NAN), got(q.size(), NAN);
+      const int64_t n_items = int64_t{s.n_tokens} * s.n_heads;
+      args.out = want.data();
+      profile.lanes().attention(args, 0, n_items);
+      // In two item ranges, as two work items would.
+      args.out = got.data();
+      profile.neon().attention(args, 0, n_items / 2);
+      profile.neon().attention(args, n_items / 2, n_items);
+      EXPECT_EQ(bits(got), bits(want))
+          << profile.name << " heads " << s.n_heads << "/" << s.n_kv_heads << " dim " << s.head_dim
+          << " kv " << s.n_kv << " tokens " << s.n_tokens;
+    }
+  }
+}
+
+// Inputs over the whole range of the exp: ordinary values, results near the ends of the float
+// range (|n| in (126, 192]: subnormal and two-step scaling), beyond (|n| > 192), infinities.
+std::vector<float> exp_inputs() {
+  std::vector<float> x = random_values(4001, 7, 3.0f);
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<float> wide(-150.0f, 150.0f);
+  for (int i = 0; i < 4000; ++i) x.push_back(wide(rng));
+  for (float v : {0.0f, -0.0f, 88.7f, 88.8f, -87.4f, -103.9f, -104.0f, INFINITY, -INFINITY}) {
+    x.push_back(v);
+  }
+  return x;
+}
+
+#if defined(PARETO_HAVE_NEON_KERNELS)
+// Here the exps are compiled into this test, which GCC builds with -ffp-contract=fast (GCC's
+// arm_neon.h writes vmulq_f32 / vaddq_f32 as plain operators, so a multiply feeding an add would
+// be fused): the silu and attention tests check them as the kernels build them (contraction off).
+template <int kKv>
+void vexp_all(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i + 4 <= n; i += 4) vst1q_f32(y + i, neon::vexp<kKv>(vld1q_f32(x + i)));
+}
+
+TEST(FloatNeon, VectorExpsEqualGgmlLanes) {
+  auto x = exp_inputs();
+  x.resize(x.size() / 4 * 4);
+  std::vector<float> got(x.size()), want(x.size());
+  vexp_all<1>(x.data(), got.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) want[i] = ggml::v_expf(x[i]);
+  EXPECT_EQ(bits(got), bits(want)) << "AVX2 exp";
+  vexp_all<2>(x.data(), got.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) want[i] = ggml::v_expf16(x[i]);
+  EXPECT_EQ(bits(got), bits(want)) << "AVX-512 exp";
+}
+#endif
+
+// silu_mul_inplace over several rows (ops.cpp runs the NEON silu on AArch64).
+TEST(FloatNeon, SiluMulEqualsGgmlLanes) {
+  for (KernelPath path : {KernelPath::kPortable, KernelPath::kPortableAvx512}) {
+    const int width = path == KernelPath::kPortable ? 8 : 16;
+    for (int64_t n : {int64_t{7}, int64_t{24}, int64_t{45}, int64_t{2003}}) {
+      const int64_t n_rows = 3;
+      auto g = exp_inputs();
+      g.resize(static_cast<size_t>(n * n_rows));
+      const auto u = random_values(n * n_rows, 9);
+      // The lane loop: full vectors of `width` through ggml's v_silu, the rest through libm.
+      std::vector<float> want(g.size());
+      const int64_t n_vec = n / width * width;
+      for (int64_t r = 0; r < n_rows; ++r) {
+        for (int64_t i = 0; i < n; ++i) {
+          const float v = g[r * n + i];
+          const float s = i >= n_vec    ? ggml::silu(v)
+                          : width == 16 ? ggml::v_silu16(v)
+                                        : ggml::v_silu(v);
+          want[r * n + i] = s * u[r * n + i];
+        }
+      }
+      silu_mul_inplace(g.data(), u.data(), n_rows, n, path);
+      EXPECT_EQ(bits(g), bits(want)) << kernel_path_name(path) << " n " << n;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pareto::kernels
