@@ -238,22 +238,27 @@ PARETO_AVX2_TARGET void attention_items(const AttentionArgs& a, int64_t begin, i
     const int32_t q_pos = a.q_positions[t];
     const int64_t n_padded = (kv.length + 4 * kW - 1) / (4 * kW) * (4 * kW);
     probs.assign(static_cast<size_t>(n_padded), 0.0f);
+    // Entries after the last visible one are skipped, bit-exactly for finite values: see
+    // kernels_float_avx512.cpp's attention_items.
+    int visible_end = kv.length;
+    while (visible_end > 0 && kv.positions[visible_end - 1] > q_pos) --visible_end;
+    const int64_t n_soft = std::min<int64_t>(n_padded, (visible_end + kW - 1) / kW * kW);
     float max = -INFINITY;
-    for (int j = 0; j < kv.length; ++j) {
+    for (int j = 0; j < visible_end; ++j) {
       if (kv.positions[j] > q_pos) continue;
       const float s = vec_dot<F32Elem, kKv>(kv.keys + static_cast<int64_t>(j) * hd, q, hd);
       probs[static_cast<size_t>(j)] = s * a.scale;
       max = std::max(max, probs[static_cast<size_t>(j)]);
     }
-    const double sum = softmax_numerators<kKv>(probs.data(), n_padded, kv, q_pos, max);
+    const double sum = softmax_numerators<kKv>(probs.data(), n_soft, kv, q_pos, max);
     const float inv_sum = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
     const __m256 vinv = _mm256_set1_ps(inv_sum);
-    for (int64_t j = 0; j < n_padded; j += 8) {
+    for (int64_t j = 0; j < n_soft; j += 8) {
       _mm256_storeu_ps(probs.data() + j, _mm256_mul_ps(_mm256_loadu_ps(probs.data() + j), vinv));
     }
 
     acc.assign(static_cast<size_t>(slots) * static_cast<size_t>(hd), 0.0f);
-    const int64_t n_entries = single_query ? n_padded : kv.length;
+    const int64_t n_entries = single_query ? n_padded : visible_end;
     for (int64_t j = 0; j < n_entries; ++j) {
       const __m256 p = _mm256_set1_ps(probs[static_cast<size_t>(j)]);
       float* ar = acc.data() + (j % slots) * hd;

@@ -107,9 +107,22 @@ struct AttentionShape {
 TEST(FloatAvx512, AttentionEqualsLaneLoopsBitForBit) {
   if (!float_avx512_supported()) GTEST_SKIP() << "no AVX-512 F/BW/VL";
   const AttentionShape shapes[] = {
-      {4, 2, 64, 37, 1}, {4, 2, 64, 37, 3},  {8, 2, 64, 301, 7}, {2, 1, 128, 70, 1},
-      {3, 3, 16, 1, 1},  {2, 1, 16, 129, 2}, {2, 2, 48, 9, 19},  {6, 2, 32, 200, 1},
-      {1, 1, 24, 65, 5}, {4, 1, 256, 67, 2}, {2, 1, 80, 5, 1},   {4, 4, 64, 64, 1},
+      {4, 2, 64, 37, 1},
+      {4, 2, 64, 37, 3},
+      {8, 2, 64, 301, 7},
+      {2, 1, 128, 70, 1},
+      {3, 3, 16, 1, 1},
+      {2, 1, 16, 129, 2},
+      {2, 2, 48, 9, 19},
+      {6, 2, 32, 200, 1},
+      {1, 1, 24, 65, 5},
+      {4, 1, 256, 67, 2},
+      {2, 1, 80, 5, 1},
+      {4, 4, 64, 64, 1},
+      // Prompt batches (query t at position t): most entries are after the last visible one.
+      {4, 2, 64, 45, 45},
+      {2, 1, 128, 33, 33},
+      {2, 2, 16, 21, 21},
   };
   for (const AttentionShape& s : shapes) {
     std::vector<std::vector<float>> keys, values;
@@ -128,7 +141,10 @@ TEST(FloatAvx512, AttentionEqualsLaneLoopsBitForBit) {
     }
     // Queries at earlier positions than the last entries: later entries are masked.
     std::vector<int32_t> q_pos(static_cast<size_t>(s.n_tokens));
-    for (int t = 0; t < s.n_tokens; ++t) q_pos[t] = s.n_kv - 1 - (s.n_tokens - 1 - t) * 3;
+    const bool prompt = s.n_tokens == s.n_kv;
+    for (int t = 0; t < s.n_tokens; ++t) {
+      q_pos[t] = prompt ? t : s.n_kv - 1 - (s.n_tokens - 1 - t) * 3;
+    }
     const auto q = random_values(int64_t{s.n_tokens} * s.n_heads * s.head_dim, 50, 2.0f);
     AttentionArgs args;
     args.q = q.data();

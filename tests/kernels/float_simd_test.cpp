@@ -118,8 +118,17 @@ struct AttentionShape {
 
 TEST(FloatSimd, AttentionEqualsLaneLoopsBitForBit) {
   const AttentionShape shapes[] = {
-      {4, 2, 64, 37, 1},  {4, 2, 64, 37, 3}, {2, 1, 128, 70, 1}, {3, 3, 8, 1, 1},
-      {2, 1, 16, 129, 2}, {2, 2, 12, 9, 2},  {6, 2, 32, 200, 1}, {1, 1, 24, 65, 5},
+      {4, 2, 64, 37, 1},
+      {4, 2, 64, 37, 3},
+      {2, 1, 128, 70, 1},
+      {3, 3, 8, 1, 1},
+      {2, 1, 16, 129, 2},
+      {2, 2, 12, 9, 2},
+      {6, 2, 32, 200, 1},
+      {1, 1, 24, 65, 5},
+      // Prompt batches (query t at position t): most entries are after the last visible one.
+      {4, 2, 64, 45, 45},
+      {2, 2, 8, 19, 19},
   };
   for (const Profile& profile : kProfiles) {
     for (const AttentionShape& s : shapes) {
@@ -138,7 +147,10 @@ TEST(FloatSimd, AttentionEqualsLaneLoopsBitForBit) {
         kv.push_back({keys[h].data(), values[h].data(), positions[h].data(), s.n_kv});
       }
       std::vector<int32_t> q_pos(static_cast<size_t>(s.n_tokens));
-      for (int t = 0; t < s.n_tokens; ++t) q_pos[t] = s.n_kv - 1 - (s.n_tokens - 1 - t) * 3;
+      const bool prompt = s.n_tokens == s.n_kv;
+      for (int t = 0; t < s.n_tokens; ++t) {
+        q_pos[t] = prompt ? t : s.n_kv - 1 - (s.n_tokens - 1 - t) * 3;
+      }
       const auto q = random_values(int64_t{s.n_tokens} * s.n_heads * s.head_dim, 50, 2.0f);
       AttentionArgs args;
       args.q = q.data();
