@@ -161,9 +161,12 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
     thread_local PackedActTerms storage_terms;
     prepare_packed_terms(w.type, xa, w.cols, storage_terms);
     const PackedActTerms& terms = storage_terms;  // the workers read this thread's copy
+    // Chunks of whole multiples of 4 groups (items are groups here): the decode kernels interleave
+    // 4 (Q4_0) or 2 (Q8_0) groups, and a chunk's leftover groups take the slower one-group path.
+    const size_t chunk = (chunk_items(n_items, pool.size()) + 3) / 4 * 4;
+    static_assert(kRowsPerItem == kPackRows);
     pool.parallel_for_dynamic(
-        static_cast<size_t>(n_items), chunk_items(n_items, pool.size()),
-        [&](size_t begin, size_t end, int) {
+        static_cast<size_t>(n_items), chunk, [&](size_t begin, size_t end, int) {
           const int64_t row_begin = static_cast<int64_t>(begin) * kRowsPerItem;
           const int64_t row_end = std::min(w.rows, static_cast<int64_t>(end) * kRowsPerItem);
           matmul_packed_rows(w, xa, terms, row_begin, row_end, y);
