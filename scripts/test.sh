@@ -29,7 +29,7 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > build.configure.log
 cmake --build build -j"$JOBS"
 ctest --test-dir build --output-on-failure -j"$JOBS"
 
-echo "== aarch64 kernels (cross-compiled, run under qemu-user) =="
+echo "== aarch64: kernels, model and logits oracle (cross-compiled, run under qemu-user) =="
 cmake -S tests/aarch64 -B build-aarch64 -G Ninja \
   -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchain-aarch64-linux-gnu.cmake" > build-aarch64.configure.log
 cmake --build build-aarch64 -j"$JOBS"
