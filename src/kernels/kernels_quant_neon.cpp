@@ -20,7 +20,6 @@
 #include <sys/auxv.h>
 
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <cmath>
 #include <type_traits>
@@ -69,12 +68,6 @@ bool cpu_has_dotprod() {
   static const bool has = kSdotBuilt && (getauxval(AT_HWCAP) & kHwcapAsimdDp) != 0;
   return has;
 #endif
-}
-
-std::atomic<bool> g_dotprod_allowed{true};  // set_quant_neon_dotprod (tests)
-
-bool use_dotprod() {
-  return cpu_has_dotprod() && g_dotprod_allowed.load(std::memory_order_relaxed);
 }
 
 const BlockQ8_0* as_q8(const uint8_t* p) {
@@ -320,11 +313,11 @@ void rows_repacked(const WeightView& w, const PreparedActivations& x, int64_t ro
 }
 
 template <class WeightBlock>
-float dot_lanes(const uint8_t* w, const uint8_t* x, int64_t n) {
+float dot_lanes(const uint8_t* w, const uint8_t* x, int64_t n, bool sdot) {
   const WeightBlock* wb[1] = {reinterpret_cast<const WeightBlock*>(w)};
   const BlockQ8_0* xs[1] = {as_q8(x)};
   float out = 0.0f;
-  if (use_dotprod()) {
+  if (sdot) {
     lanes_tile<WeightBlock, true, 1, 1>(wb, xs, n / kQuantBlock, &out, 1);
   } else {
     lanes_tile<WeightBlock, false, 1, 1>(wb, xs, n / kQuantBlock, &out, 1);
@@ -338,12 +331,8 @@ bool quant_neon_available() {
   return true;
 }
 
-bool quant_neon_dotprod_active() {
-  return use_dotprod();
-}
-
-void set_quant_neon_dotprod(bool allowed) {
-  g_dotprod_allowed.store(allowed, std::memory_order_relaxed);
+bool quant_neon_sdot_supported() {
+  return cpu_has_dotprod();
 }
 
 // llama.cpp's quantize_row_q8_0 (as quantize_activations_q8_0): amax by vector max (exact in any
@@ -373,19 +362,19 @@ void quantize_activations_q8_0_neon(const float* x, BlockQ8_0* y, int64_t n) {
   }
 }
 
-float dot_q8_0_lanes_neon(const uint8_t* w, const uint8_t* x, int64_t n) {
-  return dot_lanes<BlockQ8_0>(w, x, n);
+float dot_q8_0_lanes_neon(const uint8_t* w, const uint8_t* x, int64_t n, bool sdot) {
+  return dot_lanes<BlockQ8_0>(w, x, n, sdot);
 }
 
-float dot_q4_0_lanes_neon(const uint8_t* w, const uint8_t* x, int64_t n) {
-  return dot_lanes<BlockQ4_0>(w, x, n);
+float dot_q4_0_lanes_neon(const uint8_t* w, const uint8_t* x, int64_t n, bool sdot) {
+  return dot_lanes<BlockQ4_0>(w, x, n, sdot);
 }
 
-float dot_q4_0_repacked_neon(const uint8_t* w, const uint8_t* x, int64_t n) {
+float dot_q4_0_repacked_neon(const uint8_t* w, const uint8_t* x, int64_t n, bool sdot) {
   const BlockQ8_0* xs[1] = {as_q8(x)};
   float out = 0.0f;
   const auto* wb = reinterpret_cast<const BlockQ4_0*>(w);
-  if (use_dotprod()) {
+  if (sdot) {
     repacked_tile<true, 1>(wb, xs, n / kQuantBlock, &out, 1);
   } else {
     repacked_tile<false, 1>(wb, xs, n / kQuantBlock, &out, 1);
@@ -394,16 +383,16 @@ float dot_q4_0_repacked_neon(const uint8_t* w, const uint8_t* x, int64_t n) {
 }
 
 void matmul_q8_0_rows_neon(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
-                           int64_t row_end, float* y) {
-  if (use_dotprod()) return rows_lanes<BlockQ8_0, true>(w, x, row_begin, row_end, y);
+                           int64_t row_end, float* y, bool sdot) {
+  if (sdot) return rows_lanes<BlockQ8_0, true>(w, x, row_begin, row_end, y);
   rows_lanes<BlockQ8_0, false>(w, x, row_begin, row_end, y);
 }
 
 void matmul_q4_0_rows_neon(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
-                           int64_t row_end, float* y) {
+                           int64_t row_end, float* y, bool sdot) {
   // llama.cpp repacks Q4_0 matrices whose row count is a multiple of 8 (on x86, whose order the
   // default path reproduces).
-  const bool dot = use_dotprod();
+  const bool dot = sdot;
   if (w.rows % kGroupRows == 0) {
     return dot ? rows_repacked<true>(w, x, row_begin, row_end, y)
                : rows_repacked<false>(w, x, row_begin, row_end, y);
@@ -420,10 +409,9 @@ namespace pareto::kernels {
 bool quant_neon_available() {
   return false;
 }
-bool quant_neon_dotprod_active() {
+bool quant_neon_sdot_supported() {
   return false;
 }
-void set_quant_neon_dotprod(bool) {}
 }  // namespace pareto::kernels
 
 #endif

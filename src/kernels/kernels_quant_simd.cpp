@@ -360,7 +360,7 @@ float dot_q8_0_lanes_fast(const uint8_t* w, const uint8_t* x, int64_t n) {
   if (has_avx2_fma_f16c()) return dot_avx2<false, BlockQ8_0>(w, x, n);
 #endif
 #ifdef PARETO_QUANT_NEON
-  return dot_q8_0_lanes_neon(w, x, n);
+  return dot_q8_0_lanes_neon(w, x, n, quant_neon_sdot_supported());
 #endif
   return dot_q8_0_lanes_ref(w, x, n);
 }
@@ -370,7 +370,7 @@ float dot_q4_0_lanes_fast(const uint8_t* w, const uint8_t* x, int64_t n) {
   if (has_avx2_fma_f16c()) return dot_avx2<false, BlockQ4_0>(w, x, n);
 #endif
 #ifdef PARETO_QUANT_NEON
-  return dot_q4_0_lanes_neon(w, x, n);
+  return dot_q4_0_lanes_neon(w, x, n, quant_neon_sdot_supported());
 #endif
   return dot_q4_0_lanes_ref(w, x, n);
 }
@@ -380,7 +380,7 @@ float dot_q4_0_repacked_fast(const uint8_t* w, const uint8_t* x, int64_t n) {
   if (has_avx2_fma_f16c()) return dot_avx2<true, BlockQ4_0>(w, x, n);
 #endif
 #ifdef PARETO_QUANT_NEON
-  return dot_q4_0_repacked_neon(w, x, n);
+  return dot_q4_0_repacked_neon(w, x, n, quant_neon_sdot_supported());
 #endif
   return dot_q4_0_repacked_ref(w, x, n);
 }
@@ -391,7 +391,7 @@ void matmul_q8_0_rows_fast(const WeightView& w, const PreparedActivations& x, in
   if (has_avx2_fma_f16c()) return rows_avx2<false, BlockQ8_0>(w, x, row_begin, row_end, y);
 #endif
 #ifdef PARETO_QUANT_NEON
-  return matmul_q8_0_rows_neon(w, x, row_begin, row_end, y);
+  return matmul_q8_0_rows_neon(w, x, row_begin, row_end, y, quant_neon_sdot_supported());
 #endif
   rows_ref<dot_q8_0_lanes_ref>(w, x, row_begin, row_end, y);
 }
@@ -407,7 +407,7 @@ void matmul_q4_0_rows_fast(const WeightView& w, const PreparedActivations& x, in
   }
 #endif
 #ifdef PARETO_QUANT_NEON
-  return matmul_q4_0_rows_neon(w, x, row_begin, row_end, y);
+  return matmul_q4_0_rows_neon(w, x, row_begin, row_end, y, quant_neon_sdot_supported());
 #endif
   if (repacked) return rows_ref<dot_q4_0_repacked_ref>(w, x, row_begin, row_end, y);
   rows_ref<dot_q4_0_lanes_ref>(w, x, row_begin, row_end, y);

@@ -60,31 +60,31 @@ float dot_kquant_q8k_ref(TensorType type, const void* w_row, const void* q8k_row
 
 // Whether the NEON versions below are compiled in and run (AArch64 builds).
 bool quant_neon_available();
-// Whether they use the dot-product extension (SDOT; checked at run time), and a switch that
-// forbids it (tests run both forms; allowing it again takes effect only where the CPU has it).
-// Both forms give the same bits.
-bool quant_neon_dotprod_active();
-void set_quant_neon_dotprod(bool allowed);
+// Whether this CPU has the dot-product extension (SDOT; checked at run time) and the NEON code
+// was built to use it. The dispatchers pass it as `sdot` below; both forms give the same bits
+// (tests call both).
+bool quant_neon_sdot_supported();
 
 #if defined(__aarch64__) && defined(__ARM_NEON)
 // NEON versions (AArch64 only), bit-identical to the references above; the *_fast entry points
 // and dot_kquant_q8k / quantize_row_q8_K call them. n: elements (a multiple of 32); n_blocks:
 // K-quant super-blocks of 256.
+// sdot: use SDOT (only where quant_neon_sdot_supported()).
 void quantize_activations_q8_0_neon(const float* x, BlockQ8_0* y, int64_t n);
-float dot_q8_0_lanes_neon(const uint8_t* w, const uint8_t* x, int64_t n);
-float dot_q4_0_lanes_neon(const uint8_t* w, const uint8_t* x, int64_t n);
-float dot_q4_0_repacked_neon(const uint8_t* w, const uint8_t* x, int64_t n);
+float dot_q8_0_lanes_neon(const uint8_t* w, const uint8_t* x, int64_t n, bool sdot);
+float dot_q4_0_lanes_neon(const uint8_t* w, const uint8_t* x, int64_t n, bool sdot);
+float dot_q4_0_repacked_neon(const uint8_t* w, const uint8_t* x, int64_t n, bool sdot);
 void matmul_q8_0_rows_neon(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
-                           int64_t row_end, float* y);
+                           int64_t row_end, float* y, bool sdot);
 void matmul_q4_0_rows_neon(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
-                           int64_t row_end, float* y);
-float dot_q4_K_q8_K_neon(const BlockQ4_K* x, const BlockQ8_K* y, int64_t n_blocks);
-float dot_q5_K_q8_K_neon(const BlockQ5_K* x, const BlockQ8_K* y, int64_t n_blocks);
-float dot_q6_K_q8_K_neon(const BlockQ6_K* x, const BlockQ8_K* y, int64_t n_blocks);
+                           int64_t row_end, float* y, bool sdot);
+float dot_q4_K_q8_K_neon(const BlockQ4_K* x, const BlockQ8_K* y, int64_t n_blocks, bool sdot);
+float dot_q5_K_q8_K_neon(const BlockQ5_K* x, const BlockQ8_K* y, int64_t n_blocks, bool sdot);
+float dot_q6_K_q8_K_neon(const BlockQ6_K* x, const BlockQ8_K* y, int64_t n_blocks, bool sdot);
 void quantize_row_q8_K_neon(const float* x, BlockQ8_K* y, int64_t n_blocks);
 // matmul_kquant_rows: prefill unpacks each weight super-block once for 4 tokens.
 void matmul_kquant_rows_neon(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
-                             int64_t row_end, float* y);
+                             int64_t row_end, float* y, bool sdot);
 #endif
 
 }  // namespace pareto::kernels

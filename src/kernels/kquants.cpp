@@ -237,9 +237,13 @@ float dot_fast(const Block* x, const BlockQ8_K* y, int64_t n) {
   if (cpu_has_avx2_fma()) return dot_avx2_order_avx2(x, y, n);
 #endif
 #ifdef PARETO_KQUANT_NEON
-  if constexpr (std::is_same_v<Block, BlockQ4_K>) return dot_q4_K_q8_K_neon(x, y, block_count(n));
-  if constexpr (std::is_same_v<Block, BlockQ5_K>) return dot_q5_K_q8_K_neon(x, y, block_count(n));
-  if constexpr (std::is_same_v<Block, BlockQ6_K>) return dot_q6_K_q8_K_neon(x, y, block_count(n));
+  const bool sdot = quant_neon_sdot_supported();
+  if constexpr (std::is_same_v<Block, BlockQ4_K>)
+    return dot_q4_K_q8_K_neon(x, y, block_count(n), sdot);
+  if constexpr (std::is_same_v<Block, BlockQ5_K>)
+    return dot_q5_K_q8_K_neon(x, y, block_count(n), sdot);
+  if constexpr (std::is_same_v<Block, BlockQ6_K>)
+    return dot_q6_K_q8_K_neon(x, y, block_count(n), sdot);
 #endif
   return dot_avx2_order(x, y, n);
 }

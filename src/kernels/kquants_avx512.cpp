@@ -455,7 +455,8 @@ void matmul_kquant_rows(const WeightView& w, const PreparedActivations& x, int64
   }
 #endif
 #if defined(__aarch64__) && defined(__ARM_NEON)
-  return matmul_kquant_rows_neon(w, x, row_begin, row_end, y);  // kquants_neon.cpp
+  return matmul_kquant_rows_neon(w, x, row_begin, row_end, y,  // kquants_neon.cpp
+                                 quant_neon_sdot_supported());
 #endif
   rows_dot(w, x, row_begin, row_end, y);
 }

@@ -6,7 +6,7 @@
 // d = y.d * x.d and one fused multiply-add per lane, the mins as in the AVX2 routine, then
 // hsum_float_8. The integer work is exact: products by vmull_s8 (|q * y| <= 32 * 128), pair and
 // quad sums in int16 (4 products <= 2^14), the sub-block scale applied widening (vmlal_n_s16).
-// With the dot-product extension (as kernels_quant_neon.cpp decides: quant_neon_dotprod_active())
+// With the dot-product extension (as kernels_quant_neon.cpp decides: quant_neon_sdot_supported())
 // SDOT gives the unscaled quads of a 16-element half chunk as int32 lanes directly, and the scale
 // is applied by vmlaq_n_s32.
 // Each weight super-block is first unpacked to int8 quants in element order plus 16 group scales
@@ -41,7 +41,7 @@ inline int32x4_t sdot(int32x4_t acc, int8x16_t a, int8x16_t b) {
   asm(".arch armv8.2-a+dotprod\n\tsdot %0.4s, %1.16b, %2.16b" : "+w"(acc) : "w"(a), "w"(b));
   return acc;
 }
-#else  // never selected (quant_neon_dotprod_active() is false); exact NEON equivalent
+#else  // never selected (quant_neon_sdot_supported() is false); exact NEON equivalent
 inline int32x4_t sdot(int32x4_t acc, int8x16_t a, int8x16_t b) {
   const int16x8_t p0 = vmull_s8(vget_low_s8(a), vget_low_s8(b));
   const int16x8_t p1 = vmull_high_s8(a, b);
@@ -234,8 +234,8 @@ float dot(const Block* x, const BlockQ8_K* y, int64_t nb) {
 }
 
 template <class Block>
-float dot_dispatch(const Block* x, const BlockQ8_K* y, int64_t nb) {
-  return quant_neon_dotprod_active() ? dot<Block, true>(x, y, nb) : dot<Block, false>(x, y, nb);
+float dot_dispatch(const Block* x, const BlockQ8_K* y, int64_t nb, bool sdot) {
+  return sdot ? dot<Block, true>(x, y, nb) : dot<Block, false>(x, y, nb);
 }
 
 constexpr int kTokenTile = 4;  // tokens sharing one unpacked weight super-block (prefill)
@@ -275,35 +275,35 @@ void rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin, 
 
 template <class Block>
 void rows_dispatch(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
-                   int64_t row_end, float* y) {
-  if (quant_neon_dotprod_active()) return rows<Block, true>(w, x, row_begin, row_end, y);
+                   int64_t row_end, float* y, bool sdot) {
+  if (sdot) return rows<Block, true>(w, x, row_begin, row_end, y);
   rows<Block, false>(w, x, row_begin, row_end, y);
 }
 
 }  // namespace
 
-float dot_q4_K_q8_K_neon(const BlockQ4_K* x, const BlockQ8_K* y, int64_t n_blocks) {
-  return dot_dispatch(x, y, n_blocks);
+float dot_q4_K_q8_K_neon(const BlockQ4_K* x, const BlockQ8_K* y, int64_t n_blocks, bool sdot) {
+  return dot_dispatch(x, y, n_blocks, sdot);
 }
 
-float dot_q5_K_q8_K_neon(const BlockQ5_K* x, const BlockQ8_K* y, int64_t n_blocks) {
-  return dot_dispatch(x, y, n_blocks);
+float dot_q5_K_q8_K_neon(const BlockQ5_K* x, const BlockQ8_K* y, int64_t n_blocks, bool sdot) {
+  return dot_dispatch(x, y, n_blocks, sdot);
 }
 
-float dot_q6_K_q8_K_neon(const BlockQ6_K* x, const BlockQ8_K* y, int64_t n_blocks) {
-  return dot_dispatch(x, y, n_blocks);
+float dot_q6_K_q8_K_neon(const BlockQ6_K* x, const BlockQ8_K* y, int64_t n_blocks, bool sdot) {
+  return dot_dispatch(x, y, n_blocks, sdot);
 }
 
 void matmul_kquant_rows_neon(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
-                             int64_t row_end, float* y) {
+                             int64_t row_end, float* y, bool sdot) {
   PARETO_CHECK_MSG(w.cols % kQK_K == 0, "K-quant row length must be a multiple of 256");
   switch (w.type) {
     case TensorType::Q4_K:
-      return rows_dispatch<BlockQ4_K>(w, x, row_begin, row_end, y);
+      return rows_dispatch<BlockQ4_K>(w, x, row_begin, row_end, y, sdot);
     case TensorType::Q5_K:
-      return rows_dispatch<BlockQ5_K>(w, x, row_begin, row_end, y);
+      return rows_dispatch<BlockQ5_K>(w, x, row_begin, row_end, y, sdot);
     case TensorType::Q6_K:
-      return rows_dispatch<BlockQ6_K>(w, x, row_begin, row_end, y);
+      return rows_dispatch<BlockQ6_K>(w, x, row_begin, row_end, y, sdot);
     default:
       PARETO_CHECK_MSG(false, "matmul_kquant_rows: not a K-quant type");
   }

@@ -25,28 +25,55 @@ namespace {
 
 // The kernels' forms to test: with SDOT where the CPU has it (qemu does), and without.
 std::vector<bool> dotprod_modes() {
-  set_quant_neon_dotprod(true);
-  if (quant_neon_dotprod_active()) return {true, false};
+  if (quant_neon_sdot_supported()) return {true, false};
   return {false};
 }
 
-// Sets the SDOT switch for a scope; allows it again at the end.
-struct DotprodMode {
-  explicit DotprodMode(bool on) { set_quant_neon_dotprod(on); }
-  ~DotprodMode() { set_quant_neon_dotprod(true); }
-  DotprodMode(const DotprodMode&) = delete;
-  DotprodMode& operator=(const DotprodMode&) = delete;
-};
-
-TEST(QuantNeon, DotprodSwitchWorks) {
-  SKIP_WITHOUT_NEON();
-  {
-    DotprodMode off(false);
-    EXPECT_FALSE(quant_neon_dotprod_active());
-  }
-  if (dotprod_modes().size() == 1) GTEST_SKIP() << "no SDOT on this CPU";
-  EXPECT_TRUE(quant_neon_dotprod_active());
+// The NEON entry points with an explicit form (`sdot`); elsewhere (tests skipped) the dispatchers.
+#if defined(__aarch64__) && defined(__ARM_NEON)
+float neon_dot_q8_0(const uint8_t* w, const uint8_t* x, int64_t n, bool sdot) {
+  return dot_q8_0_lanes_neon(w, x, n, sdot);
 }
+float neon_dot_q4_0(const uint8_t* w, const uint8_t* x, int64_t n, bool sdot) {
+  return dot_q4_0_lanes_neon(w, x, n, sdot);
+}
+float neon_dot_q4_0_repacked(const uint8_t* w, const uint8_t* x, int64_t n, bool sdot) {
+  return dot_q4_0_repacked_neon(w, x, n, sdot);
+}
+void neon_rows(const WeightView& w, const PreparedActivations& x, int64_t b, int64_t e, float* y,
+               bool sdot) {
+  if (w.type == TensorType::Q8_0) return matmul_q8_0_rows_neon(w, x, b, e, y, sdot);
+  if (w.type == TensorType::Q4_0) return matmul_q4_0_rows_neon(w, x, b, e, y, sdot);
+  matmul_kquant_rows_neon(w, x, b, e, y, sdot);
+}
+float neon_dot_kquant(TensorType type, const uint8_t* w, const uint8_t* x, int64_t n, bool sdot) {
+  const auto* y = reinterpret_cast<const BlockQ8_K*>(x);
+  if (type == TensorType::Q4_K)
+    return dot_q4_K_q8_K_neon(reinterpret_cast<const BlockQ4_K*>(w), y, n / kQK_K, sdot);
+  if (type == TensorType::Q5_K)
+    return dot_q5_K_q8_K_neon(reinterpret_cast<const BlockQ5_K*>(w), y, n / kQK_K, sdot);
+  return dot_q6_K_q8_K_neon(reinterpret_cast<const BlockQ6_K*>(w), y, n / kQK_K, sdot);
+}
+#else
+float neon_dot_q8_0(const uint8_t* w, const uint8_t* x, int64_t n, bool) {
+  return dot_q8_0_lanes_fast(w, x, n);
+}
+float neon_dot_q4_0(const uint8_t* w, const uint8_t* x, int64_t n, bool) {
+  return dot_q4_0_lanes_fast(w, x, n);
+}
+float neon_dot_q4_0_repacked(const uint8_t* w, const uint8_t* x, int64_t n, bool) {
+  return dot_q4_0_repacked_fast(w, x, n);
+}
+void neon_rows(const WeightView& w, const PreparedActivations& x, int64_t b, int64_t e, float* y,
+               bool) {
+  if (w.type == TensorType::Q8_0) return matmul_q8_0_rows_fast(w, x, b, e, y);
+  if (w.type == TensorType::Q4_0) return matmul_q4_0_rows_fast(w, x, b, e, y);
+  matmul_kquant_rows(w, x, b, e, y);
+}
+float neon_dot_kquant(TensorType type, const uint8_t* w, const uint8_t* x, int64_t n, bool) {
+  return dot_kquant_q8k_fast(type, w, x, n);
+}
+#endif
 
 // Mixed magnitudes per 32-block; every 11th block all zero.
 std::vector<float> random_activations(int64_t n, uint32_t seed) {
@@ -129,7 +156,6 @@ TEST(QuantNeon, Q8_0ActivationQuantizationIsBitIdentical) {
 TEST(QuantNeon, RowDotsAreBitIdenticalToLaneLoops) {
   SKIP_WITHOUT_NEON();
   for (const bool dot : dotprod_modes()) {
-    DotprodMode mode(dot);
     SCOPED_TRACE(dot ? "with SDOT" : "without SDOT");
     for (int64_t n_blocks : {1, 2, 3, 5, 7, 33, 65, 130}) {
       const int64_t n = n_blocks * kQuantBlock;
@@ -138,15 +164,16 @@ TEST(QuantNeon, RowDotsAreBitIdenticalToLaneLoops) {
       for (bool big : {false, true}) {
         const auto w8 = random_weights(TensorType::Q8_0, 1, n, seed + 100, big);
         const auto w4 = random_weights(TensorType::Q4_0, 1, n, seed + 200, big);
-        EXPECT_EQ(dot_q8_0_lanes_fast(w8.data(), x.data(), n),
-                  dot_q8_0_lanes_ref(w8.data(), x.data(), n))
-            << n_blocks;
-        EXPECT_EQ(dot_q4_0_lanes_fast(w4.data(), x.data(), n),
-                  dot_q4_0_lanes_ref(w4.data(), x.data(), n))
-            << n_blocks;
-        EXPECT_EQ(dot_q4_0_repacked_fast(w4.data(), x.data(), n),
-                  dot_q4_0_repacked_ref(w4.data(), x.data(), n))
-            << n_blocks;
+        const float q8 = dot_q8_0_lanes_ref(w8.data(), x.data(), n);
+        const float q4 = dot_q4_0_lanes_ref(w4.data(), x.data(), n);
+        const float q4r = dot_q4_0_repacked_ref(w4.data(), x.data(), n);
+        EXPECT_EQ(neon_dot_q8_0(w8.data(), x.data(), n, dot), q8) << n_blocks;
+        EXPECT_EQ(neon_dot_q4_0(w4.data(), x.data(), n, dot), q4) << n_blocks;
+        EXPECT_EQ(neon_dot_q4_0_repacked(w4.data(), x.data(), n, dot), q4r) << n_blocks;
+        // The dispatchers (the form this CPU picks).
+        EXPECT_EQ(dot_q8_0_lanes_fast(w8.data(), x.data(), n), q8) << n_blocks;
+        EXPECT_EQ(dot_q4_0_lanes_fast(w4.data(), x.data(), n), q4) << n_blocks;
+        EXPECT_EQ(dot_q4_0_repacked_fast(w4.data(), x.data(), n), q4r) << n_blocks;
       }
     }
   }
@@ -157,7 +184,6 @@ TEST(QuantNeon, RowDotsAreBitIdenticalToLaneLoops) {
 TEST(QuantNeon, MatmulRowsAreBitIdenticalToLaneLoops) {
   SKIP_WITHOUT_NEON();
   for (const bool dot : dotprod_modes()) {
-    DotprodMode mode(dot);
     SCOPED_TRACE(dot ? "with SDOT" : "without SDOT");
     struct Case {
       TensorType type;
@@ -177,11 +203,7 @@ TEST(QuantNeon, MatmulRowsAreBitIdenticalToLaneLoops) {
         const auto xbytes = q8_0_activations(cols * n_tokens, 40 + static_cast<uint32_t>(n_tokens));
         const PreparedActivations x = prepared(xbytes, TensorType::Q8_0, cols, n_tokens);
         std::vector<float> got(static_cast<size_t>(n_tokens * c.rows), -1.0f);
-        if (c.type == TensorType::Q8_0) {
-          matmul_q8_0_rows_fast(w, x, c.row_begin, c.row_end, got.data());
-        } else {
-          matmul_q4_0_rows_fast(w, x, c.row_begin, c.row_end, got.data());
-        }
+        neon_rows(w, x, c.row_begin, c.row_end, got.data(), dot);
         for (int64_t t = 0; t < n_tokens; ++t) {
           for (int64_t r = 0; r < c.rows; ++r) {
             const float out = got[t * c.rows + r];
@@ -256,7 +278,6 @@ std::vector<uint8_t> q8_K_activations(int64_t n, uint32_t seed, bool big_scale =
 TEST(QuantNeon, KQuantDotsAreBitIdenticalToDefaultOrder) {
   SKIP_WITHOUT_NEON();
   for (const bool dot : dotprod_modes()) {
-    DotprodMode mode(dot);
     SCOPED_TRACE(dot ? "with SDOT" : "without SDOT");
     // Several rows per length: a last-bit difference in one float step shows in only some sums.
     for (TensorType type : {TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
@@ -276,6 +297,8 @@ TEST(QuantNeon, KQuantDotsAreBitIdenticalToDefaultOrder) {
           }
           const auto x = q8_K_activations(n, seed + 1, trial == 1);
           const float expected = dot_kquant_q8k_ref(type, w.data(), x.data(), n);
+          EXPECT_EQ(neon_dot_kquant(type, w.data(), x.data(), n, dot), expected)
+              << type_name(type) << " blocks=" << n_blocks << " trial=" << trial;
           EXPECT_EQ(dot_kquant_q8k(type, w.data(), x.data(), n), expected)
               << type_name(type) << " blocks=" << n_blocks << " trial=" << trial;
           EXPECT_EQ(dot_kquant_q8k_fast(type, w.data(), x.data(), n), expected)
@@ -289,7 +312,6 @@ TEST(QuantNeon, KQuantDotsAreBitIdenticalToDefaultOrder) {
 TEST(QuantNeon, KQuantMatmulRowsEqualReferenceDots) {
   SKIP_WITHOUT_NEON();
   for (const bool dot : dotprod_modes()) {
-    DotprodMode mode(dot);
     SCOPED_TRACE(dot ? "with SDOT" : "without SDOT");
     const int64_t n_blocks = 3, cols = n_blocks * kQK_K, rows = 7;
     for (TensorType type : {TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
@@ -303,7 +325,10 @@ TEST(QuantNeon, KQuantMatmulRowsEqualReferenceDots) {
         }
         const PreparedActivations x = prepared(xbytes, TensorType::Q8_K, cols, n_tokens);
         std::vector<float> got(static_cast<size_t>(rows * n_tokens), -1.0f);
-        matmul_kquant_rows(w, x, 1, rows, got.data());
+        neon_rows(w, x, 1, rows, got.data(), dot);
+        std::vector<float> dispatched(got.size(), -1.0f);  // the form this CPU picks
+        matmul_kquant_rows(w, x, 1, rows, dispatched.data());
+        EXPECT_EQ(dispatched, got);
         for (int64_t t = 0; t < n_tokens; ++t) {
           EXPECT_EQ(got[t * rows], -1.0f);
           for (int64_t r = 1; r < rows; ++r) {
