@@ -19,6 +19,14 @@ struct KvHeadView {
   int length = 0;
 };
 
+// One past the last stored entry visible to a query at q_pos: the entries after it are all masked,
+// so the kernels neither score nor (in a batch) sum them.
+inline int visible_end(const KvHeadView& kv, int32_t q_pos) {
+  int end = kv.length;
+  while (end > 0 && kv.positions[end - 1] > q_pos) --end;
+  return end;
+}
+
 struct AttentionArgs {
   const float* q = nullptr;              // [n_tokens, n_heads, head_dim]
   const int32_t* q_positions = nullptr;  // [n_tokens]

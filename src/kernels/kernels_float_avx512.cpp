@@ -326,16 +326,15 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     // all pairs) are neither scored nor, in a batch, summed: their scores would be dropped and
     // their probabilities are exactly 0, and fma(v, 0, acc) == acc for finite values v, so the
     // outputs keep their bits (a non-finite value in such an entry would give NaN in llama.cpp).
-    int visible_end = kv.length;
-    while (visible_end > 0 && kv.positions[visible_end - 1] > q_pos) --visible_end;
-    const int64_t n_soft = std::min<int64_t>(n_padded, (visible_end + 15) / 16 * 16);
+    const int visible = visible_end(kv, q_pos);
+    const int64_t n_soft = std::min<int64_t>(n_padded, (visible + 15) / 16 * 16);
     // Scores of 16 keys at a time when head_dim is a multiple of 64 (no tail), else 4 keys at a
     // time (an invisible key's score is computed and dropped).
     float max = -INFINITY;
     int j0 = 0;
     if (hd % 64 == 0) {
       const __m512 q0 = _mm512_loadu_ps(q);
-      for (; j0 + 16 <= visible_end; j0 += 16) {
+      for (; j0 + 16 <= visible; j0 += 16) {
         alignas(64) float s[16];
         _mm512_store_ps(s, scores16(kv.keys + static_cast<int64_t>(j0) * hd, q, q0, hd));
         for (int m = 0; m < 16; ++m) {
@@ -345,8 +344,8 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
         }
       }
     }
-    for (int j = j0; j < visible_end; j += kVecRows) {
-      const int nk = std::min(kVecRows, visible_end - j);
+    for (int j = j0; j < visible; j += kVecRows) {
+      const int nk = std::min(kVecRows, visible - j);
       float s[kVecRows];
       if (nk == kVecRows) {
         const float* kp[kVecRows];
@@ -371,7 +370,7 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     for (int64_t j = 0; j < n_soft; j += 16) {
       _mm512_storeu_ps(probs.data() + j, _mm512_mul_ps(_mm512_loadu_ps(probs.data() + j), vinv));
     }
-    sums(kv.values, probs.data(), kv.length, single_query ? n_padded : visible_end, slots, hd,
+    sums(kv.values, probs.data(), kv.length, single_query ? n_padded : visible, slots, hd,
          acc.data());
     for (int d = 0; d < hd; d += 16) {
       __m512 lanes[64];

@@ -248,11 +248,10 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     probs.assign(static_cast<size_t>(n_padded), 0.0f);
     // Entries after the last visible one are skipped, bit-exactly for finite values: see
     // kernels_float_avx512.cpp's attention_items.
-    int visible_end = kv.length;
-    while (visible_end > 0 && kv.positions[visible_end - 1] > q_pos) --visible_end;
-    const int64_t n_soft = std::min<int64_t>(n_padded, (visible_end + kW - 1) / kW * kW);
+    const int visible = visible_end(kv, q_pos);
+    const int64_t n_soft = std::min<int64_t>(n_padded, (visible + kW - 1) / kW * kW);
     float max = -INFINITY;
-    for (int j = 0; j < visible_end; ++j) {
+    for (int j = 0; j < visible; ++j) {
       if (kv.positions[j] > q_pos) continue;
       const float s = vec_dot<F32Elem, kKv>(kv.keys + static_cast<int64_t>(j) * hd, q, hd);
       probs[static_cast<size_t>(j)] = s * a.scale;
@@ -266,7 +265,7 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     }
 
     acc.assign(static_cast<size_t>(slots) * static_cast<size_t>(hd), 0.0f);
-    const int64_t n_entries = single_query ? n_padded : visible_end;
+    const int64_t n_entries = single_query ? n_padded : visible;
     for (int64_t j = 0; j < n_entries; ++j) {
       const float32x4_t p = vdupq_n_f32(probs[static_cast<size_t>(j)]);
       float* ar = acc.data() + (j % slots) * hd;

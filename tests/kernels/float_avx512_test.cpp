@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/float_kernel_test_util.h"
+
 #include "kernels/ggml_math.h"
 #include "kernels/kernel_set.h"
 #include "kernels/quant.h"
@@ -18,37 +20,7 @@
 namespace pareto::kernels {
 namespace {
 
-std::vector<float> random_values(int64_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-// Bit patterns, so that -0 and +0 count as different.
-std::vector<uint32_t> bits(const std::vector<float>& v) {
-  std::vector<uint32_t> b(v.size());
-  for (size_t i = 0; i < v.size(); ++i) b[i] = std::bit_cast<uint32_t>(v[i]);
-  return b;
-}
-
-MatmulRowsFn float_rows_fn(const KernelSet& ks, TensorType type) {
-  switch (type) {
-    case TensorType::F16:
-      return ks.matmul_f16;
-    case TensorType::BF16:
-      return ks.matmul_bf16;
-    default:
-      return ks.matmul_f32;
-  }
-}
-
-std::vector<uint8_t> encode_rows(TensorType type, const std::vector<float>& values) {
-  std::vector<uint8_t> out(values.size() * (type == TensorType::F32 ? 4 : 2));
-  quantize_row(type, values.data(), out.data(), static_cast<int64_t>(values.size()));
-  return out;
-}
+using namespace test;  // float_kernel_test_util.h
 
 TEST(FloatAvx512, SelectedWhenSupported) {
   if (!float_avx512_supported()) GTEST_SKIP() << "no AVX-512 F/BW/VL: the AVX2 form runs";
@@ -100,10 +72,6 @@ TEST(FloatAvx512, MatmulsEqualLaneLoopsBitForBit) {
   }
 }
 
-struct AttentionShape {
-  int n_heads, n_kv_heads, head_dim, n_kv, n_tokens;
-};
-
 TEST(FloatAvx512, AttentionEqualsLaneLoopsBitForBit) {
   if (!float_avx512_supported()) GTEST_SKIP() << "no AVX-512 F/BW/VL";
   const AttentionShape shapes[] = {
@@ -125,44 +93,10 @@ TEST(FloatAvx512, AttentionEqualsLaneLoopsBitForBit) {
       {2, 2, 16, 21, 21},
   };
   for (const AttentionShape& s : shapes) {
-    std::vector<std::vector<float>> keys, values;
-    std::vector<std::vector<int32_t>> positions;
-    for (int h = 0; h < s.n_kv_heads; ++h) {
-      keys.push_back(random_values(int64_t{s.n_kv} * s.head_dim, 30 + h, 2.0f));
-      values.push_back(random_values(int64_t{s.n_kv} * s.head_dim, 40 + h));
-      std::vector<int32_t> p(static_cast<size_t>(s.n_kv));
-      // Head 1 stores entries out of position order, so masking must use the positions.
-      for (int j = 0; j < s.n_kv; ++j) p[j] = h == 1 ? (j * 7) % s.n_kv : j;
-      positions.push_back(p);
-    }
-    std::vector<KvHeadView> kv;
-    for (int h = 0; h < s.n_kv_heads; ++h) {
-      kv.push_back({keys[h].data(), values[h].data(), positions[h].data(), s.n_kv});
-    }
-    // Queries at earlier positions than the last entries: later entries are masked.
-    std::vector<int32_t> q_pos(static_cast<size_t>(s.n_tokens));
-    const bool prompt = s.n_tokens == s.n_kv;
-    for (int t = 0; t < s.n_tokens; ++t) {
-      q_pos[t] = prompt ? t : s.n_kv - 1 - (s.n_tokens - 1 - t) * 3;
-    }
-    const auto q = random_values(int64_t{s.n_tokens} * s.n_heads * s.head_dim, 50, 2.0f);
-    AttentionArgs args;
-    args.q = q.data();
-    args.q_positions = q_pos.data();
-    args.n_tokens = s.n_tokens;
-    args.n_heads = s.n_heads;
-    args.n_kv_heads = s.n_kv_heads;
-    args.head_dim = s.head_dim;
-    args.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
-    args.kv = kv;
-    std::vector<float> want(q.size(), NAN), got(q.size(), NAN);
-    const int64_t n_items = int64_t{s.n_tokens} * s.n_heads;
-    args.out = want.data();
-    portable_avx512_lanes_kernel_set().attention(args, 0, n_items);
-    args.out = got.data();
+    const std::vector<float> want = run_attention(s, portable_avx512_lanes_kernel_set());
     // Two work items split at an odd item.
-    portable_avx512_native_kernel_set().attention(args, 0, n_items / 2 + 1);
-    portable_avx512_native_kernel_set().attention(args, n_items / 2 + 1, n_items);
+    const std::vector<float> got = run_attention(s, portable_avx512_native_kernel_set(),
+                                                 int64_t{s.n_tokens} * s.n_heads / 2 + 1);
     EXPECT_EQ(bits(got), bits(want)) << "heads " << s.n_heads << "/" << s.n_kv_heads << " dim "
                                      << s.head_dim << " kv " << s.n_kv << " tokens " << s.n_tokens;
   }
