@@ -4,7 +4,9 @@
 #
 # usage: scripts/bench-vs-llamacpp.sh MODEL THREADS
 # env:   PP (512), TG (128), REPS (5) per run, ROUNDS (2) A/B rounds,
-#        PARETO_BIN (build/tools/pareto), BANDWIDTH_MIB (1024; 0 skips the probe)
+#        PARETO_BIN (build/tools/pareto), BANDWIDTH_MIB (1024; 0 skips the probe),
+#        DEPTH (0: tokens in the cache before each test, llama-bench -d),
+#        FA (0; 1: flash attention in both engines: Pareto's online softmax, llama.cpp's -fa)
 # needs: `npm install` once in bench/llamacpp (npm 11's `npm ci` rejects the lock: node-llama-cpp lists
 #        optional per-platform packages that the npm registry here answers 404 for at 3.22.1, so the lock cannot hold them).
 set -euo pipefail
@@ -22,6 +24,13 @@ tg=${TG:-128}
 reps=${REPS:-5}
 rounds=${ROUNDS:-2}
 bandwidth_mib=${BANDWIDTH_MIB:-1024}
+depth=${DEPTH:-0}
+pareto_fa=()
+llamacpp_fa=()
+if [[ ${FA:-0} == 1 ]]; then
+  pareto_fa=(--flash-attn)
+  llamacpp_fa=(--flash-attn)
+fi
 driver=$root/bench/llamacpp/bench.mjs
 
 [[ -x $pareto ]] || { echo "error: $pareto not built (set PARETO_BIN)" >&2; exit 1; }
@@ -36,9 +45,10 @@ for ((round = 1; round <= rounds; round++)); do
   bw=$bandwidth_mib
   echo "== round $round/$rounds: pareto" >&2
   "$pareto" bench -m "$model" -p "$pp" -n "$tg" -t "$threads" -r "$reps" --bandwidth-mib "$bw" \
-    --json | tee "$out/pareto-$round.json"
+    -d "$depth" "${pareto_fa[@]}" --json | tee "$out/pareto-$round.json"
   echo "== round $round/$rounds: llama.cpp" >&2
-  node "$driver" "$model" --threads "$threads" --pp "$pp" --tg "$tg" --reps "$reps" |
+  node "$driver" "$model" --threads "$threads" --pp "$pp" --tg "$tg" --reps "$reps" \
+    --depth "$depth" "${llamacpp_fa[@]}" |
     tee "$out/llamacpp-$round.json"
 done
 

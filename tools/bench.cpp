@@ -38,15 +38,21 @@ Command add_bench_command(CLI::App& parent) {
       "bench", "Measure prompt processing (pp) and generation (tg) speed, like llama-bench");
   app->add_option("-m,--model", opt->model, "GGUF model (default: stories260K from shared/)");
   app->add_option("-p,--n-prompt", opt->bench.n_prompt, "prompt tokens of the pp test (0: skip)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(0, 1 << 30))
       ->capture_default_str();
   app->add_option("-n,--n-gen", opt->bench.n_gen, "generated tokens of the tg test (0: skip)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(0, 1 << 30))
       ->capture_default_str();
   app->add_option("-t,--threads", opt->bench.threads, "threads (default: hardware threads)");
   app->add_option("-r,--repetitions", opt->bench.repetitions, "timed repetitions of each test")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app->add_option("-d,--n-depth", opt->bench.depth,
+                  "tokens already in the KV cache before each test (llama-bench -d)")
+      ->check(CLI::Range(0, 1 << 30))
+      ->capture_default_str();
+  app->add_flag("--flash-attn,--fa", opt->bench.flash_attention,
+                "online-softmax attention, one pass over the cache (llama.cpp -fa)");
   app->add_option("--bandwidth-mib", opt->bandwidth_mib,
                   "buffer of the memory-bandwidth probe in MiB (0: skip the probe)")
       ->capture_default_str();

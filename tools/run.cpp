@@ -22,6 +22,7 @@ struct RunOptions {
   int threads = 0;
   int context = 0;
   bool json = false;
+  bool flash_attention = false;
   GenerateParams params;
 };
 
@@ -33,6 +34,7 @@ int run(const RunOptions& opt) {
   load.tokenizer_path = opt.tokenizer;
   load.n_threads = opt.threads;
   load.context_length = opt.context;
+  load.flash_attention = opt.flash_attention;
   auto engine = Engine::load(model_path, load);
   if (!engine) return fail(engine.error().message);
 
@@ -112,6 +114,8 @@ Command add_run_command(CLI::App& parent) {
   app->add_option("-c,--ctx-size", opt->context,
                   "Context length (default: the model's, at most 4096)")
       ->check(CLI::Range(1, 1 << 20));
+  app->add_flag("--flash-attn,--fa", opt->flash_attention,
+                "online-softmax attention, one pass over the cache (llama.cpp -fa)");
   app->add_flag("--json", opt->json,
                 "Print one JSON object {prompt_tokens, tokens, text} instead of streaming");
   return {app, [opt] { return run(*opt); }};

@@ -30,6 +30,9 @@ struct LoadOptions {
   int n_threads = 0;           // <= 0: hardware threads
   int context_length = 0;      // <= 0: the model's trained context, at most 4096
   bool vocab_only = false;     // tokenizer only: tokenize works, generate fails; loads no weights
+  // Online-softmax attention, one pass over the cache with no score row (llama.cpp's -fa). Same
+  // function as the default; the rounding differs, so logits may differ in the last bits.
+  bool flash_attention = false;
 };
 
 struct GenerateParams {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <string_view>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -39,28 +40,62 @@ int32_t argmax(const std::vector<float>& logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
-// Seconds for one forward of n prompt tokens into a fresh cache.
-Result<double> time_prompt(const model::Model& model, ThreadPool& pool, int n) {
-  kv::KvCache cache = model.make_cache(n);
-  const std::vector<int32_t> tokens = prompt_tokens(n, model.config().n_vocab);
-  std::vector<float> logits;
-  const auto start = std::chrono::steady_clock::now();
-  PARETO_RETURN_IF_ERROR(model.forward(tokens, cache, logits, pool));
-  return seconds_since(start);
-}
-
-// Seconds for n single-token forwards after a one-token prompt (not timed), feeding back argmax.
-Result<double> time_generation(const model::Model& model, ThreadPool& pool, int n) {
-  kv::KvCache cache = model.make_cache(n + 1);
-  std::vector<float> logits;
-  const int32_t first = std::min(1, model.config().n_vocab - 1);  // BOS in llama vocabularies
-  PARETO_RETURN_IF_ERROR(model.forward(std::span<const int32_t>(&first, 1), cache, logits, pool));
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < n; ++i) {
-    const int32_t next = argmax(logits);
-    PARETO_RETURN_IF_ERROR(model.forward(std::span<const int32_t>(&next, 1), cache, logits, pool));
+// Times forwards in one configuration: the attention algorithm, and `depth` tokens already in
+// the cache (llama-bench -d), evaluated once, untimed; each test rolls the cache back to them.
+class TestRunner {
+ public:
+  TestRunner(const model::Model& model, ThreadPool& pool, const BenchOptions& options)
+      : model_(model),
+        pool_(pool),
+        depth_(options.depth),
+        cache_(
+            model.make_cache(options.depth + std::max({options.n_prompt, options.n_gen + 1, 16}))) {
+    forward_.attention = options.flash_attention ? kernels::AttentionAlgorithm::kOnlineSoftmax
+                                                 : kernels::AttentionAlgorithm::kSoftmaxRows;
   }
-  return seconds_since(start);
+
+  Status fill_depth() {
+    if (depth_ == 0) return ok();
+    return model_.forward(prompt_tokens(depth_, model_.config().n_vocab), cache_, logits_, pool_,
+                          forward_);
+  }
+
+  // Seconds for one forward of n prompt tokens after the depth.
+  Result<double> time_prompt(int n) {
+    cache_.truncate(depth_);
+    const std::vector<int32_t> tokens = prompt_tokens(n, model_.config().n_vocab);
+    const auto start = std::chrono::steady_clock::now();
+    PARETO_RETURN_IF_ERROR(model_.forward(tokens, cache_, logits_, pool_, forward_));
+    return seconds_since(start);
+  }
+
+  // Seconds for n single-token forwards after a one-token prompt (not timed) at the depth,
+  // feeding back argmax.
+  Result<double> time_generation(int n) {
+    cache_.truncate(depth_);
+    const int32_t first = std::min(1, model_.config().n_vocab - 1);  // BOS in llama vocabularies
+    PARETO_RETURN_IF_ERROR(step(first));
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < n; ++i) PARETO_RETURN_IF_ERROR(step(argmax(logits_)));
+    return seconds_since(start);
+  }
+
+ private:
+  Status step(int32_t token) {
+    return model_.forward(std::span<const int32_t>(&token, 1), cache_, logits_, pool_, forward_);
+  }
+
+  const model::Model& model_;
+  ThreadPool& pool_;
+  int depth_;
+  kv::KvCache cache_;
+  model::ForwardOptions forward_;
+  std::vector<float> logits_;
+};
+
+// "pp512", or "pp512 @ d4096" with a depth (llama-bench's names).
+std::string test_name(std::string_view kind, int n, int depth) {
+  return str_cat(kind, n, depth > 0 ? str_cat(" @ d", depth) : std::string());
 }
 
 // The type holding the most bytes among the file's matrices.
@@ -141,8 +176,10 @@ Result<BenchReport> run_model_tests(const model::Model& model, ThreadPool& pool,
                       options.n_prompt, ", -n ", options.n_gen, ", -r ", options.repetitions);
   }
   const int context = model.config().context_length;
-  if (options.n_prompt > context || options.n_gen + 1 > context) {
-    return make_error("bench: ", file.path(), ": pp", options.n_prompt, " / tg", options.n_gen,
+  if (options.depth < 0 || options.depth + options.n_prompt > context ||
+      options.depth + options.n_gen + 1 > context) {
+    return make_error("bench: ", file.path(), ": depth ", options.depth, " + pp", options.n_prompt,
+                      " / tg", options.n_gen,
                       " (+1 prompt token) do not fit the model's context of ", context, " tokens");
   }
   BenchReport report;
@@ -155,24 +192,28 @@ Result<BenchReport> run_model_tests(const model::Model& model, ThreadPool& pool,
   for (const auto& t : file.tensors()) report.n_params += t.n_elements();
   report.threads = pool.size();
   report.repetitions = options.repetitions;
+  report.depth = options.depth;
+  report.flash_attention = options.flash_attention;
 
+  TestRunner runner(model, pool, options);
+  PARETO_RETURN_IF_ERROR(runner.fill_depth());
   if (options.n_prompt > 0) {
-    PARETO_TRY(const double warm, time_prompt(model, pool, std::min(options.n_prompt, 16)));
+    PARETO_TRY(const double warm, runner.time_prompt(std::min(options.n_prompt, 16)));
     (void)warm;
-    TestResult r{"pp" + std::to_string(options.n_prompt), {}, {}};
+    TestResult r{test_name("pp", options.n_prompt, options.depth), {}, {}};
     for (int rep = 0; rep < options.repetitions; ++rep) {
-      PARETO_TRY(const double s, time_prompt(model, pool, options.n_prompt));
+      PARETO_TRY(const double s, runner.time_prompt(options.n_prompt));
       r.samples.push_back(options.n_prompt / s);
     }
     r.tok_per_s = summarize(r.samples);
     report.results.push_back(std::move(r));
   }
   if (options.n_gen > 0) {
-    PARETO_TRY(const double warm, time_generation(model, pool, std::min(options.n_gen, 4)));
+    PARETO_TRY(const double warm, runner.time_generation(std::min(options.n_gen, 4)));
     (void)warm;
-    TestResult r{"tg" + std::to_string(options.n_gen), {}, {}};
+    TestResult r{test_name("tg", options.n_gen, options.depth), {}, {}};
     for (int rep = 0; rep < options.repetitions; ++rep) {
-      PARETO_TRY(const double s, time_generation(model, pool, options.n_gen));
+      PARETO_TRY(const double s, runner.time_generation(options.n_gen));
       r.samples.push_back(options.n_gen / s);
     }
     r.tok_per_s = summarize(r.samples);
@@ -208,9 +249,11 @@ Result<BenchReport> run_bench(const std::string& model_path, const BenchOptions&
     }
     if (options.n_gen > 0 && limit.bytes_per_token > 0) {
       std::vector<double> fractions;
+      TestRunner runner(*model, pool, options);
+      PARETO_RETURN_IF_ERROR(runner.fill_depth());
       for (int rep = 0; rep < options.repetitions; ++rep) {
         const double probe_gb_per_s = probe.pass(bw.streams);
-        PARETO_TRY(const double s, time_generation(*model, pool, options.n_gen));
+        PARETO_TRY(const double s, runner.time_generation(options.n_gen));
         const double tg_gb_per_s =
             options.n_gen * static_cast<double>(limit.bytes_per_token) / s / 1e9;
         limit.paired_probe_gb_per_s.push_back(probe_gb_per_s);
@@ -234,8 +277,9 @@ std::string format_markdown(const BenchReport& r) {
                 format_params(r.n_params), " | ", r.threads, " | ", t.test, " | ",
                 format_count(t.tok_per_s.mean, 2), " ± ", format_count(t.tok_per_s.sd, 2), " |\n");
   }
-  out += str_cat("\npeak RSS: ", format_bytes(r.peak_rss_bytes), "; repetitions: ", r.repetitions,
-                 "\n");
+  out += str_cat(
+      "\npeak RSS: ", format_bytes(r.peak_rss_bytes), "; repetitions: ", r.repetitions,
+      "; attention: ", r.flash_attention ? "online softmax (flash, -fa)" : "softmax rows", "\n");
   if (r.decode_limit) {
     const DecodeLimit& d = *r.decode_limit;
     out += str_cat("decode limit: ", format_count(d.bandwidth_gb_per_s, 2), " GB/s",
@@ -274,6 +318,8 @@ std::string format_json(const BenchReport& r) {
   j["model_bytes"] = r.model_bytes;
   j["n_params"] = r.n_params;
   j["repetitions"] = r.repetitions;
+  j["n_depth"] = r.depth;
+  j["flash_attn"] = r.flash_attention;
   if (r.decode_limit) {
     j["bandwidth_gb_per_s"] = r.decode_limit->bandwidth_gb_per_s;
     j["weight_bytes_per_token"] = r.decode_limit->bytes_per_token;

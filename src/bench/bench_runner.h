@@ -54,6 +54,8 @@ struct BenchReport {
   int64_t n_params = 0;
   int threads = 0;
   int repetitions = 0;
+  int depth = 0;
+  bool flash_attention = false;
   uint64_t peak_rss_bytes = 0;  // after the model tests, before the bandwidth probe
   std::vector<TestResult> results;
   std::optional<DecodeLimit> decode_limit;
@@ -64,6 +66,8 @@ struct BenchOptions {
   int n_gen = 128;     // tg test size; 0 skips it
   int threads = 0;     // <= 0: hardware threads
   int repetitions = 5;
+  int depth = 0;                 // tokens in the cache before each test (llama-bench -d)
+  bool flash_attention = false;  // online-softmax attention (llama.cpp -fa)
   size_t bandwidth_bytes = size_t{1} << 30;  // bandwidth probe buffer; 0 skips the probe
 };
 
@@ -85,9 +89,9 @@ uint64_t peak_rss_bytes();
 std::string format_markdown(const BenchReport& report);
 // {"model": ..., "type": ..., "threads": N, "peak_rss_bytes": N, "results": [{"test": "pp512",
 //  "tok_per_s_mean": x, "tok_per_s_sd": y}, ...], plus model_path, model_bytes, n_params,
-//  repetitions, and (when measured) bandwidth_gb_per_s, weight_bytes_per_token,
-//  tg_limit_tok_per_s, tg_fraction_of_limit, and with pairs paired_probe_gb_per_s,
-//  paired_tg_gb_per_s (arrays), paired_fraction_mean, paired_fraction_sd}.
+//  repetitions, n_depth, flash_attn, and (when measured) bandwidth_gb_per_s,
+//  weight_bytes_per_token, tg_limit_tok_per_s, tg_fraction_of_limit, and with pairs
+//  paired_probe_gb_per_s, paired_tg_gb_per_s (arrays), paired_fraction_mean, paired_fraction_sd}.
 std::string format_json(const BenchReport& report);
 
 }  // namespace pareto::bench

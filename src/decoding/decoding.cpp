@@ -15,7 +15,7 @@ Status Autoregressive::prefill(std::span<const int32_t> prompt) {
         "prompt has ", n_prompt, " tokens, context is ", cache_.capacity(),
         cache_.n_tokens() > 0 ? str_cat(" (", cache_.n_tokens(), " already used)") : std::string());
   }
-  PARETO_RETURN_IF_ERROR(model_.forward(prompt, cache_, logits_, pool_));
+  PARETO_RETURN_IF_ERROR(model_.forward(prompt, cache_, logits_, pool_, forward_));
   for (int32_t t : prompt) sampler_.accept(t);
   pending_.reset();
   ready_ = true;
@@ -28,7 +28,7 @@ Result<std::vector<int32_t>> Autoregressive::step() {
     if (cache_.n_tokens() >= cache_.capacity()) return std::vector<int32_t>{};
     const int32_t token = *pending_;
     PARETO_RETURN_IF_ERROR(
-        model_.forward(std::span<const int32_t>(&token, 1), cache_, logits_, pool_));
+        model_.forward(std::span<const int32_t>(&token, 1), cache_, logits_, pool_, forward_));
   }
   const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
   PARETO_CHECK(logits_.size() >= n_vocab);

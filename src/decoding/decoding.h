@@ -38,8 +38,8 @@ class DecodingStrategy {
 class Autoregressive final : public DecodingStrategy {
  public:
   Autoregressive(const model::Model& model, kv::KvCache& cache, sampling::SamplerChain& sampler,
-                 ThreadPool& pool)
-      : model_(model), cache_(cache), sampler_(sampler), pool_(pool) {}
+                 ThreadPool& pool, model::ForwardOptions forward = {})
+      : model_(model), cache_(cache), sampler_(sampler), pool_(pool), forward_(forward) {}
 
   Status prefill(std::span<const int32_t> prompt) override;
   Result<std::vector<int32_t>> step() override;
@@ -49,7 +49,8 @@ class Autoregressive final : public DecodingStrategy {
   kv::KvCache& cache_;
   sampling::SamplerChain& sampler_;
   ThreadPool& pool_;
-  std::vector<float> logits_;  // [1, n_vocab]: the distribution of the next token
+  model::ForwardOptions forward_;  // all_logits stays off: one row, the next token's
+  std::vector<float> logits_;      // [1, n_vocab]: the distribution of the next token
   std::optional<int32_t> pending_;
   bool ready_ = false;
 };

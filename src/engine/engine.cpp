@@ -33,6 +33,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_path,
   so.n_threads = options.n_threads;
   so.context_length = options.context_length;
   so.vocab_only = options.vocab_only;
+  so.flash_attention = options.flash_attention;
   PARETO_TRY(auto session, engine::Session::open(model_path, so));
   return std::unique_ptr<Engine>(new Engine(std::move(session)));
 }

@@ -32,6 +32,9 @@ Result<std::unique_ptr<Session>> Session::open(const std::string& model_path,
                           ? options.n_threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   session->pool_ = std::make_unique<ThreadPool>(threads);
+  if (options.flash_attention) {
+    session->forward_options_.attention = kernels::AttentionAlgorithm::kOnlineSoftmax;
+  }
   return session;
 }
 
@@ -56,7 +59,7 @@ Result<decoding::GenerateResult> Session::generate(Sequence& sequence,
                                                    decoding::GenerateOptions options) {
   if (!model_) return make_error(file_->path(), ": loaded vocab-only; no model to run");
   auto sampler = sampling::SamplerChain::from_params(params);
-  decoding::Autoregressive strategy(*model_, sequence.cache(), sampler, *pool_);
+  decoding::Autoregressive strategy(*model_, sequence.cache(), sampler, *pool_, forward_options_);
   if (!options.is_end_of_generation) {
     options.is_end_of_generation = [this](int32_t id) {
       return tokenizer_.is_end_of_generation(id);

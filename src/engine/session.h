@@ -19,10 +19,11 @@
 namespace pareto::engine {
 
 struct SessionOptions {
-  std::string tokenizer_path;  // llama2.c checkpoints need their tokenizer.bin
-  int n_threads = 0;           // <= 0: hardware threads
-  int context_length = 0;      // <= 0: the trained context, at most kDefaultContextCap
-  bool vocab_only = false;     // load the tokenizer only (no weights, no thread pool)
+  std::string tokenizer_path;    // llama2.c checkpoints need their tokenizer.bin
+  int n_threads = 0;             // <= 0: hardware threads
+  int context_length = 0;        // <= 0: the trained context, at most kDefaultContextCap
+  bool vocab_only = false;       // load the tokenizer only (no weights, no thread pool)
+  bool flash_attention = false;  // online-softmax attention (kernels/attention.h)
 };
 
 // Default context when the caller names none: KV memory grows with it, and models trained on very
@@ -71,6 +72,7 @@ class Session {
   std::unique_ptr<model::Model> model_;
   std::unique_ptr<ThreadPool> pool_;
   int context_length_ = 0;
+  model::ForwardOptions forward_options_;
 };
 
 }  // namespace pareto::engine

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "base/thread_pool.h"
 #include "kernels/kernel_path.h"
@@ -39,10 +40,25 @@ struct AttentionArgs {
   float* out = nullptr;            // [n_tokens, n_heads, head_dim]
 };
 
-// Both paths score one (token, head) at a time over the stored entries, with a scratch row of
-// n_entries floats per worker (never [n_tokens, n_kv] for the batch). kScalar: plain loops, softmax
-// with the max subtracted and the sum in double. kPortable: llama.cpp's exact order (see
-// kernels_portable.cpp; AVX2 form in kernels_float_simd.cpp).
-void attention(const AttentionArgs& args, ThreadPool& pool, KernelPath path);
+enum class AttentionAlgorithm {
+  // llama.cpp's default (no flash attention): per (token, head) a row of n_entries scores, its
+  // softmax, then the weighted sum of values. The oracle references are made this way.
+  kSoftmaxRows,
+  // Online softmax in one pass over keys and values, in blocks of 16 keys, the query heads of a
+  // KV head together (attention_online.h); what llama.cpp's `-fa` switches to. No score row: a
+  // rescaled accumulator instead. Same function; the rounding differs (and from llama.cpp -fa).
+  kOnlineSoftmax,
+};
+
+// "softmax-rows" / "online-softmax".
+std::string_view attention_algorithm_name(AttentionAlgorithm algorithm);
+
+// Every path scores one (token, head) at a time over the stored entries; the full score matrix
+// [n_tokens, n_kv] is never formed. kSoftmaxRows keeps a scratch row of n_entries floats per
+// worker, kOnlineSoftmax one block of 16 scores and an accumulator per head. kScalar: plain loops
+// (softmax rows: the max subtracted and the sum in double). kPortable: llama.cpp's exact order
+// (kernels_portable.cpp, attention_online.h; SIMD forms in kernels_float_*.cpp).
+void attention(const AttentionArgs& args, ThreadPool& pool, KernelPath path,
+               AttentionAlgorithm algorithm = AttentionAlgorithm::kSoftmaxRows);
 
 }  // namespace pareto::kernels

@@ -33,7 +33,8 @@ struct KernelSet {
   MatmulRowsFn matmul_bf16;
   MatmulRowsFn matmul_q8_0;
   MatmulRowsFn matmul_q4_0;
-  AttentionItemsFn attention;
+  AttentionItemsFn attention;         // AttentionAlgorithm::kSoftmaxRows
+  AttentionItemsFn attention_online;  // AttentionAlgorithm::kOnlineSoftmax (attention_online.h)
   // Width of the vector exp/silu: elementwise loops run full chunks of this many elements
   // through ggml's vector routine and the rest through libm, as the mirrored build does.
   int elementwise_width;

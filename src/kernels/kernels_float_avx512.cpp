@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/attention_online.h"
 #include "kernels/kernel_set.h"
 #include "kernels/simd_avx512.h"
 
@@ -382,6 +383,72 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
   }
 }
 
+// Online-softmax attention (attention_online.h): keys scored as attention_items scores them, the
+// 16-lane exp, the accumulator updated 16 dims at a time (entries in order for each dim: the
+// same operations per element as the lane loops).
+void online_score_keys(const float* keys, int n_keys, const float* q, int hd, float* scores) {
+  static_assert(kOnlineBlock == 16);
+  if (n_keys == 16 && hd % 64 == 0) {
+    _mm512_storeu_ps(scores, scores16(keys, q, _mm512_loadu_ps(q), hd));
+    return;
+  }
+  int m = 0;
+  for (; m + kVecRows <= n_keys; m += kVecRows) {
+    const float* kp[kVecRows];
+    for (int r = 0; r < kVecRows; ++r) kp[r] = keys + static_cast<int64_t>(m + r) * hd;
+    vec_dot_rows<F32Elem, kVecRows>(kp, q, hd, scores + m);
+  }
+  for (; m < n_keys; ++m) {
+    const float* kp[1] = {keys + static_cast<int64_t>(m) * hd};
+    vec_dot_rows<F32Elem, 1>(kp, q, hd, scores + m);
+  }
+}
+
+float online_softmax_block(const float* scores, uint32_t visible, float scale, float* max,
+                           float* rescale, float* p) {
+  const auto k = static_cast<__mmask16>(visible);
+  const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(scores), _mm512_set1_ps(scale));
+  raise_max(_mm512_mask_reduce_max_ps(k, x), max, rescale);
+  const __m512 pv = _mm512_maskz_mov_ps(k, avx512::exp16(_mm512_sub_ps(x, _mm512_set1_ps(*max))));
+  _mm512_storeu_ps(p, pv);
+  return avx512::hsum16(pv);
+}
+
+template <int kVecs>
+void online_accumulate_dims(float* acc, float rescale, const float* values, const float* p, int n,
+                            int hd, int d) {
+  __m512 a[kVecs];
+  for (int v = 0; v < kVecs; ++v) a[v] = _mm512_loadu_ps(acc + d + 16 * v);
+  if (rescale != 1.0f) {
+    const __m512 r = _mm512_set1_ps(rescale);
+    for (int v = 0; v < kVecs; ++v) a[v] = _mm512_mul_ps(a[v], r);
+  }
+  for (int m = 0; m < n; ++m) {
+    const __m512 w = _mm512_set1_ps(p[m]);
+    const float* vr = values + static_cast<int64_t>(m) * hd + d;
+    for (int v = 0; v < kVecs; ++v) a[v] = _mm512_fmadd_ps(_mm512_loadu_ps(vr + 16 * v), w, a[v]);
+  }
+  for (int v = 0; v < kVecs; ++v) _mm512_storeu_ps(acc + d + 16 * v, a[v]);
+}
+
+void online_accumulate(float* acc, float rescale, const float* values, const float* p, int n,
+                       int hd) {
+  int d = 0;
+  for (; d + 64 <= hd; d += 64) online_accumulate_dims<4>(acc, rescale, values, p, n, hd, d);
+  for (; d + 16 <= hd; d += 16) online_accumulate_dims<1>(acc, rescale, values, p, n, hd, d);
+  for (; d < hd; ++d) {
+    float x = rescale != 1.0f ? acc[d] * rescale : acc[d];
+    for (int m = 0; m < n; ++m) x = std::fma(values[static_cast<int64_t>(m) * hd + d], p[m], x);
+    acc[d] = x;
+  }
+}
+
+void attention_online_items(const AttentionArgs& a, int64_t begin, int64_t end) {
+  static constexpr OnlineAttentionOps kOps{online_score_keys, online_softmax_block,
+                                           online_accumulate};
+  online_attention_items(a, begin, end, kOps);
+}
+
 PARETO_AVX512_WARNINGS_POP
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -403,6 +470,7 @@ const KernelSet& portable_avx512_native_kernel_set() {
     set.matmul_f16 = matmul_float<F16Elem>;
     set.matmul_bf16 = matmul_float<BF16Elem>;
     set.attention = attention_items;
+    set.attention_online = attention_online_items;
     return set;
   }();
   return kSet;

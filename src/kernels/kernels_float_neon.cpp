@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/attention_online.h"
 #include "kernels/kernel_set.h"
 #include "kernels/simd_neon.h"
 
@@ -289,6 +290,79 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
   }
 }
 
+// Online-softmax attention (attention_online.h): keys scored as ggml_vec_dot_f32 does, the
+// build's vector exp, the accumulator updated 4 dims at a time (entries in order for each dim:
+// the same operations per element as the lane loops).
+template <int kKv>
+void online_score_keys(const float* keys, int n_keys, const float* q, int hd, float* scores) {
+  for (int m = 0; m < n_keys; ++m) {
+    scores[m] = vec_dot<F32Elem, kKv>(keys + static_cast<int64_t>(m) * hd, q, hd);
+  }
+}
+
+template <int kKv>
+float online_softmax_block(const float* scores, uint32_t visible, float scale, float* max,
+                           float* rescale, float* p) {
+  static_assert(kOnlineBlock == 16);
+  const uint32x4_t bits = {1, 2, 4, 8};
+  const float32x4_t ninf = vdupq_n_f32(-INFINITY);
+  float32x4_t x[4];
+  uint32x4_t vis[4];
+  float32x4_t mx = ninf;
+  for (int i = 0; i < 4; ++i) {
+    x[i] = vmulq_n_f32(vld1q_f32(scores + 4 * i), scale);
+    vis[i] = vtstq_u32(vdupq_n_u32(visible >> (4 * i)), bits);
+    mx = vmaxq_f32(mx, vbslq_f32(vis[i], x[i], ninf));
+  }
+  raise_max(vmaxvq_f32(mx), max, rescale);
+  float32x4_t pq[4];
+  for (int i = 0; i < 4; ++i) {
+    const float32x4_t e = neon::vexp<kKv>(vsubq_f32(x[i], vdupq_n_f32(*max)));
+    pq[i] = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e), vis[i]));
+    vst1q_f32(p + 4 * i, pq[i]);
+  }
+  if constexpr (kKv == 1) {
+    return neon::hsum8_q(vaddq_f32(pq[0], pq[2]), vaddq_f32(pq[1], pq[3]));
+  } else {
+    return neon::hsum_q<2>(pq);
+  }
+}
+
+template <int kVecs>
+void online_accumulate_dims(float* acc, float rescale, const float* values, const float* p, int n,
+                            int hd, int d) {
+  float32x4_t a[kVecs];
+  for (int v = 0; v < kVecs; ++v) a[v] = vld1q_f32(acc + d + 4 * v);
+  if (rescale != 1.0f) {
+    for (int v = 0; v < kVecs; ++v) a[v] = vmulq_n_f32(a[v], rescale);
+  }
+  for (int m = 0; m < n; ++m) {
+    const float32x4_t w = vdupq_n_f32(p[m]);
+    const float* vr = values + static_cast<int64_t>(m) * hd + d;
+    for (int v = 0; v < kVecs; ++v) a[v] = vfmaq_f32(a[v], vld1q_f32(vr + 4 * v), w);
+  }
+  for (int v = 0; v < kVecs; ++v) vst1q_f32(acc + d + 4 * v, a[v]);
+}
+
+void online_accumulate(float* acc, float rescale, const float* values, const float* p, int n,
+                       int hd) {
+  int d = 0;
+  for (; d + 32 <= hd; d += 32) online_accumulate_dims<8>(acc, rescale, values, p, n, hd, d);
+  for (; d + 4 <= hd; d += 4) online_accumulate_dims<1>(acc, rescale, values, p, n, hd, d);
+  for (; d < hd; ++d) {
+    float x = rescale != 1.0f ? acc[d] * rescale : acc[d];
+    for (int m = 0; m < n; ++m) x = std::fma(values[static_cast<int64_t>(m) * hd + d], p[m], x);
+    acc[d] = x;
+  }
+}
+
+template <int kKv>
+void attention_online_items(const AttentionArgs& a, int64_t begin, int64_t end) {
+  static constexpr OnlineAttentionOps kOps{online_score_keys<kKv>, online_softmax_block<kKv>,
+                                           online_accumulate};
+  online_attention_items(a, begin, end, kOps);
+}
+
 template <int kKv>
 KernelSet with_float_neon(const KernelSet& lanes) {
   KernelSet set = lanes;
@@ -296,6 +370,7 @@ KernelSet with_float_neon(const KernelSet& lanes) {
   set.matmul_f16 = matmul_float<F16Elem, kKv>;
   set.matmul_bf16 = matmul_float<BF16Elem, kKv>;
   set.attention = attention_items<kKv>;
+  set.attention_online = attention_online_items<kKv>;
   return set;
 }
 

@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/attention_online.h"
 #include "kernels/kernel_set.h"
 #include "kernels/simd_avx2.h"
 
@@ -283,6 +284,94 @@ PARETO_AVX2_TARGET void attention_items(const AttentionArgs& a, int64_t begin, i
   }
 }
 
+// Online-softmax attention (attention_online.h): keys scored as ggml_vec_dot_f32 does, the
+// build's vector exp, the accumulator updated 8 dims at a time (entries in order for each dim:
+// the same operations per element as the lane loops).
+template <int kKv>
+PARETO_AVX2_TARGET void online_score_keys(const float* keys, int n_keys, const float* q, int hd,
+                                          float* scores) {
+  constexpr int kRows = kVecRows<kKv>;
+  int m = 0;
+  for (; m + kRows <= n_keys; m += kRows) {
+    const float* k[kRows];
+    for (int r = 0; r < kRows; ++r) k[r] = keys + static_cast<int64_t>(m + r) * hd;
+    vec_dot_rows<F32Elem, kKv, kRows>(k, q, hd, scores + m);
+  }
+  for (; m < n_keys; ++m)
+    scores[m] = vec_dot<F32Elem, kKv>(keys + static_cast<int64_t>(m) * hd, q, hd);
+}
+
+// All-ones lanes where bits 0..7 of `bits` are set.
+PARETO_AVX2_TARGET inline __m256 lane_mask8(uint32_t bits) {
+  const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i v = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits & 0xff)), lane_bits);
+  return _mm256_castsi256_ps(_mm256_cmpeq_epi32(v, lane_bits));
+}
+
+template <int kKv>
+PARETO_AVX2_TARGET float online_softmax_block(const float* scores, uint32_t visible, float scale,
+                                              float* max, float* rescale, float* p) {
+  static_assert(kOnlineBlock == 16);
+  const __m256 vscale = _mm256_set1_ps(scale);
+  const __m256 x0 = _mm256_mul_ps(_mm256_loadu_ps(scores), vscale);
+  const __m256 x1 = _mm256_mul_ps(_mm256_loadu_ps(scores + 8), vscale);
+  const __m256 m0 = lane_mask8(visible);
+  const __m256 m1 = lane_mask8(visible >> 8);
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  const __m256 mx = _mm256_max_ps(_mm256_blendv_ps(ninf, x0, m0), _mm256_blendv_ps(ninf, x1, m1));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  raise_max(_mm_cvtss_f32(h), max, rescale);
+  const __m256 vm = _mm256_set1_ps(*max);
+  const __m256 p0 = _mm256_and_ps(avx2::vexp<kKv>(_mm256_sub_ps(x0, vm)), m0);
+  const __m256 p1 = _mm256_and_ps(avx2::vexp<kKv>(_mm256_sub_ps(x1, vm)), m1);
+  _mm256_storeu_ps(p, p0);
+  _mm256_storeu_ps(p + 8, p1);
+  if constexpr (kKv == 1) {
+    return avx2::hsum8_reg(_mm256_add_ps(p0, p1));
+  } else {
+    const __m256 v[2] = {p0, p1};
+    return avx2::hsum_reg<2>(v);
+  }
+}
+
+template <int kVecs>
+PARETO_AVX2_TARGET void online_accumulate_dims(float* acc, float rescale, const float* values,
+                                               const float* p, int n, int hd, int d) {
+  __m256 a[kVecs];
+  for (int v = 0; v < kVecs; ++v) a[v] = _mm256_loadu_ps(acc + d + 8 * v);
+  if (rescale != 1.0f) {
+    const __m256 r = _mm256_set1_ps(rescale);
+    for (int v = 0; v < kVecs; ++v) a[v] = _mm256_mul_ps(a[v], r);
+  }
+  for (int m = 0; m < n; ++m) {
+    const __m256 w = _mm256_set1_ps(p[m]);
+    const float* vr = values + static_cast<int64_t>(m) * hd + d;
+    for (int v = 0; v < kVecs; ++v) a[v] = _mm256_fmadd_ps(_mm256_loadu_ps(vr + 8 * v), w, a[v]);
+  }
+  for (int v = 0; v < kVecs; ++v) _mm256_storeu_ps(acc + d + 8 * v, a[v]);
+}
+
+PARETO_AVX2_TARGET void online_accumulate(float* acc, float rescale, const float* values,
+                                          const float* p, int n, int hd) {
+  int d = 0;
+  for (; d + 32 <= hd; d += 32) online_accumulate_dims<4>(acc, rescale, values, p, n, hd, d);
+  for (; d + 8 <= hd; d += 8) online_accumulate_dims<1>(acc, rescale, values, p, n, hd, d);
+  for (; d < hd; ++d) {
+    float x = rescale != 1.0f ? acc[d] * rescale : acc[d];
+    for (int m = 0; m < n; ++m) x = std::fma(values[static_cast<int64_t>(m) * hd + d], p[m], x);
+    acc[d] = x;
+  }
+}
+
+template <int kKv>
+void attention_online_items(const AttentionArgs& a, int64_t begin, int64_t end) {
+  static constexpr OnlineAttentionOps kOps{online_score_keys<kKv>, online_softmax_block<kKv>,
+                                           online_accumulate};
+  online_attention_items(a, begin, end, kOps);
+}
+
 template <int kKv>
 KernelSet with_float_simd(const KernelSet& lanes) {
   KernelSet set = lanes;
@@ -290,6 +379,7 @@ KernelSet with_float_simd(const KernelSet& lanes) {
   set.matmul_f16 = matmul_float<F16Elem, kKv>;
   set.matmul_bf16 = matmul_float<BF16Elem, kKv>;
   set.attention = attention_items<kKv>;
+  set.attention_online = attention_online_items<kKv>;
   return set;
 }
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "base/half.h"
+#include "kernels/attention_online.h"
 #include "kernels/ggml_math.h"
 #include "kernels/kernel_set.h"
 #include "kernels/kernels_quant_simd.h"
@@ -266,6 +267,56 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
   }
 }
 
+// Online softmax (attention_online.h): ggml_vec_dot_f32 scores, the build's vector exp, fused
+// multiply-adds.
+template <class P>
+void online_score_keys(const float* keys, int n_keys, const float* q, int head_dim, float* scores) {
+  for (int m = 0; m < n_keys; ++m) {
+    scores[m] = vec_dot_f32<P>(keys + static_cast<int64_t>(m) * head_dim, q, head_dim);
+  }
+}
+
+template <class P>
+float online_softmax_block(const float* scores, uint32_t visible, float scale, float* max,
+                           float* rescale, float* p) {
+  static_assert(kOnlineBlock == 16);
+  float x[16];
+  float block_max = -INFINITY;
+  for (int m = 0; m < 16; ++m) {
+    x[m] = scores[m] * scale;
+    if ((visible >> m) & 1) block_max = std::max(block_max, x[m]);
+  }
+  raise_max(block_max, max, rescale);
+  for (int m = 0; m < 16; ++m) p[m] = (visible >> m) & 1 ? P::vexp(x[m] - *max) : 0.0f;
+  if constexpr (P::kW == 16) {
+    float v[16];
+    std::copy_n(p, 16, v);
+    return P::hsum(v);
+  } else {
+    float c[8];
+    for (int i = 0; i < 8; ++i) c[i] = p[i] + p[i + 8];
+    return P::hsum(c);
+  }
+}
+
+void online_accumulate(float* acc, float rescale, const float* values, const float* p, int n,
+                       int head_dim) {
+  if (rescale != 1.0f) {
+    for (int d = 0; d < head_dim; ++d) acc[d] *= rescale;
+  }
+  for (int m = 0; m < n; ++m) {
+    const float* v = values + static_cast<int64_t>(m) * head_dim;
+    for (int d = 0; d < head_dim; ++d) acc[d] = std::fma(v[d], p[m], acc[d]);
+  }
+}
+
+template <class P>
+void attention_online_items(const AttentionArgs& a, int64_t begin, int64_t end) {
+  static constexpr OnlineAttentionOps kOps{online_score_keys<P>, online_softmax_block<P>,
+                                           online_accumulate};
+  online_attention_items(a, begin, end, kOps);
+}
+
 template <class P>
 const KernelSet& make_portable_kernel_set() {
   static const KernelSet kSet{
@@ -276,6 +327,7 @@ const KernelSet& make_portable_kernel_set() {
       matmul_q8_0_rows_fast,  // kernels_quant_simd.h: SIMD, bit-identical to the lane loops
       matmul_q4_0_rows_fast,
       attention_items<P>,
+      attention_online_items<P>,
       P::kW,
   };
   return kSet;

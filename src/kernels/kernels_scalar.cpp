@@ -1,11 +1,13 @@
 // The scalar reference kernels: one accumulator, elements in order, conversions through
 // base/half.h. Slow and obviously right; the other paths are compared against these.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <vector>
 
 #include "base/half.h"
+#include "kernels/attention_online.h"
 #include "kernels/kernel_set.h"
 #include "kernels/quant.h"
 
@@ -106,6 +108,48 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
   }
 }
 
+// Online softmax (attention_online.h) with plain loops: scores one key at a time, libm exp,
+// separate multiply and add.
+void score_keys(const float* keys, int n_keys, const float* q, int head_dim, float* scores) {
+  for (int m = 0; m < n_keys; ++m) {
+    scores[m] = dot_f32(keys + static_cast<int64_t>(m) * head_dim, q, head_dim);
+  }
+}
+
+float softmax_block(const float* scores, uint32_t visible, float scale, float* max, float* rescale,
+                    float* p) {
+  float x[kOnlineBlock];
+  float block_max = -std::numeric_limits<float>::infinity();
+  for (int m = 0; m < kOnlineBlock; ++m) {
+    x[m] = scores[m] * scale;
+    if ((visible >> m) & 1) block_max = std::max(block_max, x[m]);
+  }
+  raise_max(block_max, max, rescale);
+  float sum = 0.0f;
+  for (int m = 0; m < kOnlineBlock; ++m) {
+    p[m] = (visible >> m) & 1 ? std::exp(x[m] - *max) : 0.0f;
+    sum += p[m];
+  }
+  return sum;
+}
+
+void accumulate(float* acc, float rescale, const float* values, const float* p, int n,
+                int head_dim) {
+  if (rescale != 1.0f) {
+    for (int d = 0; d < head_dim; ++d) acc[d] *= rescale;
+  }
+  for (int m = 0; m < n; ++m) {
+    for (int d = 0; d < head_dim; ++d) {
+      acc[d] += values[static_cast<int64_t>(m) * head_dim + d] * p[m];
+    }
+  }
+}
+
+void attention_online_items(const AttentionArgs& a, int64_t begin, int64_t end) {
+  static constexpr OnlineAttentionOps kOps{score_keys, softmax_block, accumulate};
+  online_attention_items(a, begin, end, kOps);
+}
+
 }  // namespace
 
 const KernelSet& scalar_kernel_set() {
@@ -117,6 +161,7 @@ const KernelSet& scalar_kernel_set() {
       matmul_rows<dot_q8_0>,
       matmul_rows<dot_q4_0>,
       attention_items,
+      attention_online_items,
       8,  // elementwise exp/silu as the AVX2 build (the scalar path changes sums, not ops)
   };
   return kSet;

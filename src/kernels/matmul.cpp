@@ -199,16 +199,29 @@ void get_rows(const WeightView& w, std::span<const int32_t> ids, float* dst) {
   }
 }
 
-void attention(const AttentionArgs& args, ThreadPool& pool, KernelPath path) {
+std::string_view attention_algorithm_name(AttentionAlgorithm algorithm) {
+  return algorithm == AttentionAlgorithm::kOnlineSoftmax ? "online-softmax" : "softmax-rows";
+}
+
+void attention(const AttentionArgs& args, ThreadPool& pool, KernelPath path,
+               AttentionAlgorithm algorithm) {
   PARETO_CHECK(args.n_kv_heads > 0 && args.n_heads % args.n_kv_heads == 0);
   PARETO_CHECK(static_cast<int>(args.kv.size()) == args.n_kv_heads);
-  const AttentionItemsFn fn = kernel_set(path).attention;
+  const KernelSet& set = kernel_set(path);
+  const AttentionItemsFn fn =
+      algorithm == AttentionAlgorithm::kOnlineSoftmax ? set.attention_online : set.attention;
   const size_t n_items = static_cast<size_t>(args.n_tokens) * static_cast<size_t>(args.n_heads);
-  // Dynamic chunks: in a causal batch later tokens attend to more entries (uneven items).
-  pool.parallel_for_dynamic(n_items, chunk_items(static_cast<int64_t>(n_items), pool.size()),
-                            [&](size_t begin, size_t end, int) {
-                              fn(args, static_cast<int64_t>(begin), static_cast<int64_t>(end));
-                            });
+  // Dynamic chunks: in a causal batch later tokens attend to more entries (uneven items). The
+  // online form reads each KV row once for the query heads of its group within a chunk: whole
+  // groups per chunk.
+  size_t chunk = chunk_items(static_cast<int64_t>(n_items), pool.size());
+  if (algorithm == AttentionAlgorithm::kOnlineSoftmax) {
+    const auto group = static_cast<size_t>(args.n_heads / args.n_kv_heads);
+    chunk = (chunk + group - 1) / group * group;
+  }
+  pool.parallel_for_dynamic(n_items, chunk, [&](size_t begin, size_t end, int) {
+    fn(args, static_cast<int64_t>(begin), static_cast<int64_t>(end));
+  });
 }
 
 }  // namespace pareto::kernels

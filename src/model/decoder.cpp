@@ -117,7 +117,7 @@ Status DecoderModel::forward(std::span<const int32_t> tokens, kv::KvCache& cache
     args.scale = scale;
     args.kv = kv_views;
     args.out = attn.data();
-    kernels::attention(args, pool, path);
+    kernels::attention(args, pool, path, options.attention);
 
     // After the last layer's attention only the rows whose logits are wanted matter; llama.cpp
     // drops the others after the output projection (whose kernel depends on the batch size), so

@@ -12,6 +12,7 @@
 #include "base/result.h"
 #include "base/thread_pool.h"
 #include "formats/model_file.h"
+#include "kernels/attention.h"
 #include "kernels/kernel_path.h"
 #include "kv/kv_cache.h"
 
@@ -48,6 +49,8 @@ struct ForwardOptions {
   // Which llama.cpp build's summation order to reproduce; unset: kernels::select_kernel_path
   // (environment, then the CPU). Used by the differential tests to check both orders.
   std::optional<kernels::KernelPath> kernel_path;
+  // Online softmax (llama.cpp's -fa) or the default score rows; see kernels/attention.h.
+  kernels::AttentionAlgorithm attention = kernels::AttentionAlgorithm::kSoftmaxRows;
 };
 
 class Model {

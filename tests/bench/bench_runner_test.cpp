@@ -173,6 +173,36 @@ TEST(BenchRun, SkipsTestsOfSizeZeroAndRejectsBadOptions) {
   EXPECT_FALSE(run_bench(path, options));
 }
 
+TEST(BenchRun, DepthAndFlashAttentionNameTheTestsAndFitTheContext) {
+  const std::string path = tiny_model("tiny", "depth");
+  BenchOptions options;
+  options.n_prompt = 8;
+  options.n_gen = 4;
+  options.threads = 2;
+  options.repetitions = 2;
+  options.bandwidth_bytes = 0;
+  options.depth = 40;
+  options.flash_attention = true;
+  auto report = run_bench(path, options);
+  ASSERT_TRUE(report) << report.error().message;
+  ASSERT_EQ(report->results.size(), 2u);
+  EXPECT_EQ(report->results[0].test, "pp8 @ d40");
+  EXPECT_EQ(report->results[1].test, "tg4 @ d40");
+  for (const TestResult& t : report->results) EXPECT_GT(t.tok_per_s.mean, 0.0) << t.test;
+  const auto j = nlohmann::json::parse(format_json(*report));
+  EXPECT_EQ(j.at("n_depth"), 40);
+  EXPECT_EQ(j.at("flash_attn"), true);
+  EXPECT_NE(format_markdown(*report).find("attention: online softmax"), std::string::npos);
+
+  options.depth = 510;  // + pp8 exceeds the tiny model's 512-token context
+  auto too_deep = run_bench(path, options);
+  ASSERT_FALSE(too_deep);
+  EXPECT_NE(too_deep.error().message.find("depth 510"), std::string::npos)
+      << too_deep.error().message;
+  options.depth = -1;
+  EXPECT_FALSE(run_bench(path, options));
+}
+
 TEST(WeightBytesPerToken, CountsOneEmbeddingRowUnlessTied) {
   for (const std::string shape : {"tiny", "tiny-qwen2"}) {
     auto file = formats::read_gguf(tiny_model(shape, "bytes_" + shape));

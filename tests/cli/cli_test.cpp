@@ -127,6 +127,30 @@ TEST(CliRun, GreedyJsonMatchesLlamaCppOracle) {
   EXPECT_EQ(out.at("text"), oracle.at("greedy_text"));
 }
 
+TEST(CliRun, FlashAttentionGivesTheOracleTokens) {
+  const json oracle = first_oracle_case();
+  const auto expected = oracle.at("greedy_tokens").get<std::vector<int>>();
+  const json out = run_json({"-m", stories("stories260K.gguf"), "--flash-attn"},
+                            oracle.at("prompt").get<std::string>(), expected.size());
+  ASSERT_TRUE(out.contains("tokens")) << out.dump();
+  EXPECT_EQ(out.at("tokens").get<std::vector<int>>(), expected);
+}
+
+TEST(CliBench, DepthAndFlashAttentionInTheJsonReport) {
+  const Outcome o =
+      run_pareto({"bench", "-m", stories("stories260K.gguf"), "-p", "8", "-n", "4", "-d", "16",
+                  "--fa", "-r", "1", "-t", "1", "--bandwidth-mib", "0", "--json"});
+  ASSERT_EQ(o.exit_code, 0) << describe(o);
+  const json j = json::parse(o.out);
+  EXPECT_EQ(j.at("n_depth"), 16);
+  EXPECT_EQ(j.at("flash_attn"), true);
+  ASSERT_EQ(j.at("results").size(), 2u);
+  EXPECT_EQ(j.at("results")[0].at("test"), "pp8 @ d16");
+  EXPECT_EQ(j.at("results")[1].at("test"), "tg4 @ d16");
+  expect_failure(run_pareto({"bench", "-m", stories("stories260K.gguf"), "-d", "-3"}), 2,
+                 {"--n-depth"});
+}
+
 TEST(CliRun, Llama2cCheckpointGivesTheSameTokens) {
   const json oracle = first_oracle_case();
   const auto expected = oracle.at("greedy_tokens").get<std::vector<int>>();

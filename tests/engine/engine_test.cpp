@@ -52,6 +52,21 @@ TEST(Engine, GreedyGenerationMatchesLlamaCpp) {
   EXPECT_EQ(out->stats.generated_tokens, static_cast<int>(expected.size()));
 }
 
+// Online-softmax attention rounds differently but must not change the greedy tokens here.
+TEST(Engine, FlashAttentionGivesTheSameGreedyTokens) {
+  const auto oracle = first_oracle_case();
+  LoadOptions options;
+  options.n_threads = 2;
+  options.flash_attention = true;
+  auto engine = load_stories(options);
+  ASSERT_TRUE(engine);
+  const auto expected = oracle.at("greedy_tokens").get<std::vector<int32_t>>();
+  auto out = engine->generate(oracle.at("prompt").get<std::string>(),
+                              greedy(static_cast<int>(expected.size())));
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(out->tokens, expected);
+}
+
 TEST(Engine, SameSeedReproducesSampling) {
   auto engine = load_stories();
   ASSERT_TRUE(engine);

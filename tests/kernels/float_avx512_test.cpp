@@ -92,13 +92,16 @@ TEST(FloatAvx512, AttentionEqualsLaneLoopsBitForBit) {
       {2, 1, 128, 33, 33},
       {2, 2, 16, 21, 21},
   };
-  for (const AttentionShape& s : shapes) {
-    const std::vector<float> want = run_attention(s, portable_avx512_lanes_kernel_set());
-    // Two work items split at an odd item.
-    const std::vector<float> got = run_attention(s, portable_avx512_native_kernel_set(),
-                                                 int64_t{s.n_tokens} * s.n_heads / 2 + 1);
-    EXPECT_EQ(bits(got), bits(want)) << "heads " << s.n_heads << "/" << s.n_kv_heads << " dim "
-                                     << s.head_dim << " kv " << s.n_kv << " tokens " << s.n_tokens;
+  for (const AttentionAlgorithm algo : kAttentionAlgorithms) {
+    for (const AttentionShape& s : shapes) {
+      const std::vector<float> want = run_attention(s, portable_avx512_lanes_kernel_set(), 0, algo);
+      // Two work items split at an odd item.
+      const std::vector<float> got = run_attention(s, portable_avx512_native_kernel_set(),
+                                                   int64_t{s.n_tokens} * s.n_heads / 2 + 1, algo);
+      EXPECT_EQ(bits(got), bits(want))
+          << attention_algorithm_name(algo) << " heads " << s.n_heads << "/" << s.n_kv_heads
+          << " dim " << s.head_dim << " kv " << s.n_kv << " tokens " << s.n_tokens;
+    }
   }
 }
 

@@ -48,6 +48,9 @@ inline std::vector<uint8_t> encode_rows(TensorType type, const std::vector<float
   return out;
 }
 
+inline constexpr AttentionAlgorithm kAttentionAlgorithms[] = {AttentionAlgorithm::kSoftmaxRows,
+                                                              AttentionAlgorithm::kOnlineSoftmax};
+
 // An attention case. n_tokens == n_kv is a prompt batch (query t at position t: most entries lie
 // after a query's last visible one); otherwise the queries sit 3 positions apart ending at the
 // last entry, so later entries are masked.
@@ -58,8 +61,9 @@ struct AttentionShape {
 // The outputs [n_tokens, n_heads, head_dim] of `set`'s attention on fixed random inputs for `s`
 // (the same for every set), computed as two work ranges [0, split) and [split, n_items).
 // KV head 1 stores its entries out of position order, so masking must use the positions.
-inline std::vector<float> run_attention(const AttentionShape& s, const KernelSet& set,
-                                        int64_t split = 0) {
+inline std::vector<float> run_attention(
+    const AttentionShape& s, const KernelSet& set, int64_t split = 0,
+    AttentionAlgorithm algorithm = AttentionAlgorithm::kSoftmaxRows) {
   std::vector<std::vector<float>> keys, values;
   std::vector<std::vector<int32_t>> positions;
   for (int h = 0; h < s.n_kv_heads; ++h) {
@@ -91,8 +95,10 @@ inline std::vector<float> run_attention(const AttentionShape& s, const KernelSet
   std::vector<float> out(q.size(), NAN);
   args.out = out.data();
   const int64_t n_items = int64_t{s.n_tokens} * s.n_heads;
-  if (split > 0) set.attention(args, 0, split);
-  set.attention(args, split, n_items);
+  const AttentionItemsFn fn =
+      algorithm == AttentionAlgorithm::kOnlineSoftmax ? set.attention_online : set.attention;
+  if (split > 0) fn(args, 0, split);
+  fn(args, split, n_items);
   return out;
 }
 

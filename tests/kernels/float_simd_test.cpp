@@ -97,13 +97,16 @@ TEST(FloatSimd, AttentionEqualsLaneLoopsBitForBit) {
       {4, 2, 64, 45, 45},
       {2, 2, 8, 19, 19},
   };
-  for (const Profile& profile : kProfiles) {
-    for (const AttentionShape& s : shapes) {
-      const std::vector<float> want = run_attention(s, profile.lanes());
-      const std::vector<float> got = run_attention(s, profile.simd());
-      EXPECT_EQ(bits(got), bits(want))
-          << profile.name << " heads " << s.n_heads << "/" << s.n_kv_heads << " dim " << s.head_dim
-          << " kv " << s.n_kv << " tokens " << s.n_tokens;
+  for (const AttentionAlgorithm algo : kAttentionAlgorithms) {
+    for (const Profile& profile : kProfiles) {
+      for (const AttentionShape& s : shapes) {
+        const std::vector<float> want = run_attention(s, profile.lanes(), 0, algo);
+        const std::vector<float> got = run_attention(s, profile.simd(), 0, algo);
+        EXPECT_EQ(bits(got), bits(want))
+            << attention_algorithm_name(algo) << " " << profile.name << " heads " << s.n_heads
+            << "/" << s.n_kv_heads << " dim " << s.head_dim << " kv " << s.n_kv << " tokens "
+            << s.n_tokens;
+      }
     }
   }
 }

@@ -133,6 +133,9 @@ TEST(Ops, RopePairsAdjacentOrHalves) {
   EXPECT_FLOAT_EQ(neox[2], std::sin(1.0f));  // partner of dim 0 is dim 2
 }
 
+constexpr AttentionAlgorithm kAlgorithms[] = {AttentionAlgorithm::kSoftmaxRows,
+                                              AttentionAlgorithm::kOnlineSoftmax};
+
 TEST(Attention, GqaCausalMatchesDoubleOnBothPaths) {
   const int n_heads = 6, n_kv_heads = 2, head_dim = 12, n_kv = 9;
   // Entries at positions 0..8, but stored out of order for head 1 to check masking uses positions.
@@ -181,21 +184,24 @@ TEST(Attention, GqaCausalMatchesDoubleOnBothPaths) {
   for (KernelPath path :
        {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512}) {
     for (int threads : {1, 2}) {
-      ThreadPool pool(threads);
-      std::vector<float> out(q.size(), NAN);
-      AttentionArgs args;
-      args.q = q.data();
-      args.q_positions = q_pos.data();
-      args.n_tokens = n_tokens;
-      args.n_heads = n_heads;
-      args.n_kv_heads = n_kv_heads;
-      args.head_dim = head_dim;
-      args.scale = scale;
-      args.kv = kv;
-      args.out = out.data();
-      attention(args, pool, path);
-      for (size_t i = 0; i < out.size(); ++i) {
-        ASSERT_NEAR(out[i], expected[i], 2e-6) << kernel_path_name(path) << " " << i;
+      for (AttentionAlgorithm algo : kAlgorithms) {
+        ThreadPool pool(threads);
+        std::vector<float> out(q.size(), NAN);
+        AttentionArgs args;
+        args.q = q.data();
+        args.q_positions = q_pos.data();
+        args.n_tokens = n_tokens;
+        args.n_heads = n_heads;
+        args.n_kv_heads = n_kv_heads;
+        args.head_dim = head_dim;
+        args.scale = scale;
+        args.kv = kv;
+        args.out = out.data();
+        attention(args, pool, path, algo);
+        for (size_t i = 0; i < out.size(); ++i) {
+          ASSERT_NEAR(out[i], expected[i], 2e-6)
+              << kernel_path_name(path) << " " << attention_algorithm_name(algo) << " " << i;
+        }
       }
     }
   }
@@ -212,20 +218,95 @@ TEST(Attention, FirstPositionCopiesItsValue) {
   const int32_t q_pos = 0;
   for (KernelPath path :
        {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512}) {
-    ThreadPool pool(1);
-    std::vector<float> out(4);
-    AttentionArgs args;
-    args.q = q.data();
-    args.q_positions = &q_pos;
-    args.n_tokens = 1;
-    args.n_heads = 1;
-    args.n_kv_heads = 1;
-    args.head_dim = head_dim;
-    args.scale = 0.5f;
-    args.kv = std::span<const KvHeadView>(&kv, 1);
-    args.out = out.data();
-    attention(args, pool, path);
-    for (int k = 0; k < head_dim; ++k) EXPECT_EQ(out[k], values[k]);
+    for (AttentionAlgorithm algo : kAlgorithms) {
+      ThreadPool pool(1);
+      std::vector<float> out(4);
+      AttentionArgs args;
+      args.q = q.data();
+      args.q_positions = &q_pos;
+      args.n_tokens = 1;
+      args.n_heads = 1;
+      args.n_kv_heads = 1;
+      args.head_dim = head_dim;
+      args.scale = 0.5f;
+      args.kv = std::span<const KvHeadView>(&kv, 1);
+      args.out = out.data();
+      attention(args, pool, path, algo);
+      for (int k = 0; k < head_dim; ++k) EXPECT_EQ(out[k], values[k]);
+    }
+  }
+}
+
+// A long context whose scores rise along the cache (KV head 0: the online softmax finds a new
+// maximum at nearly every entry and rescales), fall (head 1: the first entry stays the maximum)
+// or spread over +-60 (head 2: most exps underflow); every path and algorithm against double.
+TEST(Attention, LongContextRisingAndFallingScoresMatchDouble) {
+  const int n_kv_heads = 3, n_heads = 6, head_dim = 64, n_kv = 1000;
+  std::vector<std::vector<float>> keys, values;
+  std::vector<int32_t> positions(n_kv);
+  for (int j = 0; j < n_kv; ++j) positions[j] = j;
+  const std::vector<float> q = random_values(n_heads * head_dim, 5);
+  for (int g = 0; g < n_kv_heads; ++g) {
+    std::vector<float> k = random_values(n_kv * head_dim, 60 + g, 0.05f);
+    for (int j = 0; j < n_kv; ++j) {
+      // Head g's queries (2g, 2g + 1) get a score term along q of the first of them.
+      const float ramp = g == 0 ? 0.02f * j : g == 1 ? -0.02f * j : (j * 37 % 120) - 60.0f;
+      float qq = 0.0f;
+      for (int d = 0; d < head_dim; ++d) qq += q[2 * g * head_dim + d] * q[2 * g * head_dim + d];
+      for (int d = 0; d < head_dim; ++d) {
+        k[j * head_dim + d] += ramp * 8.0f * q[2 * g * head_dim + d] / qq;
+      }
+    }
+    keys.push_back(k);
+    values.push_back(random_values(n_kv * head_dim, 70 + g));
+  }
+  std::vector<KvHeadView> kv;
+  for (int g = 0; g < n_kv_heads; ++g) {
+    kv.push_back({keys[g].data(), values[g].data(), positions.data(), n_kv});
+  }
+  const float scale = 0.125f;
+  const int32_t q_pos = n_kv - 1;
+  std::vector<double> expected(q.size());
+  for (int h = 0; h < n_heads; ++h) {
+    const int g = h / 2;
+    std::vector<double> s(n_kv);
+    double mx = -INFINITY;
+    for (int j = 0; j < n_kv; ++j) {
+      double d = 0;
+      for (int k = 0; k < head_dim; ++k)
+        d += double{q[h * head_dim + k]} * keys[g][j * head_dim + k];
+      s[j] = d * scale;
+      mx = std::max(mx, s[j]);
+    }
+    double sum = 0;
+    for (int j = 0; j < n_kv; ++j) sum += std::exp(s[j] - mx);
+    for (int k = 0; k < head_dim; ++k) {
+      double o = 0;
+      for (int j = 0; j < n_kv; ++j) o += std::exp(s[j] - mx) / sum * values[g][j * head_dim + k];
+      expected[h * head_dim + k] = o;
+    }
+  }
+  for (KernelPath path :
+       {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512}) {
+    for (AttentionAlgorithm algo : kAlgorithms) {
+      ThreadPool pool(2);
+      std::vector<float> out(q.size(), NAN);
+      AttentionArgs args;
+      args.q = q.data();
+      args.q_positions = &q_pos;
+      args.n_tokens = 1;
+      args.n_heads = n_heads;
+      args.n_kv_heads = n_kv_heads;
+      args.head_dim = head_dim;
+      args.scale = scale;
+      args.kv = kv;
+      args.out = out.data();
+      attention(args, pool, path, algo);
+      for (size_t i = 0; i < out.size(); ++i) {
+        ASSERT_NEAR(out[i], expected[i], 1e-5)
+            << kernel_path_name(path) << " " << attention_algorithm_name(algo) << " " << i;
+      }
+    }
   }
 }
 

@@ -1,5 +1,5 @@
-// Forward pass of random-weight tiny llama and qwen2 models against a float64 reference, batch vs
-// one-token-at-a-time, and truncate + recompute.
+// Forward pass of random-weight tiny llama and qwen2 models against a float64 reference (with
+// either attention algorithm), batch vs one-token-at-a-time, and truncate + recompute.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -79,29 +79,35 @@ TEST_P(TinyModelTest, MatchesFloat64ReferenceOnEveryKernelPath) {
   for (kernels::KernelPath kernel_path :
        {kernels::KernelPath::kPortable, kernels::KernelPath::kPortableAvx512,
         kernels::KernelPath::kScalar}) {
-    ThreadPool pool(2);
-    kv::KvCache cache = m->make_cache(16);
-    std::vector<float> logits;
-    ForwardOptions opt;
-    opt.all_logits = true;
-    opt.kernel_path = kernel_path;
-    auto st = m->forward(tokens, cache, logits, pool, opt);
-    ASSERT_TRUE(st.has_value()) << st.error().message;
-    ASSERT_EQ(logits.size(), tokens.size() * static_cast<size_t>(s.n_vocab));
-    EXPECT_EQ(cache.n_tokens(), static_cast<int>(tokens.size()));
-    double worst = 0, worst_ambiguous = 0, scale = 0;
-    for (size_t t = 0; t < tokens.size(); ++t) {
-      for (int v = 0; v < s.n_vocab; ++v) {
-        const double e = expected[t][static_cast<size_t>(v)];
-        const double err = std::fabs(logits[t * s.n_vocab + v] - e);
-        (t < exact_until ? worst : worst_ambiguous) =
-            std::max(t < exact_until ? worst : worst_ambiguous, err);
-        scale = std::max(scale, std::fabs(e));
+    for (kernels::AttentionAlgorithm attention :
+         {kernels::AttentionAlgorithm::kSoftmaxRows, kernels::AttentionAlgorithm::kOnlineSoftmax}) {
+      const std::string where = str_cat(kernels::kernel_path_name(kernel_path), " kernels, ",
+                                        kernels::attention_algorithm_name(attention));
+      ThreadPool pool(2);
+      kv::KvCache cache = m->make_cache(16);
+      std::vector<float> logits;
+      ForwardOptions opt;
+      opt.all_logits = true;
+      opt.kernel_path = kernel_path;
+      opt.attention = attention;
+      auto st = m->forward(tokens, cache, logits, pool, opt);
+      ASSERT_TRUE(st.has_value()) << st.error().message;
+      ASSERT_EQ(logits.size(), tokens.size() * static_cast<size_t>(s.n_vocab));
+      EXPECT_EQ(cache.n_tokens(), static_cast<int>(tokens.size()));
+      double worst = 0, worst_ambiguous = 0, scale = 0;
+      for (size_t t = 0; t < tokens.size(); ++t) {
+        for (int v = 0; v < s.n_vocab; ++v) {
+          const double e = expected[t][static_cast<size_t>(v)];
+          const double err = std::fabs(logits[t * s.n_vocab + v] - e);
+          (t < exact_until ? worst : worst_ambiguous) =
+              std::max(t < exact_until ? worst : worst_ambiguous, err);
+          scale = std::max(scale, std::fabs(e));
+        }
       }
+      EXPECT_LE(worst, c.tol) << where;
+      EXPECT_LE(worst_ambiguous, c.loose_tol) << where;
+      EXPECT_GT(scale, 0.5);  // the logits are not trivially small
     }
-    EXPECT_LE(worst, c.tol) << kernels::kernel_path_name(kernel_path) << " kernels";
-    EXPECT_LE(worst_ambiguous, c.loose_tol) << kernels::kernel_path_name(kernel_path) << " kernels";
-    EXPECT_GT(scale, 0.5);  // the logits are not trivially small
   }
 }
 
