@@ -168,8 +168,10 @@ void bm_quantize(benchmark::State& state, TensorType type, int64_t n) {
   set_rate(state, "elem/s", static_cast<double>(n));
 }
 
-// One query token over `entries` cached keys/values per KV head (Llama-3.2-1B head layout).
-void bm_attention(benchmark::State& state, int entries, KernelPath path) {
+// `tokens` query tokens, the last ones of a causal sequence of `entries` cached keys/values per
+// KV head (Llama-3.2-1B head layout): 1 is a decode step, more a prompt chunk at that depth.
+void bm_attention(benchmark::State& state, int entries, int tokens, KernelPath path,
+                  pareto::kernels::AttentionAlgorithm algorithm) {
   constexpr int kHeads = 32, kKvHeads = 8, kHeadDim = 64;
   const size_t kv_size = static_cast<size_t>(entries) * kHeadDim;
   std::vector<std::vector<float>> keys, values;
@@ -184,13 +186,14 @@ void bm_attention(benchmark::State& state, int entries, KernelPath path) {
     kv.push_back({keys[static_cast<size_t>(h)].data(), values[static_cast<size_t>(h)].data(),
                   positions.data(), entries});
   }
-  const std::vector<float> q = random_floats(static_cast<size_t>(kHeads) * kHeadDim, 3);
+  const std::vector<float> q = random_floats(static_cast<size_t>(tokens) * kHeads * kHeadDim, 3);
   std::vector<float> out(q.size());
-  const int32_t q_position = entries - 1;
+  std::vector<int32_t> q_positions(static_cast<size_t>(tokens));
+  for (int t = 0; t < tokens; ++t) q_positions[static_cast<size_t>(t)] = entries - tokens + t;
   pareto::kernels::AttentionArgs args;
   args.q = q.data();
-  args.q_positions = &q_position;
-  args.n_tokens = 1;
+  args.q_positions = q_positions.data();
+  args.n_tokens = tokens;
   args.n_heads = kHeads;
   args.n_kv_heads = kKvHeads;
   args.head_dim = kHeadDim;
@@ -198,11 +201,13 @@ void bm_attention(benchmark::State& state, int entries, KernelPath path) {
   args.kv = kv;
   args.out = out.data();
   for (auto _ : state) {
-    pareto::kernels::attention(args, pool(), path);
+    pareto::kernels::attention(args, pool(), path, algorithm);
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  set_rate(state, "FLOP/s", 4.0 * entries * kHeadDim * kHeads);  // q.k and p.v, 2 FLOP each
+  // q.k and p.v, 2 FLOP each, over the visible entries.
+  set_rate(state, "FLOP/s",
+           4.0 * (static_cast<double>(entries) - (tokens - 1) / 2.0) * tokens * kHeadDim * kHeads);
   set_rate(state, "kv_B/s", 2.0 * static_cast<double>(kv_size * sizeof(float)) * kKvHeads);
 }
 
@@ -279,11 +284,18 @@ void register_all() {
       benchmark::RegisterBenchmark(name.c_str(), bm_quantize, type, n);
     }
   }
-  for (const int entries : {512, 2048}) {
-    for (const KernelPath path : paths) {
-      const std::string name = "attention/t1/kv" + std::to_string(entries) + "/" + path_label(path);
-      benchmark::RegisterBenchmark(name.c_str(), bm_attention, entries, path)
-          ->Unit(benchmark::kMicrosecond);
+  for (const int tokens : {1, 64}) {
+    for (const int entries : {512, 2048}) {
+      for (const KernelPath path : paths) {
+        for (const auto algorithm : {pareto::kernels::AttentionAlgorithm::kSoftmaxRows,
+                                     pareto::kernels::AttentionAlgorithm::kOnlineSoftmax}) {
+          const std::string name = "attention/t" + std::to_string(tokens) + "/kv" +
+                                   std::to_string(entries) + "/" + path_label(path) + "/" +
+                                   std::string(attention_algorithm_name(algorithm));
+          benchmark::RegisterBenchmark(name.c_str(), bm_attention, entries, tokens, path, algorithm)
+              ->Unit(benchmark::kMicrosecond);
+        }
+      }
     }
   }
   for (const int64_t rows : {1, 64}) {

@@ -94,7 +94,9 @@ async function timeGeneration(seq, depth, bos, n) {
 
 async function benchModel(llama, file, {pp, tg, repetitions, nThreads, depth = 0, flash = false}) {
   const model = await llama.loadModel({modelPath: file, useMmap: true});
-  const contextSize = depth + Math.max(pp, tg + 1, 32);
+  // Room beyond the tokens a test holds: a sequence that reaches the context size makes
+  // node-llama-cpp shift the context (erase and re-evaluate), which the timings must not include.
+  const contextSize = depth + Math.max(pp, tg + 1, 32) + 256;
   const context = await model.createContext({
     contextSize, batchSize: Math.max(pp, depth, 1), sequences: 1,
     threads: {ideal: nThreads, min: nThreads}, flashAttention: flash,

@@ -14,9 +14,11 @@
 // Block sum: W = 16 (AVX-512 order) reduce_add16 of the 16 values; W = 8 (AVX2 order) hsum8 of
 // p_i + p_{i+8}; scalar set: in entry order.
 //
-// GQA: the query heads that share a KV head (consecutive items of one token) are processed
-// together, block by block, so each key and value row is loaded from memory once for all of them.
-// Every head's arithmetic is the same whatever the grouping or the split into work items.
+// Work items are numbered KV head first: item = (kv_head * n_tokens + token) * group + i for query
+// head kv_head * group + i (group = n_heads / n_kv_heads). A range of items is processed block by
+// block, each block of keys and values read once for all its queries of a KV head (the query
+// heads that share it, GQA, and the consecutive tokens of a prompt), and kept in L1 meanwhile.
+// Every query's arithmetic is the same whatever the split into work items.
 // The sets differ only in how the vector work is done; SIMD forms are bit-identical to their
 // lane loops. The scalar set is the reference: plain dot, libm exp, separate multiply and add.
 #pragma once
@@ -28,7 +30,8 @@
 
 namespace pareto::kernels {
 
-inline constexpr int kOnlineBlock = 16;  // keys per block
+inline constexpr int kOnlineBlock = 16;   // keys per block
+inline constexpr int kOnlineQueries = 4;  // queries per accumulate call
 
 struct OnlineAttentionOps {
   // scores[m] = dot(keys[m * head_dim ..], q) for m < n_keys (n_keys <= kOnlineBlock).
@@ -38,10 +41,11 @@ struct OnlineAttentionOps {
   // the block sum, as the header describes.
   float (*softmax_block)(const float* scores, uint32_t visible, float scale, float* max,
                          float* rescale, float* p);
-  // acc *= rescale (skipped when it is 1); then for m < n in order acc += values[m] * p[m] (fused
-  // in the llama.cpp-order sets). acc [head_dim], values [n, head_dim].
-  void (*accumulate)(float* acc, float rescale, const float* values, const float* p, int n,
-                     int head_dim);
+  // For each of n_queries (<= kOnlineQueries) queries k: acc[k] *= rescale[k] (skipped when it
+  // is 1); then for m < n in order acc[k] += values[m] * p[k][m] (fused in the llama.cpp-order
+  // sets). acc[k] [head_dim], values [n, head_dim]. Several queries per call share the value loads.
+  void (*accumulate)(float* const* acc, const float* rescale, const float* values,
+                     const float* const* p, int n_queries, int n, int head_dim);
 };
 
 // The running maximum's update, shared by every set: *rescale = exp(*max - block_max) (libm)
@@ -54,7 +58,7 @@ inline void raise_max(float block_max, float* max, float* rescale) {
   }
 }
 
-// Outputs of work items [begin, end) (item = token * n_heads + head) with the given set's ops.
+// Outputs of work items [begin, end) (numbered as above) with the given set's ops.
 void online_attention_items(const AttentionArgs& a, int64_t begin, int64_t end,
                             const OnlineAttentionOps& ops);
 

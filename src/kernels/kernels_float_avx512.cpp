@@ -414,32 +414,69 @@ float online_softmax_block(const float* scores, uint32_t visible, float scale, f
   return avx512::hsum16(pv);
 }
 
-template <int kVecs>
-void online_accumulate_dims(float* acc, float rescale, const float* values, const float* p, int n,
-                            int hd, int d) {
-  __m512 a[kVecs];
-  for (int v = 0; v < kVecs; ++v) a[v] = _mm512_loadu_ps(acc + d + 16 * v);
-  if (rescale != 1.0f) {
-    const __m512 r = _mm512_set1_ps(rescale);
-    for (int v = 0; v < kVecs; ++v) a[v] = _mm512_mul_ps(a[v], r);
+// kQueries queries x kVecs vectors of 16 dims from d: the value loads are shared by the queries,
+// and their independent fma chains overlap.
+template <int kQueries, int kVecs>
+void online_accumulate_dims(float* const* accs, const float* rescale, const float* values,
+                            const float* const* ps, int n, int hd, int d) {
+  __m512 a[kQueries][kVecs];
+  for (int k = 0; k < kQueries; ++k) {
+    for (int v = 0; v < kVecs; ++v) a[k][v] = _mm512_loadu_ps(accs[k] + d + 16 * v);
+    if (rescale[k] != 1.0f) {
+      const __m512 r = _mm512_set1_ps(rescale[k]);
+      for (int v = 0; v < kVecs; ++v) a[k][v] = _mm512_mul_ps(a[k][v], r);
+    }
   }
   for (int m = 0; m < n; ++m) {
-    const __m512 w = _mm512_set1_ps(p[m]);
     const float* vr = values + static_cast<int64_t>(m) * hd + d;
-    for (int v = 0; v < kVecs; ++v) a[v] = _mm512_fmadd_ps(_mm512_loadu_ps(vr + 16 * v), w, a[v]);
+    __m512 x[kVecs];
+    for (int v = 0; v < kVecs; ++v) x[v] = _mm512_loadu_ps(vr + 16 * v);
+    for (int k = 0; k < kQueries; ++k) {
+      const __m512 w = _mm512_set1_ps(ps[k][m]);
+      for (int v = 0; v < kVecs; ++v) a[k][v] = _mm512_fmadd_ps(x[v], w, a[k][v]);
+    }
   }
-  for (int v = 0; v < kVecs; ++v) _mm512_storeu_ps(acc + d + 16 * v, a[v]);
+  for (int k = 0; k < kQueries; ++k) {
+    for (int v = 0; v < kVecs; ++v) _mm512_storeu_ps(accs[k] + d + 16 * v, a[k][v]);
+  }
 }
 
-void online_accumulate(float* acc, float rescale, const float* values, const float* p, int n,
-                       int hd) {
+template <int kQueries>
+void online_accumulate_queries(float* const* accs, const float* rescale, const float* values,
+                               const float* const* ps, int n, int hd) {
   int d = 0;
-  for (; d + 64 <= hd; d += 64) online_accumulate_dims<4>(acc, rescale, values, p, n, hd, d);
-  for (; d + 16 <= hd; d += 16) online_accumulate_dims<1>(acc, rescale, values, p, n, hd, d);
-  for (; d < hd; ++d) {
-    float x = rescale != 1.0f ? acc[d] * rescale : acc[d];
-    for (int m = 0; m < n; ++m) x = std::fma(values[static_cast<int64_t>(m) * hd + d], p[m], x);
-    acc[d] = x;
+  for (; d + 64 <= hd; d += 64) {
+    online_accumulate_dims<kQueries, 4>(accs, rescale, values, ps, n, hd, d);
+  }
+  for (; d + 16 <= hd; d += 16) {
+    online_accumulate_dims<kQueries, 1>(accs, rescale, values, ps, n, hd, d);
+  }
+  for (int k = 0; k < kQueries; ++k) {
+    for (int e = d; e < hd; ++e) {
+      float x = rescale[k] != 1.0f ? accs[k][e] * rescale[k] : accs[k][e];
+      for (int m = 0; m < n; ++m)
+        x = std::fma(values[static_cast<int64_t>(m) * hd + e], ps[k][m], x);
+      accs[k][e] = x;
+    }
+  }
+}
+
+void online_accumulate(float* const* accs, const float* rescale, const float* values,
+                       const float* const* ps, int n_queries, int n, int hd) {
+  static_assert(kOnlineQueries == 4);
+  switch (n_queries) {
+    case 4:
+      online_accumulate_queries<4>(accs, rescale, values, ps, n, hd);
+      break;
+    case 3:
+      online_accumulate_queries<3>(accs, rescale, values, ps, n, hd);
+      break;
+    case 2:
+      online_accumulate_queries<2>(accs, rescale, values, ps, n, hd);
+      break;
+    default:
+      online_accumulate_queries<1>(accs, rescale, values, ps, n, hd);
+      break;
   }
 }
 

@@ -344,8 +344,8 @@ void online_accumulate_dims(float* acc, float rescale, const float* values, cons
   for (int v = 0; v < kVecs; ++v) vst1q_f32(acc + d + 4 * v, a[v]);
 }
 
-void online_accumulate(float* acc, float rescale, const float* values, const float* p, int n,
-                       int hd) {
+void online_accumulate_one(float* acc, float rescale, const float* values, const float* p, int n,
+                           int hd) {
   int d = 0;
   for (; d + 32 <= hd; d += 32) online_accumulate_dims<8>(acc, rescale, values, p, n, hd, d);
   for (; d + 4 <= hd; d += 4) online_accumulate_dims<1>(acc, rescale, values, p, n, hd, d);
@@ -354,6 +354,12 @@ void online_accumulate(float* acc, float rescale, const float* values, const flo
     for (int m = 0; m < n; ++m) x = std::fma(values[static_cast<int64_t>(m) * hd + d], p[m], x);
     acc[d] = x;
   }
+}
+
+void online_accumulate(float* const* accs, const float* rescale, const float* values,
+                       const float* const* ps, int n_queries, int n, int hd) {
+  for (int k = 0; k < n_queries; ++k)
+    online_accumulate_one(accs[k], rescale[k], values, ps[k], n, hd);
 }
 
 template <int kKv>

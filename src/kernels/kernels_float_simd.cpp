@@ -353,8 +353,8 @@ PARETO_AVX2_TARGET void online_accumulate_dims(float* acc, float rescale, const 
   for (int v = 0; v < kVecs; ++v) _mm256_storeu_ps(acc + d + 8 * v, a[v]);
 }
 
-PARETO_AVX2_TARGET void online_accumulate(float* acc, float rescale, const float* values,
-                                          const float* p, int n, int hd) {
+PARETO_AVX2_TARGET void online_accumulate_one(float* acc, float rescale, const float* values,
+                                              const float* p, int n, int hd) {
   int d = 0;
   for (; d + 32 <= hd; d += 32) online_accumulate_dims<4>(acc, rescale, values, p, n, hd, d);
   for (; d + 8 <= hd; d += 8) online_accumulate_dims<1>(acc, rescale, values, p, n, hd, d);
@@ -363,6 +363,13 @@ PARETO_AVX2_TARGET void online_accumulate(float* acc, float rescale, const float
     for (int m = 0; m < n; ++m) x = std::fma(values[static_cast<int64_t>(m) * hd + d], p[m], x);
     acc[d] = x;
   }
+}
+
+PARETO_AVX2_TARGET void online_accumulate(float* const* accs, const float* rescale,
+                                          const float* values, const float* const* ps,
+                                          int n_queries, int n, int hd) {
+  for (int k = 0; k < n_queries; ++k)
+    online_accumulate_one(accs[k], rescale[k], values, ps[k], n, hd);
 }
 
 template <int kKv>

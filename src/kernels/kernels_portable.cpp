@@ -299,14 +299,17 @@ float online_softmax_block(const float* scores, uint32_t visible, float scale, f
   }
 }
 
-void online_accumulate(float* acc, float rescale, const float* values, const float* p, int n,
-                       int head_dim) {
-  if (rescale != 1.0f) {
-    for (int d = 0; d < head_dim; ++d) acc[d] *= rescale;
-  }
-  for (int m = 0; m < n; ++m) {
-    const float* v = values + static_cast<int64_t>(m) * head_dim;
-    for (int d = 0; d < head_dim; ++d) acc[d] = std::fma(v[d], p[m], acc[d]);
+void online_accumulate(float* const* accs, const float* rescale, const float* values,
+                       const float* const* ps, int n_queries, int n, int head_dim) {
+  for (int k = 0; k < n_queries; ++k) {
+    float* acc = accs[k];
+    if (rescale[k] != 1.0f) {
+      for (int d = 0; d < head_dim; ++d) acc[d] *= rescale[k];
+    }
+    for (int m = 0; m < n; ++m) {
+      const float* v = values + static_cast<int64_t>(m) * head_dim;
+      for (int d = 0; d < head_dim; ++d) acc[d] = std::fma(v[d], ps[k][m], acc[d]);
+    }
   }
 }
 

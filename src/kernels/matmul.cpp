@@ -212,8 +212,8 @@ void attention(const AttentionArgs& args, ThreadPool& pool, KernelPath path,
       algorithm == AttentionAlgorithm::kOnlineSoftmax ? set.attention_online : set.attention;
   const size_t n_items = static_cast<size_t>(args.n_tokens) * static_cast<size_t>(args.n_heads);
   // Dynamic chunks: in a causal batch later tokens attend to more entries (uneven items). The
-  // online form reads each KV row once for the query heads of its group within a chunk: whole
-  // groups per chunk.
+  // online form numbers items KV head first and reads each block of keys and values once per
+  // chunk (attention_online.h): whole groups of query heads per chunk.
   size_t chunk = chunk_items(static_cast<int64_t>(n_items), pool.size());
   if (algorithm == AttentionAlgorithm::kOnlineSoftmax) {
     const auto group = static_cast<size_t>(args.n_heads / args.n_kv_heads);
