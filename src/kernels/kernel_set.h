@@ -34,7 +34,8 @@ struct KernelSet {
   MatmulRowsFn matmul_q8_0;
   MatmulRowsFn matmul_q4_0;
   AttentionItemsFn attention;         // AttentionAlgorithm::kSoftmaxRows
-  AttentionItemsFn attention_online;  // AttentionAlgorithm::kOnlineSoftmax (attention_online.h)
+  // AttentionAlgorithm::kOnlineSoftmax; its items are numbered KV head first (attention_online.h).
+  AttentionItemsFn attention_online;
   // Width of the vector exp/silu: elementwise loops run full chunks of this many elements
   // through ggml's vector routine and the rest through libm, as the mirrored build does.
   int elementwise_width;
