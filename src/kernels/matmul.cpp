@@ -211,16 +211,28 @@ void attention(const AttentionArgs& args, ThreadPool& pool, KernelPath path,
   const AttentionItemsFn fn =
       algorithm == AttentionAlgorithm::kOnlineSoftmax ? set.attention_online : set.attention;
   const size_t n_items = static_cast<size_t>(args.n_tokens) * static_cast<size_t>(args.n_heads);
-  // Dynamic chunks: in a causal batch later tokens attend to more entries (uneven items). The
-  // online form numbers items KV head first and reads each block of keys and values once per
-  // chunk (attention_online.h): whole groups of query heads per chunk.
+  const auto group = static_cast<size_t>(args.n_heads / args.n_kv_heads);
+  // Dynamic chunks: in a causal batch later tokens attend to more entries (uneven items). Both
+  // forms walk KV head first, then tokens, so that one KV head's keys and values stay in L2 while
+  // the chunk's tokens use them (token first, every token would stream the whole layer's cache
+  // from L3 at long contexts). The online form numbers its items that way (attention_online.h);
+  // the score-row form gets one call per (KV head, token): its query heads.
   size_t chunk = chunk_items(static_cast<int64_t>(n_items), pool.size());
+  chunk = (chunk + group - 1) / group * group;
   if (algorithm == AttentionAlgorithm::kOnlineSoftmax) {
-    const auto group = static_cast<size_t>(args.n_heads / args.n_kv_heads);
-    chunk = (chunk + group - 1) / group * group;
+    pool.parallel_for_dynamic(n_items, chunk, [&](size_t begin, size_t end, int) {
+      fn(args, static_cast<int64_t>(begin), static_cast<int64_t>(end));
+    });
+    return;
   }
-  pool.parallel_for_dynamic(n_items, chunk, [&](size_t begin, size_t end, int) {
-    fn(args, static_cast<int64_t>(begin), static_cast<int64_t>(end));
+  const auto n_tokens = static_cast<size_t>(args.n_tokens);
+  pool.parallel_for_dynamic(n_items / group, chunk / group, [&](size_t begin, size_t end, int) {
+    for (size_t unit = begin; unit < end; ++unit) {
+      const size_t g = unit / n_tokens;
+      const size_t t = unit % n_tokens;
+      const auto first = static_cast<int64_t>(t * static_cast<size_t>(args.n_heads) + g * group);
+      fn(args, first, first + static_cast<int64_t>(group));
+    }
   });
 }
 
