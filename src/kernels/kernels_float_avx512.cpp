@@ -312,8 +312,10 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
   // batch: tinyBLAS (one accumulator of 16 lanes) over the stored entries.
   const int slots = single_query ? 64 : 16;
   const SlotSumsFn sums = slot_sums_for(hd / 16, std::make_integer_sequence<int, kMaxDimVectors>{});
-  std::vector<float> probs;
-  std::vector<float> acc(static_cast<size_t>(slots) * static_cast<size_t>(hd));
+  // Per worker thread, reused: the dispatcher calls once per (KV head, token).
+  thread_local std::vector<float> probs;
+  thread_local std::vector<float> acc;
+  acc.resize(static_cast<size_t>(slots) * static_cast<size_t>(hd));  // slot_sums writes it all
   for (int64_t item = begin; item < end; ++item) {
     const int64_t t = item / a.n_heads;
     const int h = static_cast<int>(item % a.n_heads);

@@ -236,8 +236,9 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
   // Single query: ggml_vec_dot_f32 over the padded entries (4 accumulators of W lanes);
   // batch: tinyBLAS (one accumulator of W lanes) over the stored entries.
   const int slots = single_query ? 4 * kW : kW;
-  std::vector<float> probs;
-  std::vector<float> acc;
+  // Per worker thread, reused: the dispatcher calls once per (KV head, token).
+  thread_local std::vector<float> probs;
+  thread_local std::vector<float> acc;
   for (int64_t item = begin; item < end; ++item) {
     const int64_t t = item / a.n_heads;
     const int h = static_cast<int>(item % a.n_heads);

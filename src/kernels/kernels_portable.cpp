@@ -215,7 +215,8 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
   constexpr int kW = P::kW;
   const int group = a.n_heads / a.n_kv_heads;
   const bool single_query = a.n_tokens == 1;
-  std::vector<float> probs;
+  // Per worker thread, reused: the dispatcher calls once per (KV head, token).
+  thread_local std::vector<float> probs;
   for (int64_t item = begin; item < end; ++item) {
     const int64_t t = item / a.n_heads;
     const int h = static_cast<int>(item % a.n_heads);

@@ -76,7 +76,8 @@ float dot_f32_bytes(const uint8_t* a, const uint8_t* b, int64_t n) {
 // normalize, then the probability-weighted sum of values.
 void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
   const int group = a.n_heads / a.n_kv_heads;
-  std::vector<float> probs;
+  // Per worker thread, reused: the dispatcher calls once per (KV head, token).
+  thread_local std::vector<float> probs;
   for (int64_t item = begin; item < end; ++item) {
     const int64_t t = item / a.n_heads;
     const int h = static_cast<int>(item % a.n_heads);

@@ -248,31 +248,24 @@ std::string case_name(const ::testing::TestParamInfo<ModelCase>& param_info) {
   return name;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    SharedOracle, OracleLogits,
-    ::testing::Values(
-        ModelCase{"stories260K", "models/stories260K/stories260K.gguf", 1e-3,
-                  Reference::kSharedOracle},
-        ModelCase{"stories260K-Q8_0", "models/stories260K/stories260K-Q8_0.gguf", 2e-2,
-                  Reference::kSharedOracle},
-        ModelCase{"stories260K-Q4_0", "models/stories260K/stories260K-Q4_0.gguf", 2e-2,
-                  Reference::kSharedOracle},
-        ModelCase{"pycode1m", "models/pycode/pycode1m.gguf", 1e-3, Reference::kSharedOracle},
-        ModelCase{"pycode7m", "models/pycode/pycode7m.gguf", 1e-3, Reference::kSharedOracle}),
-    case_name);
+// The shared oracle's models with their tolerances (F32: 1e-3; Q8_0/Q4_0: 2e-2).
+std::vector<ModelCase> shared_oracle_cases() {
+  return {
+      {"stories260K", "models/stories260K/stories260K.gguf", 1e-3, Reference::kSharedOracle},
+      {"stories260K-Q8_0", "models/stories260K/stories260K-Q8_0.gguf", 2e-2,
+       Reference::kSharedOracle},
+      {"stories260K-Q4_0", "models/stories260K/stories260K-Q4_0.gguf", 2e-2,
+       Reference::kSharedOracle},
+      {"pycode1m", "models/pycode/pycode1m.gguf", 1e-3, Reference::kSharedOracle},
+      {"pycode7m", "models/pycode/pycode7m.gguf", 1e-3, Reference::kSharedOracle},
+  };
+}
 
-INSTANTIATE_TEST_SUITE_P(
-    SharedOracle, OracleLogitsOnlineSoftmax,
-    ::testing::Values(
-        ModelCase{"stories260K", "models/stories260K/stories260K.gguf", 1e-3,
-                  Reference::kSharedOracle},
-        ModelCase{"stories260K-Q8_0", "models/stories260K/stories260K-Q8_0.gguf", 2e-2,
-                  Reference::kSharedOracle},
-        ModelCase{"stories260K-Q4_0", "models/stories260K/stories260K-Q4_0.gguf", 2e-2,
-                  Reference::kSharedOracle},
-        ModelCase{"pycode1m", "models/pycode/pycode1m.gguf", 1e-3, Reference::kSharedOracle},
-        ModelCase{"pycode7m", "models/pycode/pycode7m.gguf", 1e-3, Reference::kSharedOracle}),
-    case_name);
+INSTANTIATE_TEST_SUITE_P(SharedOracle, OracleLogits, ::testing::ValuesIn(shared_oracle_cases()),
+                         case_name);
+
+INSTANTIATE_TEST_SUITE_P(SharedOracle, OracleLogitsOnlineSoftmax,
+                         ::testing::ValuesIn(shared_oracle_cases()), case_name);
 
 INSTANTIATE_TEST_SUITE_P(
     Avx2Reference, OracleLogits,

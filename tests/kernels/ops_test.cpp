@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <random>
+#include <span>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -133,6 +134,23 @@ TEST(Ops, RopePairsAdjacentOrHalves) {
   EXPECT_FLOAT_EQ(neox[2], std::sin(1.0f));  // partner of dim 0 is dim 2
 }
 
+// Attention of n_tokens queries q [n_tokens, n_heads, head_dim] at q_pos over kv into out.
+AttentionArgs attention_args(const std::vector<float>& q, const int32_t* q_pos, int n_tokens,
+                             int n_heads, int head_dim, float scale, std::span<const KvHeadView> kv,
+                             std::vector<float>& out) {
+  AttentionArgs args;
+  args.q = q.data();
+  args.q_positions = q_pos;
+  args.n_tokens = n_tokens;
+  args.n_heads = n_heads;
+  args.n_kv_heads = static_cast<int>(kv.size());
+  args.head_dim = head_dim;
+  args.scale = scale;
+  args.kv = kv;
+  args.out = out.data();
+  return args;
+}
+
 constexpr AttentionAlgorithm kAlgorithms[] = {AttentionAlgorithm::kSoftmaxRows,
                                               AttentionAlgorithm::kOnlineSoftmax};
 
@@ -187,16 +205,8 @@ TEST(Attention, GqaCausalMatchesDoubleOnBothPaths) {
       for (AttentionAlgorithm algo : kAlgorithms) {
         ThreadPool pool(threads);
         std::vector<float> out(q.size(), NAN);
-        AttentionArgs args;
-        args.q = q.data();
-        args.q_positions = q_pos.data();
-        args.n_tokens = n_tokens;
-        args.n_heads = n_heads;
-        args.n_kv_heads = n_kv_heads;
-        args.head_dim = head_dim;
-        args.scale = scale;
-        args.kv = kv;
-        args.out = out.data();
+        const AttentionArgs args =
+            attention_args(q, q_pos.data(), n_tokens, n_heads, head_dim, scale, kv, out);
         attention(args, pool, path, algo);
         for (size_t i = 0; i < out.size(); ++i) {
           ASSERT_NEAR(out[i], expected[i], 2e-6)
@@ -221,16 +231,8 @@ TEST(Attention, FirstPositionCopiesItsValue) {
     for (AttentionAlgorithm algo : kAlgorithms) {
       ThreadPool pool(1);
       std::vector<float> out(4);
-      AttentionArgs args;
-      args.q = q.data();
-      args.q_positions = &q_pos;
-      args.n_tokens = 1;
-      args.n_heads = 1;
-      args.n_kv_heads = 1;
-      args.head_dim = head_dim;
-      args.scale = 0.5f;
-      args.kv = std::span<const KvHeadView>(&kv, 1);
-      args.out = out.data();
+      const AttentionArgs args =
+          attention_args(q, &q_pos, 1, 1, head_dim, 0.5f, std::span<const KvHeadView>(&kv, 1), out);
       attention(args, pool, path, algo);
       for (int k = 0; k < head_dim; ++k) EXPECT_EQ(out[k], values[k]);
     }
@@ -291,16 +293,7 @@ TEST(Attention, LongContextRisingAndFallingScoresMatchDouble) {
     for (AttentionAlgorithm algo : kAlgorithms) {
       ThreadPool pool(2);
       std::vector<float> out(q.size(), NAN);
-      AttentionArgs args;
-      args.q = q.data();
-      args.q_positions = &q_pos;
-      args.n_tokens = 1;
-      args.n_heads = n_heads;
-      args.n_kv_heads = n_kv_heads;
-      args.head_dim = head_dim;
-      args.scale = scale;
-      args.kv = kv;
-      args.out = out.data();
+      const AttentionArgs args = attention_args(q, &q_pos, 1, n_heads, head_dim, scale, kv, out);
       attention(args, pool, path, algo);
       for (size_t i = 0; i < out.size(); ++i) {
         ASSERT_NEAR(out[i], expected[i], 1e-5)
