@@ -4,8 +4,12 @@
 // kPortableAvx512 are portable C++ that reproduce llama.cpp's x86 AVX2 or AVX-512 summation orders
 // lane for lane, so that quantized models round their activations as llama.cpp does. Their SIMD
 // forms (AVX2, AVX-512, AArch64 NEON; kernel_set.h) keep that lane structure bit for bit.
+// kLlamacppAmx is the AVX-512 order with Q8_0 matrices summed as llama.cpp's AMX build
+// (ggml-cpu/amx, loaded on CPUs with AMX-INT8) sums them: one fma per 32-element block for the
+// matrices it takes into AMX (q8_0_order below).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -15,15 +19,32 @@ enum class KernelPath {
   kScalar,
   kPortable,        // llama.cpp's x86 AVX2 build order ("llamacpp-avx2")
   kPortableAvx512,  // llama.cpp's x86 AVX-512 build order ("llamacpp-avx512")
+  kLlamacppAmx,     // llama.cpp's x86 AMX build order ("llamacpp-amx")
 };
 
+// How a path sums the products of Q8_0 weights and Q8_0 activations, row by row:
+//   kLanes (llama.cpp's AVX2 / AVX-512 vec_dot): lane t of a block is the integer dot of elements
+//     4t..4t+3; acc[t] = fma(d_w * d_x, (float)lane_t, acc[t]); ggml::hsum8(acc) at the end.
+//   kBlock (llama.cpp's AMX build, its AMX tiles and its AVX-512 VNNI small-batch kernel alike):
+//     s_b is the integer dot of block b; acc = fma((float)s_b, d_w * d_x, acc) block after block.
+enum class Q8_0Order { kLanes, kBlock };
+// The order of a Q8_0 matrix of `rows` rows. llama.cpp's AMX build moves a matrix into its AMX
+// buffer (and so to the block order) only when its row count is a multiple of 32 (two 16-row
+// tiles); other matrices stay with the AVX-512 build's vec_dot, the lanes order.
+inline Q8_0Order q8_0_order(KernelPath path, int64_t rows) {
+  return path == KernelPath::kLlamacppAmx && rows % 32 == 0 ? Q8_0Order::kBlock : Q8_0Order::kLanes;
+}
+
 // kScalar when `force_scalar` is set or the environment has PARETO_SCALAR_KERNELS=1. Otherwise
-// PARETO_KERNELS=scalar|llamacpp-avx2|llamacpp-avx512 if set, else the order of the llama.cpp
-// build that llama.cpp itself would load on this CPU: AVX-512 order when the CPU has AVX-512F,
-// AVX2 order otherwise. Either way Pareto matches llama.cpp run on the same machine.
+// PARETO_KERNELS=scalar|llamacpp-avx2|llamacpp-avx512|llamacpp-amx if set, else the order of the
+// llama.cpp build that llama.cpp itself would load on this CPU: the AMX order when the CPU has
+// AMX-INT8 and AVX-512 VNNI (llama.cpp's "sapphirerapids" variant), the AVX-512 order when it has
+// AVX-512F, the AVX2 order otherwise. Either way Pareto matches llama.cpp run on the same machine.
 KernelPath select_kernel_path(bool force_scalar);
 std::string_view kernel_path_name(KernelPath path);
 // Parses a name as kernel_path_name prints it.
 std::optional<KernelPath> parse_kernel_path(std::string_view name);
+// Whether the CPU has AMX-INT8, AVX-512 F/BW/VL and AVX-512 VNNI (x86-64; false elsewhere).
+bool cpu_has_amx_int8();
 
 }  // namespace pareto::kernels

@@ -33,7 +33,7 @@ struct KernelSet {
   MatmulRowsFn matmul_bf16;
   MatmulRowsFn matmul_q8_0;
   MatmulRowsFn matmul_q4_0;
-  AttentionItemsFn attention;         // AttentionAlgorithm::kSoftmaxRows
+  AttentionItemsFn attention;  // AttentionAlgorithm::kSoftmaxRows
   // AttentionAlgorithm::kOnlineSoftmax; its items are numbered KV head first (attention_online.h).
   AttentionItemsFn attention_online;
   // Width of the vector exp/silu: elementwise loops run full chunks of this many elements
@@ -66,6 +66,8 @@ bool float_avx512_supported();
 const KernelSet& portable_neon_kernel_set();
 const KernelSet& portable_avx512_neon_kernel_set();
 bool float_neon_supported();
+// The AVX-512 order's set with Q8_0 in the block order (matmul.cpp; kernel_path.h).
+const KernelSet& llamacpp_amx_kernel_set();
 const KernelSet& kernel_set(KernelPath path);
 
 }  // namespace pareto::kernels

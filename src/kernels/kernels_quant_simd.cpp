@@ -138,9 +138,10 @@ inline void dot_lanes_tile(const WeightBlock* wb, const BlockQ8_0* const* xs, in
   for (int k = 0; k < NT; ++k) out[k] = hsum8(acc[k]);
 }
 
-// NT tokens against one Q4_0 weight row, repacked order.
-template <int NT>
-inline void dot_repacked_tile(const BlockQ4_0* wb, const BlockQ8_0* const* xs, int64_t n_blocks,
+// NT tokens against one Q4_0 weight row in the repacked order (or one Q8_0 row in the block
+// order: the same formula).
+template <int NT, class WeightBlock>
+inline void dot_repacked_tile(const WeightBlock* wb, const BlockQ8_0* const* xs, int64_t n_blocks,
                               float* out) {
   float acc[NT] = {};
   for (int64_t b = 0; b < n_blocks; ++b) {
@@ -167,8 +168,8 @@ inline __m256i hsum_i32_x8(const __m256i (&v)[8]) {
 // 8 Q4_0 rows x NT tokens, repacked order, as ggml_gemv/gemm_q4_0_8x8_q8_0 lay it out: one float
 // lane per row, acc[r] = fma((float)s_r, d_w[r] * d_x, acc[r]) block after block.
 // out[k * out_stride + r] for token k.
-template <int NT>
-inline void dot_repacked_8rows(const BlockQ4_0* const (&wb)[8], const BlockQ8_0* const* xs,
+template <int NT, class WeightBlock>
+inline void dot_repacked_8rows(const WeightBlock* const (&wb)[8], const BlockQ8_0* const* xs,
                                int64_t n_blocks, float* out, int64_t out_stride) {
   __m256 acc[NT];
   for (int k = 0; k < NT; ++k) acc[k] = _mm256_setzero_ps();
@@ -192,8 +193,9 @@ inline void dot_repacked_8rows(const BlockQ4_0* const (&wb)[8], const BlockQ8_0*
   for (int k = 0; k < NT; ++k) _mm256_storeu_ps(out + k * out_stride, acc[k]);
 }
 
-// Repacked Q4_0 rows in groups of 8 (llama.cpp repacks only when rows % 8 == 0); a partial group
-// at either end of the range goes row by row.
+// Repacked Q4_0 rows (or block-order Q8_0 rows) in groups of 8 (llama.cpp repacks Q4_0 only when
+// rows % 8 == 0); a partial group at either end of the range goes row by row.
+template <class WeightBlock>
 void rows_repacked_avx2(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
                         int64_t row_end, float* y) {
   const int64_t n_blocks = w.cols / kQuantBlock;
@@ -202,7 +204,7 @@ void rows_repacked_avx2(const WeightView& w, const PreparedActivations& x, int64
   const auto single_rows = [&](int64_t end) {
     float out[1];
     for (; r < end; ++r) {
-      const auto* wb = as_q4(w.row(r));
+      const auto* wb = reinterpret_cast<const WeightBlock*>(w.row(r));
       for (int64_t t = 0; t < x.n_tokens; ++t) {
         xs[0] = as_q8(x.row(t));
         dot_repacked_tile<1>(wb, xs, n_blocks, out);
@@ -212,8 +214,8 @@ void rows_repacked_avx2(const WeightView& w, const PreparedActivations& x, int64
   };
   single_rows(std::min(row_end, (row_begin + 7) / 8 * 8));
   for (; r + 8 <= row_end; r += 8) {
-    const BlockQ4_0* wb[8];
-    for (int i = 0; i < 8; ++i) wb[i] = as_q4(w.row(r + i));
+    const WeightBlock* wb[8];
+    for (int i = 0; i < 8; ++i) wb[i] = reinterpret_cast<const WeightBlock*>(w.row(r + i));
     int64_t t = 0;
     for (; t + kTokenTile <= x.n_tokens; t += kTokenTile) {
       for (int k = 0; k < kTokenTile; ++k) xs[k] = as_q8(x.row(t + k));
@@ -331,9 +333,9 @@ float dot_q4_0_lanes_ref(const uint8_t* w, const uint8_t* x, int64_t n) {
   return dot_lanes_ref(as_q4(w), as_q8(x), n / kQuantBlock);
 }
 
-float dot_q4_0_repacked_ref(const uint8_t* w, const uint8_t* x, int64_t n) {
-  const BlockQ4_0* wb = as_q4(w);
-  const BlockQ8_0* xb = as_q8(x);
+namespace {
+template <class WeightBlock>
+float dot_block_ref(const WeightBlock* wb, const BlockQ8_0* xb, int64_t n) {
   float acc = 0.0f;
   int8_t wq[kQuantBlock];
   for (int64_t b = 0; b < n / kQuantBlock; ++b) {
@@ -343,6 +345,15 @@ float dot_q4_0_repacked_ref(const uint8_t* w, const uint8_t* x, int64_t n) {
     acc = std::fma(static_cast<float>(s), f16_to_f32(wb[b].d) * f16_to_f32(xb[b].d), acc);
   }
   return acc;
+}
+}  // namespace
+
+float dot_q4_0_repacked_ref(const uint8_t* w, const uint8_t* x, int64_t n) {
+  return dot_block_ref(as_q4(w), as_q8(x), n);
+}
+
+float dot_q8_0_block_ref(const uint8_t* w, const uint8_t* x, int64_t n) {
+  return dot_block_ref(as_q8(w), as_q8(x), n);
 }
 
 void quantize_activations_q8_0_fast(const float* x, BlockQ8_0* y, int64_t n) {
@@ -385,6 +396,21 @@ float dot_q4_0_repacked_fast(const uint8_t* w, const uint8_t* x, int64_t n) {
   return dot_q4_0_repacked_ref(w, x, n);
 }
 
+float dot_q8_0_block_fast(const uint8_t* w, const uint8_t* x, int64_t n) {
+#ifdef PARETO_QUANT_SIMD_X86
+  if (has_avx2_fma_f16c()) return dot_avx2<true, BlockQ8_0>(w, x, n);
+#endif
+  return dot_q8_0_block_ref(w, x, n);
+}
+
+void matmul_q8_0_block_rows_fast(const WeightView& w, const PreparedActivations& x,
+                                 int64_t row_begin, int64_t row_end, float* y) {
+#ifdef PARETO_QUANT_SIMD_X86
+  if (has_avx2_fma_f16c()) return rows_repacked_avx2<BlockQ8_0>(w, x, row_begin, row_end, y);
+#endif
+  rows_ref<dot_q8_0_block_ref>(w, x, row_begin, row_end, y);
+}
+
 void matmul_q8_0_rows_fast(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
                            int64_t row_end, float* y) {
 #ifdef PARETO_QUANT_SIMD_X86
@@ -402,7 +428,7 @@ void matmul_q4_0_rows_fast(const WeightView& w, const PreparedActivations& x, in
   const bool repacked = w.rows % 8 == 0;
 #ifdef PARETO_QUANT_SIMD_X86
   if (has_avx2_fma_f16c()) {
-    return repacked ? rows_repacked_avx2(w, x, row_begin, row_end, y)
+    return repacked ? rows_repacked_avx2<BlockQ4_0>(w, x, row_begin, row_end, y)
                     : rows_avx2<false, BlockQ4_0>(w, x, row_begin, row_end, y);
   }
 #endif

@@ -29,15 +29,23 @@ void quantize_activations_q8_0_fast(const float* x, BlockQ8_0* y, int64_t n);
 float dot_q8_0_lanes_fast(const uint8_t* w, const uint8_t* x, int64_t n);
 float dot_q4_0_lanes_fast(const uint8_t* w, const uint8_t* x, int64_t n);
 float dot_q4_0_repacked_fast(const uint8_t* w, const uint8_t* x, int64_t n);
+// "block" (Q8_0Order::kBlock, kernel_path.h): the repacked order's formula for Q8_0 weights, as
+// llama.cpp's AMX build computes it.
+float dot_q8_0_block_fast(const uint8_t* w, const uint8_t* x, int64_t n);
 // The portable lane loops (the reference the fast versions are tested against).
 float dot_q8_0_lanes_ref(const uint8_t* w, const uint8_t* x, int64_t n);
 float dot_q4_0_lanes_ref(const uint8_t* w, const uint8_t* x, int64_t n);
 float dot_q4_0_repacked_ref(const uint8_t* w, const uint8_t* x, int64_t n);
+float dot_q8_0_block_ref(const uint8_t* w, const uint8_t* x, int64_t n);
 
 // MatmulRowsFn: Q8_0 weights x Q8_0 activations, lanes order. Streams each weight row once and
 // tiles up to 4 tokens per weight block load.
 void matmul_q8_0_rows_fast(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
                            int64_t row_end, float* y);
+// MatmulRowsFn: Q8_0 weights x Q8_0 activations, block order (AVX2 on x86; the reference loop
+// elsewhere). 8 rows x up to 4 tokens per step.
+void matmul_q8_0_block_rows_fast(const WeightView& w, const PreparedActivations& x,
+                                 int64_t row_begin, int64_t row_end, float* y);
 // MatmulRowsFn: Q4_0 weights x Q8_0 activations; repacked order when w.rows % 8 == 0 (llama.cpp
 // repacks such matrices on x86), lanes order otherwise.
 void matmul_q4_0_rows_fast(const WeightView& w, const PreparedActivations& x, int64_t row_begin,

@@ -13,6 +13,10 @@
 #include "kernels/quant.h"
 #include "kernels/quant_packed.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
+
 namespace pareto::kernels {
 
 KernelPath select_kernel_path(bool force_scalar) {
@@ -22,8 +26,10 @@ KernelPath select_kernel_path(bool force_scalar) {
   if (const char* name = std::getenv("PARETO_KERNELS"); name != nullptr && *name != '\0') {
     if (auto path = parse_kernel_path(name)) return *path;
     // An unknown name is a programming/configuration error of the caller's environment.
-    PARETO_CHECK_MSG(false, "PARETO_KERNELS must be scalar, llamacpp-avx2 or llamacpp-avx512");
+    PARETO_CHECK_MSG(
+        false, "PARETO_KERNELS must be scalar, llamacpp-avx2, llamacpp-avx512 or llamacpp-amx");
   }
+  if (cpu_has_amx_int8()) return KernelPath::kLlamacppAmx;
 #if defined(__x86_64__) || defined(__i386__)
   if (__builtin_cpu_supports("avx512f")) return KernelPath::kPortableAvx512;
 #endif
@@ -38,12 +44,15 @@ std::string_view kernel_path_name(KernelPath path) {
       return "llamacpp-avx2";
     case KernelPath::kPortableAvx512:
       return "llamacpp-avx512";
+    case KernelPath::kLlamacppAmx:
+      return "llamacpp-amx";
   }
   return "unknown";
 }
 
 std::optional<KernelPath> parse_kernel_path(std::string_view name) {
-  for (KernelPath p : {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512}) {
+  for (KernelPath p : {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512,
+                       KernelPath::kLlamacppAmx}) {
     if (kernel_path_name(p) == name) return p;
   }
   return std::nullopt;
@@ -57,8 +66,43 @@ const KernelSet& kernel_set(KernelPath path) {
       return portable_kernel_set();
     case KernelPath::kPortableAvx512:
       return portable_avx512_kernel_set();
+    case KernelPath::kLlamacppAmx:
+      return llamacpp_amx_kernel_set();
   }
   return portable_kernel_set();
+}
+
+bool cpu_has_amx_int8() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  const bool amx_int8 = (edx >> 25) & 1u;  // CPUID.(EAX=7,ECX=0):EDX[25]
+  return amx_int8 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
+const KernelSet& llamacpp_amx_kernel_set() {
+  // Only Q8_0 differs from the AVX-512 order: llama.cpp's AMX build runs F32/F16/BF16 and the
+  // attention through the same AVX-512 code, and its Q4_0 kernels sum one float per block, as
+  // the repacked Q4_0 order here does (Q4_0 matrices with rows % 8 != 0 keep the lanes order
+  // here; how the AMX build treats them is not checked). Its K-quant kernels have an order of
+  // their own that this path does not reproduce yet: they run in the AVX2 order (kquants.h).
+  static const KernelSet kSet = [] {
+    KernelSet set = portable_avx512_kernel_set();
+    set.name = "llamacpp-amx";
+    set.matmul_q8_0 = [](const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                         int64_t row_end, float* y) {
+      if (q8_0_order(KernelPath::kLlamacppAmx, w.rows) == Q8_0Order::kBlock) {
+        return matmul_q8_0_block_rows_fast(w, x, row_begin, row_end, y);
+      }
+      matmul_q8_0_rows_fast(w, x, row_begin, row_end, y);
+    };
+    return set;
+  }();
+  return kSet;
 }
 
 TensorType activation_type(TensorType weight_type) {
@@ -159,7 +203,7 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
     // Same results as the kernel-set entry, faster. The activation terms are computed once here
     // (the calling thread's storage is reused), not once per chunk.
     thread_local PackedActTerms storage_terms;
-    prepare_packed_terms(w.type, xa, w.cols, storage_terms);
+    prepare_packed_terms(w.type, xa, w.cols, storage_terms, q8_0_order(path, w.rows));
     const PackedActTerms& terms = storage_terms;  // the workers read this thread's copy
     // Chunks of whole multiples of 4 groups (items are groups here): the decode kernels interleave
     // 4 (Q4_0) or 2 (Q8_0) groups, and a chunk's leftover groups take the slower one-group path.

@@ -5,7 +5,8 @@
 // Q8_0 bytes w + 128); the accumulator starts at minus that offset. |dot| <= 32 * 128 * 127, far
 // from int32 limits. Float parts are those of the reference lane loops, per row:
 //   Q4_0 (repacked order): acc = fma((float)s_b, d_w * d_x, acc) over blocks b;
-//   Q8_0 (lanes order): acc[t] = fma(d_w * d_x, (float)lane_t, acc[t]), then hsum8(acc).
+//   Q8_0 (lanes order): acc[t] = fma(d_w * d_x, (float)lane_t, acc[t]), then hsum8(acc);
+//   Q8_0 (block order): as Q4_0, acc = fma((float)s_b, d_w * d_x, acc).
 // Built with -ffp-contract=off: nothing is fused beyond the fma intrinsics.
 #include <algorithm>
 #include <cstring>
@@ -70,8 +71,11 @@ inline __m512i act_group(const uint8_t* x_row, int64_t b, int g) {
 }
 
 void prepare_terms_avx512(TensorType type, const PreparedActivations& x, int64_t n_blocks,
-                          PackedActTerms& terms) {
-  const bool q8 = type == TensorType::Q8_0;
+                          Q8_0Order q8_order, PackedActTerms& terms) {
+  // Per-group terms only for the Q8_0 lanes order; one per block otherwise.
+  const bool q8 = type == TensorType::Q8_0 && q8_order == Q8_0Order::kLanes;
+  const int32_t block_offset = type == TensorType::Q8_0 ? -128 : -8;
+  terms.q8_order = q8_order;
   terms.dx.resize(static_cast<size_t>(x.n_tokens * n_blocks));
   terms.corr.resize(static_cast<size_t>(x.n_tokens * n_blocks * (q8 ? 8 : 1)));
   const __m256i ones = _mm256_set1_epi8(1);
@@ -94,7 +98,7 @@ void prepare_terms_avx512(TensorType type, const PreparedActivations& x, int64_t
         alignas(32) int32_t s[8];
         _mm256_store_si256(reinterpret_cast<__m256i*>(s), sums);
         terms.corr[static_cast<size_t>(i)] =
-            -8 * (s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7]);
+            block_offset * (s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7]);
       }
     }
   }
@@ -140,6 +144,37 @@ void q4_group(const uint8_t* qs, const uint16_t* d, int64_t n_blocks, const Toke
       }
       const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
       acc[k] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, _mm512_set1_ps(tt.dx[k][b])), acc[k]);
+    }
+  }
+  PARETO_UNROLL
+  for (int k = 0; k < NT; ++k) _mm512_storeu_ps(tt.y[k], acc[k]);
+}
+
+// One Q8_0 group x NT tokens, block order: q4_group's arithmetic over bytes w + 128.
+template <int NT>
+void q8_block_group(const uint8_t* qs, const uint16_t* d, int64_t n_blocks, const TokenTile& tt) {
+  __m512 acc[NT];
+  PARETO_UNROLL
+  for (int k = 0; k < NT; ++k) acc[k] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    prefetch(qs + 8 * b * packed::kVecBytes + kPrefetchBytes, 8);
+    if ((b & 1) == 0) prefetch(d + (b + kPrefetchBytes / (8 * packed::kVecBytes)) * kPackRows, 1);
+    __m512i w[8];  // k-group j of the 16 rows
+    PARETO_UNROLL
+    for (int j = 0; j < 8; ++j) w[j] = _mm512_load_si512(qs + (8 * b + j) * packed::kVecBytes);
+    const __m512 dw =
+        _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d + b * kPackRows)));
+    PARETO_UNROLL
+    for (int k = 0; k < NT; ++k) {
+      __m512i s0 = _mm512_set1_epi32(tt.corr[k][b]);
+      __m512i s1 = _mm512_setzero_si512();
+      PARETO_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        s0 = _mm512_dpbusd_epi32(s0, w[j], act_group(tt.x[k], b, j));
+        s1 = _mm512_dpbusd_epi32(s1, w[j + 4], act_group(tt.x[k], b, j + 4));
+      }
+      const __m512 sf = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+      acc[k] = _mm512_fmadd_ps(sf, _mm512_mul_ps(dw, _mm512_set1_ps(tt.dx[k][b])), acc[k]);
     }
   }
   PARETO_UNROLL
@@ -226,6 +261,42 @@ void q4_groups_decode(const uint8_t* qs0, int64_t group_bytes, int64_t qs_bytes,
 }
 
 template <int G>
+void q8_block_groups_decode(const uint8_t* qs0, int64_t group_bytes, int64_t qs_bytes,
+                            int64_t n_blocks, const TokenTile& tt) {
+  __m512 acc[G];
+  PARETO_UNROLL
+  for (int i = 0; i < G; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    __m512i x[8];
+    PARETO_UNROLL
+    for (int j = 0; j < 8; ++j) x[j] = act_group(tt.x[0], b, j);
+    const __m512 dx = _mm512_set1_ps(tt.dx[0][b]);
+    const __m512i corr = _mm512_set1_epi32(tt.corr[0][b]);
+    PARETO_UNROLL
+    for (int i = 0; i < G; ++i) {
+      const uint8_t* qs = qs0 + i * group_bytes;
+      const auto* d = reinterpret_cast<const uint16_t*>(qs + qs_bytes);
+      prefetch(qs + 8 * b * packed::kVecBytes + kPrefetchBytes, 8);
+      if ((b & 1) == 0) prefetch(d + (b + kPrefetchBytes / (8 * packed::kVecBytes)) * kPackRows, 1);
+      __m512i s0 = corr;
+      __m512i s1 = _mm512_setzero_si512();
+      PARETO_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        s0 = _mm512_dpbusd_epi32(s0, _mm512_load_si512(qs + (8 * b + j) * packed::kVecBytes), x[j]);
+        s1 = _mm512_dpbusd_epi32(s1, _mm512_load_si512(qs + (8 * b + j + 4) * packed::kVecBytes),
+                                 x[j + 4]);
+      }
+      const __m512 dw =
+          _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d + b * kPackRows)));
+      const __m512 sf = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+      acc[i] = _mm512_fmadd_ps(sf, _mm512_mul_ps(dw, dx), acc[i]);
+    }
+  }
+  PARETO_UNROLL
+  for (int i = 0; i < G; ++i) _mm512_storeu_ps(tt.y[0] + i * kPackRows, acc[i]);
+}
+
+template <int G>
 void q8_groups_decode(const uint8_t* qs0, int64_t group_bytes, int64_t qs_bytes, int64_t n_blocks,
                       const TokenTile& tt) {
   __m512 acc[G][8];
@@ -274,6 +345,11 @@ constexpr GroupFn q4_table(int nt, std::integer_sequence<int, NT...>) {
   return fns[nt - 1];
 }
 template <int... NT>
+constexpr GroupFn q8_block_table(int nt, std::integer_sequence<int, NT...>) {
+  constexpr GroupFn fns[] = {q8_block_group<NT + 1>...};
+  return fns[nt - 1];
+}
+template <int... NT>
 constexpr GroupFn q8_table(int nt, std::integer_sequence<int, NT...>) {
   constexpr GroupFn fns[] = {q8_group<NT + 1>...};
   return fns[nt - 1];
@@ -281,7 +357,9 @@ constexpr GroupFn q8_table(int nt, std::integer_sequence<int, NT...>) {
 
 void matmul_groups_avx512(const WeightView& w, const PreparedActivations& x,
                           const PackedActTerms& terms, int64_t g_begin, int64_t g_end, float* y) {
-  const bool q8 = w.type == TensorType::Q8_0;
+  // q8: the Q8_0 lanes order; Q4_0 and the Q8_0 block order share one structure.
+  const bool q8_block = w.type == TensorType::Q8_0 && terms.q8_order == Q8_0Order::kBlock;
+  const bool q8 = w.type == TensorType::Q8_0 && !q8_block;
   const int64_t n_blocks = w.cols / kQuantBlock;
   const int64_t corr_stride = n_blocks * (q8 ? 8 : 1);
   const int64_t group_bytes = packed::group_bytes(w.type, w.cols);
@@ -296,12 +374,13 @@ void matmul_groups_avx512(const WeightView& w, const PreparedActivations& x,
     const int64_t step = q8 ? kQ8DecodeGroups : kDecodeGroups;
     for (; g + step <= g_end; g += step) {
       tt.y[0] = y + g * kPackRows;
+      const uint8_t* qs = w.packed + g * group_bytes;
       if (q8) {
-        q8_groups_decode<kQ8DecodeGroups>(w.packed + g * group_bytes, group_bytes, qs_bytes,
-                                          n_blocks, tt);
+        q8_groups_decode<kQ8DecodeGroups>(qs, group_bytes, qs_bytes, n_blocks, tt);
+      } else if (q8_block) {
+        q8_block_groups_decode<kDecodeGroups>(qs, group_bytes, qs_bytes, n_blocks, tt);
       } else {
-        q4_groups_decode<kDecodeGroups>(w.packed + g * group_bytes, group_bytes, qs_bytes, n_blocks,
-                                        tt);
+        q4_groups_decode<kDecodeGroups>(qs, group_bytes, qs_bytes, n_blocks, tt);
       }
     }
   }
@@ -325,7 +404,9 @@ void matmul_groups_avx512(const WeightView& w, const PreparedActivations& x,
           tt.y[k] = y + (t + k) * w.rows + g * kPackRows;
         }
         const GroupFn fn = q8 ? q8_table(nt, std::make_integer_sequence<int, kQ8Tokens>())
-                              : q4_table(nt, std::make_integer_sequence<int, kQ4Tokens>());
+                           : q8_block
+                               ? q8_block_table(nt, std::make_integer_sequence<int, kQ4Tokens>())
+                               : q4_table(nt, std::make_integer_sequence<int, kQ4Tokens>());
         fn(qs, d, n_blocks, tt);
       }
     }
@@ -351,13 +432,15 @@ bool packed_kernels_supported() {
 }
 
 void prepare_packed_terms(TensorType weight_type, const PreparedActivations& x, int64_t cols,
-                          PackedActTerms& terms) {
+                          PackedActTerms& terms, [[maybe_unused]] Q8_0Order q8_order) {
   if (packed::packed_kquant(weight_type)) {
     return prepare_packed_kquant_terms(weight_type, x, cols, terms);
   }
   PARETO_CHECK(x.type == TensorType::Q8_0 && x.row_bytes == row_bytes(TensorType::Q8_0, cols));
 #ifdef PARETO_PACKED_X86
-  if (packed_kernels_supported()) return prepare_terms_avx512(weight_type, x, cols / 32, terms);
+  if (packed_kernels_supported()) {
+    return prepare_terms_avx512(weight_type, x, cols / 32, q8_order, terms);
+  }
 #endif
   PARETO_CHECK_MSG(false, "packed weights need AVX-512 VNNI");
 }
@@ -368,7 +451,8 @@ void matmul_groups(const WeightView& w, const PreparedActivations& x, const Pack
                    [[maybe_unused]] int64_t g_begin, [[maybe_unused]] int64_t g_end,
                    [[maybe_unused]] float* y) {
   const int64_t n_blocks = w.cols / kQuantBlock;
-  const auto per_token = static_cast<size_t>(n_blocks * (w.type == TensorType::Q8_0 ? 8 : 1));
+  const bool q8_lanes = w.type == TensorType::Q8_0 && terms.q8_order == Q8_0Order::kLanes;
+  const auto per_token = static_cast<size_t>(n_blocks * (q8_lanes ? 8 : 1));
   PARETO_CHECK(terms.dx.size() == static_cast<size_t>(x.n_tokens * n_blocks) &&
                terms.corr.size() == per_token * static_cast<size_t>(x.n_tokens));
 #ifdef PARETO_PACKED_X86

@@ -35,8 +35,11 @@ namespace {
 struct OracleCase {
   std::vector<int32_t> prompt_tokens;
   std::vector<int32_t> greedy_tokens;
-  // top_logits[i]: (token, logit) pairs before greedy_tokens[i] was chosen.
+  // top_logits[i]: (token, logit) pairs before greedy_tokens[i] was chosen; log-probabilities
+  // (logit minus the position's log-sum-exp) when `logprobs` (references made through
+  // node-llama-cpp, which gives probabilities only).
   std::vector<std::vector<std::pair<int32_t, float>>> top_logits;
+  bool logprobs = false;
 };
 
 std::vector<OracleCase> load_cases(const std::string& path) {
@@ -48,7 +51,8 @@ std::vector<OracleCase> load_cases(const std::string& path) {
     OracleCase oc;
     oc.prompt_tokens = c.at("prompt_tokens").get<std::vector<int32_t>>();
     oc.greedy_tokens = c.at("greedy_tokens").get<std::vector<int32_t>>();
-    for (const auto& position : c.at("top_logits")) {
+    oc.logprobs = c.contains("top_logprobs");
+    for (const auto& position : c.at(oc.logprobs ? "top_logprobs" : "top_logits")) {
       std::vector<std::pair<int32_t, float>> top;
       for (const auto& pair : position)
         top.emplace_back(pair.at(0).get<int32_t>(), pair.at(1).get<float>());
@@ -63,10 +67,15 @@ std::vector<OracleCase> load_oracle(const std::string& name) {
   return load_cases(test::shared_path("oracle/" + name + ".llamacpp.json"));
 }
 
-// This project's AVX2 reference (tests/differential/data), found beside this source file.
-std::string avx2_reference_path(const std::string& name) {
-  return (std::filesystem::path(__FILE__).parent_path() / "data" / (name + ".llamacpp-avx2.json"))
+// This project's references (tests/differential/data), found beside this source file: `build`
+// is avx2 or amx.
+std::string data_reference_path(const std::string& name, const std::string& build) {
+  return (std::filesystem::path(__FILE__).parent_path() / "data" /
+          (name + ".llamacpp-" + build + ".json"))
       .string();
+}
+std::string avx2_reference_path(const std::string& name) {
+  return data_reference_path(name, "avx2");
 }
 
 std::unique_ptr<model::Model> load_model(Result<formats::ModelFile> file) {
@@ -106,8 +115,16 @@ CaseResult run_case(
   if (!st) return {false, 0, 0, 0, {}};
   for (int i = 0; i < steps; ++i) {
     if (check_logits && i < static_cast<int>(oc.top_logits.size())) {
+      double log_sum_exp = 0;  // subtracted from our logits when the reference has log-probs
+      if (oc.logprobs) {
+        const double max = *std::max_element(logits.begin(), logits.end());
+        double sum = 0;
+        for (const float l : logits) sum += std::exp(static_cast<double>(l) - max);
+        log_sum_exp = max + std::log(sum);
+      }
       for (const auto& [token, expected] : oc.top_logits[static_cast<size_t>(i)]) {
-        const double err = std::fabs(logits[static_cast<size_t>(token)] - expected);
+        const double err = std::fabs(logits[static_cast<size_t>(token)] - log_sum_exp -
+                                     static_cast<double>(expected));
         r.max_logit_error = std::max(r.max_logit_error, err);
         ++r.logits_checked;
         if (err > tol) ++r.logits_off;
@@ -130,10 +147,10 @@ bool case_passed(const CaseResult& r) {
   return r.tokens_match && r.logits_off == 0 && r.logits_checked > 0;
 }
 
-enum class Reference { kSharedOracle, kAvx2 };
+enum class Reference { kSharedOracle, kAvx2, kAmx };
 
 struct ModelCase {
-  std::string name;  // oracle/<name>.llamacpp.json or data/<name>.llamacpp-avx2.json
+  std::string name;  // oracle/<name>.llamacpp.json or data/<name>.llamacpp-{avx2,amx}.json
   std::string gguf;  // models/...
   double tol;
   Reference reference;
@@ -145,9 +162,35 @@ void PrintTo(const ModelCase& mc, std::ostream* os) {
 
 std::vector<OracleCase> load_reference(const ModelCase& mc) {
   if (mc.reference == Reference::kSharedOracle) return load_oracle(mc.name);
-  const std::string path = avx2_reference_path(mc.name);
+  const std::string path =
+      data_reference_path(mc.name, mc.reference == Reference::kAvx2 ? "avx2" : "amx");
   EXPECT_TRUE(std::filesystem::exists(path)) << "missing reference: " << path;
   return load_cases(path);
+}
+
+// The kernel order of the llama.cpp build that made each reference.
+kernels::KernelPath reference_path(Reference reference) {
+  switch (reference) {
+    case Reference::kSharedOracle:
+      return kernels::KernelPath::kPortableAvx512;
+    case Reference::kAvx2:
+      return kernels::KernelPath::kPortable;
+    case Reference::kAmx:
+      return kernels::KernelPath::kLlamacppAmx;
+  }
+  return kernels::KernelPath::kPortable;
+}
+
+const char* reference_name(Reference reference) {
+  switch (reference) {
+    case Reference::kSharedOracle:
+      return "shared oracle";
+    case Reference::kAvx2:
+      return "AVX2 reference";
+    case Reference::kAmx:
+      return "AMX reference";
+  }
+  return "";
 }
 
 class OracleLogits : public ::testing::TestWithParam<ModelCase> {};
@@ -156,9 +199,7 @@ TEST_P(OracleLogits, GreedyTokensAndTopLogitsMatchLlamaCpp) {
   const ModelCase mc = GetParam();
   const auto cases = load_reference(mc);
   ASSERT_FALSE(cases.empty());
-  const kernels::KernelPath path = mc.reference == Reference::kSharedOracle
-                                       ? kernels::KernelPath::kPortableAvx512
-                                       : kernels::KernelPath::kPortable;
+  const kernels::KernelPath path = reference_path(mc.reference);
   auto m = load_model(formats::read_gguf(test::shared_path(mc.gguf)));
   ASSERT_NE(m, nullptr);
   ThreadPool pool(2);
@@ -175,11 +216,9 @@ TEST_P(OracleLogits, GreedyTokensAndTopLogitsMatchLlamaCpp) {
                     << " (max error " << r.max_logit_error << ")";
     if (ok) ++passed;
   }
-  std::cout << "[oracle] " << mc.name << " vs "
-            << (mc.reference == Reference::kSharedOracle ? "shared oracle" : "AVX2 reference")
-            << " with " << kernels::kernel_path_name(path) << " order: " << passed << "/"
-            << cases.size() << " cases passed (tolerance " << mc.tol << "), max |logit error| "
-            << worst << "\n";
+  std::cout << "[oracle] " << mc.name << " vs " << reference_name(mc.reference) << " with "
+            << kernels::kernel_path_name(path) << " order: " << passed << "/" << cases.size()
+            << " cases passed (tolerance " << mc.tol << "), max |logit error| " << worst << "\n";
   EXPECT_EQ(passed, static_cast<int>(cases.size()));
 }
 
@@ -211,10 +250,10 @@ double llamacpp_build_spread(const std::string& name) {
 // activation across a Q8_0 rounding boundary and shift logits by a tenth or more, as it does
 // between llama.cpp's own AVX2 and AVX-512 builds: their logits may differ from the oracle by no
 // more than those two builds differ from each other (llamacpp_build_spread).
-class OracleLogitsOnlineSoftmax : public ::testing::TestWithParam<ModelCase> {};
-
-TEST_P(OracleLogitsOnlineSoftmax, GreedyTokensAndTopLogitsStayWithinTolerance) {
-  const ModelCase mc = GetParam();
+// The same holds for the llamacpp-amx kernel order (Q8_0 summed one block at a time, as
+// llama.cpp's AMX build does; kernel_path.h): no reference file was made with that build.
+void expect_within_build_spread(const ModelCase& mc, kernels::KernelPath path,
+                                kernels::AttentionAlgorithm algorithm, const std::string& label) {
   const bool quantized = mc.tol > 1e-3;
   const double tol = quantized ? llamacpp_build_spread(mc.name) : mc.tol;
   const auto cases = load_reference(mc);
@@ -225,9 +264,7 @@ TEST_P(OracleLogitsOnlineSoftmax, GreedyTokensAndTopLogitsStayWithinTolerance) {
   int token_mismatches = 0;
   double worst = 0;
   for (size_t c = 0; c < cases.size(); ++c) {
-    const CaseResult r =
-        run_case(*m, cases[c], pool, tol, true, kernels::KernelPath::kPortableAvx512,
-                 kernels::AttentionAlgorithm::kOnlineSoftmax);
+    const CaseResult r = run_case(*m, cases[c], pool, tol, true, path, algorithm);
     EXPECT_TRUE(r.tokens_match) << mc.name << " case " << c << ": greedy tokens differ";
     EXPECT_GT(r.logits_checked, 0);
     EXPECT_EQ(r.logits_off, 0) << mc.name << " case " << c << ": " << r.logits_off << " of "
@@ -236,10 +273,25 @@ TEST_P(OracleLogitsOnlineSoftmax, GreedyTokensAndTopLogitsStayWithinTolerance) {
     token_mismatches += r.tokens_match ? 0 : 1;
     worst = std::max(worst, r.max_logit_error);
   }
-  std::cout << "[oracle] " << mc.name << " with online-softmax attention: greedy tokens differ in "
+  std::cout << "[oracle] " << mc.name << " with " << label << ": greedy tokens differ in "
             << token_mismatches << "/" << cases.size() << " cases; max |logit error| " << worst
             << " (bound " << tol << (quantized ? ", llama.cpp's AVX2 vs AVX-512 builds" : "")
             << ")\n";
+}
+
+class OracleLogitsOnlineSoftmax : public ::testing::TestWithParam<ModelCase> {};
+
+TEST_P(OracleLogitsOnlineSoftmax, GreedyTokensAndTopLogitsStayWithinTolerance) {
+  expect_within_build_spread(GetParam(), kernels::KernelPath::kPortableAvx512,
+                             kernels::AttentionAlgorithm::kOnlineSoftmax,
+                             "online-softmax attention");
+}
+
+class OracleLogitsAmxOrder : public ::testing::TestWithParam<ModelCase> {};
+
+TEST_P(OracleLogitsAmxOrder, GreedyTokensAndTopLogitsStayWithinTolerance) {
+  expect_within_build_spread(GetParam(), kernels::KernelPath::kLlamacppAmx,
+                             kernels::AttentionAlgorithm::kSoftmaxRows, "the llamacpp-amx order");
 }
 
 std::string case_name(const ::testing::TestParamInfo<ModelCase>& param_info) {
@@ -267,6 +319,9 @@ INSTANTIATE_TEST_SUITE_P(SharedOracle, OracleLogits, ::testing::ValuesIn(shared_
 INSTANTIATE_TEST_SUITE_P(SharedOracle, OracleLogitsOnlineSoftmax,
                          ::testing::ValuesIn(shared_oracle_cases()), case_name);
 
+INSTANTIATE_TEST_SUITE_P(SharedOracle, OracleLogitsAmxOrder,
+                         ::testing::ValuesIn(shared_oracle_cases()), case_name);
+
 INSTANTIATE_TEST_SUITE_P(
     Avx2Reference, OracleLogits,
     ::testing::Values(ModelCase{"stories260K", "models/stories260K/stories260K.gguf", 1e-3,
@@ -276,6 +331,43 @@ INSTANTIATE_TEST_SUITE_P(
                       ModelCase{"stories260K-Q4_0", "models/stories260K/stories260K-Q4_0.gguf",
                                 2e-2, Reference::kAvx2}),
     case_name);
+
+// llama.cpp's AMX build (its sapphirerapids CPU variant, AMX tiles for the Q8_0 / Q4_0 matrices
+// whose row count is a multiple of 32) on this project's Sapphire Rapids machine, through
+// node-llama-cpp (bench/llamacpp/reference.mjs; data/README.md): top-8 log-probabilities printed
+// to 1e-6, compared within 1e-4 for every model. The same node-llama-cpp build on a CPU without
+// AMX loads another variant, but the files hold what this build computed, so the check runs
+// anywhere.
+INSTANTIATE_TEST_SUITE_P(
+    AmxReference, OracleLogits,
+    ::testing::Values(ModelCase{"stories260K", "models/stories260K/stories260K.gguf", 1e-4,
+                                Reference::kAmx},
+                      ModelCase{"stories260K-Q8_0", "models/stories260K/stories260K-Q8_0.gguf",
+                                1e-4, Reference::kAmx},
+                      ModelCase{"stories260K-Q4_0", "models/stories260K/stories260K-Q4_0.gguf",
+                                1e-4, Reference::kAmx}),
+    case_name);
+
+// The AMX reference tells the orders apart: with the AVX-512 order (the shared oracle's) the Q8_0
+// model's log-probabilities are off by far more than that tolerance.
+TEST(OracleLogitsAmxReference, Avx512OrderDoesNotReproduceIt) {
+  const ModelCase mc{"stories260K-Q8_0", "models/stories260K/stories260K-Q8_0.gguf", 1e-4,
+                     Reference::kAmx};
+  const auto cases = load_reference(mc);
+  ASSERT_FALSE(cases.empty());
+  auto m = load_model(formats::read_gguf(test::shared_path(mc.gguf)));
+  ASSERT_NE(m, nullptr);
+  ThreadPool pool(2);
+  double worst = 0;
+  for (const OracleCase& oc : cases) {
+    worst = std::max(
+        worst,
+        run_case(*m, oc, pool, mc.tol, true, kernels::KernelPath::kPortableAvx512).max_logit_error);
+  }
+  std::cout << "[oracle] stories260K-Q8_0 vs AMX reference with llamacpp-avx512 order: max |error| "
+            << worst << "\n";
+  EXPECT_GT(worst, 1e-2);
+}
 
 struct Llama2cCase {
   std::string oracle;

@@ -1,6 +1,7 @@
 // matmul and get_rows for every weight type and kernel path against a double-precision reference
 // that applies the same activation rounding llama.cpp applies (Q8_0 blocks, F16, BF16).
 #include "kernels/matmul.h"
+#include "kernels/kernel_set.h"
 
 #include <algorithm>
 #include <cmath>
@@ -87,8 +88,8 @@ TEST_P(MatmulTest, MatchesDoubleReferenceOnEveryPath) {
         bound[t * c.rows + r] = 2.0 * static_cast<double>(c.cols) * 6e-8 * sum_abs + 1e-30;
       }
     }
-    for (KernelPath path :
-         {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512}) {
+    for (KernelPath path : {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512,
+                            KernelPath::kLlamacppAmx}) {
       for (int threads : {1, 3}) {
         ThreadPool pool(threads);
         std::vector<float> y(expected.size(), std::nanf(""));
@@ -132,7 +133,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{TensorType::F32, 37, 45}, Case{TensorType::F16, 37, 45},
                       Case{TensorType::BF16, 37, 45}, Case{TensorType::F32, 3, 7},
                       Case{TensorType::Q8_0, 37, 96}, Case{TensorType::Q4_0, 37, 96},
-                      Case{TensorType::Q8_0, 19, 32}, Case{TensorType::Q4_0, 53, 160}),
+                      Case{TensorType::Q8_0, 19, 32}, Case{TensorType::Q4_0, 53, 160},
+                      Case{TensorType::Q8_0, 64, 96}),
     [](const ::testing::TestParamInfo<Case>& param_info) {
       return std::string(type_name(param_info.param.type)) + "_" +
              std::to_string(param_info.param.rows) + "x" + std::to_string(param_info.param.cols);
@@ -153,8 +155,9 @@ TEST(Matmul, ScalarPathSelectedByOptionOrEnvironment) {
   ::unsetenv("PARETO_SCALAR_KERNELS");
   // Without a choice in the environment: the order of the llama.cpp build this CPU would load.
 #if defined(__x86_64__) || defined(__i386__)
-  const KernelPath native =
-      __builtin_cpu_supports("avx512f") ? KernelPath::kPortableAvx512 : KernelPath::kPortable;
+  const KernelPath native = cpu_has_amx_int8()                  ? KernelPath::kLlamacppAmx
+                            : __builtin_cpu_supports("avx512f") ? KernelPath::kPortableAvx512
+                                                                : KernelPath::kPortable;
 #else
   const KernelPath native = KernelPath::kPortable;  // no AVX-512 build of llama.cpp here
 #endif
@@ -164,6 +167,8 @@ TEST(Matmul, ScalarPathSelectedByOptionOrEnvironment) {
   ::unsetenv("PARETO_SCALAR_KERNELS");
   ::setenv("PARETO_KERNELS", "llamacpp-avx512", 1);
   EXPECT_EQ(select_kernel_path(false), KernelPath::kPortableAvx512);
+  ::setenv("PARETO_KERNELS", "llamacpp-amx", 1);
+  EXPECT_EQ(select_kernel_path(false), KernelPath::kLlamacppAmx);
   ::setenv("PARETO_KERNELS", "llamacpp-avx2", 1);
   EXPECT_EQ(select_kernel_path(false), KernelPath::kPortable);
   ::setenv("PARETO_KERNELS", "scalar", 1);
@@ -172,10 +177,32 @@ TEST(Matmul, ScalarPathSelectedByOptionOrEnvironment) {
 }
 
 TEST(Matmul, KernelPathNamesRoundTrip) {
-  for (KernelPath p : {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512}) {
+  for (KernelPath p : {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512,
+                       KernelPath::kLlamacppAmx}) {
     EXPECT_EQ(parse_kernel_path(kernel_path_name(p)), p);
+    EXPECT_EQ(kernel_set(p).name, kernel_path_name(p));
   }
   EXPECT_EQ(parse_kernel_path("avx3"), std::nullopt);
+}
+
+// The AMX order is the AVX-512 order but for Q8_0, which it sums one block at a time.
+TEST(Matmul, AmxOrderDiffersFromAvx512OnlyInQ8_0) {
+  const KernelSet& amx = kernel_set(KernelPath::kLlamacppAmx);
+  const KernelSet& avx512 = kernel_set(KernelPath::kPortableAvx512);
+  EXPECT_EQ(amx.matmul_f32, avx512.matmul_f32);
+  EXPECT_EQ(amx.matmul_f16, avx512.matmul_f16);
+  EXPECT_EQ(amx.matmul_bf16, avx512.matmul_bf16);
+  EXPECT_EQ(amx.matmul_q4_0, avx512.matmul_q4_0);
+  EXPECT_EQ(amx.attention, avx512.attention);
+  EXPECT_EQ(amx.attention_online, avx512.attention_online);
+  EXPECT_EQ(amx.elementwise_width, avx512.elementwise_width);
+  EXPECT_NE(amx.matmul_q8_0, avx512.matmul_q8_0);
+  // Block order only for the matrices llama.cpp's AMX build takes: rows % 32 == 0.
+  EXPECT_EQ(q8_0_order(KernelPath::kLlamacppAmx, 64), Q8_0Order::kBlock);
+  EXPECT_EQ(q8_0_order(KernelPath::kLlamacppAmx, 172), Q8_0Order::kLanes);
+  EXPECT_EQ(q8_0_order(KernelPath::kLlamacppAmx, 48), Q8_0Order::kLanes);
+  EXPECT_EQ(q8_0_order(KernelPath::kPortableAvx512, 64), Q8_0Order::kLanes);
+  EXPECT_EQ(q8_0_order(KernelPath::kPortable, 64), Q8_0Order::kLanes);
 }
 
 }  // namespace

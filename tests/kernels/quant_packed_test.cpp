@@ -56,15 +56,17 @@ std::string name(const Case& c) {
 }
 
 // y[t * rows + r] from the reference lane loop of the order matmul uses for this matrix.
-std::vector<float> reference(const WeightView& w, const std::vector<uint8_t>& xq,
-                             int64_t n_tokens) {
+std::vector<float> reference(const WeightView& w, const std::vector<uint8_t>& xq, int64_t n_tokens,
+                             Q8_0Order q8_order) {
   const int64_t xrow = row_bytes(TensorType::Q8_0, w.cols);
   std::vector<float> y(static_cast<size_t>(w.rows * n_tokens));
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t r = 0; r < w.rows; ++r) {
       const uint8_t* x = xq.data() + t * xrow;
       float v;
-      if (w.type == TensorType::Q8_0) {
+      if (w.type == TensorType::Q8_0 && q8_order == Q8_0Order::kBlock) {
+        v = dot_q8_0_block_ref(w.row(r), x, w.cols);
+      } else if (w.type == TensorType::Q8_0) {
         v = dot_q8_0_lanes_ref(w.row(r), x, w.cols);
       } else if (w.rows % 8 == 0) {
         v = dot_q4_0_repacked_ref(w.row(r), x, w.cols);
@@ -91,7 +93,8 @@ void expect_same_bits(const std::vector<float>& got, const std::vector<float>& w
 std::vector<Case> cases() {
   std::vector<Case> out;
   for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0}) {
-    for (int64_t rows : {16, 48, 40, 8}) {
+    for (int64_t rows :
+         {16, 48, 40, 8, 96}) {  // 96: 4 interleaved decode groups + 2; rows % 32 == 0
       for (int64_t cols : {32, 96, 2048}) {
         for (int64_t n_tokens : {1, 3, 4, 7, 17}) out.push_back({type, rows, cols, n_tokens});
       }
@@ -131,18 +134,21 @@ TEST(QuantPacked, RowsAreBitIdenticalToLaneLoops) {
                                 c.cols);
     }
     PreparedActivations xa{TensorType::Q8_0, xq.data(), xrow, c.n_tokens};
-    const auto want = reference(w, xq, c.n_tokens);
-
-    // The whole range, then ranges that start and end inside groups.
-    std::vector<float> y(want.size(), NAN);
-    matmul_packed_rows(w, xa, 0, c.rows, y.data());
-    expect_same_bits(y, want, name(c) + " full range");
-    std::vector<float> y2(want.size(), NAN);
-    const int64_t cut1 = std::min<int64_t>(5, c.rows), cut2 = std::min<int64_t>(37, c.rows);
-    matmul_packed_rows(w, xa, 0, cut1, y2.data());
-    matmul_packed_rows(w, xa, cut1, cut2, y2.data());
-    matmul_packed_rows(w, xa, cut2, c.rows, y2.data());
-    expect_same_bits(y2, want, name(c) + " split ranges");
+    for (Q8_0Order order : {Q8_0Order::kLanes, Q8_0Order::kBlock}) {
+      if (order == Q8_0Order::kBlock && c.type != TensorType::Q8_0) continue;
+      const std::string label = name(c) + (order == Q8_0Order::kBlock ? " block order" : "");
+      const auto want = reference(w, xq, c.n_tokens, order);
+      // The whole range, then ranges that start and end inside groups.
+      std::vector<float> y(want.size(), NAN);
+      matmul_packed_rows(w, xa, 0, c.rows, y.data(), order);
+      expect_same_bits(y, want, label + " full range");
+      std::vector<float> y2(want.size(), NAN);
+      const int64_t cut1 = std::min<int64_t>(5, c.rows), cut2 = std::min<int64_t>(37, c.rows);
+      matmul_packed_rows(w, xa, 0, cut1, y2.data(), order);
+      matmul_packed_rows(w, xa, cut1, cut2, y2.data(), order);
+      matmul_packed_rows(w, xa, cut2, c.rows, y2.data(), order);
+      expect_same_bits(y2, want, label + " split ranges");
+    }
   }
 }
 
@@ -222,8 +228,8 @@ TEST(QuantPacked, MatmulWithPackedEqualsMatmulWithout) {
       const auto xt = random_activations(c.cols, seed + static_cast<uint32_t>(t));
       std::copy(xt.begin(), xt.end(), x.begin() + t * c.cols);
     }
-    for (KernelPath path :
-         {KernelPath::kPortable, KernelPath::kPortableAvx512, KernelPath::kScalar}) {
+    for (KernelPath path : {KernelPath::kPortable, KernelPath::kPortableAvx512,
+                            KernelPath::kLlamacppAmx, KernelPath::kScalar}) {
       std::vector<float> want(static_cast<size_t>(c.rows * c.n_tokens), NAN);
       std::vector<float> got(want.size(), NAN);
       matmul(raw, x.data(), c.n_tokens, want.data(), pool, path);

@@ -83,6 +83,9 @@ TEST(QuantSimd, RowDotsAreBitIdenticalToLaneLoops) {
     EXPECT_EQ(dot_q8_0_lanes_fast(w8.data(), x.data(), n), q8) << n_blocks;
     EXPECT_EQ(dot_q4_0_lanes_fast(w4.data(), x.data(), n), q4) << n_blocks;
     EXPECT_EQ(dot_q4_0_repacked_fast(w4.data(), x.data(), n), q4r) << n_blocks;
+    const float q8b = dot_q8_0_block_ref(w8.data(), x.data(), n);
+    EXPECT_EQ(dot_q8_0_block_fast(w8.data(), x.data(), n), q8b) << n_blocks;
+    EXPECT_NEAR(q8, q8b, 1e-4 * (std::fabs(q8) + 1.0f));
     // The two Q4_0 orders are different roundings of the same sum: close, and not trivially 0.
     EXPECT_NEAR(q4, q4r, 1e-4 * (std::fabs(q4) + 1.0f));
   }
@@ -102,8 +105,10 @@ TEST(QuantSimd, MatmulRowsAreBitIdenticalToLaneLoops) {
     bool repacked;
   };
   const int64_t cols = 32 * 9;
+  // Q8_0 with `repacked`: the block order (the same formula).
   for (const Case c : {Case{TensorType::Q8_0, 13, false}, Case{TensorType::Q4_0, 13, false},
-                       Case{TensorType::Q4_0, 24, true}, Case{TensorType::Q4_0, 40, true}}) {
+                       Case{TensorType::Q4_0, 24, true}, Case{TensorType::Q4_0, 40, true},
+                       Case{TensorType::Q8_0, 13, true}, Case{TensorType::Q8_0, 40, true}}) {
     const auto wbytes = random_weights(c.type, c.rows, cols, 7);
     const WeightView w{c.type, wbytes.data(), c.rows, cols};
     for (int64_t n_tokens : {1, 3, 4, 5, 9}) {
@@ -114,7 +119,9 @@ TEST(QuantSimd, MatmulRowsAreBitIdenticalToLaneLoops) {
       // groups at both ends, whole groups of 8 between.
       const int64_t row_begin = 2;
       const int64_t row_end = c.rows == 40 ? 37 : c.rows;
-      if (c.type == TensorType::Q8_0) {
+      if (c.type == TensorType::Q8_0 && c.repacked) {
+        matmul_q8_0_block_rows_fast(w, x, row_begin, row_end, got.data());
+      } else if (c.type == TensorType::Q8_0) {
         matmul_q8_0_rows_fast(w, x, row_begin, row_end, got.data());
       } else {
         matmul_q4_0_rows_fast(w, x, row_begin, row_end, got.data());
@@ -127,7 +134,9 @@ TEST(QuantSimd, MatmulRowsAreBitIdenticalToLaneLoops) {
             continue;
           }
           float expected = 0.0f;
-          if (c.type == TensorType::Q8_0) {
+          if (c.type == TensorType::Q8_0 && c.repacked) {
+            expected = dot_q8_0_block_ref(w.row(r), x.row(t), cols);
+          } else if (c.type == TensorType::Q8_0) {
             expected = dot_q8_0_lanes_ref(w.row(r), x.row(t), cols);
           } else if (c.repacked) {
             expected = dot_q4_0_repacked_ref(w.row(r), x.row(t), cols);
