@@ -31,6 +31,13 @@ enum class Q8_0Order { kLanes, kBlock };
 // The order of a Q8_0 matrix of `rows` rows. llama.cpp's AMX build moves a matrix into its AMX
 // buffer (and so to the block order) only when its row count is a multiple of 32 (two 16-row
 // tiles); other matrices stay with the AVX-512 build's vec_dot, the lanes order.
+// Whether a path multiplies an F16 matrix of rows x cols by the F32 activations as they are
+// (KernelSet::matmul_f16_f32act) rather than rounded to F16 first: llama.cpp's AMX build does
+// for the F16 matrices its AMX buffer takes (rows % 32 == 0, cols % 16 == 0).
+inline bool f16_f32_activations(KernelPath path, int64_t rows, int64_t cols) {
+  return path == KernelPath::kLlamacppAmx && rows % 32 == 0 && cols % 16 == 0;
+}
+
 inline Q8_0Order q8_0_order(KernelPath path, int64_t rows) {
   return path == KernelPath::kLlamacppAmx && rows % 32 == 0 ? Q8_0Order::kBlock : Q8_0Order::kLanes;
 }

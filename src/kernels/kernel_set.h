@@ -33,6 +33,10 @@ struct KernelSet {
   MatmulRowsFn matmul_bf16;
   MatmulRowsFn matmul_q8_0;
   MatmulRowsFn matmul_q4_0;
+  // F16 weights x F32 activations left unrounded (x.type F32), tinyBLAS lanes for every token
+  // count: llama.cpp's AMX build for the F16 matrices it takes (f16_f32_activations,
+  // kernel_path.h). cols % 16 == 0.
+  MatmulRowsFn matmul_f16_f32act;
   AttentionItemsFn attention;  // AttentionAlgorithm::kSoftmaxRows
   // AttentionAlgorithm::kOnlineSoftmax; its items are numbered KV head first (attention_online.h).
   AttentionItemsFn attention_online;

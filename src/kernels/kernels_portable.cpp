@@ -143,6 +143,16 @@ float dot_f16_tinyblas(const uint8_t* w, const uint8_t* x, int64_t n) {
   return tinyblas_dot<P>(n, [&](int64_t i) { return std::pair{table[a[i]], table[b[i]]}; });
 }
 
+// llama.cpp's AMX build, F16 weights x F32 activations (tinygemm_kernel_avx): the tinyBLAS lanes
+// with the activations as they are (not rounded to F16), for every token count.
+template <class P>
+float dot_f16_f32act(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const float* table = f16_table();
+  const auto* a = reinterpret_cast<const uint16_t*>(w);
+  const auto* b = reinterpret_cast<const float*>(x);
+  return tinyblas_dot<P>(n, [&](int64_t i) { return std::pair{table[a[i]], b[i]}; });
+}
+
 // ggml_vec_dot_f16: the tail is summed in double.
 template <class P>
 float dot_f16_vec(const uint8_t* w, const uint8_t* x, int64_t n) {
@@ -330,6 +340,7 @@ const KernelSet& make_portable_kernel_set() {
       matmul_float_rows<P, dot_bf16_tinyblas<P>, dot_bf16_vec<P>>,
       matmul_q8_0_rows_fast,  // kernels_quant_simd.h: SIMD, bit-identical to the lane loops
       matmul_q4_0_rows_fast,
+      matmul_rows<dot_f16_f32act<P>>,
       attention_items<P>,
       attention_online_items<P>,
       P::kW,

@@ -33,6 +33,17 @@ float dot_half(const uint8_t* a, const uint8_t* b, int64_t n) {
   return sum;
 }
 
+// F16 weights x F32 activations (KernelSet::matmul_f16_f32act).
+float dot_f16_f32(const uint8_t* a, const uint8_t* b, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float v;
+    std::memcpy(&v, b + 4 * i, sizeof(v));
+    sum += f16_to_f32(load_u16(a + 2 * i)) * v;
+  }
+  return sum;
+}
+
 float dot_q8_0(const uint8_t* w, const uint8_t* x, int64_t n) {
   const auto* wb = reinterpret_cast<const BlockQ8_0*>(w);
   const auto* xb = reinterpret_cast<const BlockQ8_0*>(x);
@@ -164,6 +175,7 @@ const KernelSet& scalar_kernel_set() {
       matmul_rows<dot_half<bf16_to_f32>>,
       matmul_rows<dot_q8_0>,
       matmul_rows<dot_q4_0>,
+      matmul_rows<dot_f16_f32>,
       attention_items,
       attention_online_items,
       8,  // elementwise exp/silu as the AVX2 build (the scalar path changes sums, not ops)

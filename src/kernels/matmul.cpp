@@ -85,8 +85,9 @@ bool cpu_has_amx_int8() {
 }
 
 const KernelSet& llamacpp_amx_kernel_set() {
-  // Only Q8_0 differs from the AVX-512 order: llama.cpp's AMX build runs F32/F16/BF16 and the
-  // attention through the same AVX-512 code, and its Q4_0 kernels sum one float per block, as
+  // Only Q8_0 (and F16 through matmul_f16_f32act, chosen in matmul) differs from the AVX-512
+  // order: llama.cpp's AMX build runs F32/BF16, the F16 matrices its AMX buffer does not take and
+  // the attention through the same AVX-512 code, and its Q4_0 kernels sum one float per block, as
   // the repacked Q4_0 order here does (Q4_0 matrices with rows % 8 != 0 keep the lanes order
   // here; how the AMX build treats them is not checked). Its K-quant kernels have an order of
   // their own that this path does not reproduce yet: they run in the AVX2 order (kquants.h).
@@ -196,8 +197,9 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
   PARETO_CHECK(w.cols % traits(w.type).block_size == 0);
   if (n_tokens == 0 || w.rows == 0) return;
   std::vector<uint8_t> storage;
-  const PreparedActivations xa =
-      prepare_activations(activation_type(w.type), x, n_tokens, w.cols, storage, pool);
+  const bool f32act = w.type == TensorType::F16 && f16_f32_activations(path, w.rows, w.cols);
+  const PreparedActivations xa = prepare_activations(
+      f32act ? TensorType::F32 : activation_type(w.type), x, n_tokens, w.cols, storage, pool);
   const int64_t n_items = (w.rows + kRowsPerItem - 1) / kRowsPerItem;
   if (w.packed != nullptr && path != KernelPath::kScalar && packed_kernels_supported()) {
     // Same results as the kernel-set entry, faster. The activation terms are computed once here
@@ -217,7 +219,7 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
         });
     return;
   }
-  const MatmulRowsFn fn = rows_fn(path, w.type);
+  const MatmulRowsFn fn = f32act ? kernel_set(path).matmul_f16_f32act : rows_fn(path, w.type);
   pool.parallel_for_dynamic(static_cast<size_t>(n_items), chunk_items(n_items, pool.size()),
                             [&](size_t begin, size_t end, int) {
                               const int64_t row_begin = static_cast<int64_t>(begin) * kRowsPerItem;

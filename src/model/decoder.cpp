@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "base/aligned_vector.h"
 #include "kernels/attention.h"
 #include "kernels/ops.h"
 #include "model/decoder.h"
@@ -67,15 +68,15 @@ Status DecoderModel::forward(std::span<const int32_t> tokens, kv::KvCache& cache
   std::vector<int32_t> positions(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t) positions[t] = cache.n_tokens() + static_cast<int32_t>(t);
 
-  std::vector<float> x(static_cast<size_t>(n * dim));           // [n, dim] residual stream
-  std::vector<float> h(static_cast<size_t>(n * dim));           // [n, dim] normed input
-  std::vector<float> q(static_cast<size_t>(n * q_dim));         // [n, n_heads, head_dim]
-  std::vector<float> k(static_cast<size_t>(n * kv_dim));        // [n, n_kv_heads, head_dim]
-  std::vector<float> v(static_cast<size_t>(n * kv_dim));        // [n, n_kv_heads, head_dim]
-  std::vector<float> attn(static_cast<size_t>(n * q_dim));      // [n, n_heads, head_dim]
-  std::vector<float> proj(static_cast<size_t>(n * dim));        // [n, dim]
-  std::vector<float> gate(static_cast<size_t>(n * c.ffn_dim));  // [n, ffn_dim]
-  std::vector<float> up(static_cast<size_t>(n * c.ffn_dim));    // [n, ffn_dim]
+  AlignedVector<float> x(static_cast<size_t>(n * dim));           // [n, dim] residual stream
+  AlignedVector<float> h(static_cast<size_t>(n * dim));           // [n, dim] normed input
+  AlignedVector<float> q(static_cast<size_t>(n * q_dim));         // [n, n_heads, head_dim]
+  AlignedVector<float> k(static_cast<size_t>(n * kv_dim));        // [n, n_kv_heads, head_dim]
+  AlignedVector<float> v(static_cast<size_t>(n * kv_dim));        // [n, n_kv_heads, head_dim]
+  AlignedVector<float> attn(static_cast<size_t>(n * q_dim));      // [n, n_heads, head_dim]
+  AlignedVector<float> proj(static_cast<size_t>(n * dim));        // [n, dim]
+  AlignedVector<float> gate(static_cast<size_t>(n * c.ffn_dim));  // [n, ffn_dim]
+  AlignedVector<float> up(static_cast<size_t>(n * c.ffn_dim));    // [n, ffn_dim]
   std::vector<kernels::KvHeadView> kv_views(static_cast<size_t>(c.n_kv_heads));
 
   kernels::get_rows(weights_.token_embd, tokens, x.data());

@@ -72,6 +72,41 @@ TEST(FloatAvx512, MatmulsEqualLaneLoopsBitForBit) {
   }
 }
 
+// F16 weights x unrounded F32 activations (llamacpp-amx, KernelSet::matmul_f16_f32act), every
+// token count through the tinyBLAS lanes; activation rows at a 64-byte boundary and 4 bytes off
+// it (the kernel copies those to an aligned buffer).
+TEST(FloatAvx512, F16TimesF32ActivationsEqualLaneLoopsBitForBit) {
+  if (!float_avx512_supported()) GTEST_SKIP() << "no AVX-512 F/BW/VL";
+  for (int64_t rows : {1, 4, 5, 12, 37, 40}) {
+    for (int64_t cols : {16, 48, 64, 2048}) {
+      const auto w_vals = random_values(rows * cols, 300 + static_cast<uint32_t>(cols + rows));
+      const auto w_bytes = encode_rows(TensorType::F16, w_vals);
+      const WeightView w{TensorType::F16, w_bytes.data(), rows, cols};
+      for (int64_t tokens : {1, 2, 3, 7, 19, 31}) {
+        for (int64_t offset : {0, 1}) {
+          const auto x_vals = random_values(tokens * cols, 400 + static_cast<uint32_t>(tokens));
+          std::vector<float> storage(x_vals.size() + 32);
+          float* base = storage.data();
+          while (reinterpret_cast<uintptr_t>(base) % 64 != 0) ++base;
+          std::copy(x_vals.begin(), x_vals.end(), base + offset);
+          const PreparedActivations x{
+              TensorType::F32, reinterpret_cast<const uint8_t*>(base + offset), cols * 4, tokens};
+          std::vector<float> want(static_cast<size_t>(rows * tokens), NAN);
+          std::vector<float> got = want;
+          portable_avx512_lanes_kernel_set().matmul_f16_f32act(w, x, 0, rows, want.data());
+          const MatmulRowsFn fn = portable_avx512_native_kernel_set().matmul_f16_f32act;
+          const int64_t a = rows / 3, b = std::min(rows / 2 + 1, rows);
+          fn(w, x, 0, a, got.data());
+          fn(w, x, a, b, got.data());
+          fn(w, x, b, rows, got.data());
+          EXPECT_EQ(bits(got), bits(want))
+              << rows << "x" << cols << " tokens " << tokens << " offset " << offset;
+        }
+      }
+    }
+  }
+}
+
 TEST(FloatAvx512, AttentionEqualsLaneLoopsBitForBit) {
   if (!float_avx512_supported()) GTEST_SKIP() << "no AVX-512 F/BW/VL";
   const AttentionShape shapes[] = {

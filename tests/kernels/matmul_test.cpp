@@ -24,10 +24,12 @@ std::vector<float> random_values(int64_t n, uint32_t seed) {
   return v;
 }
 
-// The activation row as the dot product sees it, in double.
-std::vector<double> rounded_activations(TensorType weight_type, const float* x, int64_t n) {
+// The activation row as the dot product sees it, in double (`unrounded`: F32 as given, as the
+// llamacpp-amx path multiplies the F16 matrices llama.cpp's AMX build takes).
+std::vector<double> rounded_activations(TensorType weight_type, const float* x, int64_t n,
+                                        bool unrounded) {
   std::vector<double> out(static_cast<size_t>(n));
-  const TensorType at = activation_type(weight_type);
+  const TensorType at = unrounded ? TensorType::F32 : activation_type(weight_type);
   std::vector<float> tmp(static_cast<size_t>(n));
   if (at == TensorType::F32) {
     for (int64_t i = 0; i < n; ++i) out[i] = x[i];
@@ -72,24 +74,25 @@ TEST_P(MatmulTest, MatchesDoubleReferenceOnEveryPath) {
   }
 
   for (int64_t n_tokens : {int64_t{1}, int64_t{5}}) {
-    const auto x = random_values(n_tokens * c.cols, 20 + static_cast<uint32_t>(n_tokens));
-    std::vector<double> expected(static_cast<size_t>(n_tokens * c.rows));
-    std::vector<double> bound(expected.size());
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const auto xr = rounded_activations(c.type, x.data() + t * c.cols, c.cols);
-      for (int64_t r = 0; r < c.rows; ++r) {
-        double sum = 0, sum_abs = 0;
-        for (int64_t k = 0; k < c.cols; ++k) {
-          sum += w_deq[r * c.cols + k] * xr[k];
-          sum_abs += std::fabs(w_deq[r * c.cols + k] * xr[k]);
-        }
-        expected[t * c.rows + r] = sum;
-        // f32 accumulation of `cols` terms: at most ~cols * eps relative to the sum of |terms|.
-        bound[t * c.rows + r] = 2.0 * static_cast<double>(c.cols) * 6e-8 * sum_abs + 1e-30;
-      }
-    }
     for (KernelPath path : {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512,
                             KernelPath::kLlamacppAmx}) {
+      const auto x = random_values(n_tokens * c.cols, 20 + static_cast<uint32_t>(n_tokens));
+      const bool unrounded = c.type == TensorType::F16 && f16_f32_activations(path, c.rows, c.cols);
+      std::vector<double> expected(static_cast<size_t>(n_tokens * c.rows));
+      std::vector<double> bound(expected.size());
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        const auto xr = rounded_activations(c.type, x.data() + t * c.cols, c.cols, unrounded);
+        for (int64_t r = 0; r < c.rows; ++r) {
+          double sum = 0, sum_abs = 0;
+          for (int64_t k = 0; k < c.cols; ++k) {
+            sum += w_deq[r * c.cols + k] * xr[k];
+            sum_abs += std::fabs(w_deq[r * c.cols + k] * xr[k]);
+          }
+          expected[t * c.rows + r] = sum;
+          // f32 accumulation of `cols` terms: at most ~cols * eps relative to the sum of |terms|.
+          bound[t * c.rows + r] = 2.0 * static_cast<double>(c.cols) * 6e-8 * sum_abs + 1e-30;
+        }
+      }
       for (int threads : {1, 3}) {
         ThreadPool pool(threads);
         std::vector<float> y(expected.size(), std::nanf(""));
@@ -134,7 +137,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{TensorType::BF16, 37, 45}, Case{TensorType::F32, 3, 7},
                       Case{TensorType::Q8_0, 37, 96}, Case{TensorType::Q4_0, 37, 96},
                       Case{TensorType::Q8_0, 19, 32}, Case{TensorType::Q4_0, 53, 160},
-                      Case{TensorType::Q8_0, 64, 96}),
+                      Case{TensorType::Q8_0, 64, 96}, Case{TensorType::F16, 64, 48}),
     [](const ::testing::TestParamInfo<Case>& param_info) {
       return std::string(type_name(param_info.param.type)) + "_" +
              std::to_string(param_info.param.rows) + "x" + std::to_string(param_info.param.cols);
