@@ -112,60 +112,45 @@ struct TokenTile {
   float* y[kQ4Tokens];             // 16 outputs each
 };
 
-// One Q4_0 group x NT tokens, repacked order.
-template <int NT>
-void q4_group(const uint8_t* qs, const uint16_t* d, int64_t n_blocks, const TokenTile& tt) {
-  const __m512i low = _mm512_set1_epi8(0x0f);
-  __m512 acc[NT];
-  PARETO_UNROLL
-  for (int k = 0; k < NT; ++k) acc[k] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    prefetch(qs + 4 * b * packed::kVecBytes + kPrefetchBytes, 4);
-    if ((b & 1) == 0) prefetch(d + (b + kPrefetchBytes / (4 * packed::kVecBytes)) * kPackRows, 1);
-    // w[j]: k-group j (elements 4j..4j+3) of the 16 rows, nibbles 0..15.
-    __m512i w[8];
+// The 8 k-group weight vectors of block b of a group: Q4_0 (kQ8 false) unpacks 4 vectors of
+// nibbles (k-group j low, j + 4 high; 0..15); Q8_0 loads 8 vectors of bytes w + 128.
+template <bool kQ8>
+inline void block_weights(const uint8_t* qs, int64_t b, __m512i (&w)[8]) {
+  if constexpr (kQ8) {
+    PARETO_UNROLL
+    for (int j = 0; j < 8; ++j) w[j] = _mm512_load_si512(qs + (8 * b + j) * packed::kVecBytes);
+  } else {
+    const __m512i low = _mm512_set1_epi8(0x0f);
     PARETO_UNROLL
     for (int j = 0; j < 4; ++j) {
       const __m512i v = _mm512_load_si512(qs + (4 * b + j) * packed::kVecBytes);
       w[j] = _mm512_and_si512(v, low);
       w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
     }
+  }
+}
+
+// One group x NT tokens in the one-float-per-block order: Q4_0's repacked order, or the Q8_0
+// block order (kQ8), the same arithmetic over their integer block sums.
+template <bool kQ8, int NT>
+void block_order_group(const uint8_t* qs, const uint16_t* d, int64_t n_blocks,
+                       const TokenTile& tt) {
+  constexpr int kVecs = kQ8 ? 8 : 4;  // 64-byte vectors per block
+  __m512 acc[NT];
+  PARETO_UNROLL
+  for (int k = 0; k < NT; ++k) acc[k] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    prefetch(qs + kVecs * b * packed::kVecBytes + kPrefetchBytes, kVecs);
+    if ((b & 1) == 0) {
+      prefetch(d + (b + kPrefetchBytes / (kVecs * packed::kVecBytes)) * kPackRows, 1);
+    }
+    __m512i w[8];  // k-group j (elements 4j..4j+3) of the 16 rows
+    block_weights<kQ8>(qs, b, w);
     const __m512 dw =
         _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d + b * kPackRows)));
     PARETO_UNROLL
     for (int k = 0; k < NT; ++k) {
       // Two independent chains, summed exactly.
-      __m512i s0 = _mm512_set1_epi32(tt.corr[k][b]);
-      __m512i s1 = _mm512_setzero_si512();
-      PARETO_UNROLL
-      for (int j = 0; j < 4; ++j) {
-        s0 = _mm512_dpbusd_epi32(s0, w[j], act_group(tt.x[k], b, j));
-        s1 = _mm512_dpbusd_epi32(s1, w[j + 4], act_group(tt.x[k], b, j + 4));
-      }
-      const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-      acc[k] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, _mm512_set1_ps(tt.dx[k][b])), acc[k]);
-    }
-  }
-  PARETO_UNROLL
-  for (int k = 0; k < NT; ++k) _mm512_storeu_ps(tt.y[k], acc[k]);
-}
-
-// One Q8_0 group x NT tokens, block order: q4_group's arithmetic over bytes w + 128.
-template <int NT>
-void q8_block_group(const uint8_t* qs, const uint16_t* d, int64_t n_blocks, const TokenTile& tt) {
-  __m512 acc[NT];
-  PARETO_UNROLL
-  for (int k = 0; k < NT; ++k) acc[k] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    prefetch(qs + 8 * b * packed::kVecBytes + kPrefetchBytes, 8);
-    if ((b & 1) == 0) prefetch(d + (b + kPrefetchBytes / (8 * packed::kVecBytes)) * kPackRows, 1);
-    __m512i w[8];  // k-group j of the 16 rows
-    PARETO_UNROLL
-    for (int j = 0; j < 8; ++j) w[j] = _mm512_load_si512(qs + (8 * b + j) * packed::kVecBytes);
-    const __m512 dw =
-        _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d + b * kPackRows)));
-    PARETO_UNROLL
-    for (int k = 0; k < NT; ++k) {
       __m512i s0 = _mm512_set1_epi32(tt.corr[k][b]);
       __m512i s1 = _mm512_setzero_si512();
       PARETO_UNROLL
@@ -222,11 +207,12 @@ void q8_group(const uint8_t* qs, const uint16_t* d, int64_t n_blocks, const Toke
 
 // Decode (one token): G consecutive groups interleaved block by block, so that each thread keeps
 // G weight streams in flight (one stream per core leaves memory bandwidth unused) and the
-// activation broadcasts serve all G groups. Per row the same operations as q4_group / q8_group.
-template <int G>
-void q4_groups_decode(const uint8_t* qs0, int64_t group_bytes, int64_t qs_bytes, int64_t n_blocks,
-                      const TokenTile& tt) {
-  const __m512i low = _mm512_set1_epi8(0x0f);
+// activation broadcasts serve all G groups. Per row the same operations as block_order_group /
+// q8_group.
+template <bool kQ8, int G>
+void block_order_groups_decode(const uint8_t* qs0, int64_t group_bytes, int64_t qs_bytes,
+                               int64_t n_blocks, const TokenTile& tt) {
+  constexpr int kVecs = kQ8 ? 8 : 4;
   __m512 acc[G];
   PARETO_UNROLL
   for (int i = 0; i < G; ++i) acc[i] = _mm512_setzero_ps();
@@ -240,51 +226,18 @@ void q4_groups_decode(const uint8_t* qs0, int64_t group_bytes, int64_t qs_bytes,
     for (int i = 0; i < G; ++i) {
       const uint8_t* qs = qs0 + i * group_bytes;
       const auto* d = reinterpret_cast<const uint16_t*>(qs + qs_bytes);
-      prefetch(qs + 4 * b * packed::kVecBytes + kPrefetchBytes, 4);
-      if ((b & 1) == 0) prefetch(d + (b + kPrefetchBytes / (4 * packed::kVecBytes)) * kPackRows, 1);
-      __m512i s0 = corr;
-      __m512i s1 = _mm512_setzero_si512();
-      PARETO_UNROLL
-      for (int j = 0; j < 4; ++j) {
-        const __m512i v = _mm512_load_si512(qs + (4 * b + j) * packed::kVecBytes);
-        s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v, low), x[j]);
-        s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v, 4), low), x[j + 4]);
+      prefetch(qs + kVecs * b * packed::kVecBytes + kPrefetchBytes, kVecs);
+      if ((b & 1) == 0) {
+        prefetch(d + (b + kPrefetchBytes / (kVecs * packed::kVecBytes)) * kPackRows, 1);
       }
-      const __m512 dw =
-          _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d + b * kPackRows)));
-      const __m512 sf = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-      acc[i] = _mm512_fmadd_ps(sf, _mm512_mul_ps(dw, dx), acc[i]);
-    }
-  }
-  PARETO_UNROLL
-  for (int i = 0; i < G; ++i) _mm512_storeu_ps(tt.y[0] + i * kPackRows, acc[i]);
-}
-
-template <int G>
-void q8_block_groups_decode(const uint8_t* qs0, int64_t group_bytes, int64_t qs_bytes,
-                            int64_t n_blocks, const TokenTile& tt) {
-  __m512 acc[G];
-  PARETO_UNROLL
-  for (int i = 0; i < G; ++i) acc[i] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    __m512i x[8];
-    PARETO_UNROLL
-    for (int j = 0; j < 8; ++j) x[j] = act_group(tt.x[0], b, j);
-    const __m512 dx = _mm512_set1_ps(tt.dx[0][b]);
-    const __m512i corr = _mm512_set1_epi32(tt.corr[0][b]);
-    PARETO_UNROLL
-    for (int i = 0; i < G; ++i) {
-      const uint8_t* qs = qs0 + i * group_bytes;
-      const auto* d = reinterpret_cast<const uint16_t*>(qs + qs_bytes);
-      prefetch(qs + 8 * b * packed::kVecBytes + kPrefetchBytes, 8);
-      if ((b & 1) == 0) prefetch(d + (b + kPrefetchBytes / (8 * packed::kVecBytes)) * kPackRows, 1);
+      __m512i w[8];
+      block_weights<kQ8>(qs, b, w);
       __m512i s0 = corr;
       __m512i s1 = _mm512_setzero_si512();
       PARETO_UNROLL
       for (int j = 0; j < 4; ++j) {
-        s0 = _mm512_dpbusd_epi32(s0, _mm512_load_si512(qs + (8 * b + j) * packed::kVecBytes), x[j]);
-        s1 = _mm512_dpbusd_epi32(s1, _mm512_load_si512(qs + (8 * b + j + 4) * packed::kVecBytes),
-                                 x[j + 4]);
+        s0 = _mm512_dpbusd_epi32(s0, w[j], x[j]);
+        s1 = _mm512_dpbusd_epi32(s1, w[j + 4], x[j + 4]);
       }
       const __m512 dw =
           _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d + b * kPackRows)));
@@ -339,14 +292,9 @@ void q8_groups_decode(const uint8_t* qs0, int64_t group_bytes, int64_t qs_bytes,
 
 using GroupFn = void (*)(const uint8_t*, const uint16_t*, int64_t, const TokenTile&);
 
-template <int... NT>
-constexpr GroupFn q4_table(int nt, std::integer_sequence<int, NT...>) {
-  constexpr GroupFn fns[] = {q4_group<NT + 1>...};
-  return fns[nt - 1];
-}
-template <int... NT>
-constexpr GroupFn q8_block_table(int nt, std::integer_sequence<int, NT...>) {
-  constexpr GroupFn fns[] = {q8_block_group<NT + 1>...};
+template <bool kQ8, int... NT>
+constexpr GroupFn block_order_table(int nt, std::integer_sequence<int, NT...>) {
+  constexpr GroupFn fns[] = {block_order_group<kQ8, NT + 1>...};
   return fns[nt - 1];
 }
 template <int... NT>
@@ -378,9 +326,9 @@ void matmul_groups_avx512(const WeightView& w, const PreparedActivations& x,
       if (q8) {
         q8_groups_decode<kQ8DecodeGroups>(qs, group_bytes, qs_bytes, n_blocks, tt);
       } else if (q8_block) {
-        q8_block_groups_decode<kDecodeGroups>(qs, group_bytes, qs_bytes, n_blocks, tt);
+        block_order_groups_decode<true, kDecodeGroups>(qs, group_bytes, qs_bytes, n_blocks, tt);
       } else {
-        q4_groups_decode<kDecodeGroups>(qs, group_bytes, qs_bytes, n_blocks, tt);
+        block_order_groups_decode<false, kDecodeGroups>(qs, group_bytes, qs_bytes, n_blocks, tt);
       }
     }
   }
@@ -403,10 +351,10 @@ void matmul_groups_avx512(const WeightView& w, const PreparedActivations& x,
           tt.corr[k] = terms.corr.data() + (t + k) * corr_stride;
           tt.y[k] = y + (t + k) * w.rows + g * kPackRows;
         }
-        const GroupFn fn = q8 ? q8_table(nt, std::make_integer_sequence<int, kQ8Tokens>())
-                           : q8_block
-                               ? q8_block_table(nt, std::make_integer_sequence<int, kQ4Tokens>())
-                               : q4_table(nt, std::make_integer_sequence<int, kQ4Tokens>());
+        const auto tiles = std::make_integer_sequence<int, kQ4Tokens>();
+        const GroupFn fn = q8         ? q8_table(nt, std::make_integer_sequence<int, kQ8Tokens>())
+                           : q8_block ? block_order_table<true>(nt, tiles)
+                                      : block_order_table<false>(nt, tiles);
         fn(qs, d, n_blocks, tt);
       }
     }
