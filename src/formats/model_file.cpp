@@ -293,6 +293,17 @@ bool ModelFile::release_pages(const void* p, size_t n) const {
   return false;
 }
 
+bool ModelFile::is_mapped(const void* p, size_t n) const {
+  const auto* first = static_cast<const uint8_t*>(p);
+  for (const auto& map : maps_) {
+    if (map && first >= map->data() && n <= map->size() &&
+        static_cast<size_t>(first - map->data()) <= map->size() - n) {
+      return true;
+    }
+  }
+  return false;
+}
+
 uint64_t ModelFile::data_bytes() const {
   uint64_t total = 0;
   for (const auto& t : tensors_) total += t.nbytes;

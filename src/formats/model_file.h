@@ -136,6 +136,8 @@ class ModelFile {
   // MappedFile::release_pages on the mapping that holds [p, p + n); false when none does (e.g. a
   // llama2.c file's converted tensors, which live on the heap).
   bool release_pages(const void* p, size_t n) const;
+  // Whether [p, p + n) lies inside one of this file's mappings (not a converted heap tensor).
+  bool is_mapped(const void* p, size_t n) const;
 
  private:
   std::string path_;

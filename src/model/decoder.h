@@ -12,7 +12,8 @@
 
 namespace pareto::model::detail {
 
-// One transformer block's weights: matrices are views into the mapped file; vectors are F32.
+// One transformer block's weights: matrices are views into the mapped file or into the copies
+// DecoderWeights::packed owns (decoder_load.cpp); vectors are F32.
 struct LayerWeights {
   const float* attn_norm = nullptr;  // [dim]
   kernels::WeightView attn_q;        // [n_heads * head_dim, dim]
@@ -33,7 +34,8 @@ struct DecoderWeights {
   const float* output_norm = nullptr;  // [dim]
   kernels::WeightView output;          // [n_vocab, dim]; token_embd's data when tied
   std::vector<LayerWeights> layers;
-  // Packed copies the views' `packed` pointers point into (heap: stable when moved).
+  // Packed copies the views' `packed` pointers point into, and plain copies of the other
+  // matrices that their `data` then points into (heap: stable when moved).
   std::vector<kernels::PackedWeights> packed;
 };
 

@@ -1,4 +1,5 @@
 // Hyperparameters and weight binding of llama-family files, validated before any use.
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -79,18 +80,8 @@ class TensorBinder {
   const formats::ModelFile& file_;
 };
 
-// Packs each Q4_0 / Q8_0 / Q4_K / Q6_K matrix once (the tied output shares token_embd's data: one
-// copy) for the AVX-512 VNNI kernels, then drops the raw pages of the packed rows from RSS so that
-// the process holds about one copy of the weights; they refault from the page cache if read again
-// (rows after the last 16-row group, the scalar path; get_rows reads the packed copy). Skipped when
-// the environment selects the scalar kernels, or with PARETO_PACKED_WEIGHTS=0 (to compare against
-// the raw kernels).
-void pack_matrices(const formats::ModelFile& file, DecoderWeights& w) {
-  if (kernels::select_kernel_path(false) == kernels::KernelPath::kScalar) return;
-  if (const char* env = std::getenv("PARETO_PACKED_WEIGHTS"); env && std::strcmp(env, "0") == 0) {
-    return;
-  }
-  if (!kernels::packed_kernels_supported()) return;
+// The weight matrices in the order one decode step reads them.
+std::vector<kernels::WeightView*> matrices_in_read_order(DecoderWeights& w) {
   std::vector<kernels::WeightView*> views;
   for (LayerWeights& l : w.layers) {
     for (kernels::WeightView* v :
@@ -99,6 +90,16 @@ void pack_matrices(const formats::ModelFile& file, DecoderWeights& w) {
     }
   }
   views.push_back(&w.output);
+  return views;
+}
+
+// Packs each Q4_0 / Q8_0 / Q4_K / Q6_K matrix once (the tied output shares token_embd's data: one
+// copy) for the AVX-512 VNNI kernels, then drops the raw pages of the packed rows from RSS so that
+// the process holds about one copy of the weights; they refault from the page cache if read again
+// (rows after the last 16-row group, the scalar path; get_rows reads the packed copy).
+void pack_matrices(const formats::ModelFile& file, DecoderWeights& w) {
+  if (!kernels::packed_kernels_supported()) return;
+  const std::vector<kernels::WeightView*> views = matrices_in_read_order(w);
   // One buffer for every packed matrix (huge pages, see PackedWeights), matrices at 64-byte
   // aligned offsets in the order decode reads them. A matrix seen twice (tied) is packed once.
   std::map<const uint8_t*, size_t> offset;  // raw data -> offset of its packed copy
@@ -126,6 +127,77 @@ void pack_matrices(const formats::ModelFile& file, DecoderWeights& w) {
   w.packed.push_back(std::move(arena));
   // Tied output: get_rows reads the embedding rows from the packed copy, not the released pages.
   if (w.token_embd.data == w.output.data) w.token_embd.packed = w.output.packed;
+}
+
+// Copies the mapped matrices that were not packed (F32, F16, BF16, Q5_K, Q4_0 with rows % 8 != 0,
+// any type without AVX-512 VNNI) byte for byte into one huge-page buffer, in read order, and
+// drops their file pages from RSS. Same bytes, same kernels: only the pages differ. A mapped file
+// sits on 4 KiB pages; decode streams every weight once per token, and at 2.5 GB per token (F16
+// at the Llama-3.2-1B shape) the TLB misses cost about 9% of decode speed (docs/benchmarks.md).
+// Copies n mapped bytes to dst in chunks of about 8 MiB, releasing each chunk's file pages once
+// copied, so that the two copies of a large matrix (the output: 525 MB at F16) are never resident
+// together. Chunks end on page boundaries, so their released interiors tile the range.
+void copy_releasing(const formats::ModelFile& file, const uint8_t* mapped, size_t n, uint8_t* dst) {
+  constexpr uintptr_t kChunk = uintptr_t{8} << 20, kPage = 4096;
+  const uint8_t* p = mapped;
+  const uint8_t* const end = mapped + n;
+  while (p < end) {
+    const uint8_t* next = end;
+    if (static_cast<size_t>(end - p) > kChunk) {
+      const uintptr_t cut = (reinterpret_cast<uintptr_t>(p) + kChunk) & ~(kPage - 1);
+      next = mapped + (cut - reinterpret_cast<uintptr_t>(mapped));
+    }
+    std::memcpy(dst + (p - mapped), p, static_cast<size_t>(next - p));
+    file.release_pages(p, static_cast<size_t>(next - p));
+    p = next;
+  }
+}
+
+void copy_unpacked_matrices(const formats::ModelFile& file, DecoderWeights& w) {
+  const std::vector<kernels::WeightView*> views = matrices_in_read_order(w);
+  const auto bytes = [](const kernels::WeightView& v) {
+    return static_cast<size_t>(v.rows * v.row_bytes());
+  };
+  const auto wanted = [&](const kernels::WeightView& v) {
+    return v.packed == nullptr && file.is_mapped(v.data, bytes(v));
+  };
+  std::map<const uint8_t*, size_t> offset;  // mapped data -> offset of its copy
+  size_t total = 0;
+  for (const kernels::WeightView* v : views) {
+    if (!wanted(*v) || offset.count(v->data) != 0) continue;
+    offset[v->data] = total;
+    total += (bytes(*v) + 63) / 64 * 64;
+  }
+  if (total == 0) return;
+  kernels::PackedWeights arena = kernels::PackedWeights::allocate(total);
+  if (arena.empty()) return;  // out of memory: the kernels read the mapping instead
+  std::map<const uint8_t*, const uint8_t*> moved;  // mapped data -> its copy
+  for (kernels::WeightView* v : views) {
+    const auto it = offset.find(v->data);
+    if (it == offset.end()) continue;
+    const uint8_t* mapped = v->data;
+    uint8_t* dst = arena.mutable_data() + it->second;
+    if (moved.try_emplace(mapped, dst).second) {
+      copy_releasing(file, mapped, bytes(*v), dst);
+      std::memset(dst + bytes(*v), 0, (bytes(*v) + 63) / 64 * 64 - bytes(*v));  // defined padding
+    }
+    if (w.token_embd.data == mapped) w.token_embd.data = dst;  // tied: get_rows reads the copy
+    v->data = dst;
+  }
+  w.packed.push_back(std::move(arena));
+}
+
+// Puts the matrices where the fast kernels read them best: packed, or copied onto huge pages.
+// Skipped when the environment selects the scalar kernels, or with PARETO_PACKED_WEIGHTS=0 (the
+// kernels then read the mapped file as it is: to compare against the raw kernels, or to keep one
+// shared copy in the page cache).
+void place_matrices(const formats::ModelFile& file, DecoderWeights& w) {
+  if (kernels::select_kernel_path(false) == kernels::KernelPath::kScalar) return;
+  if (const char* env = std::getenv("PARETO_PACKED_WEIGHTS"); env && std::strcmp(env, "0") == 0) {
+    return;
+  }
+  pack_matrices(file, w);
+  copy_unpacked_matrices(file, w);
 }
 
 }  // namespace
@@ -211,7 +283,7 @@ Result<DecoderWeights> bind_decoder_weights(const formats::ModelFile& file, Mode
     PARETO_TRY(l.ffn_up, b.matrix(blk + "ffn_up.weight", dim, config.ffn_dim));
     PARETO_TRY(l.ffn_down, b.matrix(blk + "ffn_down.weight", config.ffn_dim, dim));
   }
-  pack_matrices(file, w);
+  place_matrices(file, w);
   return w;
 }
 

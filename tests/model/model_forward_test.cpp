@@ -1,7 +1,9 @@
 // Forward pass of random-weight tiny llama and qwen2 models against a float64 reference (with
-// either attention algorithm), batch vs one-token-at-a-time, and truncate + recompute.
+// either attention algorithm), batch vs one-token-at-a-time, truncate + recompute, and weights
+// placed in packed or huge-page copies vs read from the mapped file.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -202,6 +204,46 @@ INSTANTIATE_TEST_SUITE_P(Types, BatchTest,
                          ::testing::Values(Case{"llama", TensorType::F32, false, 1e-4, 0},
                                            Case{"qwen2", TensorType::Q8_0, true, 2e-2, 0},
                                            Case{"llama", TensorType::Q4_0, false, 2e-2, 0}),
+                         case_name);
+
+// The load places the matrices in packed copies and byte-for-byte huge-page copies; with
+// PARETO_PACKED_WEIGHTS=0 the kernels read the mapped file. Either way the logits agree bit for
+// bit.
+class WeightPlacementTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(WeightPlacementTest, CopiedWeightsGiveTheMappedFilesLogitsBitForBit) {
+  const Case c = GetParam();
+  const TinySpec s = spec_for(c);
+  const auto path =
+      (pareto::test::temp_dir("model_place_" + case_name({c, 0})) / "m.gguf").string();
+  write_model(path, s, make_weights(s));
+  const std::vector<int32_t> tokens{3, 1, 4, 1, 5, 9, 2};
+  std::vector<float> logits[2];
+  for (int placed = 0; placed < 2; ++placed) {
+    if (placed == 0) ::setenv("PARETO_PACKED_WEIGHTS", "0", 1);
+    auto m = load_model(path);
+    ::unsetenv("PARETO_PACKED_WEIGHTS");
+    ASSERT_NE(m, nullptr);
+    ThreadPool pool(2);
+    kv::KvCache cache = m->make_cache(8);
+    ForwardOptions all;
+    all.all_logits = true;
+    ASSERT_TRUE(m->forward(tokens, cache, logits[placed], pool, all).has_value());
+    // One more token: the decode kernels (one row) as well as the prompt kernels.
+    std::vector<float> next;
+    ASSERT_TRUE(m->forward(std::vector<int32_t>{6}, cache, next, pool).has_value());
+    logits[placed].insert(logits[placed].end(), next.begin(), next.end());
+  }
+  ASSERT_EQ(logits[0].size(), (tokens.size() + 1) * static_cast<size_t>(s.n_vocab));
+  EXPECT_EQ(logits[0], logits[1]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, WeightPlacementTest,
+                         ::testing::Values(Case{"llama", TensorType::F16, true, 0, 0},
+                                           Case{"qwen2", TensorType::BF16, false, 0, 0},
+                                           Case{"llama", TensorType::Q5_K, false, 0, 0},
+                                           Case{"qwen2", TensorType::Q8_0, true, 0, 0},
+                                           Case{"llama", TensorType::Q4_K, true, 0, 0}),
                          case_name);
 
 }  // namespace
