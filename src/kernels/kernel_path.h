@@ -4,14 +4,16 @@
 // kPortableAvx512 are portable C++ that reproduce llama.cpp's x86 AVX2 or AVX-512 summation orders
 // lane for lane, so that quantized models round their activations as llama.cpp does. Their SIMD
 // forms (AVX2, AVX-512, AArch64 NEON; kernel_set.h) keep that lane structure bit for bit.
-// kLlamacppAmx is the AVX-512 order with Q8_0 matrices summed as llama.cpp's AMX build
-// (ggml-cpu/amx, loaded on CPUs with AMX-INT8) sums them: one fma per 32-element block for the
-// matrices it takes into AMX (q8_0_order below).
+// kLlamacppAmx is the AVX-512 order with Q8_0 and K-quant matrices summed as llama.cpp's AMX
+// build (ggml-cpu/amx, loaded on CPUs with AMX-INT8) sums them: one float step per block for the
+// matrices it takes into AMX (quant_order below), and F16 ones against unrounded activations.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string_view>
+
+#include "base/tensor_type.h"
 
 namespace pareto::kernels {
 
@@ -22,15 +24,19 @@ enum class KernelPath {
   kLlamacppAmx,     // llama.cpp's x86 AMX build order ("llamacpp-amx")
 };
 
-// How a path sums the products of Q8_0 weights and Q8_0 activations, row by row:
-//   kLanes (llama.cpp's AVX2 / AVX-512 vec_dot): lane t of a block is the integer dot of elements
-//     4t..4t+3; acc[t] = fma(d_w * d_x, (float)lane_t, acc[t]); ggml::hsum8(acc) at the end.
+// How a path sums a quantized matrix's products with quantized activations, row by row:
+//   kLanes (llama.cpp's AVX2 / AVX-512 vec_dot): Q8_0: lane t of a block is the integer dot of
+//     elements 4t..4t+3; acc[t] = fma(d_w * d_x, (float)lane_t, acc[t]); ggml::hsum8(acc) at the
+//     end. K-quants: llama.cpp's AVX2 order (kquants.h).
 //   kBlock (llama.cpp's AMX build, its AMX tiles and its AVX-512 VNNI small-batch kernel alike):
-//     s_b is the integer dot of block b; acc = fma((float)s_b, d_w * d_x, acc) block after block.
-enum class Q8_0Order { kLanes, kBlock };
-// The order of a Q8_0 matrix of `rows` rows. llama.cpp's AMX build moves a matrix into its AMX
-// buffer (and so to the block order) only when its row count is a multiple of 32 (two 16-row
-// tiles); other matrices stay with the AVX-512 build's vec_dot, the lanes order.
+//     one integer sum per block, then one float step per block, blocks in order, one accumulator:
+//     Q8_0: s_b is the integer dot of 32-element block b; acc = fma((float)s_b, d_w * d_x, acc).
+//     K-quants (kquants.h, dot_kquant_q8k_block): per 256-element super-block, S = the integer
+//     sum of sub-block scale x sub-block dot, acc = fma((float)S, d_w * d_x, acc); Q4_K and Q5_K
+//     then acc = fma(-(float)M, dmin_w * d_x, acc) with M = sum of sub-block min x activation sum.
+// Q4_0 has one order on every path that packs it (the repacked order, already per block).
+enum class QuantOrder { kLanes, kBlock };
+
 // Whether a path multiplies an F16 matrix of rows x cols by the F32 activations as they are
 // (KernelSet::matmul_f16_f32act) rather than rounded to F16 first: llama.cpp's AMX build does
 // for the F16 matrices its AMX buffer takes (rows % 32 == 0, cols % 16 == 0).
@@ -38,8 +44,15 @@ inline bool f16_f32_activations(KernelPath path, int64_t rows, int64_t cols) {
   return path == KernelPath::kLlamacppAmx && rows % 32 == 0 && cols % 16 == 0;
 }
 
-inline Q8_0Order q8_0_order(KernelPath path, int64_t rows) {
-  return path == KernelPath::kLlamacppAmx && rows % 32 == 0 ? Q8_0Order::kBlock : Q8_0Order::kLanes;
+// The order of a Q8_0 / Q4_K / Q5_K / Q6_K matrix of `rows` rows (kLanes for other types).
+// llama.cpp's AMX build moves a matrix of these types into its AMX buffer (and so to the block
+// order) only when its row count is a multiple of 32 (two 16-row tiles; K-quant row lengths are
+// multiples of 256 already); other matrices stay with the AVX-512 build's vec_dot, the lanes order.
+inline QuantOrder quant_order(KernelPath path, TensorType type, int64_t rows) {
+  const bool amx_type = type == TensorType::Q8_0 || type == TensorType::Q4_K ||
+                        type == TensorType::Q5_K || type == TensorType::Q6_K;
+  return path == KernelPath::kLlamacppAmx && amx_type && rows % 32 == 0 ? QuantOrder::kBlock
+                                                                        : QuantOrder::kLanes;
 }
 
 // kScalar when `force_scalar` is set or the environment has PARETO_SCALAR_KERNELS=1. Otherwise

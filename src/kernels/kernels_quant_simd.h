@@ -29,7 +29,7 @@ void quantize_activations_q8_0_fast(const float* x, BlockQ8_0* y, int64_t n);
 float dot_q8_0_lanes_fast(const uint8_t* w, const uint8_t* x, int64_t n);
 float dot_q4_0_lanes_fast(const uint8_t* w, const uint8_t* x, int64_t n);
 float dot_q4_0_repacked_fast(const uint8_t* w, const uint8_t* x, int64_t n);
-// "block" (Q8_0Order::kBlock, kernel_path.h): the repacked order's formula for Q8_0 weights, as
+// "block" (QuantOrder::kBlock, kernel_path.h): the repacked order's formula for Q8_0 weights, as
 // llama.cpp's AMX build computes it.
 float dot_q8_0_block_fast(const uint8_t* w, const uint8_t* x, int64_t n);
 // The portable lane loops (the reference the fast versions are tested against).
@@ -61,6 +61,9 @@ void matmul_kquant_rows(const WeightView& w, const PreparedActivations& x, int64
                         int64_t row_end, float* y);
 void matmul_kquant_rows_scalar(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
                                int64_t row_end, float* y);
+// MatmulRowsFn: the same in llama.cpp's AMX order (dot_kquant_q8k_block; QuantOrder::kBlock).
+void matmul_kquant_block_rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                              int64_t row_end, float* y);
 
 // The portable lane loops of dot_kquant_q8k (llama.cpp's AVX2 order) that dot_kquant_q8k replaces
 // with AVX2 or NEON code (the test oracle).

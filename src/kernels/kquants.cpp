@@ -218,7 +218,35 @@ template <class Block>
   return ggml::hsum8(acc);
 }
 
+// llama.cpp's AMX order (kquants.h). The integer sums are the same in any order: the positions'
+// sums for S, ggml's generic mins loop for M.
+template <class Block>
+[[gnu::always_inline]] inline float dot_block_order(const Block* x, const BlockQ8_K* y, int64_t n) {
+  const int64_t nb = block_count(n);
+  float acc = 0.0f;
+  for (int64_t i = 0; i < nb; ++i) {
+    PositionSums pos;
+    ScalesMins sm;
+    block_position_sums(x[i], y[i], pos, &sm);
+    int32_t s = 0;
+    for (int e = 0; e < kChunk; ++e) s += pos[e];
+    const float d = f16_to_f32(x[i].d) * y[i].d;
+    acc = std::fma(static_cast<float>(s), d, acc);
+    if constexpr (!std::is_same_v<Block, BlockQ6_K>) {
+      const float dmin = f16_to_f32(x[i].dmin) * y[i].d;
+      acc = std::fma(-static_cast<float>(mins_generic(sm, y[i].bsums)), dmin, acc);
+    }
+  }
+  return acc;
+}
+
 #ifdef PARETO_KQUANT_X86_DISPATCH
+template <class Block>
+[[gnu::target("avx2,fma")]] float dot_block_order_avx2(const Block* x, const BlockQ8_K* y,
+                                                       int64_t n) {
+  return dot_block_order(x, y, n);
+}
+
 template <class Block>
 [[gnu::target("avx2,fma")]] float dot_avx2_order_avx2(const Block* x, const BlockQ8_K* y,
                                                       int64_t n) {
@@ -246,6 +274,14 @@ float dot_fast(const Block* x, const BlockQ8_K* y, int64_t n) {
     return dot_q6_K_q8_K_neon(x, y, block_count(n), sdot);
 #endif
   return dot_avx2_order(x, y, n);
+}
+
+template <class Block>
+float dot_block_fast(const Block* x, const BlockQ8_K* y, int64_t n) {
+#ifdef PARETO_KQUANT_X86_DISPATCH
+  if (cpu_has_avx2_fma()) return dot_block_order_avx2(x, y, n);
+#endif
+  return dot_block_order(x, y, n);
 }
 
 }  // namespace
@@ -374,6 +410,16 @@ float vec_dot_q6_K_q8_K(const BlockQ6_K* x, const BlockQ8_K* y, int64_t n) {
   return dot_fast(x, y, n);
 }
 
+float vec_dot_q4_K_q8_K_block(const BlockQ4_K* x, const BlockQ8_K* y, int64_t n) {
+  return dot_block_fast(x, y, n);
+}
+float vec_dot_q5_K_q8_K_block(const BlockQ5_K* x, const BlockQ8_K* y, int64_t n) {
+  return dot_block_fast(x, y, n);
+}
+float vec_dot_q6_K_q8_K_block(const BlockQ6_K* x, const BlockQ8_K* y, int64_t n) {
+  return dot_block_fast(x, y, n);
+}
+
 // --- Type dispatch ---
 
 void dequantize_row_kquant(TensorType type, const void* src, float* dst, int64_t n) {
@@ -443,6 +489,21 @@ float dot_kquant_q8k_scalar(TensorType type, const void* w_row, const void* q8k_
       return vec_dot_q6_K_q8_K_scalar(static_cast<const BlockQ6_K*>(w_row), y, n);
     default:
       PARETO_CHECK_MSG(false, "dot_kquant_q8k_scalar: not a K-quant type");
+      return 0.0f;
+  }
+}
+
+float dot_kquant_q8k_block(TensorType type, const void* w_row, const void* q8k_row, int64_t n) {
+  const auto* y = static_cast<const BlockQ8_K*>(q8k_row);
+  switch (type) {
+    case TensorType::Q4_K:
+      return vec_dot_q4_K_q8_K_block(static_cast<const BlockQ4_K*>(w_row), y, n);
+    case TensorType::Q5_K:
+      return vec_dot_q5_K_q8_K_block(static_cast<const BlockQ5_K*>(w_row), y, n);
+    case TensorType::Q6_K:
+      return vec_dot_q6_K_q8_K_block(static_cast<const BlockQ6_K*>(w_row), y, n);
+    default:
+      PARETO_CHECK_MSG(false, "dot_kquant_q8k_block: not a K-quant type");
       return 0.0f;
   }
 }

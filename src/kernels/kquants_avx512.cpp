@@ -2,7 +2,8 @@
 // Q8_K matmul rows. Both are bit-identical to the reference code in kquants.cpp:
 //   - quantize_row_q8_K: the same max search (first element of largest magnitude), the same
 //     float product iscale * x, the same nearest_int bit trick and the same 1 / iscale.
-//   - matmul_kquant_rows: per (row, token) output the exact float operations of
+//   - matmul_kquant_rows (and matmul_kquant_block_rows, the same code in llama.cpp's AMX order,
+//     dot_kquant_q8k_block): per (row, token) output the exact float operations of
 //     dot_kquant_q8k (llama.cpp's AVX2 order): per super-block one fma of d = y.d * x.d into 8
 //     lanes, lane k holding the scaled integer sum of the elements whose index mod 32 is in
 //     [4k, 4k + 4), the mins folded as in the AVX2 routine, then hsum8 (+ mins). Only integer
@@ -225,22 +226,42 @@ inline TokenBlock load_token_block(const BlockQ8_K& yb) {
   return tb;
 }
 
-// The float state of one output: dot_q45_K / dot_q6_K's acc, acc_m (Q4_K) and summs (Q5_K).
+// The float state of one output: dot_q45_K / dot_q6_K's acc, acc_m (Q4_K) and summs (Q5_K) in
+// the AVX2 order; `block` alone in the block order (dot_kquant_q8k_block).
 struct OutAcc {
   __m256 acc;
   __m128 acc_m;
   float summs;
+  float block;
 };
 
 inline OutAcc zero_acc() {
-  return {_mm256_setzero_ps(), _mm_setzero_ps(), 0.0f};
+  return {_mm256_setzero_ps(), _mm_setzero_ps(), 0.0f, 0.0f};
 }
 
-// One super-block's contribution, in the AVX2 routine's float operations.
-template <class Block>
+inline int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_srli_si128(s, 4)));
+}
+
+// One super-block's contribution, in the AVX2 routine's float operations, or (BlockOrder) in
+// llama.cpp's AMX order: the lanes' and the mins' integer sums, then one fma each.
+template <class Block, bool BlockOrder>
 inline void accumulate(const Unpacked& u, const TokenBlock& tb, float y_d, OutAcc& o) {
   const __m256i s = lane_sums<Block>(u, tb);
   const float d = y_d * u.d;
+  if constexpr (BlockOrder) {
+    o.block = std::fma(static_cast<float>(hsum_epi32(s)), d, o.block);
+    if constexpr (!std::is_same_v<Block, BlockQ6_K>) {
+      const float dmin = -y_d * u.dmin;  // -(d_x * dmin_w), exact negation
+      const __m128i prod = _mm_madd_epi16(u.mins, tb.bsum_pairs);
+      const __m128i s2 = _mm_add_epi32(prod, _mm_unpackhi_epi64(prod, prod));
+      const int32_t m = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_srli_si128(s2, 4)));
+      o.block = std::fma(dmin, static_cast<float>(m), o.block);
+    }
+    return;
+  }
   o.acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), o.acc);
   if constexpr (!std::is_same_v<Block, BlockQ6_K>) {
     const float dmin = -y_d * u.dmin;
@@ -256,8 +277,9 @@ inline void accumulate(const Unpacked& u, const TokenBlock& tb, float y_d, OutAc
   }
 }
 
-template <class Block>
+template <class Block, bool BlockOrder>
 inline float finish(const OutAcc& o) {
+  if constexpr (BlockOrder) return o.block;
   const float v = hsum8(o.acc);
   if constexpr (std::is_same_v<Block, BlockQ4_K>) {
     alignas(16) float m4[4];
@@ -286,7 +308,7 @@ inline void prefetch_ahead(const WeightView& w, int64_t rb, int64_t nb, int64_t 
 
 // Prefill: rows [r0, r0 + R) for every token; each unpacked weight block serves up to
 // kTokenTile tokens.
-template <class Block, int R>
+template <class Block, int R, bool BlockOrder>
 void rows_tile(const WeightView& w, const PreparedActivations& x, int64_t r0, float* out) {
   const int64_t nb = w.cols / kQK_K;
   const int64_t rb = w.row_bytes();
@@ -305,17 +327,19 @@ void rows_tile(const WeightView& w, const PreparedActivations& x, int64_t r0, fl
       for (int64_t t = 0; t < nt; ++t) {
         const BlockQ8_K& yb = reinterpret_cast<const BlockQ8_K*>(x.row(t0 + t))[i];
         const TokenBlock tb = load_token_block<Block>(yb);
-        for (int r = 0; r < R; ++r) accumulate<Block>(u[r], tb, yb.d, acc[t][r]);
+        for (int r = 0; r < R; ++r) accumulate<Block, BlockOrder>(u[r], tb, yb.d, acc[t][r]);
       }
     }
     for (int64_t t = 0; t < nt; ++t) {
-      for (int r = 0; r < R; ++r) out[(t0 + t) * w.rows + r0 + r] = finish<Block>(acc[t][r]);
+      for (int r = 0; r < R; ++r) {
+        out[(t0 + t) * w.rows + r0 + r] = finish<Block, BlockOrder>(acc[t][r]);
+      }
     }
   }
 }
 
 // Decode (one token): rows [r0, r0 + R); blocks are unpacked straight into registers.
-template <class Block, int R>
+template <class Block, int R, bool BlockOrder>
 void rows_decode(const WeightView& w, const PreparedActivations& x, int64_t r0, float* out) {
   const int64_t nb = w.cols / kQK_K;
   const int64_t rb = w.row_bytes();
@@ -328,25 +352,25 @@ void rows_decode(const WeightView& w, const PreparedActivations& x, int64_t r0, 
     for (int r = 0; r < R; ++r) {
       Unpacked u;
       unpack(reinterpret_cast<const Block*>(w.data + (r0 + r) * rb)[i], u);
-      accumulate<Block>(u, tb, y[i].d, acc[r]);
+      accumulate<Block, BlockOrder>(u, tb, y[i].d, acc[r]);
     }
   }
-  for (int r = 0; r < R; ++r) out[r0 + r] = finish<Block>(acc[r]);
+  for (int r = 0; r < R; ++r) out[r0 + r] = finish<Block, BlockOrder>(acc[r]);
 }
 
-template <class Block>
+template <class Block, bool BlockOrder>
 void rows_avx512(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
                  int64_t row_end, float* y) {
   int64_t r = row_begin;
   if (x.n_tokens == 1) {
     for (; r + kDecodeRows <= row_end; r += kDecodeRows) {
-      rows_decode<Block, kDecodeRows>(w, x, r, y);
+      rows_decode<Block, kDecodeRows, BlockOrder>(w, x, r, y);
     }
-    for (; r < row_end; ++r) rows_decode<Block, 1>(w, x, r, y);
+    for (; r < row_end; ++r) rows_decode<Block, 1, BlockOrder>(w, x, r, y);
     return;
   }
-  for (; r + 2 <= row_end; r += 2) rows_tile<Block, 2>(w, x, r, y);
-  if (r < row_end) rows_tile<Block, 1>(w, x, r, y);
+  for (; r + 2 <= row_end; r += 2) rows_tile<Block, 2, BlockOrder>(w, x, r, y);
+  if (r < row_end) rows_tile<Block, 1, BlockOrder>(w, x, r, y);
 }
 
 void quantize_q8_K(const float* x, BlockQ8_K* y, int64_t nb) {
@@ -444,11 +468,11 @@ void matmul_kquant_rows(const WeightView& w, const PreparedActivations& x, int64
   if (avx512_supported() && w.cols % kQK_K == 0) {
     switch (w.type) {
       case TensorType::Q4_K:
-        return rows_avx512<BlockQ4_K>(w, x, row_begin, row_end, y);
+        return rows_avx512<BlockQ4_K, false>(w, x, row_begin, row_end, y);
       case TensorType::Q5_K:
-        return rows_avx512<BlockQ5_K>(w, x, row_begin, row_end, y);
+        return rows_avx512<BlockQ5_K, false>(w, x, row_begin, row_end, y);
       case TensorType::Q6_K:
-        return rows_avx512<BlockQ6_K>(w, x, row_begin, row_end, y);
+        return rows_avx512<BlockQ6_K, false>(w, x, row_begin, row_end, y);
       default:
         break;
     }
@@ -459,6 +483,29 @@ void matmul_kquant_rows(const WeightView& w, const PreparedActivations& x, int64
                                  quant_neon_sdot_supported());
 #endif
   rows_dot(w, x, row_begin, row_end, y);
+}
+
+void matmul_kquant_block_rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                              int64_t row_end, float* y) {
+#ifdef PARETO_KQUANT_AVX512
+  if (avx512_supported() && w.cols % kQK_K == 0) {
+    switch (w.type) {
+      case TensorType::Q4_K:
+        return rows_avx512<BlockQ4_K, true>(w, x, row_begin, row_end, y);
+      case TensorType::Q5_K:
+        return rows_avx512<BlockQ5_K, true>(w, x, row_begin, row_end, y);
+      case TensorType::Q6_K:
+        return rows_avx512<BlockQ6_K, true>(w, x, row_begin, row_end, y);
+      default:
+        break;
+    }
+  }
+#endif
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    for (int64_t t = 0; t < x.n_tokens; ++t) {
+      y[t * w.rows + r] = dot_kquant_q8k_block(w.type, w.row(r), x.row(t), w.cols);
+    }
+  }
 }
 
 void matmul_kquant_rows_scalar(const WeightView& w, const PreparedActivations& x, int64_t row_begin,

@@ -85,18 +85,18 @@ bool cpu_has_amx_int8() {
 }
 
 const KernelSet& llamacpp_amx_kernel_set() {
-  // Only Q8_0 (and F16 through matmul_f16_f32act, chosen in matmul) differs from the AVX-512
-  // order: llama.cpp's AMX build runs F32/BF16, the F16 matrices its AMX buffer does not take and
-  // the attention through the same AVX-512 code, and its Q4_0 kernels sum one float per block, as
+  // Only Q8_0 differs in this table from the AVX-512 order; F16 (matmul_f16_f32act) and the
+  // K-quants (matmul_kquant_block_rows) are chosen in matmul by quant_order / f16_f32_activations.
+  // llama.cpp's AMX build runs F32/BF16, the matrices its AMX buffer does not take and the
+  // attention through the same AVX-512 code, and its Q4_0 kernels sum one float per block, as
   // the repacked Q4_0 order here does (Q4_0 matrices with rows % 8 != 0 keep the lanes order
-  // here; how the AMX build treats them is not checked). Its K-quant kernels have an order of
-  // their own that this path does not reproduce yet: they run in the AVX2 order (kquants.h).
+  // here; how the AMX build treats them is not checked).
   static const KernelSet kSet = [] {
     KernelSet set = portable_avx512_kernel_set();
     set.name = "llamacpp-amx";
     set.matmul_q8_0 = [](const WeightView& w, const PreparedActivations& x, int64_t row_begin,
                          int64_t row_end, float* y) {
-      if (q8_0_order(KernelPath::kLlamacppAmx, w.rows) == Q8_0Order::kBlock) {
+      if (quant_order(KernelPath::kLlamacppAmx, TensorType::Q8_0, w.rows) == QuantOrder::kBlock) {
         return matmul_q8_0_block_rows_fast(w, x, row_begin, row_end, y);
       }
       matmul_q8_0_rows_fast(w, x, row_begin, row_end, y);
@@ -160,12 +160,14 @@ PreparedActivations prepare_activations(TensorType type, const float* x, int64_t
   return p;
 }
 
-MatmulRowsFn rows_fn(KernelPath path, TensorType type) {
-  if (is_kquant(type)) {
-    return path == KernelPath::kScalar ? matmul_kquant_rows_scalar : matmul_kquant_rows;
+MatmulRowsFn rows_fn(KernelPath path, const WeightView& w) {
+  if (is_kquant(w.type)) {
+    if (path == KernelPath::kScalar) return matmul_kquant_rows_scalar;
+    return quant_order(path, w.type, w.rows) == QuantOrder::kBlock ? matmul_kquant_block_rows
+                                                                   : matmul_kquant_rows;
   }
   const KernelSet& ks = kernel_set(path);
-  switch (type) {
+  switch (w.type) {
     case TensorType::F32:
       return ks.matmul_f32;
     case TensorType::F16:
@@ -205,7 +207,7 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
     // Same results as the kernel-set entry, faster. The activation terms are computed once here
     // (the calling thread's storage is reused), not once per chunk.
     thread_local PackedActTerms storage_terms;
-    prepare_packed_terms(w.type, xa, w.cols, storage_terms, q8_0_order(path, w.rows));
+    prepare_packed_terms(w.type, xa, w.cols, storage_terms, quant_order(path, w.type, w.rows));
     const PackedActTerms& terms = storage_terms;  // the workers read this thread's copy
     // Chunks of whole multiples of 4 groups (items are groups here): the decode kernels interleave
     // 4 (Q4_0) or 2 (Q8_0) groups, and a chunk's leftover groups take the slower one-group path.
@@ -219,7 +221,7 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
         });
     return;
   }
-  const MatmulRowsFn fn = f32act ? kernel_set(path).matmul_f16_f32act : rows_fn(path, w.type);
+  const MatmulRowsFn fn = f32act ? kernel_set(path).matmul_f16_f32act : rows_fn(path, w);
   pool.parallel_for_dynamic(static_cast<size_t>(n_items), chunk_items(n_items, pool.size()),
                             [&](size_t begin, size_t end, int) {
                               const int64_t row_begin = static_cast<int64_t>(begin) * kRowsPerItem;

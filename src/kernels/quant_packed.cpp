@@ -146,10 +146,10 @@ void matmul_packed_rows(const WeightView& w, const PreparedActivations& x,
                         const PackedActTerms& terms, int64_t row_begin, int64_t row_end, float* y) {
   PARETO_CHECK(w.packed != nullptr && packable(w));
   const bool kq = packed::packed_kquant(w.type);
-  const bool q8_block = terms.q8_order == Q8_0Order::kBlock;
-  const MatmulRowsFn raw = kq ? matmul_kquant_rows
+  const bool block = terms.order == QuantOrder::kBlock;
+  const MatmulRowsFn raw = kq ? (block ? matmul_kquant_block_rows : matmul_kquant_rows)
                            : w.type == TensorType::Q8_0
-                               ? (q8_block ? matmul_q8_0_block_rows_fast : matmul_q8_0_rows_fast)
+                               ? (block ? matmul_q8_0_block_rows_fast : matmul_q8_0_rows_fast)
                                : matmul_q4_0_rows_fast;
   const auto groups = kq ? packed::matmul_groups_kquant : packed::matmul_groups;
   // Full groups inside the range; rows before and after them go to the raw kernels.
@@ -162,9 +162,9 @@ void matmul_packed_rows(const WeightView& w, const PreparedActivations& x,
 }
 
 void matmul_packed_rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
-                        int64_t row_end, float* y, Q8_0Order q8_order) {
+                        int64_t row_end, float* y, QuantOrder order) {
   thread_local PackedActTerms terms;  // reused: no allocation per call
-  prepare_packed_terms(w.type, x, w.cols, terms, q8_order);
+  prepare_packed_terms(w.type, x, w.cols, terms, order);
   matmul_packed_rows(w, x, terms, row_begin, row_end, y);
 }
 

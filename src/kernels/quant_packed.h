@@ -1,7 +1,7 @@
 // Packed ("repacked") layouts of Q4_0 / Q8_0 weight matrices for AVX-512 VNNI, and the matmul
 // kernels over them. Results are bit-identical to the existing orders (kernels_quant_simd.h):
 // Q4_0 with rows % 8 == 0 in the repacked order (acc = fma((float)s_b, d_w * d_x, acc) block
-// after block), Q8_0 in the order the activation terms ask for (Q8_0Order, kernel_path.h): lanes
+// after block), Q8_0 in the order the activation terms ask for (QuantOrder, kernel_path.h): lanes
 // (8 fma lanes of 4-element integer dots, then hsum8) or block (the repacked order's formula).
 // Q4_0 with rows % 8 != 0 is never packed.
 //
@@ -95,14 +95,14 @@ void unpack_row(const WeightView& w, int64_t r, uint8_t* dst);
 struct PackedActTerms {
   std::vector<float> dx;      // [token][block]
   std::vector<int32_t> corr;  // [token][block] (Q4_0, Q8_0 block) or [token][block][k-group]
-  Q8_0Order q8_order = Q8_0Order::kLanes;  // the order the Q8_0 kernels sum in
+  QuantOrder order = QuantOrder::kLanes;  // the order the Q8_0 and K-quant kernels sum in
 };
 
 // Fills `terms` for activations x (w.cols wide) meeting weights of `weight_type`: Q8_0 activations
 // for Q4_0 / Q8_0 weights, Q8_K ones for Q4_K / Q6_K (prepare_packed_kquant_terms, below). Needs
 // packed_kernels_supported(). Reuses terms' storage.
 void prepare_packed_terms(TensorType weight_type, const PreparedActivations& x, int64_t cols,
-                          PackedActTerms& terms, Q8_0Order q8_order = Q8_0Order::kLanes);
+                          PackedActTerms& terms, QuantOrder order = QuantOrder::kLanes);
 
 // The same for K-quant weights (Q4_K / Q6_K) and Q8_K activations x: dx holds each super-block's
 // activation scale d; corr holds, per token and super-block, 100 dwords: for each lane k < 8 and
@@ -115,13 +115,14 @@ void prepare_packed_kquant_terms(TensorType weight_type, const PreparedActivatio
 
 // Rows [row_begin, row_end) for every token, for a WeightView with `packed` set (requires
 // packed_kernels_supported()): full groups run on the packed kernels, other rows on
-// matmul_q{8,4}_0_rows_fast (matmul_q8_0_block_rows_fast in the block order) with the raw data.
-// Bit-identical to those kernels for every row.
+// matmul_q{8,4}_0_rows_fast / matmul_kquant_rows (matmul_q8_0_block_rows_fast /
+// matmul_kquant_block_rows in the block order) with the raw data. Bit-identical to those kernels
+// for every row.
 void matmul_packed_rows(const WeightView& w, const PreparedActivations& x,
                         const PackedActTerms& terms, int64_t row_begin, int64_t row_end, float* y);
-// The same with the terms prepared here (per call), Q8_0 summed in `q8_order`.
+// The same with the terms prepared here (per call), Q8_0 and K-quants summed in `order`.
 void matmul_packed_rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
-                        int64_t row_end, float* y, Q8_0Order q8_order = Q8_0Order::kLanes);
+                        int64_t row_end, float* y, QuantOrder order = QuantOrder::kLanes);
 
 // Internal to quant_packed*.cpp.
 namespace packed {

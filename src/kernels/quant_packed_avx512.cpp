@@ -71,11 +71,11 @@ inline __m512i act_group(const uint8_t* x_row, int64_t b, int g) {
 }
 
 void prepare_terms_avx512(TensorType type, const PreparedActivations& x, int64_t n_blocks,
-                          Q8_0Order q8_order, PackedActTerms& terms) {
+                          QuantOrder order, PackedActTerms& terms) {
   // Per-group terms only for the Q8_0 lanes order; one per block otherwise.
-  const bool q8 = type == TensorType::Q8_0 && q8_order == Q8_0Order::kLanes;
+  const bool q8 = type == TensorType::Q8_0 && order == QuantOrder::kLanes;
   const int32_t block_offset = type == TensorType::Q8_0 ? -128 : -8;
-  terms.q8_order = q8_order;
+  terms.order = order;
   terms.dx.resize(static_cast<size_t>(x.n_tokens * n_blocks));
   terms.corr.resize(static_cast<size_t>(x.n_tokens * n_blocks * (q8 ? 8 : 1)));
   const __m256i ones = _mm256_set1_epi8(1);
@@ -306,7 +306,7 @@ constexpr GroupFn q8_table(int nt, std::integer_sequence<int, NT...>) {
 void matmul_groups_avx512(const WeightView& w, const PreparedActivations& x,
                           const PackedActTerms& terms, int64_t g_begin, int64_t g_end, float* y) {
   // q8: the Q8_0 lanes order; Q4_0 and the Q8_0 block order share one structure.
-  const bool q8_block = w.type == TensorType::Q8_0 && terms.q8_order == Q8_0Order::kBlock;
+  const bool q8_block = w.type == TensorType::Q8_0 && terms.order == QuantOrder::kBlock;
   const bool q8 = w.type == TensorType::Q8_0 && !q8_block;
   const int64_t n_blocks = w.cols / kQuantBlock;
   const int64_t corr_stride = n_blocks * (q8 ? 8 : 1);
@@ -380,14 +380,15 @@ bool packed_kernels_supported() {
 }
 
 void prepare_packed_terms(TensorType weight_type, const PreparedActivations& x, int64_t cols,
-                          PackedActTerms& terms, [[maybe_unused]] Q8_0Order q8_order) {
+                          PackedActTerms& terms, [[maybe_unused]] QuantOrder order) {
   if (packed::packed_kquant(weight_type)) {
+    terms.order = order;
     return prepare_packed_kquant_terms(weight_type, x, cols, terms);
   }
   PARETO_CHECK(x.type == TensorType::Q8_0 && x.row_bytes == row_bytes(TensorType::Q8_0, cols));
 #ifdef PARETO_PACKED_X86
   if (packed_kernels_supported()) {
-    return prepare_terms_avx512(weight_type, x, cols / 32, q8_order, terms);
+    return prepare_terms_avx512(weight_type, x, cols / 32, order, terms);
   }
 #endif
   PARETO_CHECK_MSG(false, "packed weights need AVX-512 VNNI");
@@ -399,7 +400,7 @@ void matmul_groups(const WeightView& w, const PreparedActivations& x, const Pack
                    [[maybe_unused]] int64_t g_begin, [[maybe_unused]] int64_t g_end,
                    [[maybe_unused]] float* y) {
   const int64_t n_blocks = w.cols / kQuantBlock;
-  const bool q8_lanes = w.type == TensorType::Q8_0 && terms.q8_order == Q8_0Order::kLanes;
+  const bool q8_lanes = w.type == TensorType::Q8_0 && terms.order == QuantOrder::kLanes;
   const auto per_token = static_cast<size_t>(n_blocks * (q8_lanes ? 8 : 1));
   PARETO_CHECK(terms.dx.size() == static_cast<size_t>(x.n_tokens * n_blocks) &&
                terms.corr.size() == per_token * static_cast<size_t>(x.n_tokens));

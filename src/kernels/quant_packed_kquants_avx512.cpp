@@ -1,5 +1,7 @@
 // AVX-512 VNNI kernels over the packed Q4_K / Q6_K layout (quant_packed_kquants.cpp), one zmm
-// lane per row, bit-identical to dot_kquant_q8k (llama.cpp's AVX2 order) for every row and token.
+// lane per row, bit-identical to dot_kquant_q8k (llama.cpp's AVX2 order) for every row and token,
+// or with PackedActTerms::order kBlock to dot_kquant_q8k_block (llama.cpp's AMX order: the same
+// integer work, its lane sums added as integers, one or two fmas per super-block; no hsum).
 //
 // Float operations per row, token and super-block (those of dot_kquant_q8k), in this order:
 //   d = y.d * (float)x.d;  acc[k] = fma(d, (float)lane[k], acc[k])  for k < 8;
@@ -94,7 +96,9 @@ inline __m512i pair_sums(__m512i v0, __m512i v1, const int32_t* xt) {
 
 // One Q4_K super-block b (record sb) x NT tokens into acc[t][0..7] (lanes) and [8..11] (mins).
 // Pair sums: |4 * 15 * 128| fits int16.
-template <int NT>
+// Block (llama.cpp's AMX order): the lanes' integer sums are summed on (exact) into one S per
+// token, then acc[t][0] = fma(d, (float)S, acc[t][0]) and the mins' sum M likewise with -dmin.
+template <int NT, bool Block>
 inline void q4k_block(const uint8_t* sb, int64_t b, const KTile& tt, __m512 (*acc)[12]) {
   const __m512i low = _mm512_set1_epi8(0x0f);
   const uint8_t* pf = sb + kPrefetchBytes;  // spread over the block: 4 lines per k, 5 here
@@ -110,12 +114,16 @@ inline void q4k_block(const uint8_t* sb, int64_t b, const KTile& tt, __m512 (*ac
     dk[t] = _mm512_mul_ps(_mm512_set1_ps(tt.d[t][b]), dw);
     xb[t] = tt.x[t] + b * kKquantTermDwords;
   }
+  __m512i ia[NT];
+  PARETO_UNROLL
+  for (int t = 0; t < NT; ++t) ia[t] = _mm512_setzero_si512();
   PARETO_UNROLL
   for (int k = 0; k < 8; ++k) {
     prefetch_lines(pf + 4 * k * kVecBytes, 4);
-    __m512i ia[NT];
-    PARETO_UNROLL
-    for (int t = 0; t < NT; ++t) ia[t] = _mm512_setzero_si512();
+    if constexpr (!Block) {
+      PARETO_UNROLL
+      for (int t = 0; t < NT; ++t) ia[t] = _mm512_setzero_si512();
+    }
     PARETO_UNROLL
     for (int p = 0; p < 4; ++p) {
       const __m512i v = _mm512_load_si512(sb + (4 * k + p) * kVecBytes);
@@ -126,28 +134,50 @@ inline void q4k_block(const uint8_t* sb, int64_t b, const KTile& tt, __m512 (*ac
         ia[t] = _mm512_dpwssd_epi32(ia[t], pair_sums(v0, v1, xb[t] + 3 * (4 * k + p)), sc[p]);
       }
     }
+    if constexpr (!Block) {
+      PARETO_UNROLL
+      for (int t = 0; t < NT; ++t) {
+        acc[t][k] = _mm512_fmadd_ps(dk[t], _mm512_cvtepi32_ps(ia[t]), acc[t][k]);
+      }
+    }
+  }
+  if constexpr (Block) {
     PARETO_UNROLL
     for (int t = 0; t < NT; ++t) {
-      acc[t][k] = _mm512_fmadd_ps(dk[t], _mm512_cvtepi32_ps(ia[t]), acc[t][k]);
+      acc[t][0] = _mm512_fmadd_ps(dk[t], _mm512_cvtepi32_ps(ia[t]), acc[t][0]);
     }
   }
   const __m512 dmw = load_f16x16(sb + 2336);
+  __m512i pm[NT];  // Block: M
+  PARETO_UNROLL
+  for (int t = 0; t < NT; ++t) pm[t] = _mm512_setzero_si512();
   PARETO_UNROLL
   for (int m = 0; m < 4; ++m) {
     const __m512i mv = load_pairs<false>(sb + 2176 + 32 * m);
     PARETO_UNROLL
     for (int t = 0; t < NT; ++t) {
-      const __m512i p =
-          _mm512_dpwssd_epi32(_mm512_setzero_si512(), mv, _mm512_set1_epi32(xb[t][96 + m]));
-      const __m512 dmin = _mm512_mul_ps(_mm512_set1_ps(-tt.d[t][b]), dmw);
-      acc[t][8 + m] = _mm512_fmadd_ps(dmin, _mm512_cvtepi32_ps(p), acc[t][8 + m]);
+      if constexpr (Block) {
+        pm[t] = _mm512_dpwssd_epi32(pm[t], mv, _mm512_set1_epi32(xb[t][96 + m]));
+      } else {
+        const __m512i p =
+            _mm512_dpwssd_epi32(_mm512_setzero_si512(), mv, _mm512_set1_epi32(xb[t][96 + m]));
+        const __m512 dmin = _mm512_mul_ps(_mm512_set1_ps(-tt.d[t][b]), dmw);
+        acc[t][8 + m] = _mm512_fmadd_ps(dmin, _mm512_cvtepi32_ps(p), acc[t][8 + m]);
+      }
+    }
+  }
+  if constexpr (Block) {
+    PARETO_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      const __m512 dmin = _mm512_mul_ps(_mm512_set1_ps(-tt.d[t][b]), dmw);  // -(d_x * dmin_w)
+      acc[t][0] = _mm512_fmadd_ps(dmin, _mm512_cvtepi32_ps(pm[t]), acc[t][0]);
     }
   }
 }
 
 // One Q6_K super-block b x NT tokens into acc[t][0..7]. Pair sums of unsigned q: two
 // vpmaddubsw words <= 2 * 2 * 63 * 128 = 32256, then + (-32 * sum x) gives the (q - 32) sums.
-template <int NT>
+template <int NT, bool Block>
 inline void q6k_block(const uint8_t* sb, int64_t b, const KTile& tt, __m512 (*acc)[12]) {
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   const __m512i hi2 = _mm512_set1_epi8(0x30);
@@ -161,6 +191,9 @@ inline void q6k_block(const uint8_t* sb, int64_t b, const KTile& tt, __m512 (*ac
     dk[t] = _mm512_mul_ps(_mm512_set1_ps(tt.d[t][b]), dw);
     xb[t] = tt.x[t] + b * kKquantTermDwords;
   }
+  __m512i ia[NT];
+  PARETO_UNROLL
+  for (int t = 0; t < NT; ++t) ia[t] = _mm512_setzero_si512();
   PARETO_UNROLL
   for (int kh = 0; kh < 2; ++kh) {
     __m512i sc[4];  // lanes k with k / 4 == kh: the scales of chunks 2p, 2p + 1 per row
@@ -169,9 +202,10 @@ inline void q6k_block(const uint8_t* sb, int64_t b, const KTile& tt, __m512 (*ac
     PARETO_UNROLL
     for (int k = 4 * kh; k < 4 * kh + 4; ++k) {
       prefetch_lines(pf + 6 * k * kVecBytes, 6);
-      __m512i ia[NT];
-      PARETO_UNROLL
-      for (int t = 0; t < NT; ++t) ia[t] = _mm512_setzero_si512();
+      if constexpr (!Block) {
+        PARETO_UNROLL
+        for (int t = 0; t < NT; ++t) ia[t] = _mm512_setzero_si512();
+      }
       PARETO_UNROLL
       for (int h = 0; h < 2; ++h) {
         const uint8_t* v = sb + (6 * k + 3 * h) * kVecBytes;
@@ -200,17 +234,30 @@ inline void q6k_block(const uint8_t* sb, int64_t b, const KTile& tt, __m512 (*ac
           }
         }
       }
-      PARETO_UNROLL
-      for (int t = 0; t < NT; ++t) {
-        acc[t][k] = _mm512_fmadd_ps(dk[t], _mm512_cvtepi32_ps(ia[t]), acc[t][k]);
+      if constexpr (!Block) {
+        PARETO_UNROLL
+        for (int t = 0; t < NT; ++t) {
+          acc[t][k] = _mm512_fmadd_ps(dk[t], _mm512_cvtepi32_ps(ia[t]), acc[t][k]);
+        }
       }
+    }
+  }
+  if constexpr (Block) {
+    PARETO_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      acc[t][0] = _mm512_fmadd_ps(dk[t], _mm512_cvtepi32_ps(ia[t]), acc[t][0]);
     }
   }
 }
 
 // hsum8(acc[0..7]) (+ hsum4(acc[8..11]) for Q4_K) per row lane, into y[0..16).
-template <bool Q4>
+// Block: acc[0] as it is.
+template <bool Q4, bool Block>
 inline void finish(const __m512* a, float* y) {
+  if constexpr (Block) {
+    _mm512_storeu_ps(y, a[0]);
+    return;
+  }
   const __m512 s0 = _mm512_add_ps(a[0], a[4]), s1 = _mm512_add_ps(a[1], a[5]);
   const __m512 s2 = _mm512_add_ps(a[2], a[6]), s3 = _mm512_add_ps(a[3], a[7]);
   __m512 v = _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3));
@@ -221,7 +268,7 @@ inline void finish(const __m512* a, float* y) {
 }
 
 // One group (record stream g) x NT tokens, all super-blocks; writes 16 outputs per token.
-template <bool Q4, int NT>
+template <bool Q4, bool Block, int NT>
 void group_tile(const uint8_t* g, int64_t nb, const KTile& tt) {
   constexpr int64_t kSuper = Q4 ? kQ4KSuperBytes : kQ6KSuperBytes;
   __m512 acc[NT][12];
@@ -231,21 +278,27 @@ void group_tile(const uint8_t* g, int64_t nb, const KTile& tt) {
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* sb = g + b * kSuper;
     if constexpr (Q4) {
-      q4k_block<NT>(sb, b, tt, acc);
+      q4k_block<NT, Block>(sb, b, tt, acc);
     } else {
-      q6k_block<NT>(sb, b, tt, acc);
+      q6k_block<NT, Block>(sb, b, tt, acc);
     }
   }
   PARETO_UNROLL
-  for (int t = 0; t < NT; ++t) finish<Q4>(acc[t], tt.y[t]);
+  for (int t = 0; t < NT; ++t) finish<Q4, Block>(acc[t], tt.y[t]);
 }
 
 using TileFn = void (*)(const uint8_t*, int64_t, const KTile&);
 
-template <bool Q4, int... NT>
+template <bool Q4, bool Block, int... NT>
 TileFn tile_fn(int nt, std::integer_sequence<int, NT...>) {
-  constexpr TileFn fns[] = {group_tile<Q4, NT + 1>...};
+  constexpr TileFn fns[] = {group_tile<Q4, Block, NT + 1>...};
   return fns[nt - 1];
+}
+
+template <bool Block>
+TileFn tile_fn(bool q4, int nt) {
+  return q4 ? tile_fn<true, Block>(nt, std::make_integer_sequence<int, kQ4KTokens>())
+            : tile_fn<false, Block>(nt, std::make_integer_sequence<int, kQ6KTokens>());
 }
 
 void groups_avx512(const WeightView& w, const PackedActTerms& terms, int64_t n_tokens,
@@ -270,8 +323,8 @@ void groups_avx512(const WeightView& w, const PackedActTerms& terms, int64_t n_t
           tt.d[k] = terms.dx.data() + (t + k) * nb;
           tt.y[k] = y + (t + k) * w.rows + g * kPackRows;
         }
-        const TileFn fn = q4 ? tile_fn<true>(nt, std::make_integer_sequence<int, kQ4KTokens>())
-                             : tile_fn<false>(nt, std::make_integer_sequence<int, kQ6KTokens>());
+        const TileFn fn =
+            terms.order == QuantOrder::kBlock ? tile_fn<true>(q4, nt) : tile_fn<false>(q4, nt);
         fn(w.packed + g * gbytes, nb, tt);
       }
     }

@@ -13,6 +13,7 @@
 // The llama2.c checkpoints of the same models must give the same greedy tokens.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -23,6 +24,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "bench/model_gen.h"
 #include "formats/model_file.h"
 #include "kernels/attention.h"
 #include "kernels/kernel_path.h"
@@ -151,10 +153,55 @@ enum class Reference { kSharedOracle, kAvx2, kAmx };
 
 struct ModelCase {
   std::string name;  // oracle/<name>.llamacpp.json or data/<name>.llamacpp-{avx2,amx}.json
-  std::string gguf;  // models/...
+  std::string gguf;  // models/... in shared/, or "gen:<shape>:<type>" (generated_model_path)
   double tol;
   Reference reference;
+  uint64_t fnv = 0;  // generated models: FNV-1a 64 of the file the reference was made from
 };
+
+uint64_t fnv1a64(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t h = 0xcbf29ce484222325ull;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i) {
+      h = (h ^ static_cast<uint8_t>(buf[i])) * 0x100000001b3ull;
+    }
+  }
+  return h;
+}
+
+// "gen:<shape>:<type>": the file `pareto gen-model --shape <shape> --type <type>` writes (seed 1),
+// made here in a temp folder. Its weights are hashed from (seed, tensor, element) with integer
+// arithmetic, so every platform writes the same bytes; the checksum proves it is the file the
+// reference was made from.
+std::string model_path(const ModelCase& mc) {
+  if (mc.gguf.rfind("gen:", 0) != 0) return test::shared_path(mc.gguf);
+  const size_t colon = mc.gguf.find(':', 4);
+  const std::string shape_name = mc.gguf.substr(4, colon - 4);
+  const std::string type = mc.gguf.substr(colon + 1);
+  const auto shape = bench::find_model_shape(shape_name);
+  EXPECT_TRUE(shape.has_value()) << mc.gguf;
+  bench::GenerateOptions options;
+  if (type == "Q4_K_M") {
+    options.mix = bench::TypeMix::kQ4_K_M;
+  } else {
+    const auto t = parse_type_name(type);
+    EXPECT_TRUE(t.has_value()) << mc.gguf;
+    options.type = t.value_or(TensorType::F32);
+  }
+  const std::string path =
+      (test::temp_dir("oracle_gen_" + shape_name + "_" + type) / "model.gguf").string();
+  ThreadPool pool(2);
+  if (shape) {
+    const Status st = bench::generate_model(*shape, options, path, pool);
+    EXPECT_TRUE(st.has_value()) << st.error().message;
+  }
+  EXPECT_EQ(fnv1a64(path), mc.fnv)
+      << mc.gguf << ": the generator no longer writes the file the reference was made from; "
+      << "remake the model and the reference (tests/differential/data/README.md)";
+  return path;
+}
 
 void PrintTo(const ModelCase& mc, std::ostream* os) {
   *os << mc.name;
@@ -200,7 +247,7 @@ TEST_P(OracleLogits, GreedyTokensAndTopLogitsMatchLlamaCpp) {
   const auto cases = load_reference(mc);
   ASSERT_FALSE(cases.empty());
   const kernels::KernelPath path = reference_path(mc.reference);
-  auto m = load_model(formats::read_gguf(test::shared_path(mc.gguf)));
+  auto m = load_model(formats::read_gguf(model_path(mc)));
   ASSERT_NE(m, nullptr);
   ThreadPool pool(2);
   int passed = 0;
@@ -258,7 +305,7 @@ void expect_within_build_spread(const ModelCase& mc, kernels::KernelPath path,
   const double tol = quantized ? llamacpp_build_spread(mc.name) : mc.tol;
   const auto cases = load_reference(mc);
   ASSERT_FALSE(cases.empty());
-  auto m = load_model(formats::read_gguf(test::shared_path(mc.gguf)));
+  auto m = load_model(formats::read_gguf(model_path(mc)));
   ASSERT_NE(m, nullptr);
   ThreadPool pool(2);
   int token_mismatches = 0;
@@ -348,25 +395,43 @@ INSTANTIATE_TEST_SUITE_P(
                                 1e-4, Reference::kAmx}),
     case_name);
 
-// The AMX reference tells the orders apart: with the AVX-512 order (the shared oracle's) the Q8_0
-// model's log-probabilities are off by far more than that tolerance.
-TEST(OracleLogitsAmxReference, Avx512OrderDoesNotReproduceIt) {
-  const ModelCase mc{"stories260K-Q8_0", "models/stories260K/stories260K-Q8_0.gguf", 1e-4,
-                     Reference::kAmx};
+// K-quants: stories260K's rows (64) are too short for them, so random-weight models at the tiny-k
+// shape (dim 256, 2 layers, every matrix's row count a multiple of 32: all in llama.cpp's AMX
+// buffer), as gen-model writes them: Q4_K_M (Q4_K and Q6_K) and Q5_K. Made by the same
+// node-llama-cpp build (data/README.md).
+const ModelCase kTinyKQ4KM{"tiny-k-Q4_K_M", "gen:tiny-k:Q4_K_M", 1e-4, Reference::kAmx,
+                           0x8dcf6a17ec790536ull};
+const ModelCase kTinyKQ5K{"tiny-k-Q5_K", "gen:tiny-k:Q5_K", 1e-4, Reference::kAmx,
+                          0x9691b5ecb793ef10ull};
+
+INSTANTIATE_TEST_SUITE_P(AmxReferenceKquants, OracleLogits,
+                         ::testing::Values(kTinyKQ4KM, kTinyKQ5K), case_name);
+
+double max_error_with_path(const ModelCase& mc, kernels::KernelPath path) {
   const auto cases = load_reference(mc);
-  ASSERT_FALSE(cases.empty());
-  auto m = load_model(formats::read_gguf(test::shared_path(mc.gguf)));
-  ASSERT_NE(m, nullptr);
+  EXPECT_FALSE(cases.empty());
+  auto m = load_model(formats::read_gguf(model_path(mc)));
+  if (m == nullptr) return 0;
   ThreadPool pool(2);
   double worst = 0;
   for (const OracleCase& oc : cases) {
-    worst = std::max(
-        worst,
-        run_case(*m, oc, pool, mc.tol, true, kernels::KernelPath::kPortableAvx512).max_logit_error);
+    worst = std::max(worst, run_case(*m, oc, pool, mc.tol, true, path).max_logit_error);
   }
-  std::cout << "[oracle] stories260K-Q8_0 vs AMX reference with llamacpp-avx512 order: max |error| "
-            << worst << "\n";
-  EXPECT_GT(worst, 1e-2);
+  std::cout << "[oracle] " << mc.name << " vs AMX reference with "
+            << kernels::kernel_path_name(path) << " order: max |error| " << worst << "\n";
+  return worst;
+}
+
+// The AMX references tell the orders apart: with the AVX-512 order (the shared oracle's) the
+// models' log-probabilities are off by far more than the tolerance.
+TEST(OracleLogitsAmxReference, Avx512OrderDoesNotReproduceIt) {
+  const ModelCase q8{"stories260K-Q8_0", "models/stories260K/stories260K-Q8_0.gguf", 1e-4,
+                     Reference::kAmx};
+  EXPECT_GT(max_error_with_path(q8, kernels::KernelPath::kPortableAvx512), 1e-2);
+  for (const ModelCase& mc : {kTinyKQ4KM, kTinyKQ5K}) {
+    EXPECT_GT(max_error_with_path(mc, kernels::KernelPath::kPortableAvx512), 10 * mc.tol)
+        << mc.name;
+  }
 }
 
 struct Llama2cCase {

@@ -1,7 +1,8 @@
 // The AVX-512 K-quant kernels (kquants_avx512.cpp) against the reference code they replace, with
 // exact equality: the Q8_K quantizer byte for byte against quantize_row_q8_K_ref, and every
 // output of the tiled matmul_kquant_rows bit for bit against dot_kquant_q8k (the portable lane
-// loops of llama.cpp's AVX2 order) and dot_kquant_q8k_fast, on row and token counts that are not
+// loops of llama.cpp's AVX2 order) and dot_kquant_q8k_fast, and of matmul_kquant_block_rows against
+// dot_kquant_q8k_block (llama.cpp's AMX order), on row and token counts that are not
 // multiples of the tiles (2 rows, 64 tokens) and on several super-blocks. On a CPU without
 // AVX-512 the same checks exercise the fallbacks.
 #include <bit>
@@ -102,9 +103,10 @@ uint32_t bits(float v) {
   return std::bit_cast<uint32_t>(v);
 }
 
-void check_matmul(TensorType type, int64_t rows, int64_t n_tokens, int64_t blocks, uint32_t seed) {
+void check_matmul(TensorType type, int64_t rows, int64_t n_tokens, int64_t blocks, uint32_t seed,
+                  bool block_order) {
   SCOPED_TRACE(testing::Message() << type_name(type) << " rows=" << rows << " tokens=" << n_tokens
-                                  << " blocks=" << blocks);
+                                  << " blocks=" << blocks << (block_order ? " block order" : ""));
   const int64_t cols = blocks * kQK_K;
   const std::vector<uint8_t> wdata = random_weights(type, rows, cols, seed);
   WeightView w;
@@ -127,7 +129,7 @@ void check_matmul(TensorType type, int64_t rows, int64_t n_tokens, int64_t block
   const float sentinel = -12345.0f;
   std::vector<float> y(static_cast<size_t>(n_tokens * rows), sentinel);
   const int64_t row_begin = rows > 1 ? 1 : 0;
-  matmul_kquant_rows(w, x, row_begin, rows, y.data());
+  (block_order ? matmul_kquant_block_rows : matmul_kquant_rows)(w, x, row_begin, rows, y.data());
   int mismatches = 0;
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t r = 0; r < rows; ++r) {
@@ -136,9 +138,12 @@ void check_matmul(TensorType type, int64_t rows, int64_t n_tokens, int64_t block
         EXPECT_EQ(bits(got), bits(sentinel));
         continue;
       }
-      const float want = dot_kquant_q8k(type, w.row(r), x.row(t), cols);
-      const float want_fast = dot_kquant_q8k_fast(type, w.row(r), x.row(t), cols);
-      ASSERT_EQ(bits(want), bits(want_fast));
+      const float want = block_order ? dot_kquant_q8k_block(type, w.row(r), x.row(t), cols)
+                                     : dot_kquant_q8k(type, w.row(r), x.row(t), cols);
+      if (!block_order) {
+        const float want_fast = dot_kquant_q8k_fast(type, w.row(r), x.row(t), cols);
+        ASSERT_EQ(bits(want), bits(want_fast));
+      }
       if (bits(got) != bits(want) && ++mismatches <= 5) {
         ADD_FAILURE() << "row " << r << " token " << t << ": " << got << " vs " << want;
       }
@@ -152,11 +157,15 @@ TEST(KQuantsAvx512, TiledMatmulMatchesDotExactly) {
   for (TensorType type : {TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
     for (int64_t rows : {1, 3, 6, 11}) {
       for (int64_t tokens : {1, 3, 5, 9}) {
-        for (int64_t blocks : {1, 3}) check_matmul(type, rows, tokens, blocks, seed++);
+        for (int64_t blocks : {1, 3}) {
+          check_matmul(type, rows, tokens, blocks, seed, false);
+          check_matmul(type, rows, tokens, blocks, seed++, true);
+        }
       }
     }
     // More tokens than one 64-token tile, odd rows, several blocks.
-    check_matmul(type, 5, 70, 2, seed++);
+    check_matmul(type, 5, 70, 2, seed, false);
+    check_matmul(type, 5, 70, 2, seed++, true);
   }
 }
 

@@ -1,5 +1,5 @@
 // K-quant blocks (Q4_K, Q5_K, Q6_K, Q8_K): layouts decoded independently from ggml's layout
-// description, quantizer error, and the K-quant x Q8_K dot products (both float orders).
+// description, quantizer error, and the K-quant x Q8_K dot products (all three float orders).
 #include "kernels/kquants.h"
 
 #include <algorithm>
@@ -323,8 +323,10 @@ TEST(KQuants, DotMatchesDoubleDotOfDequantizedRows) {
       const double float_bound = (nb + 16) * 4 * kFloatEps * term_magnitude(tc.type, wq, w, x8);
       const float fast = dot_kquant_q8k(tc.type, wq.data(), xq.data(), n);
       const float scalar = dot_kquant_q8k_scalar(tc.type, wq.data(), xq.data(), n);
+      const float block = dot_kquant_q8k_block(tc.type, wq.data(), xq.data(), n);
       EXPECT_NEAR(fast, exact, float_bound) << type_name(tc.type) << " n=" << n;
       EXPECT_NEAR(scalar, exact, float_bound) << type_name(tc.type) << " n=" << n;
+      EXPECT_NEAR(block, exact, float_bound) << type_name(tc.type) << " n=" << n;
       // Against the unquantized activations: off by at most the q8 rounding (half a step each).
       EXPECT_NEAR(fast, against_f32, q8_bound + float_bound) << type_name(tc.type) << " n=" << n;
       // Fast vs scalar: not bit-exact (different float order by design), within float rounding.
@@ -370,7 +372,65 @@ TEST(KQuants, DotIsExactForIntegerBlocks) {
         << type_name(tc.type);
     EXPECT_EQ(dot_kquant_q8k_scalar(tc.type, bytes.data(), xq.data(), n), float(exact))
         << type_name(tc.type);
+    EXPECT_EQ(dot_kquant_q8k_block(tc.type, bytes.data(), xq.data(), n), float(exact))
+        << type_name(tc.type);
   }
+}
+
+// A copy of `bytes` with every block's d (and dmin, for Q4_K / Q5_K) set to the given values.
+std::vector<uint8_t> with_scales(TensorType t, std::vector<uint8_t> bytes, float d, float dmin) {
+  const size_t bb = static_cast<size_t>(traits(t).block_bytes);
+  const uint16_t hd = f32_to_f16(d), hm = f32_to_f16(dmin);
+  for (size_t off = 0; off < bytes.size(); off += bb) {
+    if (t == TensorType::Q6_K) {
+      std::memcpy(bytes.data() + off + 208, &hd, 2);
+    } else {
+      std::memcpy(bytes.data() + off, &hd, 2);
+      std::memcpy(bytes.data() + off + 2, &hm, 2);
+    }
+  }
+  return bytes;
+}
+
+// llama.cpp's AMX order, rebuilt from dequantized values: with d = 1, dmin = 0 a block dequantizes
+// to the integers scale x q (Q6_K: scale x (q - 32)), with d = 0, dmin = 1 to -min; so S and M are
+// exact integer dots, and the float steps are the documented two fmas per super-block.
+TEST(KQuants, BlockOrderIsTwoFmasPerSuperBlockOverExactIntegerSums) {
+  const int64_t n = 1024;
+  int differs_from_avx2_order = 0;
+  for (const auto& tc : kTypes) {
+    for (uint32_t seed = 1; seed <= 8; ++seed) {
+      const auto wq = quantize(tc.type, gaussian(n, 31 * seed, 0.05f));
+      std::vector<BlockQ8_K> xq(static_cast<size_t>(n / kQK_K));
+      quantize_row_q8_K(gaussian(n, 37 * seed, 2.0f).data(), xq.data(), n);
+      const auto scaled = dequantize(tc.type, with_scales(tc.type, wq, 1.0f, 0.0f), n);
+      const auto mins = dequantize(tc.type, with_scales(tc.type, wq, 0.0f, 1.0f), n);
+      const size_t bb = static_cast<size_t>(traits(tc.type).block_bytes);
+      float acc = 0.0f;
+      for (int64_t b = 0; b < n / kQK_K; ++b) {
+        int64_t s = 0, m = 0;
+        for (int64_t e = b * kQK_K; e < (b + 1) * kQK_K; ++e) {
+          const int64_t qa = xq[static_cast<size_t>(b)].qs[e - b * kQK_K];
+          s += static_cast<int64_t>(scaled[e]) * qa;
+          m -= static_cast<int64_t>(mins[e]) * qa;
+        }
+        const uint8_t* blk = wq.data() + b * bb;
+        uint16_t hd = 0, hm = 0;
+        std::memcpy(&hd, blk + (tc.type == TensorType::Q6_K ? 208 : 0), 2);
+        std::memcpy(&hm, blk + 2, 2);
+        const float dx = xq[static_cast<size_t>(b)].d;
+        acc = std::fma(static_cast<float>(s), f16_to_f32(hd) * dx, acc);
+        if (tc.type != TensorType::Q6_K) {
+          acc = std::fma(-static_cast<float>(m), f16_to_f32(hm) * dx, acc);
+        }
+      }
+      const float block = dot_kquant_q8k_block(tc.type, wq.data(), xq.data(), n);
+      EXPECT_EQ(block, acc) << type_name(tc.type) << " seed " << seed;
+      differs_from_avx2_order += block != dot_kquant_q8k(tc.type, wq.data(), xq.data(), n);
+    }
+  }
+  // The orders are distinct (else the AMX references could not tell them apart).
+  EXPECT_GT(differs_from_avx2_order, 0);
 }
 
 TEST(KQuants, DotOfZeroRowsIsZero) {
@@ -385,6 +445,8 @@ TEST(KQuants, DotOfZeroRowsIsZero) {
     EXPECT_EQ(dot_kquant_q8k(tc.type, wz.data(), xq.data(), 512), 0.0f);
     EXPECT_EQ(dot_kquant_q8k(tc.type, w.data(), zq.data(), 512), 0.0f);
     EXPECT_EQ(dot_kquant_q8k_scalar(tc.type, wz.data(), xq.data(), 512), 0.0f);
+    EXPECT_EQ(dot_kquant_q8k_block(tc.type, wz.data(), xq.data(), 512), 0.0f);
+    EXPECT_EQ(dot_kquant_q8k_block(tc.type, w.data(), zq.data(), 512), 0.0f);
   }
 }
 

@@ -11,7 +11,9 @@
 #include <gtest/gtest.h>
 
 #include "base/half.h"
+#include "kernels/kquants.h"
 #include "kernels/quant.h"
+#include "kernels/quant_packed.h"
 
 namespace pareto::kernels {
 namespace {
@@ -201,11 +203,66 @@ TEST(Matmul, AmxOrderDiffersFromAvx512OnlyInQ8_0) {
   EXPECT_EQ(amx.elementwise_width, avx512.elementwise_width);
   EXPECT_NE(amx.matmul_q8_0, avx512.matmul_q8_0);
   // Block order only for the matrices llama.cpp's AMX build takes: rows % 32 == 0.
-  EXPECT_EQ(q8_0_order(KernelPath::kLlamacppAmx, 64), Q8_0Order::kBlock);
-  EXPECT_EQ(q8_0_order(KernelPath::kLlamacppAmx, 172), Q8_0Order::kLanes);
-  EXPECT_EQ(q8_0_order(KernelPath::kLlamacppAmx, 48), Q8_0Order::kLanes);
-  EXPECT_EQ(q8_0_order(KernelPath::kPortableAvx512, 64), Q8_0Order::kLanes);
-  EXPECT_EQ(q8_0_order(KernelPath::kPortable, 64), Q8_0Order::kLanes);
+  EXPECT_EQ(quant_order(KernelPath::kLlamacppAmx, TensorType::Q8_0, 64), QuantOrder::kBlock);
+  EXPECT_EQ(quant_order(KernelPath::kLlamacppAmx, TensorType::Q8_0, 172), QuantOrder::kLanes);
+  EXPECT_EQ(quant_order(KernelPath::kLlamacppAmx, TensorType::Q8_0, 48), QuantOrder::kLanes);
+  EXPECT_EQ(quant_order(KernelPath::kPortableAvx512, TensorType::Q8_0, 64), QuantOrder::kLanes);
+  EXPECT_EQ(quant_order(KernelPath::kPortable, TensorType::Q8_0, 64), QuantOrder::kLanes);
+  for (TensorType t : {TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
+    EXPECT_EQ(quant_order(KernelPath::kLlamacppAmx, t, 64), QuantOrder::kBlock);
+    EXPECT_EQ(quant_order(KernelPath::kLlamacppAmx, t, 48), QuantOrder::kLanes);
+    EXPECT_EQ(quant_order(KernelPath::kPortableAvx512, t, 64), QuantOrder::kLanes);
+  }
+  EXPECT_EQ(quant_order(KernelPath::kLlamacppAmx, TensorType::Q4_0, 64), QuantOrder::kLanes);
+  EXPECT_EQ(quant_order(KernelPath::kLlamacppAmx, TensorType::F16, 64), QuantOrder::kLanes);
+}
+
+// matmul() on the AMX path sums a K-quant matrix in llama.cpp's AMX order exactly when
+// quant_order says so (rows % 32 == 0), packed or not, and in the AVX2 order otherwise; the other
+// paths always in the AVX2 order.
+TEST(Matmul, KquantsFollowTheirOrderOnEveryPath) {
+  const int64_t cols = 512;
+  for (TensorType type : {TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
+    for (int64_t rows : {int64_t{64}, int64_t{48}}) {
+      const int64_t rb = row_bytes(type, cols);
+      std::vector<uint8_t> wbytes(static_cast<size_t>(rb * rows));
+      const auto wf = random_values(rows * cols, 41);
+      for (int64_t r = 0; r < rows; ++r) {
+        quantize_row_kquant(type, wf.data() + r * cols, wbytes.data() + r * rb, cols);
+      }
+      WeightView w{type, wbytes.data(), rows, cols};
+      const PackedWeights packed = pack_weights(w);  // empty for Q5_K or without AVX-512 VNNI
+      for (int64_t n_tokens : {int64_t{1}, int64_t{5}}) {
+        const auto x = random_values(n_tokens * cols, 43);
+        const int64_t xrb = row_bytes(TensorType::Q8_K, cols);
+        std::vector<uint8_t> xq(static_cast<size_t>(xrb * n_tokens));
+        for (int64_t t = 0; t < n_tokens; ++t) {
+          quantize_row_q8_K(x.data() + t * cols, reinterpret_cast<BlockQ8_K*>(xq.data() + t * xrb),
+                            cols);
+        }
+        for (KernelPath path :
+             {KernelPath::kPortable, KernelPath::kPortableAvx512, KernelPath::kLlamacppAmx}) {
+          const bool block = quant_order(path, type, rows) == QuantOrder::kBlock;
+          for (const uint8_t* p : {static_cast<const uint8_t*>(nullptr), packed.data()}) {
+            w.packed = p;
+            ThreadPool pool(2);
+            std::vector<float> y(static_cast<size_t>(rows * n_tokens));
+            matmul(w, x.data(), n_tokens, y.data(), pool, path);
+            for (int64_t t = 0; t < n_tokens; ++t) {
+              for (int64_t r = 0; r < rows; ++r) {
+                const uint8_t* xt = xq.data() + t * xrb;
+                const float want = block ? dot_kquant_q8k_block(type, w.row(r), xt, cols)
+                                         : dot_kquant_q8k(type, w.row(r), xt, cols);
+                ASSERT_EQ(y[static_cast<size_t>(t * rows + r)], want)
+                    << type_name(type) << " " << rows << " rows, " << kernel_path_name(path)
+                    << (p ? " packed" : "") << ", token " << t << " row " << r;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The packed Q4_K / Q6_K kernels (quant_packed_kquants*.cpp) against dot_kquant_q8k and
-// matmul_kquant_rows: every output must be the same float, bit for bit, for whole and split row
-// ranges (starting / ending mid-group), tail rows, token counts off the token tiles and several
+// matmul_kquant_rows (in llama.cpp's AMX order: dot_kquant_q8k_block and
+// matmul_kquant_block_rows): every output must be the same float, bit for bit, for whole and split
+// row ranges (starting / ending mid-group), tail rows, token counts off the token tiles and several
 // super-blocks; and unpack_row must restore the raw rows.
 #include <cmath>
 #include <cstring>
@@ -102,29 +103,35 @@ TEST(QuantPackedKquants, MatchesReferenceBitForBit) {
                               reinterpret_cast<BlockQ8_K*>(xq.data() + t * xrow), cols);
           }
           const PreparedActivations xa{TensorType::Q8_K, xq.data(), xrow, n_tokens};
-          // References: the dot product and the (raw) tiled rows kernel.
-          std::vector<float> want(static_cast<size_t>(rows * n_tokens));
-          for (int64_t t = 0; t < n_tokens; ++t) {
-            for (int64_t r = 0; r < rows; ++r) {
-              want[static_cast<size_t>(t * rows + r)] =
-                  dot_kquant_q8k(type, w.row(r), xa.row(t), cols);
-            }
-          }
-          std::vector<float> rows_ref(want.size());
-          matmul_kquant_rows(w, xa, 0, rows, rows_ref.data());
-          expect_same_bits(rows_ref, want, "matmul_kquant_rows " + name(c));
-
           w.packed = p.data();
-          std::vector<float> y(want.size(), -1.0f);
-          matmul_packed_rows(w, xa, 0, rows, y.data());
-          expect_same_bits(y, want, "packed " + name(c));
-          // Split ranges starting and ending mid-group.
-          std::vector<float> y2(want.size(), -1.0f);
-          const int64_t cut1 = 5, cut2 = rows - 7;
-          matmul_packed_rows(w, xa, 0, cut1, y2.data());
-          matmul_packed_rows(w, xa, cut1, cut2, y2.data());
-          matmul_packed_rows(w, xa, cut2, rows, y2.data());
-          expect_same_bits(y2, want, "packed split " + name(c));
+          for (QuantOrder order : {QuantOrder::kLanes, QuantOrder::kBlock}) {
+            const bool block = order == QuantOrder::kBlock;
+            const std::string label = name(c) + (block ? " block order" : "");
+            // References: the dot product and the (raw) tiled rows kernel.
+            std::vector<float> want(static_cast<size_t>(rows * n_tokens));
+            for (int64_t t = 0; t < n_tokens; ++t) {
+              for (int64_t r = 0; r < rows; ++r) {
+                want[static_cast<size_t>(t * rows + r)] =
+                    block ? dot_kquant_q8k_block(type, w.row(r), xa.row(t), cols)
+                          : dot_kquant_q8k(type, w.row(r), xa.row(t), cols);
+              }
+            }
+            std::vector<float> rows_ref(want.size());
+            (block ? matmul_kquant_block_rows : matmul_kquant_rows)(w, xa, 0, rows,
+                                                                    rows_ref.data());
+            expect_same_bits(rows_ref, want, "raw rows " + label);
+
+            std::vector<float> y(want.size(), -1.0f);
+            matmul_packed_rows(w, xa, 0, rows, y.data(), order);
+            expect_same_bits(y, want, "packed " + label);
+            // Split ranges starting and ending mid-group.
+            std::vector<float> y2(want.size(), -1.0f);
+            const int64_t cut1 = 5, cut2 = rows - 7;
+            matmul_packed_rows(w, xa, 0, cut1, y2.data(), order);
+            matmul_packed_rows(w, xa, cut1, cut2, y2.data(), order);
+            matmul_packed_rows(w, xa, cut2, rows, y2.data(), order);
+            expect_same_bits(y2, want, "packed split " + label);
+          }
         }
       }
     }

@@ -57,14 +57,14 @@ std::string name(const Case& c) {
 
 // y[t * rows + r] from the reference lane loop of the order matmul uses for this matrix.
 std::vector<float> reference(const WeightView& w, const std::vector<uint8_t>& xq, int64_t n_tokens,
-                             Q8_0Order q8_order) {
+                             QuantOrder order) {
   const int64_t xrow = row_bytes(TensorType::Q8_0, w.cols);
   std::vector<float> y(static_cast<size_t>(w.rows * n_tokens));
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t r = 0; r < w.rows; ++r) {
       const uint8_t* x = xq.data() + t * xrow;
       float v;
-      if (w.type == TensorType::Q8_0 && q8_order == Q8_0Order::kBlock) {
+      if (w.type == TensorType::Q8_0 && order == QuantOrder::kBlock) {
         v = dot_q8_0_block_ref(w.row(r), x, w.cols);
       } else if (w.type == TensorType::Q8_0) {
         v = dot_q8_0_lanes_ref(w.row(r), x, w.cols);
@@ -134,9 +134,9 @@ TEST(QuantPacked, RowsAreBitIdenticalToLaneLoops) {
                                 c.cols);
     }
     PreparedActivations xa{TensorType::Q8_0, xq.data(), xrow, c.n_tokens};
-    for (Q8_0Order order : {Q8_0Order::kLanes, Q8_0Order::kBlock}) {
-      if (order == Q8_0Order::kBlock && c.type != TensorType::Q8_0) continue;
-      const std::string label = name(c) + (order == Q8_0Order::kBlock ? " block order" : "");
+    for (QuantOrder order : {QuantOrder::kLanes, QuantOrder::kBlock}) {
+      if (order == QuantOrder::kBlock && c.type != TensorType::Q8_0) continue;
+      const std::string label = name(c) + (order == QuantOrder::kBlock ? " block order" : "");
       const auto want = reference(w, xq, c.n_tokens, order);
       // The whole range, then ranges that start and end inside groups.
       std::vector<float> y(want.size(), NAN);
