@@ -410,16 +410,6 @@ float vec_dot_q6_K_q8_K(const BlockQ6_K* x, const BlockQ8_K* y, int64_t n) {
   return dot_fast(x, y, n);
 }
 
-float vec_dot_q4_K_q8_K_block(const BlockQ4_K* x, const BlockQ8_K* y, int64_t n) {
-  return dot_block_fast(x, y, n);
-}
-float vec_dot_q5_K_q8_K_block(const BlockQ5_K* x, const BlockQ8_K* y, int64_t n) {
-  return dot_block_fast(x, y, n);
-}
-float vec_dot_q6_K_q8_K_block(const BlockQ6_K* x, const BlockQ8_K* y, int64_t n) {
-  return dot_block_fast(x, y, n);
-}
-
 // --- Type dispatch ---
 
 void dequantize_row_kquant(TensorType type, const void* src, float* dst, int64_t n) {
@@ -448,64 +438,49 @@ void quantize_row_kquant(TensorType type, const float* src, void* dst, int64_t n
   }
 }
 
-float dot_kquant_q8k(TensorType type, const void* w_row, const void* q8k_row, int64_t n) {
+namespace {
+
+// fn(weight row as its block type, Q8_K row) for a Q4_K / Q5_K / Q6_K row; fails with `error`
+// (naming the entry point) for any other type.
+template <class Fn>
+float with_kquant_row(TensorType type, const void* w_row, const void* q8k_row, const char* error,
+                      Fn fn) {
   const auto* y = static_cast<const BlockQ8_K*>(q8k_row);
   switch (type) {
     case TensorType::Q4_K:
-      return vec_dot_q4_K_q8_K(static_cast<const BlockQ4_K*>(w_row), y, n);
+      return fn(static_cast<const BlockQ4_K*>(w_row), y);
     case TensorType::Q5_K:
-      return vec_dot_q5_K_q8_K(static_cast<const BlockQ5_K*>(w_row), y, n);
+      return fn(static_cast<const BlockQ5_K*>(w_row), y);
     case TensorType::Q6_K:
-      return vec_dot_q6_K_q8_K(static_cast<const BlockQ6_K*>(w_row), y, n);
+      return fn(static_cast<const BlockQ6_K*>(w_row), y);
     default:
-      PARETO_CHECK_MSG(false, "dot_kquant_q8k: not a K-quant type");
+      PARETO_CHECK_MSG(false, error);
       return 0.0f;
   }
+}
+
+}  // namespace
+
+float dot_kquant_q8k(TensorType type, const void* w_row, const void* q8k_row, int64_t n) {
+  return with_kquant_row(type, w_row, q8k_row, "dot_kquant_q8k: not a K-quant type",
+                         [n](const auto* x, const BlockQ8_K* y) { return dot_fast(x, y, n); });
 }
 
 float dot_kquant_q8k_ref(TensorType type, const void* w_row, const void* q8k_row, int64_t n) {
-  const auto* y = static_cast<const BlockQ8_K*>(q8k_row);
-  switch (type) {
-    case TensorType::Q4_K:
-      return dot_avx2_order(static_cast<const BlockQ4_K*>(w_row), y, n);
-    case TensorType::Q5_K:
-      return dot_avx2_order(static_cast<const BlockQ5_K*>(w_row), y, n);
-    case TensorType::Q6_K:
-      return dot_avx2_order(static_cast<const BlockQ6_K*>(w_row), y, n);
-    default:
-      PARETO_CHECK_MSG(false, "dot_kquant_q8k_ref: not a K-quant type");
-      return 0.0f;
-  }
+  return with_kquant_row(
+      type, w_row, q8k_row, "dot_kquant_q8k_ref: not a K-quant type",
+      [n](const auto* x, const BlockQ8_K* y) { return dot_avx2_order(x, y, n); });
 }
 
 float dot_kquant_q8k_scalar(TensorType type, const void* w_row, const void* q8k_row, int64_t n) {
-  const auto* y = static_cast<const BlockQ8_K*>(q8k_row);
-  switch (type) {
-    case TensorType::Q4_K:
-      return vec_dot_q4_K_q8_K_scalar(static_cast<const BlockQ4_K*>(w_row), y, n);
-    case TensorType::Q5_K:
-      return vec_dot_q5_K_q8_K_scalar(static_cast<const BlockQ5_K*>(w_row), y, n);
-    case TensorType::Q6_K:
-      return vec_dot_q6_K_q8_K_scalar(static_cast<const BlockQ6_K*>(w_row), y, n);
-    default:
-      PARETO_CHECK_MSG(false, "dot_kquant_q8k_scalar: not a K-quant type");
-      return 0.0f;
-  }
+  return with_kquant_row(type, w_row, q8k_row, "dot_kquant_q8k_scalar: not a K-quant type",
+                         [n](const auto* x, const BlockQ8_K* y) { return dot_generic(x, y, n); });
 }
 
 float dot_kquant_q8k_block(TensorType type, const void* w_row, const void* q8k_row, int64_t n) {
-  const auto* y = static_cast<const BlockQ8_K*>(q8k_row);
-  switch (type) {
-    case TensorType::Q4_K:
-      return vec_dot_q4_K_q8_K_block(static_cast<const BlockQ4_K*>(w_row), y, n);
-    case TensorType::Q5_K:
-      return vec_dot_q5_K_q8_K_block(static_cast<const BlockQ5_K*>(w_row), y, n);
-    case TensorType::Q6_K:
-      return vec_dot_q6_K_q8_K_block(static_cast<const BlockQ6_K*>(w_row), y, n);
-    default:
-      PARETO_CHECK_MSG(false, "dot_kquant_q8k_block: not a K-quant type");
-      return 0.0f;
-  }
+  return with_kquant_row(
+      type, w_row, q8k_row, "dot_kquant_q8k_block: not a K-quant type",
+      [n](const auto* x, const BlockQ8_K* y) { return dot_block_fast(x, y, n); });
 }
 
 }  // namespace pareto::kernels

@@ -130,15 +130,6 @@ float vec_dot_q4_K_q8_K_scalar(const BlockQ4_K* x, const BlockQ8_K* y, int64_t n
 float vec_dot_q5_K_q8_K_scalar(const BlockQ5_K* x, const BlockQ8_K* y, int64_t n);
 float vec_dot_q6_K_q8_K_scalar(const BlockQ6_K* x, const BlockQ8_K* y, int64_t n);
 
-// llama.cpp's AMX order (ggml-cpu/amx/mmq.cpp; its AMX tiles and its AVX-512 VNNI one-token
-// kernel alike): per super-block, S = sum over sub-blocks of scale x (integer dot of the
-// sub-block) (Q6_K: of q - 32), M = sum over sub-blocks of min x (activation sum of the
-// sub-block); acc = fma((float)S, d_w * d_x, acc); Q4_K / Q5_K then acc = fma(-(float)M,
-// dmin_w * d_x, acc). acc starts at 0.
-float vec_dot_q4_K_q8_K_block(const BlockQ4_K* x, const BlockQ8_K* y, int64_t n);
-float vec_dot_q5_K_q8_K_block(const BlockQ5_K* x, const BlockQ8_K* y, int64_t n);
-float vec_dot_q6_K_q8_K_block(const BlockQ6_K* x, const BlockQ8_K* y, int64_t n);
-
 // --- Type-dispatched entry points (type: Q4_K, Q5_K or Q6_K; CHECKed) ---
 
 // Converts n elements of a row of `type` to f32.
@@ -148,6 +139,11 @@ void quantize_row_kquant(TensorType type, const float* src, void* dst, int64_t n
 // Dot product of a weight row of `type` with a Q8_K row (quantize_row_q8_K) of the same length.
 float dot_kquant_q8k(TensorType type, const void* w_row, const void* q8k_row, int64_t n);
 float dot_kquant_q8k_scalar(TensorType type, const void* w_row, const void* q8k_row, int64_t n);
+// llama.cpp's AMX order (ggml-cpu/amx/mmq.cpp; its AMX tiles and its AVX-512 VNNI one-token
+// kernel alike): per super-block, S = sum over sub-blocks of scale x (integer dot of the
+// sub-block) (Q6_K: of q - 32), M = sum over sub-blocks of min x (activation sum of the
+// sub-block); acc = fma((float)S, d_w * d_x, acc); Q4_K / Q5_K then acc = fma(-(float)M,
+// dmin_w * d_x, acc). acc starts at 0.
 float dot_kquant_q8k_block(TensorType type, const void* w_row, const void* q8k_row, int64_t n);
 
 }  // namespace pareto::kernels

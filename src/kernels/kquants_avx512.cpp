@@ -426,6 +426,26 @@ void quantize_q8_K(const float* x, BlockQ8_K* y, int64_t nb) {
 bool avx512_supported() {
   return avx512::avx512_vnni_supported();
 }
+
+// rows_avx512 for w's block type; false (nothing done) without AVX-512 or for another type.
+template <bool BlockOrder>
+bool try_rows_avx512(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
+                     int64_t row_end, float* y) {
+  if (!avx512_supported() || w.cols % kQK_K != 0) return false;
+  switch (w.type) {
+    case TensorType::Q4_K:
+      rows_avx512<BlockQ4_K, BlockOrder>(w, x, row_begin, row_end, y);
+      return true;
+    case TensorType::Q5_K:
+      rows_avx512<BlockQ5_K, BlockOrder>(w, x, row_begin, row_end, y);
+      return true;
+    case TensorType::Q6_K:
+      rows_avx512<BlockQ6_K, BlockOrder>(w, x, row_begin, row_end, y);
+      return true;
+    default:
+      return false;
+  }
+}
 #endif  // PARETO_KQUANT_AVX512
 
 // The untiled loop: one dot product per (row, token).
@@ -465,18 +485,7 @@ void quantize_row_q8_K(const float* x, BlockQ8_K* y, int64_t n) {
 void matmul_kquant_rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
                         int64_t row_end, float* y) {
 #ifdef PARETO_KQUANT_AVX512
-  if (avx512_supported() && w.cols % kQK_K == 0) {
-    switch (w.type) {
-      case TensorType::Q4_K:
-        return rows_avx512<BlockQ4_K, false>(w, x, row_begin, row_end, y);
-      case TensorType::Q5_K:
-        return rows_avx512<BlockQ5_K, false>(w, x, row_begin, row_end, y);
-      case TensorType::Q6_K:
-        return rows_avx512<BlockQ6_K, false>(w, x, row_begin, row_end, y);
-      default:
-        break;
-    }
-  }
+  if (try_rows_avx512<false>(w, x, row_begin, row_end, y)) return;
 #endif
 #if defined(__aarch64__) && defined(__ARM_NEON)
   return matmul_kquant_rows_neon(w, x, row_begin, row_end, y,  // kquants_neon.cpp
@@ -488,18 +497,7 @@ void matmul_kquant_rows(const WeightView& w, const PreparedActivations& x, int64
 void matmul_kquant_block_rows(const WeightView& w, const PreparedActivations& x, int64_t row_begin,
                               int64_t row_end, float* y) {
 #ifdef PARETO_KQUANT_AVX512
-  if (avx512_supported() && w.cols % kQK_K == 0) {
-    switch (w.type) {
-      case TensorType::Q4_K:
-        return rows_avx512<BlockQ4_K, true>(w, x, row_begin, row_end, y);
-      case TensorType::Q5_K:
-        return rows_avx512<BlockQ5_K, true>(w, x, row_begin, row_end, y);
-      case TensorType::Q6_K:
-        return rows_avx512<BlockQ6_K, true>(w, x, row_begin, row_end, y);
-      default:
-        break;
-    }
-  }
+  if (try_rows_avx512<true>(w, x, row_begin, row_end, y)) return;
 #endif
   for (int64_t r = row_begin; r < row_end; ++r) {
     for (int64_t t = 0; t < x.n_tokens; ++t) {

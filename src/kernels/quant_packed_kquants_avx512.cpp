@@ -94,6 +94,14 @@ inline __m512i pair_sums(__m512i v0, __m512i v1, const int32_t* xt) {
   return _mm512_add_epi16(a, b);
 }
 
+// acc[t][k] = fma(dk[t], (float)ia[t], acc[t][k]) for every token.
+template <int NT>
+inline void add_scaled(const __m512* dk, const __m512i* ia, __m512 (*acc)[12], int k) {
+  PARETO_UNROLL
+  for (int t = 0; t < NT; ++t)
+    acc[t][k] = _mm512_fmadd_ps(dk[t], _mm512_cvtepi32_ps(ia[t]), acc[t][k]);
+}
+
 // One Q4_K super-block b (record sb) x NT tokens into acc[t][0..7] (lanes) and [8..11] (mins).
 // Pair sums: |4 * 15 * 128| fits int16.
 // Block (llama.cpp's AMX order): the lanes' integer sums are summed on (exact) into one S per
@@ -135,17 +143,11 @@ inline void q4k_block(const uint8_t* sb, int64_t b, const KTile& tt, __m512 (*ac
       }
     }
     if constexpr (!Block) {
-      PARETO_UNROLL
-      for (int t = 0; t < NT; ++t) {
-        acc[t][k] = _mm512_fmadd_ps(dk[t], _mm512_cvtepi32_ps(ia[t]), acc[t][k]);
-      }
+      add_scaled<NT>(dk, ia, acc, k);
     }
   }
   if constexpr (Block) {
-    PARETO_UNROLL
-    for (int t = 0; t < NT; ++t) {
-      acc[t][0] = _mm512_fmadd_ps(dk[t], _mm512_cvtepi32_ps(ia[t]), acc[t][0]);
-    }
+    add_scaled<NT>(dk, ia, acc, 0);
   }
   const __m512 dmw = load_f16x16(sb + 2336);
   __m512i pm[NT];  // Block: M
@@ -235,18 +237,12 @@ inline void q6k_block(const uint8_t* sb, int64_t b, const KTile& tt, __m512 (*ac
         }
       }
       if constexpr (!Block) {
-        PARETO_UNROLL
-        for (int t = 0; t < NT; ++t) {
-          acc[t][k] = _mm512_fmadd_ps(dk[t], _mm512_cvtepi32_ps(ia[t]), acc[t][k]);
-        }
+        add_scaled<NT>(dk, ia, acc, k);
       }
     }
   }
   if constexpr (Block) {
-    PARETO_UNROLL
-    for (int t = 0; t < NT; ++t) {
-      acc[t][0] = _mm512_fmadd_ps(dk[t], _mm512_cvtepi32_ps(ia[t]), acc[t][0]);
-    }
+    add_scaled<NT>(dk, ia, acc, 0);
   }
 }
 

@@ -46,6 +46,13 @@ TinySpec spec_for(const Case& c) {
   return s;
 }
 
+// Writes the case's random model (spec s) to a fresh temp folder named by `prefix`; its path.
+std::string write_case_model(const Case& c, const TinySpec& s, const std::string& prefix) {
+  const auto path = (pareto::test::temp_dir(prefix + case_name({c, 0})) / "m.gguf").string();
+  write_model(path, s, make_weights(s));
+  return path;
+}
+
 class TinyModelTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(TinyModelTest, MatchesFloat64ReferenceOnEveryKernelPath) {
@@ -140,9 +147,7 @@ class BatchTest : public ::testing::TestWithParam<Case> {};
 TEST_P(BatchTest, BatchForwardEqualsOneTokenAtATime) {
   const Case c = GetParam();
   const TinySpec s = spec_for(c);
-  const auto path =
-      (pareto::test::temp_dir("model_batch_" + case_name({c, 0})) / "m.gguf").string();
-  write_model(path, s, make_weights(s));
+  const std::string path = write_case_model(c, s, "model_batch_");
   auto m = load_model(path);
   ASSERT_NE(m, nullptr);
   ThreadPool pool(2);
@@ -177,9 +182,7 @@ TEST_P(BatchTest, BatchForwardEqualsOneTokenAtATime) {
 TEST_P(BatchTest, TruncateAndRecomputeGivesSameLogits) {
   const Case c = GetParam();
   const TinySpec s = spec_for(c);
-  const auto path =
-      (pareto::test::temp_dir("model_trunc_" + case_name({c, 0})) / "m.gguf").string();
-  write_model(path, s, make_weights(s));
+  const std::string path = write_case_model(c, s, "model_trunc_");
   auto m = load_model(path);
   ASSERT_NE(m, nullptr);
   ThreadPool pool(2);
@@ -214,9 +217,7 @@ class WeightPlacementTest : public ::testing::TestWithParam<Case> {};
 TEST_P(WeightPlacementTest, CopiedWeightsGiveTheMappedFilesLogitsBitForBit) {
   const Case c = GetParam();
   const TinySpec s = spec_for(c);
-  const auto path =
-      (pareto::test::temp_dir("model_place_" + case_name({c, 0})) / "m.gguf").string();
-  write_model(path, s, make_weights(s));
+  const std::string path = write_case_model(c, s, "model_place_");
   const std::vector<int32_t> tokens{3, 1, 4, 1, 5, 9, 2};
   std::vector<float> logits[2];
   for (int placed = 0; placed < 2; ++placed) {
