@@ -369,15 +369,16 @@ INSTANTIATE_TEST_SUITE_P(SharedOracle, OracleLogitsOnlineSoftmax,
 INSTANTIATE_TEST_SUITE_P(SharedOracle, OracleLogitsAmxOrder,
                          ::testing::ValuesIn(shared_oracle_cases()), case_name);
 
-INSTANTIATE_TEST_SUITE_P(
-    Avx2Reference, OracleLogits,
-    ::testing::Values(ModelCase{"stories260K", "models/stories260K/stories260K.gguf", 1e-3,
-                                Reference::kAvx2},
-                      ModelCase{"stories260K-Q8_0", "models/stories260K/stories260K-Q8_0.gguf",
-                                2e-2, Reference::kAvx2},
-                      ModelCase{"stories260K-Q4_0", "models/stories260K/stories260K-Q4_0.gguf",
-                                2e-2, Reference::kAvx2}),
-    case_name);
+// stories260K F32, Q8_0 and Q4_0 against one of this project's references (data/).
+std::vector<ModelCase> stories260k_cases(Reference reference, double f32_tol, double quant_tol) {
+  return {{"stories260K", "models/stories260K/stories260K.gguf", f32_tol, reference},
+          {"stories260K-Q8_0", "models/stories260K/stories260K-Q8_0.gguf", quant_tol, reference},
+          {"stories260K-Q4_0", "models/stories260K/stories260K-Q4_0.gguf", quant_tol, reference}};
+}
+
+INSTANTIATE_TEST_SUITE_P(Avx2Reference, OracleLogits,
+                         ::testing::ValuesIn(stories260k_cases(Reference::kAvx2, 1e-3, 2e-2)),
+                         case_name);
 
 // llama.cpp's AMX build (its sapphirerapids CPU variant, AMX tiles for the Q8_0 / Q4_0 matrices
 // whose row count is a multiple of 32) on this project's Sapphire Rapids machine, through
@@ -385,15 +386,9 @@ INSTANTIATE_TEST_SUITE_P(
 // to 1e-6, compared within 1e-4 for every model. The same node-llama-cpp build on a CPU without
 // AMX loads another variant, but the files hold what this build computed, so the check runs
 // anywhere.
-INSTANTIATE_TEST_SUITE_P(
-    AmxReference, OracleLogits,
-    ::testing::Values(ModelCase{"stories260K", "models/stories260K/stories260K.gguf", 1e-4,
-                                Reference::kAmx},
-                      ModelCase{"stories260K-Q8_0", "models/stories260K/stories260K-Q8_0.gguf",
-                                1e-4, Reference::kAmx},
-                      ModelCase{"stories260K-Q4_0", "models/stories260K/stories260K-Q4_0.gguf",
-                                1e-4, Reference::kAmx}),
-    case_name);
+INSTANTIATE_TEST_SUITE_P(AmxReference, OracleLogits,
+                         ::testing::ValuesIn(stories260k_cases(Reference::kAmx, 1e-4, 1e-4)),
+                         case_name);
 
 // K-quants: stories260K's rows (64) are too short for them, so random-weight models at the tiny-k
 // shape (dim 256, 2 layers, every matrix's row count a multiple of 32: all in llama.cpp's AMX

@@ -190,7 +190,8 @@ TEST(Matmul, KernelPathNamesRoundTrip) {
   EXPECT_EQ(parse_kernel_path("avx3"), std::nullopt);
 }
 
-// The AMX order is the AVX-512 order but for Q8_0, which it sums one block at a time.
+// The AMX order's kernel table is the AVX-512 one but for Q8_0, which it sums one block at a time
+// (F16 and the K-quants differ too, chosen in matmul by f16_f32_activations / quant_order).
 TEST(Matmul, AmxOrderDiffersFromAvx512OnlyInQ8_0) {
   const KernelSet& amx = kernel_set(KernelPath::kLlamacppAmx);
   const KernelSet& avx512 = kernel_set(KernelPath::kPortableAvx512);
