@@ -1,6 +1,8 @@
 // Differential check against llama.cpp's own tokenization: for every case of
 // shared/oracle/*.llamacpp.json, encoding the prompt with BOS must give `prompt_tokens` exactly,
-// and streaming the greedy continuation's pieces must give llama.cpp's `greedy_text`.
+// and streaming the generated tokens' pieces must give llama.cpp's text. Autoregressive oracles
+// name them `greedy_tokens` / `greedy_text`; the diffusion model's (pycode-dllm.<rule>) `tokens` /
+// `text`.
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -20,12 +22,14 @@ namespace {
 namespace fs = std::filesystem;
 
 struct OracleFile {
-  std::string name;        // e.g. "stories260K-Q8_0"
+  std::string name;        // e.g. "stories260K-Q8_0", "pycode-dllm.steps"
   std::string oracle;      // path of the .llamacpp.json
   std::string model_gguf;  // the model it was produced with
 };
 
-// The oracle's model: models/<family>/<name>.gguf, family being the name's first word.
+// The oracle's model: models/<family>/<model>.gguf, family being the name's first word and model
+// the name up to its first '.' (pycode-dllm.steps and pycode-dllm.tau05: two decoding rules of one
+// model).
 std::vector<OracleFile> oracle_files() {
   std::vector<OracleFile> files;
   const fs::path dir = test::shared_path("oracle");
@@ -42,8 +46,9 @@ std::vector<OracleFile> oracle_files() {
                                                                  : "";
     EXPECT_FALSE(family.empty()) << "oracle file for an unknown model: " << file;
     if (family.empty()) continue;
+    const std::string model = name.substr(0, name.find('.'));
     files.push_back({name, entry.path().string(),
-                     test::shared_path("models/" + family + "/" + name + ".gguf")});
+                     test::shared_path("models/" + family + "/" + model + ".gguf")});
   }
   std::sort(files.begin(), files.end(),
             [](const OracleFile& a, const OracleFile& b) { return a.name < b.name; });
@@ -67,7 +72,8 @@ Tokenizer load_tokenizer(const std::string& gguf) {
 
 TEST(OraclePromptTokens, EncodeWithBosMatchesLlamaCpp) {
   const std::vector<OracleFile> files = oracle_files();
-  ASSERT_GE(files.size(), 5u) << "expected the stories260K and pycode oracle files";
+  ASSERT_GE(files.size(), 8u) << "expected the stories260K, pycode, pycode-moe and pycode-dllm "
+                                 "oracle files";
   size_t n_cases = 0;
   for (const OracleFile& f : files) {
     const Tokenizer tok = load_tokenizer(f.model_gguf);
@@ -87,13 +93,14 @@ TEST(OraclePromptTokens, StreamedGreedyPiecesMatchLlamaCppText) {
   for (const OracleFile& f : oracle_files()) {
     const Tokenizer tok = load_tokenizer(f.model_gguf);
     for (const auto& c : read_json(f.oracle)) {
-      const auto tokens = c.at("greedy_tokens").get<std::vector<int32_t>>();
+      const bool greedy = c.contains("greedy_tokens");
+      const auto tokens = c.at(greedy ? "greedy_tokens" : "tokens").get<std::vector<int32_t>>();
       // A continuation follows the prompt, so its first token keeps its leading space.
       IncrementalDecoder dec(tok, /*at_text_start=*/false);
       std::string text;
       for (const int32_t id : tokens) text += dec.push(id);
       text += dec.flush();
-      EXPECT_EQ(text, c.at("greedy_text").get<std::string>()) << f.name;
+      EXPECT_EQ(text, c.at(greedy ? "greedy_text" : "text").get<std::string>()) << f.name;
     }
   }
 }
