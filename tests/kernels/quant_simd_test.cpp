@@ -151,31 +151,74 @@ TEST(QuantSimd, MatmulRowsAreBitIdenticalToLaneLoops) {
   }
 }
 
+// K-quant weights quantized from real values, against Q8_K activations of 1 and 5 tokens.
+struct KQuantCase {
+  std::vector<uint8_t> wbytes;
+  std::vector<uint8_t> xbytes;
+  WeightView w;
+  PreparedActivations x;
+};
+
+KQuantCase kquant_case(TensorType type, int64_t rows, int64_t cols, int64_t n_tokens) {
+  KQuantCase c;
+  const auto wf = random_activations(rows * cols, 3);
+  c.wbytes.resize(static_cast<size_t>(row_bytes(type, cols) * rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    quantize_row(type, wf.data() + r * cols, c.wbytes.data() + r * row_bytes(type, cols), cols);
+  }
+  c.w = WeightView{type, c.wbytes.data(), rows, cols};
+  const auto xf = random_activations(cols * n_tokens, 9);
+  c.xbytes.resize(static_cast<size_t>(row_bytes(TensorType::Q8_K, cols) * n_tokens));
+  quantize_row(TensorType::Q8_K, xf.data(), c.xbytes.data(), cols * n_tokens);
+  c.x = prepared(c.xbytes, TensorType::Q8_K, cols, n_tokens);
+  return c;
+}
+
 TEST(QuantSimd, KQuantMatmulRowsEqualRowDots) {
   const int64_t cols = 2 * kQK_K;
   const int64_t rows = 6;
   for (TensorType type : {TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
-    const auto wf = random_activations(rows * cols, 3);
-    std::vector<uint8_t> wbytes(static_cast<size_t>(row_bytes(type, cols) * rows));
-    for (int64_t r = 0; r < rows; ++r) {
-      quantize_row(type, wf.data() + r * cols, wbytes.data() + r * row_bytes(type, cols), cols);
-    }
-    const WeightView w{type, wbytes.data(), rows, cols};
     for (int64_t n_tokens : {1, 5}) {
-      const auto xf = random_activations(cols * n_tokens, 9);
-      std::vector<uint8_t> xbytes(
-          static_cast<size_t>(row_bytes(TensorType::Q8_K, cols) * n_tokens));
-      quantize_row(TensorType::Q8_K, xf.data(), xbytes.data(), cols * n_tokens);
-      const PreparedActivations x = prepared(xbytes, TensorType::Q8_K, cols, n_tokens);
+      const KQuantCase c = kquant_case(type, rows, cols, n_tokens);
       std::vector<float> fast(static_cast<size_t>(rows * n_tokens));
-      std::vector<float> scalar(fast.size());
-      matmul_kquant_rows(w, x, 0, rows, fast.data());
-      matmul_kquant_rows_scalar(w, x, 0, rows, scalar.data());
+      matmul_kquant_rows(c.w, c.x, 0, rows, fast.data());
       for (int64_t t = 0; t < n_tokens; ++t) {
         for (int64_t r = 0; r < rows; ++r) {
-          EXPECT_EQ(fast[t * rows + r], dot_kquant_q8k(type, w.row(r), x.row(t), cols));
-          EXPECT_EQ(scalar[t * rows + r], dot_kquant_q8k_scalar(type, w.row(r), x.row(t), cols));
+          EXPECT_EQ(fast[t * rows + r], dot_kquant_q8k(type, c.w.row(r), c.x.row(t), cols));
         }
+      }
+    }
+  }
+}
+
+// The scalar reference (matmul_kquant_rows_scalar: one float accumulator, elements in order) is a
+// loop over dot_kquant_q8k_scalar, so it is checked against independent arithmetic instead: the
+// dot of the dequantized rows in double. They differ only by float rounding, bounded by
+// n * 2^-23 * sum |w_i x_i| (one rounding per product and per addition, plus the scales).
+TEST(QuantSimd, ScalarKQuantRowsMatchTheDequantizedDotInDouble) {
+  const int64_t cols = 2 * kQK_K;
+  const int64_t rows = 6;
+  for (TensorType type : {TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
+    const int64_t n_tokens = 5;
+    const KQuantCase c = kquant_case(type, rows, cols, n_tokens);
+    std::vector<float> scalar(static_cast<size_t>(rows * n_tokens));
+    matmul_kquant_rows_scalar(c.w, c.x, 0, rows, scalar.data());
+    std::vector<float> wf(static_cast<size_t>(cols));
+    std::vector<float> xf(static_cast<size_t>(cols));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      dequantize_row_q8_K(reinterpret_cast<const BlockQ8_K*>(c.x.row(t)), xf.data(), cols);
+      for (int64_t r = 0; r < rows; ++r) {
+        dequantize_row_kquant(type, c.w.row(r), wf.data(), cols);
+        double exact = 0;
+        double magnitude = 0;
+        for (int64_t i = 0; i < cols; ++i) {
+          exact += static_cast<double>(wf[i]) * xf[i];
+          magnitude += std::fabs(static_cast<double>(wf[i]) * xf[i]);
+        }
+        const double bound = static_cast<double>(cols) * std::ldexp(1.0, -23) * magnitude;
+        EXPECT_NEAR(scalar[t * rows + r], exact, bound)
+            << type_name(type) << " row " << r << " token " << t;
+        EXPECT_NE(exact, 0.0);
       }
     }
   }

@@ -13,6 +13,7 @@
 
 #include "formats/gguf_writer.h"
 #include "formats/model_file.h"
+#include "kernels/kernel_path.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "model/model.h"
@@ -136,10 +137,13 @@ inline std::unique_ptr<Model> load_model(const std::string& path) {
 
 // The float64 reference forward pass of a whole sequence; returns logits [n_tokens][n_vocab].
 // Weights are the stored (dequantized) values; activations entering each matrix product are
-// rounded as the engine (and llama.cpp) rounds them for the weight type.
+// rounded as the engine (and llama.cpp) rounds them for the weight type on the given kernel path
+// (the AMX order multiplies the F16 matrices it takes by unrounded F32 activations).
 class ReferenceModel {
  public:
-  ReferenceModel(const TinySpec& s, const TinyWeights& w) : s_(s) {
+  ReferenceModel(const TinySpec& s, const TinyWeights& w,
+                 kernels::KernelPath path = kernels::KernelPath::kScalar)
+      : s_(s), path_(path) {
     for (const auto& [name, values] : w.values) {
       const auto& shape = w.shapes.at(name);
       const TensorType type = w.types.at(name);
@@ -233,10 +237,14 @@ class ReferenceModel {
   }
   // y = W x with x rounded to the weight type's activation type first.
   std::vector<double> matvec(const std::string& name, const std::vector<double>& x, int token) {
-    const TensorType at = kernels::activation_type(types_.at(name));
+    const TensorType type = types_.at(name);
+    const TensorType at = kernels::activation_type(type);
     const int64_t cols = static_cast<int64_t>(x.size());
+    const int64_t rows = static_cast<int64_t>(w_.at(name).size()) / cols;
+    const bool unrounded =
+        type == TensorType::F16 && kernels::f16_f32_activations(path_, rows, cols);
     std::vector<float> xf(x.begin(), x.end());
-    if (at != TensorType::F32) {
+    if (at != TensorType::F32 && !unrounded) {
       std::vector<uint8_t> bytes(static_cast<size_t>(row_bytes(at, cols)));
       if (at == TensorType::Q8_0) {
         kernels::quantize_activations_q8_0(
@@ -248,7 +256,6 @@ class ReferenceModel {
       if (is_ambiguous(at, x)) ambiguous_from_ = std::min(ambiguous_from_, token);
     }
     const auto& w = w_.at(name);
-    const int64_t rows = static_cast<int64_t>(w.size()) / cols;
     std::vector<double> y(static_cast<size_t>(rows), 0.0);
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t c = 0; c < cols; ++c) y[r] += w[r * cols + c] * xf[c];
@@ -301,6 +308,7 @@ class ReferenceModel {
   }
 
   TinySpec s_;
+  kernels::KernelPath path_;
   int ambiguous_from_ = 0;
   std::map<std::string, std::vector<double>> w_;
   std::map<std::string, TensorType> types_;
