@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Pareto vs llama.cpp (node-llama-cpp's CPU build) on one GGUF file, A/B alternated in one session
 # so that both see the same machine state; prints each run's JSON and the Pareto/llama.cpp ratios.
+# The engine that runs first alternates: odd rounds run Pareto first, even rounds llama.cpp first
+# (until 2026-12-04 Pareto ran first in every round), so use an even ROUNDS for a balanced order.
 #
 # usage: scripts/bench-vs-llamacpp.sh MODEL THREADS
 # env:   PP (512), TG (128), REPS (5) per run, ROUNDS (2) A/B rounds,
@@ -39,23 +41,36 @@ driver=$root/bench/llamacpp/bench.mjs
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for ((round = 1; round <= rounds; round++)); do
+run_pareto() {
   # The bandwidth probe runs in every round: a shared machine's bandwidth changes from minute to
   # minute, and Pareto pairs each of its extra tg runs with a probe pass right before it.
-  bw=$bandwidth_mib
   echo "== round $round/$rounds: pareto" >&2
-  "$pareto" bench -m "$model" -p "$pp" -n "$tg" -t "$threads" -r "$reps" --bandwidth-mib "$bw" \
+  "$pareto" bench -m "$model" -p "$pp" -n "$tg" -t "$threads" -r "$reps" --bandwidth-mib "$bandwidth_mib" \
     -d "$depth" "${pareto_fa[@]}" --json | tee "$out/pareto-$round.json"
+}
+run_llamacpp() {
   echo "== round $round/$rounds: llama.cpp" >&2
   node "$driver" "$model" --threads "$threads" --pp "$pp" --tg "$tg" --reps "$reps" \
     --depth "$depth" "${llamacpp_fa[@]}" |
     tee "$out/llamacpp-$round.json"
+}
+order=()
+for ((round = 1; round <= rounds; round++)); do
+  if ((round % 2 == 1)); then
+    order+=("round $round: Pareto first")
+    run_pareto
+    run_llamacpp
+  else
+    order+=("round $round: llama.cpp first")
+    run_llamacpp
+    run_pareto
+  fi
 done
 
-# Means over rounds of each test's mean, and the ratios.
-node --input-type=module - "$out" "$rounds" <<'JS'
+# Means over rounds of each test's mean, the ratios, and each round's ratio.
+node --input-type=module - "$out" "$rounds" "$(IFS=';'; echo "${order[*]}")" <<'JS'
 import {readFileSync} from "node:fs";
-const [dir, rounds] = process.argv.slice(2);
+const [dir, rounds, order] = process.argv.slice(2);
 const load = (name) => JSON.parse(readFileSync(`${dir}/${name}`, "utf8"));
 const means = {pareto: {}, llamacpp: {}};
 let bandwidth = null, limit = null, overhead = null;
@@ -75,12 +90,14 @@ for (let r = 1; r <= Number(rounds); r++) {
   }
 }
 const avg = (v) => v.reduce((a, b) => a + b, 0) / v.length;
-console.log("\n| test | Pareto t/s | llama.cpp t/s | Pareto / llama.cpp |");
-console.log("| ---: | ---------: | ------------: | -----------------: |");
+console.log(`\n${rounds} round(s), engine order alternated (${order.split(";").join(", ")})`);
+console.log("\n| test | Pareto t/s | llama.cpp t/s | Pareto / llama.cpp | per round |");
+console.log("| ---: | ---------: | ------------: | -----------------: | --------: |");
 for (const test of Object.keys(means.pareto)) {
   const p = avg(means.pareto[test]);
   const l = means.llamacpp[test] ? avg(means.llamacpp[test]) : NaN;
-  console.log(`| ${test} | ${p.toFixed(2)} | ${l.toFixed(2)} | ${(p / l).toFixed(3)} |`);
+  const rows = means.pareto[test].map((x, i) => (x / (means.llamacpp[test]?.[i] ?? NaN)).toFixed(3));
+  console.log(`| ${test} | ${p.toFixed(2)} | ${l.toFixed(2)} | ${(p / l).toFixed(3)} | ${rows.join(", ")} |`);
 }
 if (bandwidth) {
   console.log(`\nbandwidth (best probe of all rounds) ${bandwidth.toFixed(2)} GB/s; ` +
