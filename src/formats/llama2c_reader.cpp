@@ -1,12 +1,14 @@
 // llama2.c checkpoints (version-0 header) and tokenizer.bin, exposed as a ModelFile with the names,
 // shapes and metadata llama.cpp's convert-llama2c-to-ggml writes, so both formats load through
 // one path. Weights stay in the mmap; nothing is copied.
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 
 #include "formats/model_file.h"
 
@@ -33,9 +35,11 @@ std::string describe(const Config& c) {
                  c.vocab_size, ", seq_len ", c.seq_len);
 }
 
-// a*b, or nullopt past 2^62 (far beyond any file; leaves room for the sums below).
+// Far beyond any file, and small enough that no product or sum of the header's sizes can wrap.
+constexpr uint64_t kLimit = uint64_t{1} << 62;
+
+// a*b, or nullopt past kLimit.
 std::optional<uint64_t> mul(uint64_t a, uint64_t b) {
-  constexpr uint64_t kLimit = uint64_t{1} << 62;
   if (a != 0 && b > kLimit / a) return std::nullopt;
   return a * b;
 }
@@ -65,11 +69,11 @@ std::string escape_whitespace(const std::string& text) {
 }
 
 // Reads tokenizer.bin: int32 max_token_length, then per token float score, int32 length, bytes.
-Status read_tokenizer(const std::string& path, uint32_t vocab_size, Metadata& metadata) {
-  auto mapped = MappedFile::open(path);
-  if (!mapped) return make_error("llama2c tokenizer: ", mapped.error().message);
-  const uint8_t* data = mapped->data();
-  const size_t size = mapped->size();
+// `path` names the bytes in errors.
+Status read_tokenizer(std::span<const uint8_t> bytes, const std::string& path, uint32_t vocab_size,
+                      Metadata& metadata) {
+  const uint8_t* data = bytes.data();
+  const size_t size = bytes.size();
   size_t pos = 0;
   const auto truncated = [&](std::string_view what, uint64_t id, uint64_t need) {
     return make_error("llama2c tokenizer: ", path, ": truncated while reading token ", id, " ",
@@ -82,10 +86,13 @@ Status read_tokenizer(const std::string& path, uint32_t vocab_size, Metadata& me
                       size);
   }
   pos = 4;  // max_token_length: unused
+  // Each token takes at least 8 bytes, so the bytes bound what is reserved up front (vocab_size
+  // comes from the other file, and a mismatched pair fails below once the bytes run out).
+  const size_t reserve = std::min<size_t>(vocab_size, (size - 4) / 8);
   std::vector<Value> tokens, scores, types;
-  tokens.reserve(vocab_size);
-  scores.reserve(vocab_size);
-  types.reserve(vocab_size);
+  tokens.reserve(reserve);
+  scores.reserve(reserve);
+  types.reserve(reserve);
   for (uint32_t id = 0; id < vocab_size; ++id) {
     float score;
     int32_t len;
@@ -131,22 +138,21 @@ Status read_tokenizer(const std::string& path, uint32_t vocab_size, Metadata& me
   return ok();
 }
 
-}  // namespace
-
-Result<ModelFile> read_llama2c(const std::string& checkpoint_path,
-                               const std::string& tokenizer_path) {
-  auto mapped = MappedFile::open(checkpoint_path);
-  if (!mapped) return make_error("llama2c: ", mapped.error().message);
-  auto map = std::make_shared<const MappedFile>(std::move(*mapped));
+// The checkpoint's bytes, `maps` keeping them alive (empty when the caller owns them).
+Result<ModelFile> parse_llama2c(std::span<const uint8_t> checkpoint,
+                                const std::string& checkpoint_path,
+                                std::span<const uint8_t> tokenizer,
+                                const std::string& tokenizer_path,
+                                std::vector<std::shared_ptr<const MappedFile>> maps) {
   const auto fail = [&](const auto&... args) {
     return make_error("llama2c: ", checkpoint_path, ": ", args...);
   };
-  if (map->size() < kHeaderBytes) {
+  if (checkpoint.size() < kHeaderBytes) {
     return fail("truncated while reading the header: needs ", kHeaderBytes, " bytes, file has ",
-                map->size());
+                checkpoint.size());
   }
   Config c{};
-  std::memcpy(&c, map->data(), kHeaderBytes);
+  std::memcpy(&c, checkpoint.data(), kHeaderBytes);
 
   if (c.dim <= 0 || c.hidden_dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 ||
       c.seq_len <= 0 || c.vocab_size == 0 || c.vocab_size == std::numeric_limits<int32_t>::min()) {
@@ -187,20 +193,25 @@ Result<ModelFile> read_llama2c(const std::string& checkpoint_path,
   uint64_t offsets[std::size(counts) + 1];  // byte offsets from the end of the header
   offsets[0] = 0;
   for (size_t i = 0; i < std::size(counts); ++i) {
-    if (!counts[i] || *counts[i] > (uint64_t{1} << 60)) {
-      return fail("header values imply an impossibly large model (", describe(c), ")");
+    // Bounding the running total, not each section alone, keeps the sum from wrapping around
+    // 2^64 to a small size that a short file would match.
+    if (!counts[i] || *counts[i] > (kLimit - offsets[i]) / sizeof(float)) {
+      return fail("header values imply an impossibly large model (", describe(c),
+                  "): its fp32 weights would take more than 2^62 bytes, file has ",
+                  checkpoint.size());
     }
     offsets[i + 1] = offsets[i] + *counts[i] * sizeof(float);
   }
   const uint64_t expected = kHeaderBytes + offsets[std::size(counts)];
-  if (expected != map->size()) {
-    return fail("file has ", map->size(), " bytes, but the header (", describe(c), ") implies ",
-                expected, " bytes of fp32 weights",
-                map->size() < expected ? "" : " (file too long)");
+  if (expected != checkpoint.size()) {
+    return fail("file has ", checkpoint.size(), " bytes, but the header (", describe(c),
+                ") implies ", expected, " bytes of fp32 weights",
+                checkpoint.size() < expected ? "" : " (file too long)");
   }
 
   Metadata md(checkpoint_path);
-  PARETO_RETURN_IF_ERROR(read_tokenizer(tokenizer_path, static_cast<uint32_t>(vocab), md));
+  PARETO_RETURN_IF_ERROR(
+      read_tokenizer(tokenizer, tokenizer_path, static_cast<uint32_t>(vocab), md));
   md.set("tokenizer.ggml.model", Value::str("llama"));
   md.set("general.architecture", Value::str("llama"));
   md.set("general.name", Value::str("llama"));
@@ -221,7 +232,7 @@ Result<ModelFile> read_llama2c(const std::string& checkpoint_path,
   md.set("llama.rope.dimension_count", Value::u32(static_cast<uint32_t>(head_size)));
   md.set("llama.attention.layer_norm_rms_epsilon", Value::f32(1e-5f));
 
-  const uint8_t* weights = map->data() + kHeaderBytes;
+  const uint8_t* weights = checkpoint.data() + kHeaderBytes;
   std::vector<TensorInfo> tensors;
   tensors.reserve(3 + 9 * layers);
   // `section` indexes `counts`; `index` selects one layer's slice of a per-layer section.
@@ -254,7 +265,30 @@ Result<ModelFile> read_llama2c(const std::string& checkpoint_path,
     add(blk + "ffn_up.weight", {d, h}, 9, i);
     add(blk + "ffn_norm.weight", {d}, 6, i);
   }
-  return ModelFile(checkpoint_path, "llama2c", std::move(md), std::move(tensors), {std::move(map)});
+  return ModelFile(checkpoint_path, "llama2c", std::move(md), std::move(tensors), std::move(maps));
+}
+
+}  // namespace
+
+Result<ModelFile> read_llama2c_from_memory(std::span<const uint8_t> checkpoint,
+                                           const std::string& checkpoint_name,
+                                           std::span<const uint8_t> tokenizer,
+                                           const std::string& tokenizer_name) {
+  return parse_llama2c(checkpoint, checkpoint_name, tokenizer, tokenizer_name, {});
+}
+
+Result<ModelFile> read_llama2c(const std::string& checkpoint_path,
+                               const std::string& tokenizer_path) {
+  auto mapped = MappedFile::open(checkpoint_path);
+  if (!mapped) return make_error("llama2c: ", mapped.error().message);
+  auto map = std::make_shared<const MappedFile>(std::move(*mapped));
+  auto tokenizer = MappedFile::open(tokenizer_path);
+  if (!tokenizer) return make_error("llama2c tokenizer: ", tokenizer.error().message);
+  // The tokenizer's bytes are copied into the metadata; its mapping closes on return.
+  const std::span<const uint8_t> checkpoint(map->data(), map->size());
+  return parse_llama2c(checkpoint, checkpoint_path,
+                       std::span<const uint8_t>(tokenizer->data(), tokenizer->size()),
+                       tokenizer_path, {map});
 }
 
 }  // namespace pareto::formats

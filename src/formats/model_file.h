@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -162,6 +163,14 @@ Result<ModelFile> read_gguf_from_memory(const uint8_t* data, size_t size, const 
 // metadata (llama.*, tokenizer.ggml.*) exactly as llama.cpp's convert-llama2c-to-ggml would.
 Result<ModelFile> read_llama2c(const std::string& checkpoint_path,
                                const std::string& tokenizer_path);
+
+// Parses a llama2.c checkpoint and its tokenizer.bin already in memory (used by read_llama2c and
+// the fuzzer). The names stand for the paths in error messages. Tensor views point into
+// `checkpoint`, which must outlive the result; the tokenizer's bytes are copied.
+Result<ModelFile> read_llama2c_from_memory(std::span<const uint8_t> checkpoint,
+                                           const std::string& checkpoint_name,
+                                           std::span<const uint8_t> tokenizer,
+                                           const std::string& tokenizer_name);
 
 // Opens either format: GGUF by its magic; otherwise a llama2.c checkpoint (needs tokenizer_path).
 Result<ModelFile> open_model_file(const std::string& path, const std::string& tokenizer_path = {});

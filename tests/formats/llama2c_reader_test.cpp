@@ -4,6 +4,8 @@
 
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -51,6 +53,35 @@ TEST(Llama2cReader, Stories260KMatchesConvertedGguf) {
   expect_same_model(*l2c, *gguf);
   // The shared classifier is a view of the embedding's bytes, not a copy.
   EXPECT_EQ(l2c->find_tensor("output.weight")->data, l2c->find_tensor("token_embd.weight")->data);
+}
+
+std::vector<uint8_t> file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The in-memory entry point (the fuzzer's) gives what the file reader gives, with its views
+// inside the caller's bytes, and names the given names in errors.
+TEST(Llama2cReader, FromMemoryMatchesTheFileReader) {
+  const std::vector<uint8_t> ckpt =
+      file_bytes(test::shared_path("models/stories260K/stories260K.bin"));
+  const std::vector<uint8_t> tok = file_bytes(test::shared_path("models/stories260K/tok512.bin"));
+  auto mem = read_llama2c_from_memory(ckpt, "ckpt", tok, "tok");
+  ASSERT_TRUE(mem) << mem.error().message;
+  auto gguf = read_gguf(test::shared_path("models/stories260K/stories260K.gguf"));
+  ASSERT_TRUE(gguf) << gguf.error().message;
+  expect_same_model(*mem, *gguf);
+  const uint8_t* data = mem->find_tensor("token_embd.weight")->data;
+  EXPECT_TRUE(data >= ckpt.data() && data < ckpt.data() + ckpt.size());
+
+  const std::span<const uint8_t> all(ckpt);
+  auto cut = read_llama2c_from_memory(all.first(ckpt.size() - 4), "cut.bin", tok, "tok");
+  ASSERT_FALSE(cut);
+  EXPECT_NE(cut.error().message.find("cut.bin"), std::string::npos) << cut.error().message;
+  auto no_tok =
+      read_llama2c_from_memory(ckpt, "ckpt", std::span<const uint8_t>(tok).first(3), "short.tok");
+  ASSERT_FALSE(no_tok);
+  EXPECT_NE(no_tok.error().message.find("short.tok"), std::string::npos) << no_tok.error().message;
 }
 
 TEST(Llama2cReader, Pycode7mMatchesConvertedGguf) {
@@ -179,6 +210,25 @@ TEST(Llama2cReader, RejectsMismatchedTokenizer) {
   auto r3 = read_llama2c(bin, "/nonexistent/tok.bin");
   ASSERT_FALSE(r3);
   EXPECT_NE(r3.error().message.find("/nonexistent/tok.bin"), std::string::npos);
+}
+
+// Regression (found reviewing for the fuzz campaign, tests/fuzz/corpus/llama2c/
+// regression-size-wraps.bin): dim = hidden_dim = 2^30, vocab_size 1 and seq_len 2^30 - 4 make
+// the weights 2^65 bytes, which a 64-bit sum wrapped to 0, so a 28-byte file passed the size
+// check and its tensor views pointed gigabytes past the end of the bytes.
+TEST(Llama2cReader, RejectsSizesThatWrapAround) {
+  const int32_t header[7] = {1 << 30, 1 << 30, 1, 1, 1, 1, (1 << 30) - 4};
+  std::vector<uint8_t> ckpt(sizeof(header));
+  std::memcpy(ckpt.data(), header, sizeof(header));
+  // max_token_length, then one token: score 0, length 0.
+  const std::vector<uint8_t> tok(12, 0);
+  auto r = read_llama2c_from_memory(ckpt, "wrap.bin", tok, "wrap.tok.bin");
+  ASSERT_FALSE(r) << "a 28-byte checkpoint cannot hold 2^30 x 2^30 weights";
+  for (const char* part :
+       {"wrap.bin", "impossibly large", "dim 1073741824", "2^62 bytes", "file has 28"}) {
+    EXPECT_NE(r.error().message.find(part), std::string::npos)
+        << "'" << part << "' not in: " << r.error().message;
+  }
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
 // libFuzzer entry for the GGUF reader: any input must parse or fail with an error, never crash,
-// read out of bounds (ASan) or allocate without bound (-rss_limit_mb).
+// read out of bounds (ASan) or allocate without bound (-rss_limit_mb); a vocabulary it holds
+// must build a tokenizer or fail with an error (vocab_check.h).
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "formats/model_file.h"
+#include "vocab_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pareto::formats;
@@ -29,5 +31,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)md.get_float_array(key);
     (void)md.get_int_array(key);
   }
+  fuzz_vocabulary(md);
   return 0;
 }
