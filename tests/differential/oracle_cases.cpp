@@ -183,23 +183,30 @@ std::vector<KernelPath> same_as(KernelPath own, unsigned same) {
 }
 
 // The generated models (FNV-1a 64 of gen-model's file, seed 1).
+// Which AMX reference a generated model has: none (made after the AMX machine was gone), raw
+// logits, or node-llama-cpp's log-probabilities.
+enum class AmxFile { kNone, kLogits, kLogprobs };
+
 struct GenModel {
   const char* model;
   const char* gguf;
   uint64_t fnv;
   unsigned same;
+  AmxFile amx;
 };
 const GenModel kGenModels[] = {
-    {"tiny-qwen2-F32", "gen:tiny-qwen2:F32", 0x5e695efeb63531f7ull, kAvx512Amx},
-    {"tiny-qwen2-Q8_0", "gen:tiny-qwen2:Q8_0", 0x0e69db67ae9d6778ull, kAvx2Avx512},
-    {"tiny-qwen2-F16", "gen:tiny-qwen2:F16", 0x78a9e53ea5e53615ull, kNone},
-    {"tiny-qwen2-Q4_0", "gen:tiny-qwen2:Q4_0", 0xf453ffff2ba8795aull, kAvx512Amx | kAvx2Avx512},
-    {"tiny-F16", "gen:tiny:F16", 0xea47724633ca028eull, kNone},
-    {"tiny-BF16", "gen:tiny:BF16", 0x39f7a08af2f9dc98ull, kAvx512Amx},
-    {"tiny-k-Q4_K_M", "gen:tiny-k:Q4_K_M", 0x8dcf6a17ec790536ull, kNone},
-    {"tiny-k-Q5_K", "gen:tiny-k:Q5_K", 0x9691b5ecb793ef10ull, kNone},
-    {"tiny-k-Q4_K", "gen:tiny-k:Q4_K", 0x848738526457347dull, kNone},
-    {"tiny-k-Q6_K", "gen:tiny-k:Q6_K", 0x70290ccd5b1c97beull, kNone},
+    {"tiny-qwen2-F32", "gen:tiny-qwen2:F32", 0x5e695efeb63531f7ull, kAvx512Amx, AmxFile::kLogits},
+    {"tiny-qwen2-Q8_0", "gen:tiny-qwen2:Q8_0", 0x0e69db67ae9d6778ull, kAvx2Avx512,
+     AmxFile::kLogits},
+    {"tiny-qwen2-F16", "gen:tiny-qwen2:F16", 0x78a9e53ea5e53615ull, kNone, AmxFile::kLogits},
+    {"tiny-qwen2-Q4_0", "gen:tiny-qwen2:Q4_0", 0xf453ffff2ba8795aull, kAvx512Amx | kAvx2Avx512,
+     AmxFile::kLogits},
+    {"tiny-F16", "gen:tiny:F16", 0xea47724633ca028eull, kNone, AmxFile::kLogits},
+    {"tiny-BF16", "gen:tiny:BF16", 0x39f7a08af2f9dc98ull, kAvx512Amx, AmxFile::kNone},
+    {"tiny-k-Q4_K_M", "gen:tiny-k:Q4_K_M", 0x8dcf6a17ec790536ull, kNone, AmxFile::kLogprobs},
+    {"tiny-k-Q5_K", "gen:tiny-k:Q5_K", 0x9691b5ecb793ef10ull, kNone, AmxFile::kLogprobs},
+    {"tiny-k-Q4_K", "gen:tiny-k:Q4_K", 0x848738526457347dull, kNone, AmxFile::kNone},
+    {"tiny-k-Q6_K", "gen:tiny-k:Q6_K", 0x70290ccd5b1c97beull, kNone, AmxFile::kNone},
 };
 
 // The shared models: stories260K's Q4_0 file has a Q8_0 output matrix (512 rows: AMX order).
@@ -297,13 +304,9 @@ std::vector<Reference> amx_references() {
     refs.push_back(make_reference(m.model, m.gguf, Build::kAmx, kTol6, 0, m.same));
   }
   for (const GenModel& m : kGenModels) {
-    if (std::string(m.model) == "tiny-BF16" || std::string(m.model) == "tiny-k-Q4_K" ||
-        std::string(m.model) == "tiny-k-Q6_K") {
-      continue;  // made after the AMX machine was gone
-    }
-    const bool kquant = std::string(m.model).rfind("tiny-k", 0) == 0;
-    refs.push_back(
-        make_reference(m.model, m.gguf, Build::kAmx, kquant ? kTolLogprob : kTol6, m.fnv, m.same));
+    if (m.amx == AmxFile::kNone) continue;
+    const double tol = m.amx == AmxFile::kLogprobs ? kTolLogprob : kTol6;
+    refs.push_back(make_reference(m.model, m.gguf, Build::kAmx, tol, m.fnv, m.same));
   }
   return refs;
 }
