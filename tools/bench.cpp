@@ -4,7 +4,12 @@
 #include <memory>
 #include <string>
 
+#include <algorithm>
+#include <cstdlib>
+
 #include "bench/bench_runner.h"
+#include "kernels/kernel_path.h"
+#include "kv/kv_type.h"
 #include "cli.h"
 
 namespace pareto::cli {
@@ -15,6 +20,9 @@ struct BenchCliOptions {
   bench::BenchOptions bench;
   size_t bandwidth_mib = 1024;
   bool json = false;
+  std::string cache_type_k = "f16";
+  std::string cache_type_v = "f16";
+  std::string parallel;  // "1,2,4"
 };
 
 int run_bench_command(const BenchCliOptions& opt) {
@@ -22,6 +30,31 @@ int run_bench_command(const BenchCliOptions& opt) {
   if (path.empty()) return kExitError;
   bench::BenchOptions options = opt.bench;
   options.bandwidth_bytes = opt.bandwidth_mib << 20;
+  auto ctk = kv::parse_kv_type(opt.cache_type_k);
+  if (!ctk) return fail("--cache-type-k: " + ctk.error().message);
+  auto ctv = kv::parse_kv_type(opt.cache_type_v);
+  if (!ctv) return fail("--cache-type-v: " + ctv.error().message);
+  options.cache_type_k = *ctk;
+  options.cache_type_v = *ctv;
+  const KernelEnvironment env = kernel_environment();
+  if (!env.kernels.empty()) {
+    auto order = kernels::kernel_path_from_name(env.kernels);
+    if (!order) return fail("PARETO_KERNELS: " + order.error().message);
+    options.load.kernel_path = *order;
+  }
+  options.load.place_weights = env.place_weights;
+  for (size_t at = 0; !opt.parallel.empty() && at <= opt.parallel.size();) {
+    const size_t comma = std::min(opt.parallel.find(',', at), opt.parallel.size());
+    const std::string item = opt.parallel.substr(at, comma - at);
+    char* end = nullptr;
+    const long n = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || n < 1 || n > 4096) {
+      return fail("--parallel: expected a comma-separated list of levels in [1, 4096], found '" +
+                  opt.parallel + "'");
+    }
+    options.parallel.push_back(static_cast<int>(n));
+    at = comma + 1;
+  }
   auto report = bench::run_bench(path, options);
   if (!report) return fail(report.error().message);
   const std::string text =
@@ -56,6 +89,17 @@ Command add_bench_command(CLI::App& parent) {
   app->add_option("--bandwidth-mib", opt->bandwidth_mib,
                   "buffer of the memory-bandwidth probe in MiB (0: skip the probe)")
       ->capture_default_str();
+  app->add_option("--cache-type-k,--ctk", opt->cache_type_k,
+                  std::string("KV cache type of keys: ") + kCacheTypes)
+      ->capture_default_str();
+  app->add_option("--cache-type-v,--ctv", opt->cache_type_v,
+                  std::string("KV cache type of values: ") + kCacheTypes)
+      ->capture_default_str();
+  app->add_option("--parallel,--npl", opt->parallel,
+                  "multi-sequence mode, like llama-batched-bench -npl: comma-separated numbers "
+                  "of sequences, each with a -p token prompt then -n decode steps together");
+  app->add_flag("--batch-invariant", opt->bench.batch_invariant,
+                "compute every row in single-token order (results independent of the batch)");
   app->add_flag("--json", opt->json, "print one JSON object instead of a Markdown table");
   return {app, [opt] { return run_bench_command(*opt); }};
 }

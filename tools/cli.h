@@ -32,6 +32,18 @@ int fail(const std::string& message);
 // the repository this binary was built from.
 std::string default_model_path();
 
+// The kernel settings of the environment, which the tools (not the library) read:
+// PARETO_KERNELS=scalar|llamacpp-avx2|llamacpp-avx512|llamacpp-amx picks the summation order,
+// PARETO_SCALAR_KERNELS=1 means scalar, PARETO_PACKED_WEIGHTS=0 turns weight placement off.
+struct KernelEnvironment {
+  std::string kernels;  // "" : llama.cpp's order for this CPU
+  bool place_weights = true;
+};
+KernelEnvironment kernel_environment();
+
+// The valid --cache-type-k / --cache-type-v names.
+inline constexpr const char* kCacheTypes = "f32, f16, q8_0, q4_0";
+
 // `model` if given; else the default model if it exists; else empty after printing an error that
 // says how to pass one.
 std::string resolve_model_path(const std::string& model);

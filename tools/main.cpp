@@ -15,6 +15,20 @@ int fail(const std::string& message) {
   return kExitError;
 }
 
+KernelEnvironment kernel_environment() {
+  KernelEnvironment env;
+  if (const char* name = std::getenv("PARETO_KERNELS"); name != nullptr) env.kernels = name;
+  if (const char* scalar = std::getenv("PARETO_SCALAR_KERNELS");
+      scalar != nullptr && std::string(scalar) == "1") {
+    env.kernels = "scalar";
+  }
+  if (const char* packed = std::getenv("PARETO_PACKED_WEIGHTS");
+      packed != nullptr && std::string(packed) == "0") {
+    env.place_weights = false;
+  }
+  return env;
+}
+
 std::string default_model_path() {
   std::string shared;
   if (const char* env = std::getenv("PARETO_SHARED"); env && *env) {

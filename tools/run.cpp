@@ -23,6 +23,10 @@ struct RunOptions {
   int context = 0;
   bool json = false;
   bool flash_attention = false;
+  bool batch_invariant = false;
+  std::string cache_type_k = "f16";
+  std::string cache_type_v = "f16";
+  std::vector<std::string> stop;
   GenerateParams params;
 };
 
@@ -35,11 +39,19 @@ int run(const RunOptions& opt) {
   load.n_threads = opt.threads;
   load.context_length = opt.context;
   load.flash_attention = opt.flash_attention;
+  load.batch_invariant = opt.batch_invariant;
+  load.cache_type_k = opt.cache_type_k;
+  load.cache_type_v = opt.cache_type_v;
+  load.max_sequences = 1;
+  const KernelEnvironment env = kernel_environment();
+  load.kernels = env.kernels;
+  load.place_weights = env.place_weights;
   auto engine = Engine::load(model_path, load);
   if (!engine) return fail(engine.error().message);
 
   GenerateParams params = opt.params;
   params.max_tokens = opt.n_predict;
+  params.stop = opt.stop;
   // Tokenized here so a prompt that cannot fit fails before anything is echoed.
   std::vector<int32_t> prompt_tokens = (*engine)->tokenize(opt.prompt, params.add_bos);
   if (static_cast<int>(prompt_tokens.size()) > (*engine)->context_length()) {
@@ -74,7 +86,8 @@ int run(const RunOptions& opt) {
   std::fprintf(stderr,
                "prompt: %d tokens, %.1f tok/s | generated: %d tokens, %.1f tok/s | stop: %s\n",
                s.prompt_tokens, s.prompt_tokens_per_second(), s.generated_tokens,
-               s.generated_tokens_per_second(), generation->stop_reason.c_str());
+               s.generated_tokens_per_second(),
+               std::string(stop_reason_name(generation->stop_reason)).c_str());
   return kExitOk;
 }
 
@@ -116,6 +129,15 @@ Command add_run_command(CLI::App& parent) {
       ->check(CLI::Range(1, 1 << 20));
   app->add_flag("--flash-attn,--fa", opt->flash_attention,
                 "online-softmax attention, one pass over the cache (llama.cpp -fa)");
+  app->add_option("--cache-type-k,--ctk", opt->cache_type_k,
+                  std::string("KV cache type of keys: ") + kCacheTypes)
+      ->capture_default_str();
+  app->add_option("--cache-type-v,--ctv", opt->cache_type_v,
+                  std::string("KV cache type of values: ") + kCacheTypes)
+      ->capture_default_str();
+  app->add_option("--stop", opt->stop, "Stop string (repeatable): output ends before it");
+  app->add_flag("--batch-invariant", opt->batch_invariant,
+                "compute every row in single-token order (results independent of the batch)");
   app->add_flag("--json", opt->json,
                 "Print one JSON object {prompt_tokens, tokens, text} instead of streaming");
   return {app, [opt] { return run(*opt); }};

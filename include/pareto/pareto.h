@@ -1,4 +1,5 @@
-// Pareto's public C++ API: load a model, tokenize, generate with streaming.
+// Pareto's public C++ API: load a model, tokenize, generate with streaming, or serve many
+// requests at once (submit / step / cancel: continuous batching in one batched forward per step).
 //
 //   auto engine = pareto::Engine::load("stories260K.gguf");
 //   if (!engine) { report(engine.error().message); }
@@ -7,6 +8,11 @@
 //   auto out = (*engine)->generate("Once upon a time", params,
 //                                  [](std::string_view text, int32_t) { print(text); return true;
 //                                  });
+//
+// Thread safety: every method may be called from any thread. step() runs one batched forward
+// over every running request and serializes with itself; generate() submits its request and
+// calls step() until that request ends, so concurrent generate() calls share their steps (each
+// step advances all of them). Callbacks run on whichever thread is inside step().
 #pragma once
 
 #include <cstdint>
@@ -17,22 +23,39 @@
 #include <string_view>
 #include <vector>
 
-#include "base/result.h"
+#include "pareto/result.h"
 
 namespace pareto {
 
 namespace engine {
 class Session;
-}
+class Scheduler;
+}  // namespace engine
 
 struct LoadOptions {
   std::string tokenizer_path;  // needed for llama2.c checkpoints (their tokenizer.bin)
   int n_threads = 0;           // <= 0: hardware threads
-  int context_length = 0;      // <= 0: the model's trained context, at most 4096
+  int context_length = 0;      // per sequence; <= 0: the model's trained context, at most 4096
   bool vocab_only = false;     // tokenizer only: tokenize works, generate fails; loads no weights
   // Online-softmax attention, one pass over the cache with no score row (llama.cpp's -fa). Same
   // function as the default; the rounding differs, so logits may differ in the last bits.
   bool flash_attention = false;
+  // Kernel summation order: "" (llama.cpp's order for this CPU), "scalar", "llamacpp-avx2",
+  // "llamacpp-avx512", "llamacpp-amx". An unknown name is an error naming the valid ones.
+  std::string kernels;
+  // Pack / copy the weights for the fast kernels (same results); false: read the mapped file.
+  bool place_weights = true;
+  // KV cache storage (llama.cpp's --cache-type-k / -v): "f32", "f16" (default, as llama.cpp),
+  // "q8_0", "q4_0" (head size a multiple of 32).
+  std::string cache_type_k = "f16";
+  std::string cache_type_v = "f16";
+  int max_sequences = 16;  // requests decoded together; more wait in the queue
+  int max_queue = 256;     // waiting requests; beyond it submit fails (kResourceExhausted)
+  int step_tokens = 512;   // entries per batched forward (decodes first, then prompt chunks)
+  // Batch-invariant numerics: a request's logits do not depend on what shares its forward (every
+  // row computed in single-token order). Off (default): llama.cpp's batch-size-dependent order,
+  // so a lone request's logits match llama.cpp's bit for bit.
+  bool batch_invariant = false;
 };
 
 struct GenerateParams {
@@ -43,35 +66,65 @@ struct GenerateParams {
   float min_p = 0.05f;          // <= 0: off
   float repeat_penalty = 1.0f;  // 1: off
   int repeat_last_n = 64;
-  uint64_t seed = 0x5eed;  // fixed default: runs are reproducible
-  bool add_bos = true;     // prepend BOS when the model's tokenizer does
+  uint64_t seed = 0x5eed;          // fixed default: runs are reproducible
+  bool add_bos = true;             // prepend BOS when the model's tokenizer does
+  std::vector<std::string> stop;   // generation ends before the first of these strings
+  bool ignore_eos = false;         // keep generating past end-of-generation tokens
 };
+
+enum class StopReason {
+  kMaxTokens,
+  kEndOfGeneration,
+  kStopString,
+  kContextFull,
+  kCallback,   // the stream callback returned false
+  kCancelled,  // Engine::cancel
+  kError,      // the request failed (its error is returned or passed to on_done)
+};
+// "max_tokens", "end_of_generation", "stop_string", "context_full", "callback", "cancelled",
+// "error".
+std::string_view stop_reason_name(StopReason reason);
 
 struct GenerationStats {
   int prompt_tokens = 0;
-  double prompt_seconds = 0;
+  double prompt_seconds = 0;  // admission to the first generated token
   int generated_tokens = 0;
   double generate_seconds = 0;
+  double queue_seconds = 0;  // waiting for a free sequence slot
   double prompt_tokens_per_second() const;
   double generated_tokens_per_second() const;
 };
 
 struct Generation {
+  uint64_t id = 0;
   std::vector<int32_t> prompt_tokens;  // as evaluated (with BOS where added)
   std::vector<int32_t> tokens;         // generated, without the end-of-generation token
-  std::string text;                    // the generated tokens' text
-  std::string stop_reason;  // "max_tokens", "end_of_generation", "context_full", "callback"
+  std::string text;                    // the generated tokens' text (cut before a stop string)
+  StopReason stop_reason = StopReason::kMaxTokens;
   GenerationStats stats;
 };
 
 // Called per generated token with the complete UTF-8 text it made available (may be empty while a
-// multi-byte character is incomplete). Return false to stop. A last call with token -1 may carry
-// bytes still pending at the end (invalid UTF-8 replaced by U+FFFD).
+// multi-byte character is incomplete or text may start a stop string). Return false to stop. A
+// last call with token -1 may carry bytes still pending at the end (invalid UTF-8 replaced by
+// U+FFFD).
 using StreamCallback = std::function<bool(std::string_view text, int32_t token)>;
+// Called once when a submitted request ends: its generation, or its error.
+using DoneCallback = std::function<void(const Result<Generation>& result)>;
+
+struct EngineCounters {
+  int running = 0;
+  int waiting = 0;
+  int64_t kv_pages_in_use = 0;
+  int64_t kv_bytes_in_use = 0;
+  int64_t prompt_tokens = 0;
+  int64_t generated_tokens = 0;
+};
 
 class Engine {
  public:
-  // Errors name the file and the problem.
+  // Errors name the file and the problem; an unknown kernel order or cache type names the valid
+  // ones.
   static Result<std::unique_ptr<Engine>> load(const std::string& model_path,
                                               const LoadOptions& options = {});
   ~Engine();
@@ -81,22 +134,34 @@ class Engine {
   // add_bos: prepend BOS if the model's tokenizer adds one by default.
   std::vector<int32_t> tokenize(std::string_view text, bool add_bos = true) const;
   std::string detokenize(std::span<const int32_t> tokens) const;
-  int context_length() const;  // 0 when loaded vocab-only
+  int context_length() const;  // per sequence; 0 when loaded vocab-only
 
-  // Each call decodes a fresh sequence. Errors: prompt longer than the context ("prompt has N
-  // tokens, context is M"), empty prompt, vocab-only engine.
+  // Decodes a fresh sequence to the end. Errors: prompt longer than the context
+  // (kContextOverflow: "prompt has N tokens, context is M"), empty prompt, vocab-only engine,
+  // queue full (kResourceExhausted).
   Result<Generation> generate(std::string_view prompt, const GenerateParams& params,
                               const StreamCallback& on_text = {});
   Result<Generation> generate_from_tokens(std::vector<int32_t> prompt_tokens,
                                           const GenerateParams& params,
                                           const StreamCallback& on_text = {});
 
-  // The internals, for tools that need more than this API.
-  engine::Session& session() { return *session_; }
+  // Queues a request and returns its id; it advances as step() runs. Same errors as generate.
+  Result<uint64_t> submit(std::vector<int32_t> prompt_tokens, const GenerateParams& params,
+                          StreamCallback on_text = {}, DoneCallback on_done = {});
+  // Ends a queued or running request at the next step (StopReason::kCancelled); its KV pages
+  // return to the pool. Unknown ids are ignored.
+  void cancel(uint64_t id);
+  // One batched forward over every running request; nothing when idle.
+  Status step();
+  bool has_work() const;
+  EngineCounters counters() const;
 
  private:
-  explicit Engine(std::unique_ptr<engine::Session> session);
+  Engine(std::unique_ptr<engine::Session> session, std::unique_ptr<engine::Scheduler> scheduler);
+  struct StepLock;
   std::unique_ptr<engine::Session> session_;
+  std::unique_ptr<engine::Scheduler> scheduler_;
+  std::unique_ptr<StepLock> step_lock_;
 };
 
 }  // namespace pareto

@@ -49,7 +49,9 @@ class TestRunner {
         pool_(pool),
         depth_(options.depth),
         cache_(
-            model.make_cache(options.depth + std::max({options.n_prompt, options.n_gen + 1, 16}))) {
+            model.make_cache(options.depth + std::max({options.n_prompt, options.n_gen + 1, 16}),
+                             options.cache_type_k, options.cache_type_v)) {
+    forward_.batch_invariant = options.batch_invariant;
     forward_.attention = options.flash_attention ? kernels::AttentionAlgorithm::kOnlineSoftmax
                                                  : kernels::AttentionAlgorithm::kSoftmaxRows;
   }
@@ -90,6 +92,79 @@ class TestRunner {
   int depth_;
   kv::KvCache cache_;
   model::ForwardOptions forward_;
+  std::vector<float> logits_;
+};
+
+// llama-batched-bench's measurement: N sequences in one pool; their prompts in batches of at most
+// 2048 entries, then n_gen steps of one entry per sequence (argmax fed back).
+class ParallelRunner {
+ public:
+  ParallelRunner(const model::Model& model, ThreadPool& pool, const BenchOptions& options, int n)
+      : model_(model), pool_(pool), options_(options), n_(n) {
+    forward_.batch_invariant = options.batch_invariant;
+    forward_.attention = options.flash_attention ? kernels::AttentionAlgorithm::kOnlineSoftmax
+                                                 : kernels::AttentionAlgorithm::kSoftmaxRows;
+  }
+
+  // Seconds for the prompts and for the decode steps; kv_bytes: the pool's bytes at the end.
+  Status run(double& prompt_seconds, double& decode_seconds, int64_t& kv_bytes) {
+    auto kv_pool = std::make_shared<kv::KvPool>(
+        model_.kv_pool_options(options_.cache_type_k, options_.cache_type_v));
+    const int capacity = options_.n_prompt + options_.n_gen + 1;
+    std::vector<kv::KvCache> caches;
+    for (int s = 0; s < n_; ++s) caches.emplace_back(kv_pool, capacity);
+    std::vector<kv::KvCache*> ptrs;
+    for (kv::KvCache& c : caches) ptrs.push_back(&c);
+    const int n_vocab = model_.config().n_vocab;
+    std::vector<model::BatchEntry> batch;
+    std::vector<int32_t> next(static_cast<size_t>(n_));
+    const auto start = std::chrono::steady_clock::now();
+    constexpr int kMaxBatch = 2048;  // llama-batched-bench's default n_batch
+    const std::vector<int32_t> prompt = prompt_tokens(std::max(options_.n_prompt, 1), n_vocab);
+    for (int s = 0; s < n_; ++s) {
+      for (int i = 0; i < options_.n_prompt; ++i) {
+        batch.push_back({prompt[static_cast<size_t>(i)], i, s, i + 1 == options_.n_prompt});
+        if (static_cast<int>(batch.size()) == kMaxBatch) PARETO_RETURN_IF_ERROR(flush(batch, ptrs, next));
+      }
+    }
+    PARETO_RETURN_IF_ERROR(flush(batch, ptrs, next));
+    prompt_seconds = seconds_since(start);
+    const auto decode_start = std::chrono::steady_clock::now();
+    for (int step = 0; step < options_.n_gen; ++step) {
+      for (int s = 0; s < n_; ++s) {
+        batch.push_back({next[static_cast<size_t>(s)], options_.n_prompt + step, s, true});
+      }
+      PARETO_RETURN_IF_ERROR(flush(batch, ptrs, next));
+    }
+    decode_seconds = seconds_since(decode_start);
+    kv_bytes = kv_pool->bytes_in_use();
+    return ok();
+  }
+
+ private:
+  // Evaluates `batch` and records each sequence's argmax where it asked for logits.
+  Status flush(std::vector<model::BatchEntry>& batch, std::span<kv::KvCache* const> caches,
+               std::vector<int32_t>& next) {
+    if (batch.empty()) return ok();
+    PARETO_RETURN_IF_ERROR(model_.forward(batch, caches, logits_, workspace_, pool_, forward_));
+    const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
+    size_t row = 0;
+    for (const model::BatchEntry& e : batch) {
+      if (!e.logits) continue;
+      const float* r = logits_.data() + row++ * n_vocab;
+      next[static_cast<size_t>(e.seq)] =
+          static_cast<int32_t>(std::max_element(r, r + n_vocab) - r);
+    }
+    batch.clear();
+    return ok();
+  }
+
+  const model::Model& model_;
+  ThreadPool& pool_;
+  const BenchOptions& options_;
+  int n_;
+  model::ForwardOptions forward_;
+  model::ForwardWorkspace workspace_;
   std::vector<float> logits_;
 };
 
@@ -194,6 +269,39 @@ Result<BenchReport> run_model_tests(const model::Model& model, ThreadPool& pool,
   report.repetitions = options.repetitions;
   report.depth = options.depth;
   report.flash_attention = options.flash_attention;
+  report.cache_type_k = std::string(kv::kv_type_name(options.cache_type_k));
+  report.cache_type_v = std::string(kv::kv_type_name(options.cache_type_v));
+  report.batch_invariant = options.batch_invariant;
+  PARETO_RETURN_IF_ERROR(kv::check_kv_type(options.cache_type_k, model.config().head_dim));
+  PARETO_RETURN_IF_ERROR(kv::check_kv_type(options.cache_type_v, model.config().head_dim));
+
+  if (!options.parallel.empty()) {
+    for (int n : options.parallel) {
+      if (n < 1 || n > 4096) {
+        return make_error("bench: --parallel: expected levels in [1, 4096], found ", n);
+      }
+    }
+    for (int n : options.parallel) {
+      ParallelRunner runner(model, pool, options, n);
+      double pp = 0, tg = 0;
+      int64_t kv_bytes = 0;
+      PARETO_RETURN_IF_ERROR(runner.run(pp, tg, kv_bytes));  // warm-up
+      TestResult rp{test_name("pp", options.n_prompt, 0), {}, {}, n, 0};
+      TestResult rg{test_name("tg", options.n_gen, 0), {}, {}, n, 0};
+      for (int rep = 0; rep < options.repetitions; ++rep) {
+        PARETO_RETURN_IF_ERROR(runner.run(pp, tg, kv_bytes));
+        if (options.n_prompt > 0) rp.samples.push_back(double{1.0} * n * options.n_prompt / pp);
+        if (options.n_gen > 0) rg.samples.push_back(double{1.0} * n * options.n_gen / tg);
+      }
+      rp.kv_bytes = rg.kv_bytes = kv_bytes;
+      rp.tok_per_s = summarize(rp.samples);
+      rg.tok_per_s = summarize(rg.samples);
+      if (options.n_prompt > 0) report.results.push_back(std::move(rp));
+      if (options.n_gen > 0) report.results.push_back(std::move(rg));
+    }
+    report.peak_rss_bytes = peak_rss_bytes();
+    return report;
+  }
 
   TestRunner runner(model, pool, options);
   PARETO_RETURN_IF_ERROR(runner.fill_depth());
@@ -226,13 +334,13 @@ Result<BenchReport> run_model_tests(const model::Model& model, ThreadPool& pool,
 Result<BenchReport> run_bench(const std::string& model_path, const BenchOptions& options) {
   PARETO_TRY(formats::ModelFile file, formats::open_model_file(model_path));
   auto shared = std::make_shared<const formats::ModelFile>(std::move(file));
-  PARETO_TRY(std::unique_ptr<model::Model> model, model::Model::load(shared));
+  PARETO_TRY(std::unique_ptr<model::Model> model, model::Model::load(shared, options.load));
   const int threads = options.threads > 0
                           ? options.threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   ThreadPool pool(threads);
   PARETO_TRY(BenchReport report, run_model_tests(*model, pool, options));
-  if (options.bandwidth_bytes > 0) {
+  if (options.bandwidth_bytes > 0 && options.parallel.empty()) {
     BandwidthProbe probe(pool, BandwidthOptions{options.bandwidth_bytes, 5});
     const BandwidthResult bw = probe.measure();
     DecodeLimit limit;
@@ -268,18 +376,30 @@ Result<BenchReport> run_bench(const std::string& model_path, const BenchOptions&
 }
 
 std::string format_markdown(const BenchReport& r) {
+  const bool parallel = !r.results.empty() && r.results.front().parallel > 0;
   std::string out =
-      "| model | type | size | params | threads | test | t/s |\n"
-      "| ----- | ---- | ---: | -----: | ------: | ---: | --: |\n";
+      parallel ? "| model | type | size | threads | parallel | test | t/s (aggregate) | KV |\n"
+                 "| ----- | ---- | ---: | ------: | -------: | ---: | --------------: | -: |\n"
+               : "| model | type | size | params | threads | test | t/s |\n"
+                 "| ----- | ---- | ---: | -----: | ------: | ---: | --: |\n";
   for (const TestResult& t : r.results) {
-    out +=
-        str_cat("| ", r.model, " | ", r.type, " | ", format_bytes(r.model_bytes), " | ",
-                format_params(r.n_params), " | ", r.threads, " | ", t.test, " | ",
-                format_count(t.tok_per_s.mean, 2), " ± ", format_count(t.tok_per_s.sd, 2), " |\n");
+    const std::string speed =
+        format_count(t.tok_per_s.mean, 2) + " ± " + format_count(t.tok_per_s.sd, 2);
+    if (parallel) {
+      out += str_cat("| ", r.model, " | ", r.type, " | ", format_bytes(r.model_bytes), " | ",
+                     r.threads, " | ", t.parallel, " | ", t.test, " | ", speed, " | ",
+                     format_bytes(static_cast<uint64_t>(t.kv_bytes)), " |\n");
+      continue;
+    }
+    out += str_cat("| ", r.model, " | ", r.type, " | ", format_bytes(r.model_bytes), " | ",
+                   format_params(r.n_params), " | ", r.threads, " | ", t.test, " | ", speed,
+                   " |\n");
   }
   out += str_cat(
       "\npeak RSS: ", format_bytes(r.peak_rss_bytes), "; repetitions: ", r.repetitions,
-      "; attention: ", r.flash_attention ? "online softmax (flash, -fa)" : "softmax rows", "\n");
+      "; attention: ", r.flash_attention ? "online softmax (flash, -fa)" : "softmax rows",
+      "; KV: ", r.cache_type_k, "/", r.cache_type_v,
+      r.batch_invariant ? "; batch-invariant" : "", "\n");
   if (r.decode_limit) {
     const DecodeLimit& d = *r.decode_limit;
     out += str_cat("decode limit: ", format_count(d.bandwidth_gb_per_s, 2), " GB/s",
@@ -312,6 +432,10 @@ std::string format_json(const BenchReport& r) {
     item["test"] = t.test;
     item["tok_per_s_mean"] = t.tok_per_s.mean;
     item["tok_per_s_sd"] = t.tok_per_s.sd;
+    if (t.parallel > 0) {
+      item["parallel"] = t.parallel;
+      item["kv_bytes"] = t.kv_bytes;
+    }
     j["results"].push_back(std::move(item));
   }
   j["model_path"] = r.model_path;
@@ -320,6 +444,9 @@ std::string format_json(const BenchReport& r) {
   j["repetitions"] = r.repetitions;
   j["n_depth"] = r.depth;
   j["flash_attn"] = r.flash_attention;
+  j["cache_type_k"] = r.cache_type_k;
+  j["cache_type_v"] = r.cache_type_v;
+  j["batch_invariant"] = r.batch_invariant;
   if (r.decode_limit) {
     j["bandwidth_gb_per_s"] = r.decode_limit->bandwidth_gb_per_s;
     j["weight_bytes_per_token"] = r.decode_limit->bytes_per_token;

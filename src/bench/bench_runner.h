@@ -30,6 +30,8 @@ struct TestResult {
   std::string test;             // "pp512", "tg128"
   std::vector<double> samples;  // tokens per second, one per repetition
   Summary tok_per_s;
+  int parallel = 0;      // multi-sequence mode: sequences together (tok/s is their aggregate)
+  int64_t kv_bytes = 0;  // multi-sequence mode: KV pool bytes held at the end of the test
 };
 
 struct DecodeLimit {
@@ -56,6 +58,8 @@ struct BenchReport {
   int repetitions = 0;
   int depth = 0;
   bool flash_attention = false;
+  std::string cache_type_k, cache_type_v;
+  bool batch_invariant = false;
   uint64_t peak_rss_bytes = 0;  // after the model tests, before the bandwidth probe
   std::vector<TestResult> results;
   std::optional<DecodeLimit> decode_limit;
@@ -69,6 +73,15 @@ struct BenchOptions {
   int depth = 0;                 // tokens in the cache before each test (llama-bench -d)
   bool flash_attention = false;  // online-softmax attention (llama.cpp -fa)
   size_t bandwidth_bytes = size_t{1} << 30;  // bandwidth probe buffer; 0 skips the probe
+  // KV storage (llama-bench's -ctk / -ctv; f16 is its default and ours).
+  kv::KvType cache_type_k = kv::KvType::kF16;
+  kv::KvType cache_type_v = kv::KvType::kF16;
+  bool batch_invariant = false;  // ForwardOptions::batch_invariant
+  model::ModelLoadOptions load;  // kernel order, weight placement
+  // Multi-sequence mode (llama-batched-bench -npp n_prompt -ntg n_gen -npl ...): for each N, N
+  // sequences of an n_prompt-token prompt evaluated together (batches of at most 2048 entries),
+  // then n_gen decode steps of N entries each. Replaces the pp/tg tests when not empty.
+  std::vector<int> parallel;
 };
 
 // Loads `model_path` (GGUF) and runs the tests. Errors: unreadable or unsupported model, option
@@ -92,6 +105,8 @@ std::string format_markdown(const BenchReport& report);
 //  repetitions, n_depth, flash_attn, and (when measured) bandwidth_gb_per_s,
 //  weight_bytes_per_token, tg_limit_tok_per_s, tg_fraction_of_limit, and with pairs
 //  paired_probe_gb_per_s, paired_tg_gb_per_s (arrays), paired_fraction_mean, paired_fraction_sd}.
+// Multi-sequence results add "parallel": N (tok_per_s_* then aggregate over the N sequences) and
+// "kv_bytes".
 std::string format_json(const BenchReport& report);
 
 }  // namespace pareto::bench

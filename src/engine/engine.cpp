@@ -1,7 +1,12 @@
-// pareto::Engine (include/pareto/pareto.h): the public facade over engine::Session.
+// pareto::Engine (include/pareto/pareto.h): the public facade over engine::Session and
+// engine::Scheduler.
+#include <mutex>
+#include <optional>
 #include <utility>
 
+#include "engine/scheduler.h"
 #include "engine/session.h"
+#include "kv/kv_type.h"
 #include "pareto/pareto.h"
 
 namespace pareto {
@@ -15,6 +20,70 @@ static_assert(GenerateParams{}.repeat_penalty == sampling::SamplingParams{}.repe
 static_assert(GenerateParams{}.repeat_last_n == sampling::SamplingParams{}.repeat_last_n);
 static_assert(GenerateParams{}.seed == sampling::kDefaultSeed);
 
+struct Engine::StepLock {
+  std::mutex mutex;
+};
+
+namespace {
+
+StopReason public_reason(engine::StopReason r) {
+  switch (r) {
+    case engine::StopReason::kMaxTokens:
+      return StopReason::kMaxTokens;
+    case engine::StopReason::kEndOfGeneration:
+      return StopReason::kEndOfGeneration;
+    case engine::StopReason::kStopString:
+      return StopReason::kStopString;
+    case engine::StopReason::kContextFull:
+      return StopReason::kContextFull;
+    case engine::StopReason::kCallback:
+      return StopReason::kCallback;
+    case engine::StopReason::kCancelled:
+      return StopReason::kCancelled;
+    case engine::StopReason::kError:
+      return StopReason::kError;
+  }
+  return StopReason::kError;
+}
+
+Result<Generation> to_generation(const engine::RequestResult& r) {
+  if (r.error) return tl::unexpected<Error>(*r.error);
+  Generation g;
+  g.id = r.id;
+  g.prompt_tokens = r.prompt_tokens;
+  g.tokens = r.tokens;
+  g.text = r.text;
+  g.stop_reason = public_reason(r.stop_reason);
+  g.stats.prompt_tokens = static_cast<int>(r.prompt_tokens.size());
+  g.stats.prompt_seconds = r.prompt_seconds;
+  g.stats.generated_tokens = static_cast<int>(r.tokens.size());
+  g.stats.generate_seconds = r.decode_seconds;
+  g.stats.queue_seconds = r.queue_seconds;
+  return g;
+}
+
+}  // namespace
+
+std::string_view stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::kMaxTokens:
+      return "max_tokens";
+    case StopReason::kEndOfGeneration:
+      return "end_of_generation";
+    case StopReason::kStopString:
+      return "stop_string";
+    case StopReason::kContextFull:
+      return "context_full";
+    case StopReason::kCallback:
+      return "callback";
+    case StopReason::kCancelled:
+      return "cancelled";
+    case StopReason::kError:
+      return "error";
+  }
+  return "error";
+}
+
 double GenerationStats::prompt_tokens_per_second() const {
   return prompt_seconds > 0 ? prompt_tokens / prompt_seconds : 0.0;
 }
@@ -23,7 +92,11 @@ double GenerationStats::generated_tokens_per_second() const {
   return generate_seconds > 0 ? generated_tokens / generate_seconds : 0.0;
 }
 
-Engine::Engine(std::unique_ptr<engine::Session> session) : session_(std::move(session)) {}
+Engine::Engine(std::unique_ptr<engine::Session> session,
+               std::unique_ptr<engine::Scheduler> scheduler)
+    : session_(std::move(session)),
+      scheduler_(std::move(scheduler)),
+      step_lock_(std::make_unique<StepLock>()) {}
 Engine::~Engine() = default;
 
 Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_path,
@@ -33,9 +106,28 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_path,
   so.n_threads = options.n_threads;
   so.context_length = options.context_length;
   so.vocab_only = options.vocab_only;
-  so.flash_attention = options.flash_attention;
+  so.model.place_weights = options.place_weights;
+  if (!options.kernels.empty()) {
+    PARETO_TRY(so.model.kernel_path, kernels::kernel_path_from_name(options.kernels));
+  }
+  engine::SchedulerOptions sched;
+  PARETO_TRY(sched.key_type, kv::parse_kv_type(options.cache_type_k));
+  PARETO_TRY(sched.value_type, kv::parse_kv_type(options.cache_type_v));
   PARETO_TRY(auto session, engine::Session::open(model_path, so));
-  return std::unique_ptr<Engine>(new Engine(std::move(session)));
+  std::unique_ptr<engine::Scheduler> scheduler;
+  if (session->has_model()) {
+    sched.context_length = session->context_length();
+    sched.max_sequences = options.max_sequences;
+    sched.max_queue = options.max_queue;
+    sched.step_tokens = options.step_tokens;
+    sched.forward.batch_invariant = options.batch_invariant;
+    if (options.flash_attention) {
+      sched.forward.attention = kernels::AttentionAlgorithm::kOnlineSoftmax;
+    }
+    PARETO_TRY(scheduler, engine::Scheduler::create(session->model(), session->tokenizer(),
+                                                    session->pool(), sched));
+  }
+  return std::unique_ptr<Engine>(new Engine(std::move(session), std::move(scheduler)));
 }
 
 std::vector<int32_t> Engine::tokenize(std::string_view text, bool add_bos) const {
@@ -47,8 +139,57 @@ std::string Engine::detokenize(std::span<const int32_t> tokens) const {
   return session_->tokenizer().decode(tokens);
 }
 
-int Engine::context_length() const {
-  return session_->context_length();
+int Engine::context_length() const { return session_->context_length(); }
+
+Result<uint64_t> Engine::submit(std::vector<int32_t> prompt_tokens, const GenerateParams& params,
+                                StreamCallback on_text, DoneCallback on_done) {
+  if (!scheduler_) {
+    return make_error(session_->file().path(), ": loaded vocab-only; no model to run");
+  }
+  engine::RequestParams rp;
+  rp.sampling.temperature = params.temperature;
+  rp.sampling.top_k = params.top_k;
+  rp.sampling.top_p = params.top_p;
+  rp.sampling.min_p = params.min_p;
+  rp.sampling.repeat_penalty = params.repeat_penalty;
+  rp.sampling.repeat_last_n = params.repeat_last_n;
+  rp.sampling.seed = params.seed;
+  rp.max_tokens = params.max_tokens;
+  rp.stop = params.stop;
+  rp.ignore_eos = params.ignore_eos;
+  engine::RequestCallbacks callbacks;
+  callbacks.on_token = std::move(on_text);
+  if (on_done) {
+    callbacks.on_done = [done = std::move(on_done)](const engine::RequestResult& r) {
+      done(to_generation(r));
+    };
+  }
+  return scheduler_->submit(std::move(prompt_tokens), rp, std::move(callbacks));
+}
+
+void Engine::cancel(uint64_t id) {
+  if (scheduler_) scheduler_->cancel(id);
+}
+
+Status Engine::step() {
+  if (!scheduler_) return ok();
+  std::lock_guard<std::mutex> lock(step_lock_->mutex);
+  return scheduler_->step();
+}
+
+bool Engine::has_work() const { return scheduler_ && scheduler_->has_work(); }
+
+EngineCounters Engine::counters() const {
+  EngineCounters c;
+  if (!scheduler_) return c;
+  const engine::SchedulerCounters s = scheduler_->counters();
+  c.running = s.running;
+  c.waiting = s.waiting;
+  c.kv_pages_in_use = s.kv_pages_in_use;
+  c.kv_bytes_in_use = s.kv_bytes_in_use;
+  c.prompt_tokens = s.prompt_tokens;
+  c.generated_tokens = s.generated_tokens;
+  return c;
 }
 
 Result<Generation> Engine::generate(std::string_view prompt, const GenerateParams& params,
@@ -59,51 +200,19 @@ Result<Generation> Engine::generate(std::string_view prompt, const GenerateParam
 Result<Generation> Engine::generate_from_tokens(std::vector<int32_t> prompt_tokens,
                                                 const GenerateParams& params,
                                                 const StreamCallback& on_text) {
-  const auto& tok = session_->tokenizer();
-  const int n_vocab = tok.n_vocab();
-  for (int32_t t : prompt_tokens) {
-    if (t < 0 || t >= n_vocab) {
-      return make_error("prompt token ", t, " is out of range (vocabulary has ", n_vocab,
-                        " tokens)");
-    }
+  // The result is written by whichever thread runs the step that ends the request; `done` is read
+  // under the step lock, which that thread holds while it writes.
+  std::optional<Result<Generation>> result;
+  PARETO_TRY(const uint64_t id,
+             submit(std::move(prompt_tokens), params, on_text,
+                    [&result](const Result<Generation>& r) { result = r; }));
+  (void)id;
+  while (true) {
+    std::lock_guard<std::mutex> lock(step_lock_->mutex);
+    if (result) break;
+    PARETO_RETURN_IF_ERROR(scheduler_->step());
   }
-  PARETO_TRY(engine::Sequence sequence, session_->create_sequence());
-
-  sampling::SamplingParams sp;
-  sp.temperature = params.temperature;
-  sp.top_k = params.top_k;
-  sp.top_p = params.top_p;
-  sp.min_p = params.min_p;
-  sp.repeat_penalty = params.repeat_penalty;
-  sp.repeat_last_n = params.repeat_last_n;
-  sp.seed = params.seed;
-
-  Generation out;
-  // The decoder sees the prompt first so the generated text continues it exactly (no leading
-  // space dropped as at the start of a text); the prompt's own output is discarded.
-  tokenizer::IncrementalDecoder decoder(tok);
-  for (int32_t t : prompt_tokens) decoder.push(t);
-  decoding::GenerateOptions options;
-  options.max_tokens = params.max_tokens;
-  options.on_token = [&](int32_t token) {
-    std::string piece = decoder.push(token);
-    out.text += piece;
-    return on_text ? on_text(piece, token) : true;
-  };
-  PARETO_TRY(decoding::GenerateResult result,
-             session_->generate(sequence, prompt_tokens, sp, std::move(options)));
-  if (std::string rest = decoder.flush(); !rest.empty()) {
-    out.text += rest;
-    if (on_text) on_text(rest, -1);
-  }
-  out.stats.prompt_tokens = static_cast<int>(prompt_tokens.size());
-  out.stats.prompt_seconds = result.prefill_seconds;
-  out.stats.generated_tokens = static_cast<int>(result.tokens.size());
-  out.stats.generate_seconds = result.decode_seconds;
-  out.prompt_tokens = std::move(prompt_tokens);
-  out.tokens = std::move(result.tokens);
-  out.stop_reason = std::string(decoding::stop_reason_name(result.stop_reason));
-  return out;
+  return std::move(*result);
 }
 
 }  // namespace pareto

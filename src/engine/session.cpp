@@ -20,7 +20,7 @@ Result<std::unique_ptr<Session>> Session::open(const std::string& model_path,
     return make_error(model_path, ": the file has no tensors (a vocabulary-only file?); ",
                       "it can be tokenized but not run");
   }
-  PARETO_TRY(session->model_, model::Model::load(shared_file));
+  PARETO_TRY(session->model_, model::Model::load(shared_file, options.model));
   const int trained = session->model_->config().context_length;
   if (options.context_length > 0) {
     session->context_length_ = options.context_length;
@@ -32,9 +32,6 @@ Result<std::unique_ptr<Session>> Session::open(const std::string& model_path,
                           ? options.n_threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   session->pool_ = std::make_unique<ThreadPool>(threads);
-  if (options.flash_attention) {
-    session->forward_options_.attention = kernels::AttentionAlgorithm::kOnlineSoftmax;
-  }
   return session;
 }
 
@@ -46,26 +43,6 @@ const model::Model& Session::model() const {
 ThreadPool& Session::pool() {
   PARETO_CHECK_MSG(pool_ != nullptr, "Session opened vocab_only has no thread pool");
   return *pool_;
-}
-
-Result<Sequence> Session::create_sequence() const {
-  if (!model_) return make_error(file_->path(), ": loaded vocab-only; no model to run");
-  return Sequence(model_->make_cache(context_length_));
-}
-
-Result<decoding::GenerateResult> Session::generate(Sequence& sequence,
-                                                   std::span<const int32_t> prompt,
-                                                   const sampling::SamplingParams& params,
-                                                   decoding::GenerateOptions options) {
-  if (!model_) return make_error(file_->path(), ": loaded vocab-only; no model to run");
-  auto sampler = sampling::SamplerChain::from_params(params);
-  decoding::Autoregressive strategy(*model_, sequence.cache(), sampler, *pool_, forward_options_);
-  if (!options.is_end_of_generation) {
-    options.is_end_of_generation = [this](int32_t id) {
-      return tokenizer_.is_end_of_generation(id);
-    };
-  }
-  return decoding::generate(strategy, prompt, options);
 }
 
 }  // namespace pareto::engine

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string_view>
 
+#include "base/result.h"
 #include "base/tensor_type.h"
 
 namespace pareto::kernels {
@@ -55,15 +56,19 @@ inline QuantOrder quant_order(KernelPath path, TensorType type, int64_t rows) {
                                                                         : QuantOrder::kLanes;
 }
 
-// kScalar when `force_scalar` is set or the environment has PARETO_SCALAR_KERNELS=1. Otherwise
-// PARETO_KERNELS=scalar|llamacpp-avx2|llamacpp-avx512|llamacpp-amx if set, else the order of the
-// llama.cpp build that llama.cpp itself would load on this CPU: the AMX order when the CPU has
-// AMX-INT8 and AVX-512 VNNI (llama.cpp's "sapphirerapids" variant), the AVX-512 order when it has
-// AVX-512F, the AVX2 order otherwise. Either way Pareto matches llama.cpp run on the same machine.
+// The order of the llama.cpp build that llama.cpp itself would load on this CPU: the AMX order
+// when the CPU has AMX-INT8 and AVX-512 VNNI (llama.cpp's "sapphirerapids" variant), the AVX-512
+// order when it has AVX-512F, the AVX2 order otherwise. Either way Pareto matches llama.cpp run on
+// the same machine. Read from CPUID only (the library reads no environment; tools map
+// PARETO_KERNELS to a load option).
+KernelPath native_kernel_path();
+// kScalar when `force_scalar` is set, else native_kernel_path().
 KernelPath select_kernel_path(bool force_scalar);
 std::string_view kernel_path_name(KernelPath path);
 // Parses a name as kernel_path_name prints it.
 std::optional<KernelPath> parse_kernel_path(std::string_view name);
+// The same, as a Result whose error names the valid kernel orders.
+Result<KernelPath> kernel_path_from_name(std::string_view name);
 // Whether the CPU has AMX-INT8, AVX-512 F/BW/VL and AVX-512 VNNI (x86-64; false elsewhere).
 bool cpu_has_amx_int8();
 

@@ -19,21 +19,22 @@
 
 namespace pareto::kernels {
 
-KernelPath select_kernel_path(bool force_scalar) {
-  if (force_scalar) return KernelPath::kScalar;
-  const char* scalar = std::getenv("PARETO_SCALAR_KERNELS");
-  if (scalar != nullptr && std::strcmp(scalar, "1") == 0) return KernelPath::kScalar;
-  if (const char* name = std::getenv("PARETO_KERNELS"); name != nullptr && *name != '\0') {
-    if (auto path = parse_kernel_path(name)) return *path;
-    // An unknown name is a programming/configuration error of the caller's environment.
-    PARETO_CHECK_MSG(
-        false, "PARETO_KERNELS must be scalar, llamacpp-avx2, llamacpp-avx512 or llamacpp-amx");
-  }
+KernelPath native_kernel_path() {
   if (cpu_has_amx_int8()) return KernelPath::kLlamacppAmx;
 #if defined(__x86_64__) || defined(__i386__)
   if (__builtin_cpu_supports("avx512f")) return KernelPath::kPortableAvx512;
 #endif
   return KernelPath::kPortable;
+}
+
+KernelPath select_kernel_path(bool force_scalar) {
+  return force_scalar ? KernelPath::kScalar : native_kernel_path();
+}
+
+Result<KernelPath> kernel_path_from_name(std::string_view name) {
+  if (auto path = parse_kernel_path(name)) return *path;
+  return make_error("unknown kernel order '", name,
+                    "' (valid: scalar, llamacpp-avx2, llamacpp-avx512, llamacpp-amx)");
 }
 
 std::string_view kernel_path_name(KernelPath path) {
@@ -195,20 +196,41 @@ size_t chunk_items(int64_t n_items, int n_threads) {
 }  // namespace
 
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
-            KernelPath path) {
+            KernelPath path, bool batch_invariant) {
   PARETO_CHECK(w.cols % traits(w.type).block_size == 0);
   if (n_tokens == 0 || w.rows == 0) return;
-  std::vector<uint8_t> storage;
+  // Reused across calls (grows to the largest batch): no allocation per matmul in steady state.
+  thread_local std::vector<uint8_t> storage;
   const bool f32act = w.type == TensorType::F16 && f16_f32_activations(path, w.rows, w.cols);
   const PreparedActivations xa = prepare_activations(
       f32act ? TensorType::F32 : activation_type(w.type), x, n_tokens, w.cols, storage, pool);
   const int64_t n_items = (w.rows + kRowsPerItem - 1) / kRowsPerItem;
+  // Batch-invariant: each token's row goes through the kernel as a batch of one (the decode
+  // routine), token after token within a work item, so its weights are read from cache for the
+  // later tokens. Row conversion above is per row already.
+  const bool per_token = batch_invariant && n_tokens > 1;
+  const auto token_view = [&xa](int64_t t) {
+    PreparedActivations one = xa;
+    one.data = xa.row(t);
+    one.n_tokens = 1;
+    return one;
+  };
   if (w.packed != nullptr && path != KernelPath::kScalar && packed_kernels_supported()) {
     // Same results as the kernel-set entry, faster. The activation terms are computed once here
     // (the calling thread's storage is reused), not once per chunk.
-    thread_local PackedActTerms storage_terms;
-    prepare_packed_terms(w.type, xa, w.cols, storage_terms, quant_order(path, w.type, w.rows));
-    const PackedActTerms& terms = storage_terms;  // the workers read this thread's copy
+    const QuantOrder order = quant_order(path, w.type, w.rows);
+    thread_local std::vector<PackedActTerms> storage_terms;
+    const size_t n_terms = per_token ? static_cast<size_t>(n_tokens) : 1;
+    if (storage_terms.size() < n_terms) storage_terms.resize(n_terms);
+    if (per_token) {
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        prepare_packed_terms(w.type, token_view(t), w.cols, storage_terms[static_cast<size_t>(t)],
+                             order);
+      }
+    } else {
+      prepare_packed_terms(w.type, xa, w.cols, storage_terms[0], order);
+    }
+    const std::vector<PackedActTerms>& terms = storage_terms;  // workers read this thread's copy
     // Chunks of whole multiples of 4 groups (items are groups here): the decode kernels interleave
     // 4 (Q4_0) or 2 (Q8_0) groups, and a chunk's leftover groups take the slower one-group path.
     const size_t chunk = (chunk_items(n_items, pool.size()) + 3) / 4 * 4;
@@ -217,7 +239,11 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
         static_cast<size_t>(n_items), chunk, [&](size_t begin, size_t end, int) {
           const int64_t row_begin = static_cast<int64_t>(begin) * kRowsPerItem;
           const int64_t row_end = std::min(w.rows, static_cast<int64_t>(end) * kRowsPerItem);
-          matmul_packed_rows(w, xa, terms, row_begin, row_end, y);
+          if (!per_token) return matmul_packed_rows(w, xa, terms[0], row_begin, row_end, y);
+          for (int64_t t = 0; t < n_tokens; ++t) {
+            matmul_packed_rows(w, token_view(t), terms[static_cast<size_t>(t)], row_begin, row_end,
+                               y + t * w.rows);
+          }
         });
     return;
   }
@@ -227,7 +253,10 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
                               const int64_t row_begin = static_cast<int64_t>(begin) * kRowsPerItem;
                               const int64_t row_end =
                                   std::min(w.rows, static_cast<int64_t>(end) * kRowsPerItem);
-                              fn(w, xa, row_begin, row_end, y);
+                              if (!per_token) return fn(w, xa, row_begin, row_end, y);
+                              for (int64_t t = 0; t < n_tokens; ++t) {
+                                fn(w, token_view(t), row_begin, row_end, y + t * w.rows);
+                              }
                             });
 }
 

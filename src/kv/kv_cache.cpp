@@ -7,79 +7,241 @@
 
 namespace pareto::kv {
 
-KvCache::KvCache(const KvShape& shape) : shape_(shape) {
-  PARETO_CHECK(shape.n_layers >= 0 && shape.n_kv_heads >= 0 && shape.head_dim >= 0 &&
-               shape.capacity >= 0);
-  const size_t n_slots =
-      static_cast<size_t>(shape.n_layers) * static_cast<size_t>(shape.n_kv_heads);
-  const size_t entries = n_slots * static_cast<size_t>(shape.capacity);
-  keys_.resize(entries * static_cast<size_t>(shape.head_dim));
-  values_.resize(entries * static_cast<size_t>(shape.head_dim));
-  positions_.resize(entries);
-  lengths_.assign(n_slots, 0);
+KvCache::KvCache(std::shared_ptr<KvPool> pool, int capacity)
+    : pool_(std::move(pool)), capacity_(capacity) {
+  PARETO_CHECK(pool_ != nullptr && capacity >= 0);
+  const KvPoolOptions& o = pool_->options();
+  slots_.resize(static_cast<size_t>(o.n_layers) * static_cast<size_t>(o.n_kv_heads));
 }
 
-size_t KvCache::slot(int layer, int head) const {
-  PARETO_CHECK(layer >= 0 && layer < shape_.n_layers && head >= 0 && head < shape_.n_kv_heads);
-  return static_cast<size_t>(layer) * static_cast<size_t>(shape_.n_kv_heads) +
-         static_cast<size_t>(head);
+KvCache::KvCache(const KvShape& shape, KvType key_type, KvType value_type)
+    : KvCache(std::make_shared<KvPool>(KvPoolOptions{shape.n_layers, shape.n_kv_heads,
+                                                     shape.head_dim, key_type, value_type}),
+              shape.capacity) {}
+
+KvCache::~KvCache() { release_all(); }
+
+KvCache::KvCache(KvCache&& other) noexcept
+    : pool_(std::move(other.pool_)),
+      capacity_(other.capacity_),
+      n_tokens_(other.n_tokens_),
+      slots_(std::move(other.slots_)) {
+  other.slots_.clear();
+  other.n_tokens_ = 0;
 }
 
-int KvCache::length(int layer, int head) const {
-  return lengths_[slot(layer, head)];
+KvCache& KvCache::operator=(KvCache&& other) noexcept {
+  if (this != &other) {
+    release_all();
+    pool_ = std::move(other.pool_);
+    capacity_ = other.capacity_;
+    n_tokens_ = other.n_tokens_;
+    slots_ = std::move(other.slots_);
+    other.slots_.clear();
+    other.n_tokens_ = 0;
+  }
+  return *this;
 }
 
-void KvCache::append(int layer, int head, int32_t position, std::span<const float> key,
-                     std::span<const float> value) {
-  const size_t s = slot(layer, head);
-  PARETO_CHECK_MSG(lengths_[s] < shape_.capacity, "KvCache::append: capacity exceeded");
-  PARETO_CHECK(key.size() == static_cast<size_t>(shape_.head_dim));
-  PARETO_CHECK(value.size() == static_cast<size_t>(shape_.head_dim));
-  const size_t entry = s * static_cast<size_t>(shape_.capacity) + static_cast<size_t>(lengths_[s]);
-  const size_t offset = entry * static_cast<size_t>(shape_.head_dim);
-  std::copy(key.begin(), key.end(), keys_.begin() + static_cast<std::ptrdiff_t>(offset));
-  std::copy(value.begin(), value.end(), values_.begin() + static_cast<std::ptrdiff_t>(offset));
-  positions_[entry] = position;
-  ++lengths_[s];
+void KvCache::release_all() {
+  for (Slot& s : slots_) {
+    for (KvPool::PageId p : s.pages) pool_->release(p);
+    s.pages.clear();
+    s.length = 0;
+  }
 }
 
-const float* KvCache::keys(int layer, int head) const {
-  return keys_.data() + slot(layer, head) * static_cast<size_t>(shape_.capacity) *
-                            static_cast<size_t>(shape_.head_dim);
+KvCache KvCache::fork() const {
+  KvCache copy(pool_, capacity_);
+  copy.n_tokens_ = n_tokens_;
+  copy.slots_ = slots_;
+  for (const Slot& s : slots_) {
+    for (KvPool::PageId p : s.pages) pool_->retain(p);
+  }
+  return copy;
 }
 
-const float* KvCache::values(int layer, int head) const {
-  return values_.data() + slot(layer, head) * static_cast<size_t>(shape_.capacity) *
-                              static_cast<size_t>(shape_.head_dim);
+KvShape KvCache::shape() const {
+  if (!pool_) return {};
+  const KvPoolOptions& o = pool_->options();
+  return {o.n_layers, o.n_kv_heads, o.head_dim, capacity_};
 }
 
-const int32_t* KvCache::positions(int layer, int head) const {
-  return positions_.data() + slot(layer, head) * static_cast<size_t>(shape_.capacity);
+void KvCache::set_n_tokens(int n) {
+  PARETO_CHECK(n >= 0);
+  n_tokens_ = n;
+}
+
+KvCache::Slot& KvCache::slot(int layer, int head) {
+  const KvPoolOptions& o = pool_->options();
+  PARETO_CHECK(layer >= 0 && layer < o.n_layers && head >= 0 && head < o.n_kv_heads);
+  return slots_[static_cast<size_t>(layer) * static_cast<size_t>(o.n_kv_heads) +
+                static_cast<size_t>(head)];
+}
+
+const KvCache::Slot& KvCache::slot(int layer, int head) const {
+  const KvPoolOptions& o = pool_->options();
+  PARETO_CHECK(layer >= 0 && layer < o.n_layers && head >= 0 && head < o.n_kv_heads);
+  return slots_[static_cast<size_t>(layer) * static_cast<size_t>(o.n_kv_heads) +
+                static_cast<size_t>(head)];
+}
+
+int KvCache::length(int layer, int head) const { return slot(layer, head).length; }
+
+int32_t KvCache::position(int layer, int head, int entry) const {
+  const Slot& s = slot(layer, head);
+  PARETO_CHECK(entry >= 0 && entry < s.length);
+  const int e = pool_->options().page_entries;
+  return pool_->positions(s.pages[static_cast<size_t>(entry / e)])[entry % e];
+}
+
+void KvCache::own_page(Slot& s, size_t index) {
+  const KvPool::PageId p = s.pages[index];
+  if (pool_->refs(p) == 1) return;
+  s.pages[index] = pool_->copy(p, pool_->options().page_entries);
+  pool_->release(p);
+}
+
+Status KvCache::reserve(int n) {
+  PARETO_CHECK(n >= 0);
+  const int e = pool_->options().page_entries;
+  int64_t needed = 0;
+  for (const Slot& s : slots_) {
+    if (int64_t{s.length} + n > capacity_) {
+      return make_error_code(ErrorCode::kContextOverflow, "KV cache: ", s.length,
+                             " entries + ", n, " new > the sequence's context of ", capacity_);
+    }
+    const int64_t pages = (int64_t{s.length} + n + e - 1) / e;
+    needed += std::max<int64_t>(0, pages - static_cast<int64_t>(s.pages.size()));
+    if (n > 0 && s.length % e != 0 && pool_->refs(s.pages[static_cast<size_t>(s.length / e)]) > 1) {
+      ++needed;  // the shared partial page is copied before the first append to it
+    }
+  }
+  if (!pool_->can_allocate(needed)) {
+    return make_error_code(ErrorCode::kResourceExhausted, "KV cache: ", needed,
+                           " more pages needed, the pool has ",
+                           pool_->options().max_pages - pool_->pages_in_use(), " of ",
+                           pool_->options().max_pages, " free");
+  }
+  for (Slot& s : slots_) {
+    if (n > 0 && s.length % e != 0) own_page(s, static_cast<size_t>(s.length / e));
+    const size_t pages = static_cast<size_t>((s.length + n + e - 1) / e);
+    while (s.pages.size() < pages) s.pages.push_back(pool_->allocate_unbounded());
+  }
+  return ok();
+}
+
+void KvCache::append(int layer, int head, int32_t position, const float* key,
+                     const float* value) {
+  Slot& s = slot(layer, head);
+  const KvPoolOptions& o = pool_->options();
+  const int e = o.page_entries;
+  const auto index = static_cast<size_t>(s.length / e);
+  PARETO_CHECK_MSG(s.length < capacity_ && index < s.pages.size(),
+                   "KvCache::append without reserve");
+  const KvPool::PageId p = s.pages[index];
+  PARETO_CHECK_MSG(pool_->refs(p) == 1, "KvCache::append to a shared page without reserve");
+  const int at = s.length % e;
+  kv_encode(o.key_type, key, pool_->key(p, at), o.head_dim);
+  kv_encode(o.value_type, value, pool_->value(p, at), o.head_dim);
+  pool_->positions(p)[at] = position;
+  ++s.length;
+}
+
+void KvCache::gather_range(int layer, int head, int begin, int end, float* keys, float* values,
+                           int32_t* positions) const {
+  const Slot& s = slot(layer, head);
+  PARETO_CHECK(begin >= 0 && begin <= end && end <= s.length);
+  const KvPoolOptions& o = pool_->options();
+  const int e = o.page_entries;
+  const auto hd = static_cast<size_t>(o.head_dim);
+  for (int j = begin; j < end;) {
+    const KvPool::PageId p = s.pages[static_cast<size_t>(j / e)];
+    const int first = j % e;
+    const int last = std::min(e, first + (end - j));
+    const int32_t* pos = pool_->positions(p);
+    for (int at = first; at < last; ++at, ++j) {
+      const auto out = static_cast<size_t>(j - begin);
+      kv_decode(o.key_type, pool_->key(p, at), keys + out * hd, o.head_dim);
+      kv_decode(o.value_type, pool_->value(p, at), values + out * hd, o.head_dim);
+      positions[out] = pos[at];
+    }
+  }
+}
+
+void KvCache::gather(int layer, int head, float* keys, float* values, int32_t* positions) const {
+  gather_range(layer, head, 0, slot(layer, head).length, keys, values, positions);
+}
+
+template <class Keep>
+void KvCache::compact(Slot& s, Keep keep) {
+  const KvPoolOptions& o = pool_->options();
+  const int e = o.page_entries;
+  int first = 0;
+  while (first < s.length && keep(first)) ++first;
+  if (first == s.length) return;
+  int w = first;
+  for (int r = first + 1; r < s.length; ++r) {
+    if (!keep(r)) continue;
+    const auto wi = static_cast<size_t>(w / e);
+    own_page(s, wi);
+    const KvPool::PageId dst = s.pages[wi];
+    const KvPool::PageId src = s.pages[static_cast<size_t>(r / e)];
+    std::memcpy(pool_->key(dst, w % e), pool_->key(src, r % e), pool_->key_bytes());
+    std::memcpy(pool_->value(dst, w % e), pool_->value(src, r % e), pool_->value_bytes());
+    pool_->positions(dst)[w % e] = pool_->positions(src)[r % e];
+    ++w;
+  }
+  s.length = w;
+  const auto pages = static_cast<size_t>((w + e - 1) / e);
+  while (s.pages.size() > pages) {
+    pool_->release(s.pages.back());
+    s.pages.pop_back();
+  }
 }
 
 void KvCache::truncate(int n_tokens) {
   PARETO_CHECK(n_tokens >= 0);
-  if (n_tokens >= n_tokens_) return;
-  const size_t head_dim = static_cast<size_t>(shape_.head_dim);
-  for (size_t s = 0; s < lengths_.size(); ++s) {
-    // Keep entries with position < n_tokens, compacting in order (entries need not be sorted by
-    // position once eviction exists).
-    const size_t base = s * static_cast<size_t>(shape_.capacity);
-    int kept = 0;
-    for (int j = 0; j < lengths_[s]; ++j) {
-      const size_t from = base + static_cast<size_t>(j);
-      if (positions_[from] >= n_tokens) continue;
-      const size_t to = base + static_cast<size_t>(kept);
-      if (to != from) {
-        positions_[to] = positions_[from];
-        std::memmove(&keys_[to * head_dim], &keys_[from * head_dim], head_dim * sizeof(float));
-        std::memmove(&values_[to * head_dim], &values_[from * head_dim], head_dim * sizeof(float));
-      }
-      ++kept;
-    }
-    lengths_[s] = kept;
+  if (!pool_) return;
+  const int e = pool_->options().page_entries;
+  for (Slot& s : slots_) {
+    compact(s, [&](int j) {
+      return pool_->positions(s.pages[static_cast<size_t>(j / e)])[j % e] < n_tokens;
+    });
   }
-  n_tokens_ = n_tokens;
+  n_tokens_ = std::min(n_tokens_, n_tokens);
+}
+
+void KvCache::erase(int layer, int head, std::span<const int> indices) {
+  Slot& s = slot(layer, head);
+  for (size_t i = 0; i < indices.size(); ++i) {
+    PARETO_CHECK(indices[i] >= 0 && indices[i] < s.length);
+    PARETO_CHECK(i == 0 || indices[i] > indices[i - 1]);
+  }
+  size_t next = 0;  // entries are visited in ascending order by compact
+  compact(s, [&](int j) {
+    if (next < indices.size() && indices[next] == j) {
+      ++next;
+      return false;
+    }
+    return true;
+  });
+}
+
+void KvCache::clear() {
+  if (!pool_) return;
+  release_all();
+  n_tokens_ = 0;
+}
+
+int64_t KvCache::pages_held() const {
+  int64_t n = 0;
+  for (const Slot& s : slots_) n += static_cast<int64_t>(s.pages.size());
+  return n;
+}
+
+int64_t KvCache::bytes_held() const {
+  return pool_ ? pages_held() * static_cast<int64_t>(pool_->page_bytes()) : 0;
 }
 
 }  // namespace pareto::kv

@@ -1,14 +1,25 @@
-// KvCache: the keys and values of one sequence, per layer and KV head, each entry keeping the
-// position it was computed at (keys are stored after RoPE). Shapes per (layer, kv_head):
-//   keys [capacity, head_dim] f32, values [capacity, head_dim] f32, positions [capacity] i32.
-// Design room: entries can later be dropped or compressed per layer and head (KV budgets), which
-// is why lengths are per (layer, head) and positions are stored rather than implied by index.
-// truncate() rolls back to a token count (speculative decoding's rejected drafts).
+// KvCache: one sequence's keys and values, as page tables into a shared KvPool (kv_pool.h). Each
+// (layer, KV head) has its own list of pages, so entries can be evicted per layer and head (the
+// KV-budget policies) and lengths may differ between them. Every entry keeps the position it was
+// computed at (keys are stored after RoPE), so rollback filters by position, not by count.
+//
+// fork() shares every page with the new cache (a prefix cache, the branches of a token tree); a
+// page is copied on the first write to it while shared (copy-on-write). Pages return to the pool
+// when the last cache holding them lets go.
+//
+// Shapes: gather(layer, head) decodes [length, head_dim] f32 keys and values and [length]
+// positions, in entry order (append order, minus erased entries).
+//
+// Not thread-safe (nor is the pool it shares): one thread, the engine's step loop, uses them.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
+
+#include "base/result.h"
+#include "kv/kv_pool.h"
 
 namespace pareto::kv {
 
@@ -16,44 +27,85 @@ struct KvShape {
   int n_layers = 0;
   int n_kv_heads = 0;
   int head_dim = 0;
-  int capacity = 0;  // max entries per (layer, head)
+  int capacity = 0;  // max entries per (layer, head): the sequence's context
 };
 
 class KvCache {
  public:
   KvCache() = default;
-  explicit KvCache(const KvShape& shape);
+  // A sequence of up to `capacity` entries per (layer, head) in `pool`.
+  KvCache(std::shared_ptr<KvPool> pool, int capacity);
+  // A cache with its own unbounded pool (tests, benchmarks, one-off sequences).
+  explicit KvCache(const KvShape& shape, KvType key_type = KvType::kF32,
+                   KvType value_type = KvType::kF32);
+  ~KvCache();
+  KvCache(KvCache&& other) noexcept;
+  KvCache& operator=(KvCache&& other) noexcept;
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
 
-  const KvShape& shape() const { return shape_; }
-  // Tokens appended to the sequence so far (next token's position). Independent of evictions.
+  // A new cache holding the same entries, sharing every page (no copy until one side writes).
+  KvCache fork() const;
+
+  KvShape shape() const;
+  const KvPool& pool() const { return *pool_; }
+  bool valid() const { return pool_ != nullptr; }
+  // The next position of the sequence: one past the highest position appended (rollbacks lower
+  // it). Independent of evictions.
   int n_tokens() const { return n_tokens_; }
-  int capacity() const { return shape_.capacity; }
+  int capacity() const { return capacity_; }
+  void set_n_tokens(int n);
 
-  // Number of stored entries of (layer, head).
+  // Stored entries of (layer, head).
   int length(int layer, int head) const;
-  // Appends one entry; CHECKs capacity. key/value are head_dim floats.
-  void append(int layer, int head, int32_t position, std::span<const float> key,
-              std::span<const float> value);
-  // Marks `n` more tokens as appended (call once per forward, after all layers appended).
-  void advance(int n) { n_tokens_ += n; }
+  int32_t position(int layer, int head, int entry) const;
 
-  // Contiguous views of the stored entries of (layer, head): [length, head_dim].
-  const float* keys(int layer, int head) const;
-  const float* values(int layer, int head) const;
-  const int32_t* positions(int layer, int head) const;
+  // Makes room to append `n` entries to every (layer, head): allocates pages and copies a shared
+  // last page. Errors, with nothing changed: kContextOverflow beyond capacity, kResourceExhausted
+  // when the pool has no pages left.
+  Status reserve(int n);
+  // Appends one entry (head_dim floats each, encoded in the pool's types). CHECKs that reserve
+  // made room.
+  void append(int layer, int head, int32_t position, const float* key, const float* value);
 
-  // Drops every entry whose position is >= n_tokens, in all layers and heads; n_tokens() becomes n.
+  // Decodes (layer, head)'s entries into keys, values [length, head_dim] and positions [length].
+  void gather(int layer, int head, float* keys, float* values, int32_t* positions) const;
+  // Decodes entries [begin, end) of (layer, head) (offsets relative to begin).
+  void gather_range(int layer, int head, int begin, int end, float* keys, float* values,
+                    int32_t* positions) const;
+
+  // Drops every entry whose position is >= n_tokens, in all layers and heads; n_tokens() becomes
+  // n_tokens (if lower).
   void truncate(int n_tokens);
-  void clear() { truncate(0); }
+  // Removes entries of (layer, head) by index (ascending, unique); the others keep their order.
+  void erase(int layer, int head, std::span<const int> indices);
+  // Removes every entry and returns the pages.
+  void clear();
+
+  // The pages of (layer, head), in entry order (tests, accounting).
+  std::span<const KvPool::PageId> pages(int layer, int head) const { return slot(layer, head).pages; }
+  // Pages this cache references (shared ones included) and their bytes.
+  int64_t pages_held() const;
+  int64_t bytes_held() const;
 
  private:
-  size_t slot(int layer, int head) const;
-  KvShape shape_;
+  struct Slot {
+    std::vector<KvPool::PageId> pages;
+    int length = 0;
+  };
+  Slot& slot(int layer, int head);
+  const Slot& slot(int layer, int head) const;
+  // Makes page `index` of `s` private (copies it when shared).
+  void own_page(Slot& s, size_t index);
+  // Keeps entries for which keep(entry index) holds, compacting in order.
+  template <class Keep>
+  void compact(Slot& s, Keep keep);
+  void release_all();
+
+  std::shared_ptr<KvPool> pool_;
+  int capacity_ = 0;
   int n_tokens_ = 0;
-  std::vector<float> keys_;       // [layers, heads, capacity, head_dim]
-  std::vector<float> values_;     // [layers, heads, capacity, head_dim]
-  std::vector<int32_t> positions_;  // [layers, heads, capacity]
-  std::vector<int32_t> lengths_;    // [layers, heads]
+  std::vector<Slot> slots_;  // [n_layers * n_kv_heads]
 };
 
 }  // namespace pareto::kv

@@ -1,149 +1,287 @@
 // The decoder forward pass, in llama.cpp's order of operations (llm_build_llama / qwen2):
 //   x = embd[tokens]
-//   per layer: h = rmsnorm(x) * attn_norm; q,k,v = h W (+ b); rope(q, k); append k, v to cache;
-//              x += attention(q, cache) W_o; h = rmsnorm(x) * ffn_norm;
+//   per layer: h = rmsnorm(x) * attn_norm; q,k,v = h W (+ b); rope(q, k); append k, v to each
+//              entry's cache; x += attention(q, cache) W_o; h = rmsnorm(x) * ffn_norm;
 //              x += (silu(h W_gate) * (h W_up)) W_down
-//   logits = (rmsnorm(x) * output_norm) W_out
+//   logits = (rmsnorm(x) * output_norm) W_out, for the rows that asked for them
+// A batch mixes sequences (batch.h): every op but attention is row-wise over the whole batch;
+// attention runs per sequence over its cache, which already holds the batch's new entries (so they
+// are read back in the cache's storage type, as llama.cpp reads its F16 cache).
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "base/aligned_vector.h"
 #include "kernels/attention.h"
 #include "kernels/ops.h"
 #include "model/decoder.h"
 
 namespace pareto::model::detail {
+
 namespace {
 
 kernels::RopeMode rope_mode(RopeStyle style) {
   return style == RopeStyle::kHalves ? kernels::RopeMode::kNeox : kernels::RopeMode::kNorm;
 }
 
-Status validate_batch(const ModelConfig& c, std::span<const int32_t> tokens,
-                      const kv::KvCache& cache) {
-  if (tokens.empty()) return make_error("model: forward: empty batch (no tokens)");
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    if (tokens[i] < 0 || tokens[i] >= c.n_vocab) {
-      return make_error("model: forward: token id ", tokens[i], " at batch index ", i,
+template <class V>
+void grow(V& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// Checks the batch and splits it into runs of one sequence each.
+Status validate_batch(const ModelConfig& c, std::span<const BatchEntry> batch,
+                      std::span<kv::KvCache* const> caches, std::vector<BatchRun>& runs,
+                      std::vector<uint8_t>& seen) {
+  if (batch.empty()) return make_error("model: forward: empty batch (no tokens)");
+  runs.clear();
+  seen.assign(caches.size(), 0);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const BatchEntry& e = batch[i];
+    if (e.token < 0 || e.token >= c.n_vocab) {
+      return make_error("model: forward: token id ", e.token, " at batch index ", i,
                         " out of range [0, ", c.n_vocab, ")");
     }
+    if (e.seq < 0 || static_cast<size_t>(e.seq) >= caches.size() || caches[e.seq] == nullptr ||
+        !caches[e.seq]->valid()) {
+      return make_error("model: forward: batch index ", i, ": sequence ", e.seq,
+                        " has no cache (", caches.size(), " caches given)");
+    }
+    if (e.position < 0 || e.position >= (int32_t{1} << 30)) {
+      return make_error("model: forward: batch index ", i, ": position ", e.position,
+                        " out of range [0, 2^30)");
+    }
+    if (runs.empty() || runs.back().seq != e.seq) {
+      if (seen[static_cast<size_t>(e.seq)]) {
+        return make_error("model: forward: the entries of sequence ", e.seq,
+                          " are not consecutive in the batch (again at index ", i, ")");
+      }
+      seen[static_cast<size_t>(e.seq)] = 1;
+      runs.push_back({e.seq, static_cast<int64_t>(i), static_cast<int64_t>(i), e.parent != kCausal});
+    }
+    BatchRun& run = runs.back();
+    if ((e.parent != kCausal) != run.tree) {
+      return make_error("model: forward: sequence ", e.seq,
+                        " mixes causal and tree entries (batch index ", i, ")");
+    }
+    if (e.parent != kCausal && e.parent != kTreeRoot) {
+      if (e.parent < run.begin || static_cast<size_t>(e.parent) >= i ||
+          batch[static_cast<size_t>(e.parent)].position >= e.position) {
+        return make_error("model: forward: batch index ", i, ": parent ", e.parent,
+                          " must be an earlier entry of the same sequence at a lower position");
+      }
+    }
+    run.end = static_cast<int64_t>(i) + 1;
   }
-  const kv::KvShape& s = cache.shape();
-  if (s.n_layers != c.n_layers || s.n_kv_heads != c.n_kv_heads || s.head_dim != c.head_dim) {
-    return make_error("model: forward: KV cache shape (layers ", s.n_layers, ", kv heads ",
-                      s.n_kv_heads, ", head dim ", s.head_dim, ") does not match the model (",
-                      c.n_layers, ", ", c.n_kv_heads, ", ", c.head_dim, ")");
+  for (const BatchRun& run : runs) {
+    const kv::KvShape s = caches[run.seq]->shape();
+    if (s.n_layers != c.n_layers || s.n_kv_heads != c.n_kv_heads || s.head_dim != c.head_dim) {
+      return make_error("model: forward: KV cache shape (layers ", s.n_layers, ", kv heads ",
+                        s.n_kv_heads, ", head dim ", s.head_dim, ") does not match the model (",
+                        c.n_layers, ", ", c.n_kv_heads, ", ", c.head_dim, ")");
+    }
   }
-  int longest = 0;  // entries of the fullest (layer, head)
-  for (int l = 0; l < c.n_layers; ++l) {
-    for (int h = 0; h < c.n_kv_heads; ++h) longest = std::max(longest, cache.length(l, h));
-  }
-  const int64_t needed = int64_t{longest} + static_cast<int64_t>(tokens.size());
-  if (needed > cache.capacity() ||
-      int64_t{cache.n_tokens()} + static_cast<int64_t>(tokens.size()) > (int64_t{1} << 31) - 1) {
-    return make_error("model: forward: prompt longer than the context: ", cache.n_tokens(),
-                      " tokens in the cache + ", tokens.size(), " new > capacity ",
-                      cache.capacity());
+  // Reserve last, once everything else is known to be valid: an error here leaves every cache's
+  // entries as they were (reserved pages are kept for later appends).
+  for (const BatchRun& run : runs) {
+    kv::KvCache& cache = *caches[run.seq];
+    if (auto st = cache.reserve(static_cast<int>(run.end - run.begin)); !st) {
+      return make_error_code(st.error().code, "model: forward: sequence ", run.seq, ": ",
+                             st.error().message, " (", cache.n_tokens(), " tokens in the cache + ",
+                             run.end - run.begin, " new)");
+    }
   }
   return ok();
 }
 
 }  // namespace
 
-Status DecoderModel::forward(std::span<const int32_t> tokens, kv::KvCache& cache,
-                             std::vector<float>& logits, ThreadPool& pool,
+void DecoderModel::attend(int layer, const BatchRun& run, kv::KvCache& cache, ForwardWorkspace& ws,
+                          ThreadPool& pool, kernels::KernelPath path,
+                          const ForwardOptions& options) const {
+  const ModelConfig& c = config_;
+  const auto hd = static_cast<size_t>(c.head_dim);
+  const int64_t q_dim = int64_t{c.n_heads} * c.head_dim;
+  const int64_t n_new = run.end - run.begin;
+  // Gather every KV head's entries (decoded to f32), one after another.
+  size_t total = 0;
+  for (int g = 0; g < c.n_kv_heads; ++g) total += static_cast<size_t>(cache.length(layer, g));
+  grow(ws.kv_keys, total * hd);
+  grow(ws.kv_values, total * hd);
+  grow(ws.kv_positions, total);
+  std::vector<kernels::KvHeadView>& views = ws.views;
+  std::vector<size_t>& first = ws.head_first;
+  views.resize(static_cast<size_t>(c.n_kv_heads));
+  first.resize(static_cast<size_t>(c.n_kv_heads));
+  size_t off = 0;
+  for (int g = 0; g < c.n_kv_heads; ++g) {
+    const int len = cache.length(layer, g);
+    first[static_cast<size_t>(g)] = off;
+    cache.gather(layer, g, ws.kv_keys.data() + off * hd, ws.kv_values.data() + off * hd,
+                 ws.kv_positions.data() + off);
+    views[static_cast<size_t>(g)] = {ws.kv_keys.data() + off * hd, ws.kv_values.data() + off * hd,
+                                     ws.kv_positions.data() + off, len};
+    off += static_cast<size_t>(len);
+  }
+  kernels::AttentionArgs args;
+  args.n_heads = c.n_heads;
+  args.n_kv_heads = c.n_kv_heads;
+  args.head_dim = c.head_dim;
+  args.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  args.kv = views;
+  const auto attend_rows = [&](int64_t row, int64_t count) {
+    args.q = ws.q.data() + row * q_dim;
+    args.q_positions = ws.positions.data() + row;
+    args.n_tokens = static_cast<int>(count);
+    args.out = ws.attn.data() + row * q_dim;
+    kernels::attention(args, pool, path, options.attention);
+  };
+  if (!run.tree) {
+    if (!options.batch_invariant) return attend_rows(run.begin, n_new);
+    for (int64_t t = run.begin; t < run.end; ++t) attend_rows(t, 1);  // as in decode
+    return;
+  }
+  // Tree: the new entries are the last n_new of every head. Keep a copy of them, then for each
+  // query overwrite the new region with its ancestors and itself (root first) and attend to the
+  // cache's older entries plus that chain: what the branch would see as a plain sequence.
+  grow(ws.tree_keys, static_cast<size_t>(n_new) * c.n_kv_heads * hd);
+  grow(ws.tree_values, static_cast<size_t>(n_new) * c.n_kv_heads * hd);
+  grow(ws.tree_positions, static_cast<size_t>(n_new) * c.n_kv_heads);
+  for (int g = 0; g < c.n_kv_heads; ++g) {
+    const kernels::KvHeadView& v = views[static_cast<size_t>(g)];
+    const size_t old = static_cast<size_t>(v.length - n_new);
+    const size_t dst = static_cast<size_t>(g) * static_cast<size_t>(n_new);
+    std::copy_n(v.keys + old * hd, n_new * hd, ws.tree_keys.data() + dst * hd);
+    std::copy_n(v.values + old * hd, n_new * hd, ws.tree_values.data() + dst * hd);
+    std::copy_n(v.positions + old, n_new, ws.tree_positions.data() + dst);
+  }
+  for (int64_t i = 0; i < n_new; ++i) {
+    ws.chain.clear();
+    for (int64_t j = run.begin + i; j != kTreeRoot;) {
+      ws.chain.push_back(static_cast<int32_t>(j - run.begin));
+      const int32_t parent = ws.parents[static_cast<size_t>(j)];
+      j = parent == kTreeRoot ? kTreeRoot : parent;
+    }
+    std::reverse(ws.chain.begin(), ws.chain.end());
+    for (int g = 0; g < c.n_kv_heads; ++g) {
+      kernels::KvHeadView& v = views[static_cast<size_t>(g)];
+      const int old = cache.length(layer, g) - static_cast<int>(n_new);
+      const size_t at = first[static_cast<size_t>(g)];
+      float* keys = ws.kv_keys.data() + at * hd;
+      float* values = ws.kv_values.data() + at * hd;
+      int32_t* positions = ws.kv_positions.data() + at;
+      const size_t src0 = static_cast<size_t>(g) * static_cast<size_t>(n_new);
+      for (size_t d = 0; d < ws.chain.size(); ++d) {
+        const size_t src = src0 + static_cast<size_t>(ws.chain[d]);
+        const size_t dst = static_cast<size_t>(old) + d;
+        std::copy_n(ws.tree_keys.data() + src * hd, hd, keys + dst * hd);
+        std::copy_n(ws.tree_values.data() + src * hd, hd, values + dst * hd);
+        positions[dst] = ws.tree_positions[src];
+      }
+      v.length = old + static_cast<int>(ws.chain.size());
+    }
+    attend_rows(run.begin + i, 1);
+  }
+}
+
+Status DecoderModel::forward(std::span<const BatchEntry> batch,
+                             std::span<kv::KvCache* const> caches, std::vector<float>& logits,
+                             ForwardWorkspace& ws, ThreadPool& pool,
                              const ForwardOptions& options) const {
   const ModelConfig& c = config_;
-  PARETO_RETURN_IF_ERROR(validate_batch(c, tokens, cache));
-  const kernels::KernelPath path = options.kernel_path
-                                       ? *options.kernel_path
-                                       : kernels::select_kernel_path(options.scalar_kernels);
-  const int64_t n = static_cast<int64_t>(tokens.size());
+  PARETO_RETURN_IF_ERROR(validate_batch(c, batch, caches, ws.runs, ws.seen));
+  const std::vector<BatchRun>& runs = ws.runs;
+  const kernels::KernelPath path =
+      options.kernel_path ? *options.kernel_path
+                          : (options.scalar_kernels ? kernels::KernelPath::kScalar : kernel_path_);
+  const bool invariant = options.batch_invariant;
+  const int64_t n = static_cast<int64_t>(batch.size());
   const int64_t dim = c.dim;
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim;
   const int64_t kv_dim = int64_t{c.n_kv_heads} * c.head_dim;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-
-  std::vector<int32_t> positions(static_cast<size_t>(n));
-  for (int64_t t = 0; t < n; ++t) positions[t] = cache.n_tokens() + static_cast<int32_t>(t);
-
-  AlignedVector<float> x(static_cast<size_t>(n * dim));           // [n, dim] residual stream
-  AlignedVector<float> h(static_cast<size_t>(n * dim));           // [n, dim] normed input
-  AlignedVector<float> q(static_cast<size_t>(n * q_dim));         // [n, n_heads, head_dim]
-  AlignedVector<float> k(static_cast<size_t>(n * kv_dim));        // [n, n_kv_heads, head_dim]
-  AlignedVector<float> v(static_cast<size_t>(n * kv_dim));        // [n, n_kv_heads, head_dim]
-  AlignedVector<float> attn(static_cast<size_t>(n * q_dim));      // [n, n_heads, head_dim]
-  AlignedVector<float> proj(static_cast<size_t>(n * dim));        // [n, dim]
-  AlignedVector<float> gate(static_cast<size_t>(n * c.ffn_dim));  // [n, ffn_dim]
-  AlignedVector<float> up(static_cast<size_t>(n * c.ffn_dim));    // [n, ffn_dim]
-  std::vector<kernels::KvHeadView> kv_views(static_cast<size_t>(c.n_kv_heads));
-
-  kernels::get_rows(weights_.token_embd, tokens, x.data());
+  const auto sz = [n](int64_t width) { return static_cast<size_t>(n * width); };
+  grow(ws.x, sz(dim));
+  grow(ws.h, sz(dim));
+  grow(ws.q, sz(q_dim));
+  grow(ws.k, sz(kv_dim));
+  grow(ws.v, sz(kv_dim));
+  grow(ws.attn, sz(q_dim));
+  grow(ws.proj, sz(dim));
+  grow(ws.gate, sz(c.ffn_dim));
+  grow(ws.up, sz(c.ffn_dim));
+  ws.tokens.resize(static_cast<size_t>(n));
+  ws.positions.resize(static_cast<size_t>(n));
+  ws.out_rows.clear();
+  ws.parents.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    ws.tokens[i] = batch[i].token;
+    ws.positions[i] = batch[i].position;
+    ws.parents[i] = batch[i].parent;
+    if (batch[i].logits) ws.out_rows.push_back(static_cast<int32_t>(i));
+  }
+  float* x = ws.x.data();
+  float* h = ws.h.data();
+  float* proj = ws.proj.data();
+  kernels::get_rows(weights_.token_embd, ws.tokens, x);
 
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = weights_.layers[static_cast<size_t>(l)];
-    kernels::rms_norm(x.data(), w.attn_norm, n, dim, c.rms_eps, h.data());
-    kernels::matmul(w.attn_q, h.data(), n, q.data(), pool, path);
-    kernels::matmul(w.attn_k, h.data(), n, k.data(), pool, path);
-    kernels::matmul(w.attn_v, h.data(), n, v.data(), pool, path);
+    kernels::rms_norm(x, w.attn_norm, n, dim, c.rms_eps, h);
+    kernels::matmul(w.attn_q, h, n, ws.q.data(), pool, path, invariant);
+    kernels::matmul(w.attn_k, h, n, ws.k.data(), pool, path, invariant);
+    kernels::matmul(w.attn_v, h, n, ws.v.data(), pool, path, invariant);
     if (c.qkv_bias) {
-      kernels::add_bias(q.data(), w.bias_q, n, q_dim);
-      kernels::add_bias(k.data(), w.bias_k, n, kv_dim);
-      kernels::add_bias(v.data(), w.bias_v, n, kv_dim);
+      kernels::add_bias(ws.q.data(), w.bias_q, n, q_dim);
+      kernels::add_bias(ws.k.data(), w.bias_k, n, kv_dim);
+      kernels::add_bias(ws.v.data(), w.bias_v, n, kv_dim);
     }
-    kernels::rope_inplace(q.data(), positions.data(), n, c.n_heads, c.head_dim, c.rope_dim,
+    kernels::rope_inplace(ws.q.data(), ws.positions.data(), n, c.n_heads, c.head_dim, c.rope_dim,
                           c.rope_base, rope_mode(c.rope_style));
-    kernels::rope_inplace(k.data(), positions.data(), n, c.n_kv_heads, c.head_dim, c.rope_dim,
-                          c.rope_base, rope_mode(c.rope_style));
+    kernels::rope_inplace(ws.k.data(), ws.positions.data(), n, c.n_kv_heads, c.head_dim,
+                          c.rope_dim, c.rope_base, rope_mode(c.rope_style));
     for (int64_t t = 0; t < n; ++t) {
+      kv::KvCache& cache = *caches[batch[t].seq];
       for (int g = 0; g < c.n_kv_heads; ++g) {
         const int64_t off = (t * c.n_kv_heads + g) * c.head_dim;
-        const auto hd = static_cast<size_t>(c.head_dim);
-        cache.append(l, g, positions[t], std::span<const float>(k.data() + off, hd),
-                     std::span<const float>(v.data() + off, hd));
+        cache.append(l, g, ws.positions[t], ws.k.data() + off, ws.v.data() + off);
       }
     }
-    for (int g = 0; g < c.n_kv_heads; ++g) {
-      kv_views[static_cast<size_t>(g)] = {cache.keys(l, g), cache.values(l, g),
-                                          cache.positions(l, g), cache.length(l, g)};
-    }
-    kernels::AttentionArgs args;
-    args.q = q.data();
-    args.q_positions = positions.data();
-    args.n_tokens = static_cast<int>(n);
-    args.n_heads = c.n_heads;
-    args.n_kv_heads = c.n_kv_heads;
-    args.head_dim = c.head_dim;
-    args.scale = scale;
-    args.kv = kv_views;
-    args.out = attn.data();
-    kernels::attention(args, pool, path, options.attention);
+    for (const BatchRun& run : runs) attend(l, run, *caches[run.seq], ws, pool, path, options);
 
     // After the last layer's attention only the rows whose logits are wanted matter; llama.cpp
     // drops the others after the output projection (whose kernel depends on the batch size), so
     // that projection still takes every row. Every op below is row-independent.
-    int64_t first = 0;
-    if (l == c.n_layers - 1 && !options.all_logits) first = n - 1;
-    const int64_t rows = n - first;
-    kernels::matmul(w.attn_output, attn.data(), n, proj.data(), pool, path);
-    if (first > 0) std::copy_n(proj.data() + first * dim, rows * dim, proj.data());
-    float* xs = x.data() + first * dim;
-    kernels::add_inplace(xs, proj.data(), rows * dim);
-    kernels::rms_norm(xs, w.ffn_norm, rows, dim, c.rms_eps, h.data());
-    kernels::matmul(w.ffn_gate, h.data(), rows, gate.data(), pool, path);
-    kernels::matmul(w.ffn_up, h.data(), rows, up.data(), pool, path);
-    kernels::silu_mul_inplace(gate.data(), up.data(), rows, c.ffn_dim, path);
-    kernels::matmul(w.ffn_down, gate.data(), rows, proj.data(), pool, path);
-    kernels::add_inplace(xs, proj.data(), rows * dim);
+    int64_t rows = n;
+    kernels::matmul(w.attn_output, ws.attn.data(), n, proj, pool, path, invariant);
+    if (l == c.n_layers - 1 && static_cast<int64_t>(ws.out_rows.size()) < n) {
+      rows = static_cast<int64_t>(ws.out_rows.size());
+      for (int64_t i = 0; i < rows; ++i) {  // out_rows ascending: row i moves down or stays
+        const int64_t from = ws.out_rows[static_cast<size_t>(i)];
+        if (from == i) continue;
+        std::copy_n(x + from * dim, dim, x + i * dim);
+        std::copy_n(proj + from * dim, dim, proj + i * dim);
+      }
+    }
+    if (rows == 0) break;
+    kernels::add_inplace(x, proj, rows * dim);
+    kernels::rms_norm(x, w.ffn_norm, rows, dim, c.rms_eps, h);
+    kernels::matmul(w.ffn_gate, h, rows, ws.gate.data(), pool, path, invariant);
+    kernels::matmul(w.ffn_up, h, rows, ws.up.data(), pool, path, invariant);
+    kernels::silu_mul_inplace(ws.gate.data(), ws.up.data(), rows, c.ffn_dim, path);
+    kernels::matmul(w.ffn_down, ws.gate.data(), rows, proj, pool, path, invariant);
+    kernels::add_inplace(x, proj, rows * dim);
   }
-  cache.advance(static_cast<int>(n));
+  for (const BatchRun& run : runs) {
+    kv::KvCache& cache = *caches[run.seq];
+    int32_t next = cache.n_tokens();
+    for (int64_t t = run.begin; t < run.end; ++t) next = std::max(next, batch[t].position + 1);
+    cache.set_n_tokens(next);
+  }
 
-  const int64_t n_out = options.all_logits ? n : 1;
-  const float* xs = x.data() + (n - n_out) * dim;
-  kernels::rms_norm(xs, weights_.output_norm, n_out, dim, c.rms_eps, h.data());
+  const auto n_out = static_cast<int64_t>(ws.out_rows.size());
   logits.resize(static_cast<size_t>(n_out * c.n_vocab));
-  kernels::matmul(weights_.output, h.data(), n_out, logits.data(), pool, path);
+  if (n_out == 0) return ok();
+  kernels::rms_norm(x, weights_.output_norm, n_out, dim, c.rms_eps, h);
+  kernels::matmul(weights_.output, h, n_out, logits.data(), pool, path, invariant);
   return ok();
 }
 

@@ -45,24 +45,35 @@ Result<ModelConfig> read_decoder_config(const formats::ModelFile& file, const st
 
 // Finds and validates every tensor the config implies (presence, shape, type, row blocking).
 // tied_output is set in `config` when the file has no output.weight.
-Result<DecoderWeights> bind_decoder_weights(const formats::ModelFile& file, ModelConfig& config);
+// Placement (packing, huge pages) follows options.place_weights on the kernels of `path`.
+Result<DecoderWeights> bind_decoder_weights(const formats::ModelFile& file, ModelConfig& config,
+                                            kernels::KernelPath path, bool place_weights);
+
+// The kernel order a model loaded with `options` runs: the requested one, else this CPU's.
+kernels::KernelPath resolve_kernel_path(const ModelLoadOptions& options);
 
 // A pre-norm decoder (RMSNorm, RoPE attention with GQA, SiLU-gated FFN): llama and qwen2.
 class DecoderModel final : public Model {
  public:
   DecoderModel(std::shared_ptr<const formats::ModelFile> file, ModelConfig config,
-               DecoderWeights weights)
-      : Model(std::move(file), std::move(config)), weights_(std::move(weights)) {}
+               DecoderWeights weights, kernels::KernelPath path)
+      : Model(std::move(file), std::move(config), path), weights_(std::move(weights)) {}
 
-  Status forward(std::span<const int32_t> tokens, kv::KvCache& cache, std::vector<float>& logits,
-                 ThreadPool& pool, const ForwardOptions& options) const override;
+  using Model::forward;
+  Status forward(std::span<const BatchEntry> batch, std::span<kv::KvCache* const> caches,
+                 std::vector<float>& logits, ForwardWorkspace& workspace, ThreadPool& pool,
+                 const ForwardOptions& options) const override;
 
  private:
+  void attend(int layer, const BatchRun& run, kv::KvCache& cache, ForwardWorkspace& ws,
+              ThreadPool& pool, kernels::KernelPath path, const ForwardOptions& options) const;
   DecoderWeights weights_;
 };
 
 // Per-architecture loaders (llama.cpp, qwen2.cpp).
-Result<std::unique_ptr<Model>> load_llama(std::shared_ptr<const formats::ModelFile> file);
-Result<std::unique_ptr<Model>> load_qwen2(std::shared_ptr<const formats::ModelFile> file);
+Result<std::unique_ptr<Model>> load_llama(std::shared_ptr<const formats::ModelFile> file,
+                                          const ModelLoadOptions& options);
+Result<std::unique_ptr<Model>> load_qwen2(std::shared_ptr<const formats::ModelFile> file,
+                                          const ModelLoadOptions& options);
 
 }  // namespace pareto::model::detail

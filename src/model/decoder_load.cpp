@@ -1,6 +1,5 @@
 // Hyperparameters and weight binding of llama-family files, validated before any use.
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -188,14 +187,11 @@ void copy_unpacked_matrices(const formats::ModelFile& file, DecoderWeights& w) {
 }
 
 // Puts the matrices where the fast kernels read them best: packed, or copied onto huge pages.
-// Skipped when the environment selects the scalar kernels, or with PARETO_PACKED_WEIGHTS=0 (the
-// kernels then read the mapped file as it is: to compare against the raw kernels, or to keep one
-// shared copy in the page cache).
-void place_matrices(const formats::ModelFile& file, DecoderWeights& w) {
-  if (kernels::select_kernel_path(false) == kernels::KernelPath::kScalar) return;
-  if (const char* env = std::getenv("PARETO_PACKED_WEIGHTS"); env && std::strcmp(env, "0") == 0) {
-    return;
-  }
+// Skipped for the scalar kernels, or when the caller asks (the kernels then read the mapped file
+// as it is: to compare against the raw kernels, or to keep one shared copy in the page cache).
+void place_matrices(const formats::ModelFile& file, DecoderWeights& w, kernels::KernelPath path,
+                    bool place_weights) {
+  if (path == kernels::KernelPath::kScalar || !place_weights) return;
   pack_matrices(file, w);
   copy_unpacked_matrices(file, w);
 }
@@ -250,7 +246,12 @@ Result<ModelConfig> read_decoder_config(const formats::ModelFile& file, const st
   return c;
 }
 
-Result<DecoderWeights> bind_decoder_weights(const formats::ModelFile& file, ModelConfig& config) {
+kernels::KernelPath resolve_kernel_path(const ModelLoadOptions& options) {
+  return options.kernel_path ? *options.kernel_path : kernels::native_kernel_path();
+}
+
+Result<DecoderWeights> bind_decoder_weights(const formats::ModelFile& file, ModelConfig& config,
+                                            kernels::KernelPath path, bool place_weights) {
   const TensorBinder b(file);
   const int64_t dim = config.dim;
   const int64_t q_dim = int64_t{config.n_heads} * config.head_dim;
@@ -283,7 +284,7 @@ Result<DecoderWeights> bind_decoder_weights(const formats::ModelFile& file, Mode
     PARETO_TRY(l.ffn_up, b.matrix(blk + "ffn_up.weight", dim, config.ffn_dim));
     PARETO_TRY(l.ffn_down, b.matrix(blk + "ffn_down.weight", config.ffn_dim, dim));
   }
-  place_matrices(file, w);
+  place_matrices(file, w, path, place_weights);
   return w;
 }
 

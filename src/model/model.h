@@ -15,6 +15,7 @@
 #include "kernels/attention.h"
 #include "kernels/kernel_path.h"
 #include "kv/kv_cache.h"
+#include "model/batch.h"
 
 namespace pareto::model {
 
@@ -42,41 +43,73 @@ struct ModelConfig {
 };
 
 struct ForwardOptions {
-  // Logits for every token of the batch ([n_tokens, n_vocab]) or only the last ([1, n_vocab]).
+  // For the single-sequence forward only: logits for every token of the batch ([n_tokens,
+  // n_vocab]) or only the last ([1, n_vocab]).
   bool all_logits = false;
   // Force the scalar reference kernels (fidelity comparisons).
   bool scalar_kernels = false;
-  // Which llama.cpp build's summation order to reproduce; unset: kernels::select_kernel_path
-  // (environment, then the CPU). Used by the differential tests to check both orders.
+  // Which llama.cpp build's summation order to reproduce; unset: the model's (ModelLoadOptions).
+  // Used by the differential tests to check every order.
   std::optional<kernels::KernelPath> kernel_path;
   // Online softmax (llama.cpp's -fa) or the default score rows; see kernels/attention.h.
   kernels::AttentionAlgorithm attention = kernels::AttentionAlgorithm::kSoftmaxRows;
+  // Batch-invariant numerics: every row is computed in the order a single-token forward uses
+  // (vec_dot, one query at a time), whatever else is in the batch, so a sequence's logits do not
+  // depend on its batch. Off: llama.cpp's order, where batches of 2+ rows take tinyBLAS and the
+  // batched attention (prefill logits then match llama.cpp's prefill bit for bit).
+  bool batch_invariant = false;
+};
+
+struct ModelLoadOptions {
+  // The kernels' summation order; unset: the order llama.cpp would use on this CPU.
+  std::optional<kernels::KernelPath> kernel_path;
+  // Pack quantized matrices for the AVX-512 VNNI kernels and copy the others onto huge pages
+  // (same results, faster); off: the kernels read the mapped file as it is.
+  bool place_weights = true;
 };
 
 class Model {
  public:
   // Errors name the file and the problem: unknown architecture, missing metadata key, missing
   // tensor, tensor shape not as the config implies (expected vs found), unsupported tensor type.
-  static Result<std::unique_ptr<Model>> load(std::shared_ptr<const formats::ModelFile> file);
+  static Result<std::unique_ptr<Model>> load(std::shared_ptr<const formats::ModelFile> file,
+                                             const ModelLoadOptions& options = {});
   virtual ~Model() = default;
 
   const ModelConfig& config() const { return config_; }
   const formats::ModelFile& file() const { return *file_; }
 
-  kv::KvCache make_cache(int capacity) const;
+  kernels::KernelPath kernel_path() const { return kernel_path_; }
 
-  // Evaluates `tokens` at positions cache.n_tokens() .. + n-1, causal within the batch, appends
-  // their keys and values to `cache`, and writes logits to `logits` (resized as ForwardOptions
-  // says). Errors: empty batch, token id out of range, cache capacity exceeded.
-  virtual Status forward(std::span<const int32_t> tokens, kv::KvCache& cache,
-                         std::vector<float>& logits, ThreadPool& pool,
+  // A cache with its own pool (tests, benchmarks); the engine makes caches in a shared pool.
+  kv::KvCache make_cache(int capacity, kv::KvType key_type = kv::KvType::kF32,
+                         kv::KvType value_type = kv::KvType::kF32) const;
+  // Pool options for this model's KV shape.
+  kv::KvPoolOptions kv_pool_options(kv::KvType key_type, kv::KvType value_type,
+                                    int64_t max_pages = 0) const;
+
+  // Evaluates a batch (batch.h) of entries of the sequences whose caches are `caches` (entry.seq
+  // indexes it): appends every entry's keys and values to its cache, then attends. Writes
+  // [rows with logits set, n_vocab] to `logits`, in batch order. `workspace` is reused across
+  // calls. Errors (nothing appended): empty batch, a token, sequence or parent out of range, a
+  // sequence's entries not consecutive, a cache whose shape differs from the model, a cache
+  // without room (kContextOverflow) or a pool without pages (kResourceExhausted).
+  virtual Status forward(std::span<const BatchEntry> batch, std::span<kv::KvCache* const> caches,
+                         std::vector<float>& logits, ForwardWorkspace& workspace, ThreadPool& pool,
                          const ForwardOptions& options = {}) const = 0;
 
+  // One sequence: evaluates `tokens` at positions cache.n_tokens() .. + n-1, causal, and writes
+  // logits as options.all_logits says. Allocates a workspace per call (tests, tools).
+  Status forward(std::span<const int32_t> tokens, kv::KvCache& cache, std::vector<float>& logits,
+                 ThreadPool& pool, const ForwardOptions& options = {}) const;
+
  protected:
-  Model(std::shared_ptr<const formats::ModelFile> file, ModelConfig config)
-      : file_(std::move(file)), config_(std::move(config)) {}
+  Model(std::shared_ptr<const formats::ModelFile> file, ModelConfig config,
+        kernels::KernelPath kernel_path)
+      : file_(std::move(file)), config_(std::move(config)), kernel_path_(kernel_path) {}
   std::shared_ptr<const formats::ModelFile> file_;
   ModelConfig config_;
+  kernels::KernelPath kernel_path_;
 };
 
 }  // namespace pareto::model

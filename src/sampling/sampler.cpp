@@ -45,15 +45,11 @@ void Candidates::softmax() {
   for (auto& c : items) c.prob = static_cast<float>(c.prob / sum);
 }
 
-void RepetitionPenalty::accept(int32_t token) {
-  if (last_n_ <= 0) return;
-  history_.push_back(token);
-  while (static_cast<int>(history_.size()) > last_n_) history_.pop_front();
-}
-
-void RepetitionPenalty::apply(Candidates& candidates) {
-  if (penalty_ == 1.0f || history_.empty()) return;
-  const std::unordered_set<int32_t> seen(history_.begin(), history_.end());
+void RepetitionPenalty::apply(Candidates& candidates, std::span<const int32_t> history) {
+  if (penalty_ == 1.0f || last_n_ <= 0 || history.empty()) return;
+  const size_t n = std::min(history.size(), static_cast<size_t>(last_n_));
+  const std::unordered_set<int32_t> seen(history.end() - static_cast<std::ptrdiff_t>(n),
+                                         history.end());
   for (auto& c : candidates.items) {
     if (!seen.contains(c.id)) continue;
     c.logit = c.logit > 0.0f ? c.logit / penalty_ : c.logit * penalty_;
@@ -61,7 +57,7 @@ void RepetitionPenalty::apply(Candidates& candidates) {
   candidates.sorted = false;
 }
 
-void TopK::apply(Candidates& candidates) {
+void TopK::apply(Candidates& candidates, std::span<const int32_t> /*history*/) {
   if (k_ <= 0 || static_cast<size_t>(k_) >= candidates.items.size()) return;
   auto& items = candidates.items;
   if (!candidates.sorted) {
@@ -71,7 +67,7 @@ void TopK::apply(Candidates& candidates) {
   items.resize(static_cast<size_t>(k_));
 }
 
-void TopP::apply(Candidates& candidates) {
+void TopP::apply(Candidates& candidates, std::span<const int32_t> /*history*/) {
   if (p_ >= 1.0f || candidates.items.empty()) return;
   candidates.softmax();
   double mass = 0.0;
@@ -86,7 +82,7 @@ void TopP::apply(Candidates& candidates) {
   candidates.items.resize(keep);
 }
 
-void MinP::apply(Candidates& candidates) {
+void MinP::apply(Candidates& candidates, std::span<const int32_t> /*history*/) {
   if (p_ <= 0.0f || candidates.items.empty()) return;
   // p_i >= min_p * p_max  <=>  logit_i >= max_logit + log(min_p): no softmax needed.
   float max_logit = -std::numeric_limits<float>::infinity();
@@ -95,7 +91,7 @@ void MinP::apply(Candidates& candidates) {
   std::erase_if(candidates.items, [&](const Candidate& c) { return c.logit < min_logit; });
 }
 
-void Temperature::apply(Candidates& candidates) {
+void Temperature::apply(Candidates& candidates, std::span<const int32_t> /*history*/) {
   if (candidates.items.empty()) return;
   if (t_ <= 0.0f) {  // the limit of t -> 0: only the argmax survives
     candidates.sort_descending();
@@ -128,6 +124,7 @@ SamplerChain SamplerChain::from_params(const SamplingParams& params) {
   const bool greedy = params.temperature <= 0.0f;
   SamplerChain chain(greedy ? std::unique_ptr<TokenPicker>(std::make_unique<GreedyPicker>())
                             : std::make_unique<RandomPicker>(params.seed));
+  chain.greedy_ = greedy;
   if (params.repeat_penalty != 1.0f && params.repeat_last_n > 0) {
     chain.add(std::make_unique<RepetitionPenalty>(params.repeat_penalty, params.repeat_last_n));
   }
@@ -144,19 +141,26 @@ SamplerChain& SamplerChain::add(std::unique_ptr<LogitProcessor> processor) {
   return *this;
 }
 
-int32_t SamplerChain::sample(std::span<const float> logits) {
+Candidates SamplerChain::process(std::span<const float> logits,
+                                 std::span<const int32_t> history) const {
   PARETO_CHECK(!logits.empty());
   Candidates candidates = Candidates::from_logits(logits);
-  for (auto& p : processors_) p->apply(candidates);
-  return picker_->pick(candidates);
+  for (const auto& p : processors_) p->apply(candidates, history);
+  if (greedy_) {  // the distribution of an argmax pick: all mass on it
+    candidates.sort_descending();
+    candidates.items.resize(1);
+    candidates.items[0].prob = 1.0f;
+    return candidates;
+  }
+  candidates.softmax();
+  return candidates;
 }
 
-void SamplerChain::accept(int32_t token) {
-  for (auto& p : processors_) p->accept(token);
-}
+int32_t SamplerChain::pick(Candidates& candidates) { return picker_->pick(candidates); }
 
-void SamplerChain::reset() {
-  for (auto& p : processors_) p->reset();
+int32_t SamplerChain::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  Candidates candidates = process(logits, history);
+  return pick(candidates);
 }
 
 }  // namespace pareto::sampling

@@ -1,11 +1,14 @@
 // Sampling as a chain of small logit processors (llama.cpp's sampler-chain idea): each processor
-// narrows or reshapes a list of candidate tokens, and a final pick chooses one. The default chain
+// narrows or reshapes a list of candidate tokens, and a final pick chooses one. Processing and
+// picking are separate steps: process() gives the processed distribution (what rejection sampling
+// compares between a target and a draft), pick() draws from it with the chain's RNG (one chain
+// per sequence: its RNG is the sequence's). Processors read the sequence's history as an argument
+// and keep none of their own, so rolling a sequence back needs no undo. The default chain
 // is: repetition penalty -> top-k -> top-p -> min-p -> temperature -> seeded random draw, or,
 // when temperature <= 0, repetition penalty -> greedy argmax.
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <random>
 #include <span>
@@ -48,10 +51,8 @@ class LogitProcessor {
  public:
   virtual ~LogitProcessor() = default;
   virtual std::string_view name() const = 0;
-  virtual void apply(Candidates& candidates) = 0;
-  // Told about each token of the sequence (prompt and generated), for history-based processors.
-  virtual void accept(int32_t /*token*/) {}
-  virtual void reset() {}
+  // history: the sequence's tokens so far (prompt and generated), oldest first.
+  virtual void apply(Candidates& candidates, std::span<const int32_t> history) = 0;
 };
 
 // llama.cpp's penalty: each distinct token among the last `last_n` accepted gets
@@ -60,14 +61,11 @@ class RepetitionPenalty final : public LogitProcessor {
  public:
   RepetitionPenalty(float penalty, int last_n) : penalty_(penalty), last_n_(last_n) {}
   std::string_view name() const override { return "repetition_penalty"; }
-  void apply(Candidates& candidates) override;
-  void accept(int32_t token) override;
-  void reset() override { history_.clear(); }
+  void apply(Candidates& candidates, std::span<const int32_t> history) override;
 
  private:
   float penalty_;
   int last_n_;
-  std::deque<int32_t> history_;
 };
 
 // Keeps the k highest logits (ties broken towards lower ids).
@@ -75,7 +73,7 @@ class TopK final : public LogitProcessor {
  public:
   explicit TopK(int k) : k_(k) {}
   std::string_view name() const override { return "top_k"; }
-  void apply(Candidates& candidates) override;
+  void apply(Candidates& candidates, std::span<const int32_t> history) override;
 
  private:
   int k_;
@@ -86,7 +84,7 @@ class TopP final : public LogitProcessor {
  public:
   explicit TopP(float p) : p_(p) {}
   std::string_view name() const override { return "top_p"; }
-  void apply(Candidates& candidates) override;
+  void apply(Candidates& candidates, std::span<const int32_t> history) override;
 
  private:
   float p_;
@@ -97,7 +95,7 @@ class MinP final : public LogitProcessor {
  public:
   explicit MinP(float p) : p_(p) {}
   std::string_view name() const override { return "min_p"; }
-  void apply(Candidates& candidates) override;
+  void apply(Candidates& candidates, std::span<const int32_t> history) override;
 
  private:
   float p_;
@@ -108,7 +106,7 @@ class Temperature final : public LogitProcessor {
  public:
   explicit Temperature(float t) : t_(t) {}
   std::string_view name() const override { return "temperature"; }
-  void apply(Candidates& candidates) override;
+  void apply(Candidates& candidates, std::span<const int32_t> history) override;
 
  private:
   float t_;
@@ -145,17 +143,22 @@ class SamplerChain {
   static SamplerChain from_params(const SamplingParams& params);
 
   SamplerChain& add(std::unique_ptr<LogitProcessor> processor);
-  // Runs the processors over `logits` ([n_vocab]) and picks a token. Does not accept it.
-  int32_t sample(std::span<const float> logits);
-  // Records a token of the sequence (prompt or generated) for history-based processors.
-  void accept(int32_t token);
-  void reset();
+  // Runs the processors over `logits` ([n_vocab]) given the sequence's `history`: the surviving
+  // candidates, sorted by descending logit, with `prob` their processed distribution (softmax of
+  // the processed logits; for a greedy chain, the argmax alone with probability 1).
+  Candidates process(std::span<const float> logits, std::span<const int32_t> history = {}) const;
+  // Picks a token from processed candidates (advances the RNG of a sampling chain).
+  int32_t pick(Candidates& candidates);
+  // process() then pick().
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> history = {});
+  bool greedy() const { return greedy_; }
 
   const std::vector<std::unique_ptr<LogitProcessor>>& processors() const { return processors_; }
 
  private:
   std::vector<std::unique_ptr<LogitProcessor>> processors_;
   std::unique_ptr<TokenPicker> picker_;
+  bool greedy_ = false;
 };
 
 }  // namespace pareto::sampling

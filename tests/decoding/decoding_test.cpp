@@ -1,158 +1,76 @@
-// The decoding loop against a tiny deterministic fake model, so stop rules and batching are
-// checked independently of real weights.
-#include "decoding/decoding.h"
-
+// Decoding strategies through their interface: what they propose for a sequence and what they
+// accept from logit rows; the registry by name.
 #include <gtest/gtest.h>
 
-#include <memory>
+#include "decoding/autoregressive.h"
+#include "decoding/strategy.h"
 
 namespace pareto::decoding {
 namespace {
 
-constexpr int kVocab = 16;
+constexpr int kVocab = 8;
 
-// The next token after t is (3 t + 1) mod 16, by a clear logit margin; it records each batch size.
-int32_t successor(int32_t t) {
-  return (3 * t + 1) % kVocab;
+SequenceState greedy_sequence(std::vector<int32_t> tokens, int in_cache, float penalty = 1.0f) {
+  SequenceState s;
+  s.tokens = std::move(tokens);
+  s.n_prompt = static_cast<int>(s.tokens.size());
+  s.n_vocab = kVocab;
+  s.cache = kv::KvCache(kv::KvShape{1, 1, 4, 64});
+  s.cache.set_n_tokens(in_cache);
+  sampling::SamplingParams p;
+  p.temperature = 0.0f;
+  p.repeat_penalty = penalty;
+  s.sampler = sampling::SamplerChain::from_params(p);
+  return s;
 }
 
-class FakeModel final : public model::Model {
- public:
-  FakeModel()
-      : Model(std::make_shared<const formats::ModelFile>(), model::ModelConfig{.n_vocab = kVocab}) {
-  }
-
-  Status forward(std::span<const int32_t> tokens, kv::KvCache& cache, std::vector<float>& logits,
-                 ThreadPool& /*pool*/, const model::ForwardOptions& /*options*/) const override {
-    if (tokens.empty()) return make_error("fake: empty batch");
-    if (cache.n_tokens() + static_cast<int>(tokens.size()) > cache.capacity()) {
-      return make_error("fake: cache capacity exceeded");
-    }
-    batches.push_back(static_cast<int>(tokens.size()));
-    cache.advance(static_cast<int>(tokens.size()));
-    logits.assign(kVocab, 1.0f);
-    logits[static_cast<size_t>(successor(tokens.back()))] = 5.0f;
-    return ok();
-  }
-
-  mutable std::vector<int> batches;
-};
-
-struct Fixture {
-  explicit Fixture(int capacity) : cache(kv::KvShape{1, 1, 1, capacity}) {
-    params.temperature = 0.0f;
-  }
-  Result<GenerateResult> run(const std::vector<int32_t>& prompt, GenerateOptions options) {
-    sampler = std::make_unique<sampling::SamplerChain>(sampling::SamplerChain::from_params(params));
-    Autoregressive strategy(model, cache, *sampler, pool);
-    return generate(strategy, prompt, options);
-  }
-  FakeModel model;
-  kv::KvCache cache;
-  ThreadPool pool{1};
-  sampling::SamplingParams params;
-  std::unique_ptr<sampling::SamplerChain> sampler;
-};
-
-std::vector<int32_t> expected_chain(int32_t last, int n) {
-  std::vector<int32_t> out;
-  for (int i = 0; i < n; ++i) out.push_back(last = successor(last));
-  return out;
+TEST(Autoregressive, ProposesThePendingTokenAtItsPosition) {
+  Autoregressive ar;
+  const SequenceState s = greedy_sequence({5, 6, 7}, 2);
+  std::vector<model::BatchEntry> entries;
+  ar.propose(s, 4, entries);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].token, 7);
+  EXPECT_EQ(entries[0].position, 2);
+  EXPECT_TRUE(entries[0].logits);
+  EXPECT_EQ(entries[0].parent, model::kCausal);
 }
 
-TEST(Autoregressive, PrefillsInOneBatchThenOneTokenPerForward) {
-  Fixture f(64);
-  GenerateOptions options;
-  options.max_tokens = 5;
-  auto r = f.run({1, 2, 3}, options);
-  ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ(r->tokens, expected_chain(3, 5));
-  EXPECT_EQ(r->stop_reason, StopReason::kMaxTokens);
-  // The 5th token is sampled but never evaluated.
-  EXPECT_EQ(f.model.batches, (std::vector<int>{3, 1, 1, 1, 1}));
-  EXPECT_EQ(f.cache.n_tokens(), 3 + 4);
+TEST(Autoregressive, AcceptsTheArgmaxOfTheLastRow) {
+  Autoregressive ar;
+  SequenceState s = greedy_sequence({1, 2}, 2);
+  std::vector<float> rows(2 * kVocab, 0.0f);
+  rows[3] = 9.0f;           // an earlier row: ignored
+  rows[kVocab + 6] = 2.0f;  // the last row
+  EXPECT_EQ(ar.accept(s, rows), 1);
+  EXPECT_EQ(s.tokens, (std::vector<int32_t>{1, 2, 6}));
+  EXPECT_EQ(s.generated().size(), 1u);
 }
 
-TEST(Generate, StopsAtEndOfGenerationWithoutEmittingIt) {
-  Fixture f(64);
-  const auto chain = expected_chain(0, 20);
-  const int32_t eog = chain[3];
-  GenerateOptions options;
-  options.max_tokens = 20;
-  options.is_end_of_generation = [&](int32_t t) { return t == eog; };
-  auto r = f.run({0}, options);
-  ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ(r->stop_reason, StopReason::kEndOfGeneration);
-  EXPECT_EQ(r->tokens, std::vector<int32_t>(chain.begin(), chain.begin() + 3));
+TEST(Autoregressive, TheSamplerReadsTheSequenceHistory) {
+  // With a strong repetition penalty a token already in the sequence loses to the runner-up.
+  Autoregressive ar;
+  SequenceState s = greedy_sequence({4}, 1, 10.0f);
+  std::vector<float> row(kVocab, 0.0f);
+  row[4] = 3.0f;
+  row[5] = 2.0f;
+  ar.accept(s, row);
+  EXPECT_EQ(s.tokens.back(), 5);
+  // Rolled back (history shortened), the same row picks 4 again: no state to undo.
+  SequenceState fresh = greedy_sequence({1}, 1, 10.0f);
+  ar.accept(fresh, row);
+  EXPECT_EQ(fresh.tokens.back(), 4);
 }
 
-TEST(Generate, StopsWhenTheContextIsFull) {
-  const int capacity = 8;
-  Fixture f(capacity);
-  GenerateOptions options;
-  options.max_tokens = -1;
-  auto r = f.run({1, 2, 3}, options);
-  ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ(r->stop_reason, StopReason::kContextFull);
-  // Every position gets evaluated, plus the final sampled token that needs no slot.
-  EXPECT_EQ(r->tokens.size(), static_cast<size_t>(capacity - 3 + 1));
-  EXPECT_EQ(f.cache.n_tokens(), capacity);
-}
-
-TEST(Generate, PromptLongerThanContextIsAClearError) {
-  Fixture f(8);
-  auto r = f.run(std::vector<int32_t>(10, 1), GenerateOptions{});
-  ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message.find("prompt has 10 tokens, context is 8"), std::string::npos)
-      << r.error().message;
-  EXPECT_TRUE(f.model.batches.empty());
-}
-
-TEST(Generate, EmptyPromptIsAnError) {
-  Fixture f(8);
-  auto r = f.run({}, GenerateOptions{});
-  ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message.find("empty"), std::string::npos) << r.error().message;
-}
-
-TEST(Generate, CallbackStreamsEachTokenAndCanStop) {
-  Fixture f(64);
-  std::vector<int32_t> streamed;
-  GenerateOptions options;
-  options.max_tokens = 10;
-  options.on_token = [&](int32_t t) {
-    streamed.push_back(t);
-    return streamed.size() < 4;
-  };
-  auto r = f.run({7}, options);
-  ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ(r->stop_reason, StopReason::kCallback);
-  EXPECT_EQ(streamed, expected_chain(7, 4));
-  EXPECT_EQ(r->tokens, streamed);
-}
-
-TEST(Generate, ZeroMaxTokensOnlyPrefills) {
-  Fixture f(64);
-  GenerateOptions options;
-  options.max_tokens = 0;
-  auto r = f.run({1, 2}, options);
-  ASSERT_TRUE(r) << r.error().message;
-  EXPECT_TRUE(r->tokens.empty());
-  EXPECT_EQ(f.model.batches, (std::vector<int>{2}));
-}
-
-TEST(Generate, RepetitionPenaltySeesThePrompt) {
-  // With a penalty large enough to sink the model's favourite, a prompt containing that favourite
-  // must change the first pick: proof that prompt tokens enter the sampler's history.
-  Fixture f(64);
-  f.params.repeat_penalty = 100.0f;
-  GenerateOptions options;
-  options.max_tokens = 1;
-  const int32_t favourite = successor(2);
-  auto r = f.run({favourite, 2}, options);
-  ASSERT_TRUE(r) << r.error().message;
-  ASSERT_EQ(r->tokens.size(), 1u);
-  EXPECT_NE(r->tokens[0], favourite);
+TEST(StrategyRegistry, MakesByNameAndListsTheValidNames) {
+  auto ar = make_strategy("autoregressive");
+  ASSERT_TRUE(ar.has_value());
+  EXPECT_EQ((*ar)->name(), "autoregressive");
+  auto bad = make_strategy("medusa");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.error().message.find("valid: autoregressive"), std::string::npos);
+  EXPECT_EQ(strategy_names().size(), 1u);
 }
 
 }  // namespace

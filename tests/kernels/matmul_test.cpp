@@ -153,12 +153,9 @@ TEST(Matmul, ActivationTypesFollowLlamaCpp) {
   EXPECT_EQ(activation_type(TensorType::Q4_0), TensorType::Q8_0);
 }
 
-TEST(Matmul, ScalarPathSelectedByOptionOrEnvironment) {
+TEST(Matmul, NativePathIsTheOrderLlamaCppLoadsOnThisCpu) {
   EXPECT_EQ(select_kernel_path(true), KernelPath::kScalar);
-  ::setenv("PARETO_SCALAR_KERNELS", "1", 1);
-  EXPECT_EQ(select_kernel_path(false), KernelPath::kScalar);
-  ::unsetenv("PARETO_SCALAR_KERNELS");
-  // Without a choice in the environment: the order of the llama.cpp build this CPU would load.
+  // The library reads no environment: only the CPU decides (tools map PARETO_KERNELS).
 #if defined(__x86_64__) || defined(__i386__)
   const KernelPath native = cpu_has_amx_int8()                  ? KernelPath::kLlamacppAmx
                             : __builtin_cpu_supports("avx512f") ? KernelPath::kPortableAvx512
@@ -166,19 +163,20 @@ TEST(Matmul, ScalarPathSelectedByOptionOrEnvironment) {
 #else
   const KernelPath native = KernelPath::kPortable;  // no AVX-512 build of llama.cpp here
 #endif
-  EXPECT_EQ(select_kernel_path(false), native);
-  ::setenv("PARETO_SCALAR_KERNELS", "0", 1);
-  EXPECT_EQ(select_kernel_path(false), native);
-  ::unsetenv("PARETO_SCALAR_KERNELS");
-  ::setenv("PARETO_KERNELS", "llamacpp-avx512", 1);
-  EXPECT_EQ(select_kernel_path(false), KernelPath::kPortableAvx512);
-  ::setenv("PARETO_KERNELS", "llamacpp-amx", 1);
-  EXPECT_EQ(select_kernel_path(false), KernelPath::kLlamacppAmx);
-  ::setenv("PARETO_KERNELS", "llamacpp-avx2", 1);
-  EXPECT_EQ(select_kernel_path(false), KernelPath::kPortable);
+  EXPECT_EQ(native_kernel_path(), native);
   ::setenv("PARETO_KERNELS", "scalar", 1);
-  EXPECT_EQ(select_kernel_path(false), KernelPath::kScalar);
+  EXPECT_EQ(select_kernel_path(false), native);
   ::unsetenv("PARETO_KERNELS");
+}
+
+TEST(Matmul, UnknownKernelOrderIsAnErrorNamingTheValidOnes) {
+  auto bad = kernel_path_from_name("llamacpp-avx10");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message.find("scalar, llamacpp-avx2, llamacpp-avx512, llamacpp-amx"),
+            std::string::npos);
+  auto good = kernel_path_from_name("llamacpp-amx");
+  ASSERT_TRUE(good.has_value());
+  EXPECT_EQ(*good, KernelPath::kLlamacppAmx);
 }
 
 TEST(Matmul, KernelPathNamesRoundTrip) {

@@ -219,7 +219,7 @@ INSTANTIATE_TEST_SUITE_P(Types, BatchTest,
                          case_name);
 
 // The load places the matrices in packed copies and byte-for-byte huge-page copies; with
-// PARETO_PACKED_WEIGHTS=0 the kernels read the mapped file. Either way the logits agree bit for
+// ModelLoadOptions::place_weights off the kernels read the mapped file. Either way the logits agree bit for
 // bit.
 class WeightPlacementTest : public ::testing::TestWithParam<Case> {};
 
@@ -230,9 +230,9 @@ TEST_P(WeightPlacementTest, CopiedWeightsGiveTheMappedFilesLogitsBitForBit) {
   const std::vector<int32_t> tokens{3, 1, 4, 1, 5, 9, 2};
   std::vector<float> logits[2];
   for (int placed = 0; placed < 2; ++placed) {
-    if (placed == 0) ::setenv("PARETO_PACKED_WEIGHTS", "0", 1);
-    auto m = load_model(path);
-    ::unsetenv("PARETO_PACKED_WEIGHTS");
+    ModelLoadOptions load;
+    load.place_weights = placed == 1;
+    auto m = load_model(path, load);
     ASSERT_NE(m, nullptr);
     ThreadPool pool(2);
     kv::KvCache cache = m->make_cache(8);

@@ -175,7 +175,8 @@ TEST_F(ForwardErrors, PromptLongerThanContext) {
   const std::vector<int32_t> two{4, 5};
   auto st = model_->forward(two, cache, logits, pool_);
   ASSERT_FALSE(st.has_value());
-  EXPECT_THAT(st.error().message, HasSubstr("prompt longer than the context"));
+  EXPECT_THAT(st.error().message, HasSubstr("2 new > the sequence's context of 4"));
+  EXPECT_EQ(st.error().code, ErrorCode::kContextOverflow);
   EXPECT_EQ(cache.n_tokens(), 3);
   const std::vector<int32_t> one{4};
   EXPECT_TRUE(model_->forward(one, cache, logits, pool_).has_value());  // exactly full is fine

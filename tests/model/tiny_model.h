@@ -126,11 +126,12 @@ inline void write_model(const std::string& path, const TinySpec& s, const TinyWe
   ASSERT_TRUE(st.has_value()) << st.error().message;
 }
 
-inline std::unique_ptr<Model> load_model(const std::string& path) {
+inline std::unique_ptr<Model> load_model(const std::string& path,
+                                         const ModelLoadOptions& options = {}) {
   auto file = formats::read_gguf(path);
   EXPECT_TRUE(file.has_value()) << (file ? "" : file.error().message);
   if (!file) return nullptr;
-  auto m = Model::load(std::make_shared<const formats::ModelFile>(std::move(*file)));
+  auto m = Model::load(std::make_shared<const formats::ModelFile>(std::move(*file)), options);
   EXPECT_TRUE(m.has_value()) << (m ? "" : m.error().message);
   return m ? std::move(*m) : nullptr;
 }

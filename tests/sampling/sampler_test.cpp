@@ -38,9 +38,9 @@ TEST(RepetitionPenalty, DividesPositiveAndMultipliesNegativeLogitsOfRecentTokens
   const std::vector<float> logits = {2.0f, -1.0f, 0.5f, 3.0f, -0.25f};
   const float penalty = 1.5f;
   RepetitionPenalty rp(penalty, 3);
-  for (int32_t t : {2, 0, 1, 0}) rp.accept(t);  // window of 3 keeps {0, 1, 0}: 2 has left
+  const std::vector<int32_t> history = {2, 0, 1, 0};  // window of 3 keeps {0, 1, 0}: 2 has left
   Candidates c = Candidates::from_logits(logits);
-  rp.apply(c);
+  rp.apply(c, history);
   const auto m = as_map(c);
   EXPECT_FLOAT_EQ(m.at(0), logits[0] / penalty);  // counted twice, penalized once
   EXPECT_FLOAT_EQ(m.at(1), logits[1] * penalty);
@@ -49,20 +49,22 @@ TEST(RepetitionPenalty, DividesPositiveAndMultipliesNegativeLogitsOfRecentTokens
   EXPECT_FLOAT_EQ(m.at(4), logits[4]);
 }
 
-TEST(RepetitionPenalty, ResetForgetsHistory) {
+TEST(RepetitionPenalty, ReadsOnlyTheHistoryItIsGiven) {
+  // A rolled-back sequence passes its shorter history: nothing to undo.
   RepetitionPenalty rp(2.0f, 8);
-  rp.accept(0);
-  rp.reset();
   Candidates c = Candidates::from_logits(std::vector<float>{4.0f, 1.0f});
-  rp.apply(c);
-  EXPECT_FLOAT_EQ(as_map(c).at(0), 4.0f);
+  rp.apply(c, std::vector<int32_t>{0});
+  EXPECT_FLOAT_EQ(as_map(c).at(0), 2.0f);
+  Candidates d = Candidates::from_logits(std::vector<float>{4.0f, 1.0f});
+  rp.apply(d, {});
+  EXPECT_FLOAT_EQ(as_map(d).at(0), 4.0f);
 }
 
 TEST(TopK, KeepsTheKHighestLogitsWithTiesToLowerIds) {
   const std::vector<float> logits = {0.1f, 2.0f, -3.0f, 2.0f, 1.5f, 0.9f};
   TopK top_k(3);
   Candidates c = Candidates::from_logits(logits);
-  top_k.apply(c);
+  top_k.apply(c, {});
   // Expected from the definition: order by (logit desc, id asc), take 3.
   std::vector<int32_t> order(logits.size());
   std::iota(order.begin(), order.end(), 0);
@@ -76,7 +78,7 @@ TEST(TopK, KLargerThanVocabularyOrZeroKeepsAll) {
   const std::vector<float> logits = {0.1f, 2.0f, -3.0f};
   for (int k : {0, 3, 10}) {
     Candidates c = Candidates::from_logits(logits);
-    TopK(k).apply(c);
+    TopK(k).apply(c, {});
     EXPECT_EQ(c.items.size(), 3u) << "k=" << k;
   }
 }
@@ -96,7 +98,7 @@ TEST(TopP, KeepsSmallestPrefixReachingTheMass) {
       if (mass >= top_p) break;
     }
     Candidates c = Candidates::from_logits(logits);
-    TopP(top_p).apply(c);
+    TopP(top_p).apply(c, {});
     EXPECT_EQ(ids(c), expected) << "top_p=" << top_p;
   }
 }
@@ -111,7 +113,7 @@ TEST(MinP, KeepsTokensAtLeastMinPTimesTheMostLikely) {
       if (p[i] >= min_p * p_max) expected.insert(static_cast<int32_t>(i));
     }
     Candidates c = Candidates::from_logits(logits);
-    MinP(min_p).apply(c);
+    MinP(min_p).apply(c, {});
     EXPECT_EQ(ids(c), expected) << "min_p=" << min_p;
   }
 }
@@ -119,7 +121,7 @@ TEST(MinP, KeepsTokensAtLeastMinPTimesTheMostLikely) {
 TEST(Temperature, DividesLogits) {
   const std::vector<float> logits = {1.0f, -2.0f, 0.5f};
   Candidates c = Candidates::from_logits(logits);
-  Temperature(0.5f).apply(c);
+  Temperature(0.5f).apply(c, {});
   const auto m = as_map(c);
   for (int32_t i = 0; i < 3; ++i) EXPECT_FLOAT_EQ(m.at(i), logits[i] / 0.5f);
 }
@@ -139,8 +141,8 @@ TEST(SamplerChain, ZeroTemperatureIsGreedyAfterPenalty) {
   auto chain = SamplerChain::from_params(params);
   const std::vector<float> logits = {1.0f, 3.0f, 2.0f};
   EXPECT_EQ(chain.sample(logits), 1);
-  chain.accept(1);  // 3 / 4 = 0.75 drops below 2.0
-  EXPECT_EQ(chain.sample(logits), 2);
+  const std::vector<int32_t> history = {1};  // 3 / 4 = 0.75 drops below 2.0
+  EXPECT_EQ(chain.sample(logits, history), 2);
 }
 
 TEST(SamplerChain, DefaultParamsMatchDocumentedDefaults) {

@@ -1,0 +1,352 @@
+#include "engine/scheduler.h"
+
+#include <algorithm>
+
+#include "base/check.h"
+
+namespace pareto::engine {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// The length of the longest suffix of `text` that is a proper prefix of one of `stops`: text that
+// must be held back because the next token may complete a stop string.
+size_t held_suffix(std::string_view text, const std::vector<std::string>& stops) {
+  size_t held = 0;
+  for (const std::string& stop : stops) {
+    for (size_t n = std::min(text.size(), stop.size() - 1); n > held; --n) {
+      if (text.substr(text.size() - n) == std::string_view(stop).substr(0, n)) {
+        held = n;
+        break;
+      }
+    }
+  }
+  return held;
+}
+
+}  // namespace
+
+std::string_view stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::kMaxTokens:
+      return "max_tokens";
+    case StopReason::kEndOfGeneration:
+      return "end_of_generation";
+    case StopReason::kStopString:
+      return "stop_string";
+    case StopReason::kContextFull:
+      return "context_full";
+    case StopReason::kCallback:
+      return "callback";
+    case StopReason::kCancelled:
+      return "cancelled";
+    case StopReason::kError:
+      return "error";
+  }
+  return "error";
+}
+
+struct Scheduler::Sequence {
+  Sequence(uint64_t request_id, const tokenizer::Tokenizer& tok) : id(request_id), decoder(tok) {}
+  uint64_t id;
+  decoding::SequenceState state;
+  std::unique_ptr<decoding::DecodingStrategy> strategy;
+  tokenizer::IncrementalDecoder decoder;
+  RequestParams params;
+  RequestCallbacks callbacks;
+  RequestResult result;
+  std::string held;  // decoded text not yet streamed: it may be the start of a stop string
+  bool prompt_done = false;
+  bool finished = false;
+  Clock::time_point submitted, admitted, first_token;
+};
+
+Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& tokenizer,
+                     ThreadPool& pool, const SchedulerOptions& options)
+    : model_(model), tokenizer_(tokenizer), pool_(pool), options_(options) {
+  kv_pool_ = std::make_shared<kv::KvPool>(
+      model.kv_pool_options(options.key_type, options.value_type, options.max_kv_pages));
+}
+
+Scheduler::~Scheduler() = default;
+
+Result<std::unique_ptr<Scheduler>> Scheduler::create(const model::Model& model,
+                                                     const tokenizer::Tokenizer& tokenizer,
+                                                     ThreadPool& pool,
+                                                     const SchedulerOptions& options) {
+  const int head_dim = model.config().head_dim;
+  PARETO_RETURN_IF_ERROR(kv::check_kv_type(options.key_type, head_dim));
+  PARETO_RETURN_IF_ERROR(kv::check_kv_type(options.value_type, head_dim));
+  if (options.context_length <= 0 || options.max_sequences <= 0 || options.max_queue < 0 ||
+      options.step_tokens <= 0 || options.max_kv_pages < 0) {
+    return make_error("engine: context_length (", options.context_length, "), max_sequences (",
+                      options.max_sequences, ") and step_tokens (", options.step_tokens,
+                      ") must be positive, max_queue (", options.max_queue,
+                      ") and max_kv_pages (", options.max_kv_pages, ") non-negative");
+  }
+  return std::unique_ptr<Scheduler>(new Scheduler(model, tokenizer, pool, options));
+}
+
+Result<uint64_t> Scheduler::submit(std::vector<int32_t> prompt, const RequestParams& params,
+                                   RequestCallbacks callbacks) {
+  if (prompt.empty()) return make_error("the prompt is empty (no tokens to evaluate)");
+  const int n_vocab = model_.config().n_vocab;
+  for (int32_t t : prompt) {
+    if (t < 0 || t >= n_vocab) {
+      return make_error("prompt token ", t, " is out of range (vocabulary has ", n_vocab,
+                        " tokens)");
+    }
+  }
+  if (static_cast<int64_t>(prompt.size()) > options_.context_length) {
+    return make_error_code(ErrorCode::kContextOverflow, "prompt has ", prompt.size(),
+                           " tokens, context is ", options_.context_length);
+  }
+  for (const std::string& stop : params.stop) {
+    if (stop.empty()) return make_error("stop strings must not be empty");
+  }
+  PARETO_TRY(auto strategy, decoding::make_strategy(params.strategy));
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (static_cast<int>(queue_.size()) >= options_.max_queue) {
+    return make_error_code(ErrorCode::kResourceExhausted, "request queue full (", queue_.size(),
+                           " requests waiting, limit ", options_.max_queue, ")");
+  }
+  auto s = std::make_unique<Sequence>(next_id_++, tokenizer_);
+  s->params = params;
+  s->callbacks = std::move(callbacks);
+  s->strategy = std::move(strategy);
+  s->state.n_prompt = static_cast<int>(prompt.size());
+  s->state.n_vocab = n_vocab;
+  s->state.sampler = sampling::SamplerChain::from_params(params.sampling);
+  s->result.id = s->id;
+  s->result.prompt_tokens = prompt;
+  // The decoder sees the prompt first so the generated text continues it exactly (no leading
+  // space dropped as at the start of a text); the prompt's own text is discarded.
+  for (int32_t t : prompt) s->decoder.push(t);
+  s->state.tokens = std::move(prompt);
+  s->submitted = Clock::now();
+  const uint64_t id = s->id;
+  queue_.push_back(std::move(s));
+  return id;
+}
+
+void Scheduler::cancel(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cancelled_.insert(id);
+}
+
+bool Scheduler::has_work() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return !queue_.empty() || running_count_.load() > 0;
+}
+
+SchedulerCounters Scheduler::counters() const {
+  SchedulerCounters c;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    c.waiting = static_cast<int>(queue_.size());
+  }
+  c.running = running_count_.load();
+  c.kv_pages_in_use = kv_pool_->pages_in_use();
+  c.kv_bytes_in_use = kv_pool_->bytes_in_use();
+  c.prompt_tokens = prompt_tokens_.load();
+  c.generated_tokens = generated_tokens_.load();
+  return c;
+}
+
+void Scheduler::admit() {
+  std::vector<std::unique_ptr<Sequence>> dropped;
+  std::unordered_set<uint64_t> cancel;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancel.swap(cancelled_);  // ids of requests already finished are simply dropped
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (cancel.count((*it)->id) != 0) {
+        dropped.push_back(std::move(*it));
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    while (!queue_.empty() && static_cast<int>(running_.size()) < options_.max_sequences) {
+      std::unique_ptr<Sequence> s = std::move(queue_.front());
+      queue_.pop_front();
+      s->admitted = Clock::now();
+      s->result.queue_seconds = seconds_between(s->submitted, s->admitted);
+      s->state.cache = kv::KvCache(kv_pool_, options_.context_length);
+      running_.push_back(std::move(s));
+    }
+    running_count_ = static_cast<int>(running_.size());
+  }
+  for (auto& s : dropped) finish(*s, StopReason::kCancelled);
+  for (auto& s : running_) {
+    if (cancel.count(s->id) != 0) finish(*s, StopReason::kCancelled);
+  }
+}
+
+void Scheduler::finish(Sequence& s, StopReason reason, std::optional<Error> error) {
+  if (s.finished) return;
+  s.finished = true;
+  if (reason != StopReason::kStopString) {
+    std::string rest = s.held + s.decoder.flush();
+    s.held.clear();
+    if (!rest.empty()) {
+      s.result.text += rest;
+      if (s.callbacks.on_token) s.callbacks.on_token(rest, -1);
+    }
+  }
+  const Clock::time_point now = Clock::now();
+  if (s.prompt_done) {
+    s.result.prompt_seconds = seconds_between(s.admitted, s.first_token);
+    s.result.decode_seconds = seconds_between(s.first_token, now);
+  } else if (s.state.cache.valid()) {
+    s.result.prompt_seconds = seconds_between(s.admitted, now);
+  }
+  s.result.stop_reason = reason;
+  s.result.error = std::move(error);
+  s.state.cache.clear();  // pages back to the pool now, not when the sequence is destroyed
+  if (s.callbacks.on_done) s.callbacks.on_done(s.result);
+}
+
+bool Scheduler::plan_decode(Sequence& s, int& budget) {
+  decoding::SequenceState& st = s.state;
+  const int room = st.cache.capacity() - (static_cast<int>(st.tokens.size()) - 1);
+  if (room <= 0) {
+    finish(s, StopReason::kContextFull);
+    return false;
+  }
+  const size_t first = entries_.size();
+  s.strategy->propose(st, std::min(room, std::max(budget, 1)), entries_);
+  const int n = static_cast<int>(entries_.size() - first);
+  PARETO_CHECK_MSG(n >= 1 && n <= room, "a strategy proposed no entries or more than allowed");
+  if (auto reserved = st.cache.reserve(n); !reserved) {
+    entries_.resize(first);
+    finish(s, StopReason::kError, reserved.error());
+    return false;
+  }
+  int rows = 0;
+  for (size_t i = first; i < entries_.size(); ++i) {
+    entries_[i].seq = static_cast<int32_t>(caches_.size());
+    rows += entries_[i].logits ? 1 : 0;
+  }
+  caches_.push_back(&st.cache);
+  planned_.push_back({&s, rows, n, true});
+  budget -= n;
+  return true;
+}
+
+bool Scheduler::plan_prompt(Sequence& s, int& budget) {
+  if (budget <= 0) return false;
+  decoding::SequenceState& st = s.state;
+  const int start = st.cache.n_tokens();
+  const int n = std::min(budget, st.n_prompt - start);
+  if (auto reserved = st.cache.reserve(n); !reserved) {
+    finish(s, StopReason::kError, reserved.error());
+    return false;
+  }
+  const auto seq = static_cast<int32_t>(caches_.size());
+  for (int i = 0; i < n; ++i) {
+    model::BatchEntry e;
+    e.token = st.tokens[static_cast<size_t>(start + i)];
+    e.position = start + i;
+    e.seq = seq;
+    e.logits = start + i == st.n_prompt - 1;
+    entries_.push_back(e);
+  }
+  caches_.push_back(&st.cache);
+  const bool completes = start + n == st.n_prompt;
+  planned_.push_back({&s, completes ? 1 : 0, n, completes});
+  budget -= n;
+  return true;
+}
+
+void Scheduler::emit(Sequence& s, int n_new) {
+  const std::vector<int32_t>& tokens = s.state.tokens;
+  const std::vector<std::string>& stops = s.params.stop;
+  for (size_t i = tokens.size() - static_cast<size_t>(n_new); i < tokens.size(); ++i) {
+    const int32_t token = tokens[i];
+    if (!s.params.ignore_eos && tokenizer_.is_end_of_generation(token)) {
+      return finish(s, StopReason::kEndOfGeneration);
+    }
+    s.result.tokens.push_back(token);
+    ++generated_tokens_;
+    s.held += s.decoder.push(token);
+    std::string out;
+    bool stopped = false;
+    if (stops.empty()) {
+      out.swap(s.held);
+    } else {
+      size_t at = std::string::npos;
+      for (const std::string& stop : stops) at = std::min(at, s.held.find(stop));
+      if (at != std::string::npos) {
+        out = s.held.substr(0, at);
+        s.held.clear();
+        stopped = true;
+      } else {
+        const size_t keep = held_suffix(s.held, stops);
+        out = s.held.substr(0, s.held.size() - keep);
+        s.held.erase(0, s.held.size() - keep);
+      }
+    }
+    s.result.text += out;
+    const bool go_on = !s.callbacks.on_token || s.callbacks.on_token(out, token);
+    if (stopped) return finish(s, StopReason::kStopString);
+    if (!go_on) return finish(s, StopReason::kCallback);
+    if (s.params.max_tokens >= 0 &&
+        static_cast<int64_t>(s.result.tokens.size()) >= s.params.max_tokens) {
+      return finish(s, StopReason::kMaxTokens);
+    }
+  }
+}
+
+Status Scheduler::step() {
+  admit();
+  entries_.clear();
+  caches_.clear();
+  planned_.clear();
+  int budget = options_.step_tokens;
+  for (auto& s : running_) {
+    if (!s->finished && s->prompt_done) plan_decode(*s, budget);
+  }
+  for (auto& s : running_) {
+    if (!s->finished && !s->prompt_done) plan_prompt(*s, budget);
+  }
+  Status result = ok();
+  if (!entries_.empty()) {
+    const auto forwarded =
+        model_.forward(entries_, caches_, logits_, workspace_, pool_, options_.forward);
+    const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
+    size_t row = 0;
+    for (const Planned& p : planned_) {
+      Sequence& s = *p.seq;
+      if (!forwarded) {
+        finish(s, StopReason::kError, forwarded.error());
+        continue;
+      }
+      const std::span<const float> rows(logits_.data() + row * n_vocab,
+                                        static_cast<size_t>(p.n_rows) * n_vocab);
+      row += static_cast<size_t>(p.n_rows);
+      if (!s.prompt_done) {
+        prompt_tokens_ += p.n_entries;
+        if (!p.completes) continue;
+        s.prompt_done = true;
+        s.first_token = Clock::now();
+        if (s.params.max_tokens == 0) {
+          finish(s, StopReason::kMaxTokens);
+          continue;
+        }
+      }
+      emit(s, s.strategy->accept(s.state, rows));
+    }
+    if (!forwarded) result = forwarded;
+  }
+  std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s->finished; });
+  running_count_ = static_cast<int>(running_.size());
+  return result;
+}
+
+}  // namespace pareto::engine

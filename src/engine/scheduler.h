@@ -1,0 +1,162 @@
+// Scheduler: the step loop that serves many sequences with one model. Requests are submitted
+// (a bounded queue), admitted while fewer than max_sequences run, and each step() gathers every
+// running sequence's work into ONE batched forward: the entries its decoding strategy proposes,
+// plus chunks of prompts still being evaluated (chunked prefill, within a token budget per step).
+// New sequences join between steps (continuous batching); finished or cancelled ones leave and
+// return their KV pages to the shared pool at once.
+//
+//   request -> queue -> step: gather batch -> forward -> each strategy accepts -> sampler
+//           -> detokenizer -> stop rules -> callback (streamed text)
+//
+// Thread safety: submit(), cancel(), has_work() and counters() may be called from any thread.
+// step() must not run on two threads at once (callers serialize it); callbacks run on the thread
+// that calls step().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "base/result.h"
+#include "base/thread_pool.h"
+#include "decoding/strategy.h"
+#include "kv/kv_pool.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace pareto::engine {
+
+enum class StopReason {
+  kMaxTokens,
+  kEndOfGeneration,
+  kStopString,
+  kContextFull,
+  kCallback,   // the token callback returned false
+  kCancelled,  // cancel()
+  kError,      // see RequestResult::error
+};
+std::string_view stop_reason_name(StopReason reason);
+
+struct RequestParams {
+  sampling::SamplingParams sampling;
+  int max_tokens = 128;           // < 0: until end of generation or the context is full
+  std::vector<std::string> stop;  // stop strings: generation ends before the first occurrence
+  bool ignore_eos = false;        // keep going past end-of-generation tokens
+  std::string strategy = "autoregressive";
+};
+
+struct RequestResult {
+  uint64_t id = 0;
+  std::vector<int32_t> prompt_tokens;
+  std::vector<int32_t> tokens;  // generated, without an end-of-generation token
+  std::string text;             // their text, cut before a stop string
+  StopReason stop_reason = StopReason::kMaxTokens;
+  std::optional<Error> error;  // with kError
+  double queue_seconds = 0;    // submit to admission
+  double prompt_seconds = 0;   // admission to the first generated token
+  double decode_seconds = 0;   // first generated token to the end
+};
+
+struct RequestCallbacks {
+  // Each generated token with the text it completed (may be empty: a multi-byte character in
+  // progress, or text held back while it may start a stop string). Return false to stop. A last
+  // call with token -1 may carry text still pending at the end.
+  std::function<bool(std::string_view text, int32_t token)> on_token;
+  // Once, when the request ends for any reason.
+  std::function<void(const RequestResult& result)> on_done;
+};
+
+struct SchedulerOptions {
+  int context_length = 4096;  // positions per sequence
+  int max_sequences = 16;     // running at once; more wait in the queue
+  int max_queue = 256;        // waiting requests; beyond it submit fails (kResourceExhausted)
+  int step_tokens = 512;      // entries per forward: decode entries first, then prompt chunks
+  kv::KvType key_type = kv::KvType::kF16;
+  kv::KvType value_type = kv::KvType::kF16;
+  int64_t max_kv_pages = 0;  // 0: no limit
+  model::ForwardOptions forward;
+};
+
+struct SchedulerCounters {
+  int running = 0;
+  int waiting = 0;
+  int64_t kv_pages_in_use = 0;
+  int64_t kv_bytes_in_use = 0;
+  int64_t prompt_tokens = 0;     // evaluated so far
+  int64_t generated_tokens = 0;  // accepted so far
+};
+
+class Scheduler {
+ public:
+  // Checks the options (kinds of KV storage against the model's head size, positive limits).
+  static Result<std::unique_ptr<Scheduler>> create(const model::Model& model,
+                                                   const tokenizer::Tokenizer& tokenizer,
+                                                   ThreadPool& pool,
+                                                   const SchedulerOptions& options);
+  ~Scheduler();
+
+  // Queues a request; returns its id (> 0). Errors: empty prompt or token out of range
+  // (kInvalidArgument), prompt longer than the context (kContextOverflow), queue full
+  // (kResourceExhausted), unknown strategy.
+  Result<uint64_t> submit(std::vector<int32_t> prompt, const RequestParams& params,
+                          RequestCallbacks callbacks);
+  // Ends a queued or running request (its on_done reports kCancelled at the next step). Unknown
+  // or finished ids are ignored.
+  void cancel(uint64_t id);
+  // One batched forward over every running sequence (admitting and retiring sequences around
+  // it). Does nothing when there is no work. Errors only for failures of the engine itself; a
+  // request's own failure ends that request (kError) and the others go on.
+  Status step();
+  bool has_work() const;
+  SchedulerCounters counters() const;
+  const kv::KvPool& kv_pool() const { return *kv_pool_; }
+  const SchedulerOptions& options() const { return options_; }
+
+ private:
+  struct Sequence;
+  Scheduler(const model::Model& model, const tokenizer::Tokenizer& tokenizer, ThreadPool& pool,
+            const SchedulerOptions& options);
+  void admit();
+  bool plan_decode(Sequence& s, int& budget);
+  bool plan_prompt(Sequence& s, int& budget);
+  void emit(Sequence& s, int n_new);
+  void finish(Sequence& s, StopReason reason, std::optional<Error> error = std::nullopt);
+
+  const model::Model& model_;
+  const tokenizer::Tokenizer& tokenizer_;
+  ThreadPool& pool_;
+  SchedulerOptions options_;
+  std::shared_ptr<kv::KvPool> kv_pool_;
+
+  mutable std::mutex mutex_;  // guards queue_, cancelled_, next_id_
+  std::deque<std::unique_ptr<Sequence>> queue_;
+  std::unordered_set<uint64_t> cancelled_;
+  uint64_t next_id_ = 1;
+  std::atomic<int> running_count_{0};
+  std::atomic<int64_t> prompt_tokens_{0};
+  std::atomic<int64_t> generated_tokens_{0};
+
+  // Step thread only.
+  std::vector<std::unique_ptr<Sequence>> running_;
+  std::vector<model::BatchEntry> entries_;
+  std::vector<kv::KvCache*> caches_;
+  struct Planned {
+    Sequence* seq;
+    int n_rows;       // logit rows its entries asked for
+    int n_entries;    // entries it put in the batch
+    bool completes;   // a decode, or the prompt chunk that completes the prompt
+  };
+  std::vector<Planned> planned_;
+  std::vector<float> logits_;
+  model::ForwardWorkspace workspace_;
+};
+
+}  // namespace pareto::engine
