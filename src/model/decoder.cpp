@@ -92,10 +92,10 @@ Status DecoderModel::forward(std::span<const int32_t> tokens, kv::KvCache& cache
       kernels::add_bias(k.data(), w.bias_k, n, kv_dim);
       kernels::add_bias(v.data(), w.bias_v, n, kv_dim);
     }
-    kernels::rope_inplace(q.data(), positions.data(), n, c.n_heads, c.head_dim, c.rope_dim,
-                          c.rope_base, rope_mode(c.rope_style));
-    kernels::rope_inplace(k.data(), positions.data(), n, c.n_kv_heads, c.head_dim, c.rope_dim,
-                          c.rope_base, rope_mode(c.rope_style));
+    kernels::rope_inplace(q.data(), positions.data(), n, c.n_heads, c.head_dim,
+                          rope_params(c, rope_mode(c.rope_style)));
+    kernels::rope_inplace(k.data(), positions.data(), n, c.n_kv_heads, c.head_dim,
+                          rope_params(c, rope_mode(c.rope_style)));
     for (int64_t t = 0; t < n; ++t) {
       for (int g = 0; g < c.n_kv_heads; ++g) {
         const int64_t off = (t * c.n_kv_heads + g) * c.head_dim;
