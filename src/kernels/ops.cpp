@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numbers>
 #include <vector>
 
 #include "base/check.h"
@@ -168,26 +169,75 @@ void rotate_heads_portable(float* v, const float* cos_sin, int n_heads, int head
 
 }  // namespace
 
+void rope_yarn_corr_dims(int n_dims, int n_ctx_orig, float base, float beta_fast, float beta_slow,
+                         float dims[2]) {
+  // ggml_rope_yarn_corr_dim: n_dims * logf(n_ctx_orig / (n_rot * 2 * (float)M_PI)) / (2 *
+  // logf(base)), each operation rounded to float (libggml-base is built without contraction).
+  const auto corr_dim = [&](float n_rot) {
+    const float pi = std::numbers::pi_v<float>;  // (float)M_PI
+    return static_cast<float>(n_dims) *
+           std::log(static_cast<float>(n_ctx_orig) / (n_rot * 2.0f * pi)) / (2.0f * std::log(base));
+  };
+  const float start = std::floor(corr_dim(beta_fast));
+  const float end = std::ceil(corr_dim(beta_slow));
+  dims[0] = std::max(0.0f, start);
+  dims[1] = std::min(static_cast<float>(n_dims - 1), end);
+}
+
+void rope_cos_sin(const RopeParams& p, int32_t pos, const float corr_dims[2], float* cos_sin) {
+  const int n_pairs = p.rope_dim / 2;
+  const float theta_scale = std::pow(p.base, -2.0f / static_cast<float>(p.rope_dim));
+  float theta = static_cast<float>(pos);
+  for (int i = 0; i < n_pairs; ++i) {
+    // rope_yarn, as the haswell/zen4 builds of ggml-cpu compile it (disassembled: the ramp mix
+    // and the magnitude are each one vfmadd). With no scaling every factor is 1 and exact, so
+    // the angle is theta itself.
+    const float extrap = p.freq_factors != nullptr ? theta / p.freq_factors[i] : theta;
+    const float interp = p.freq_scale * extrap;
+    float angle = interp;
+    float mscale = p.attn_factor;
+    if (p.ext_factor != 0.0f) {
+      const float y =
+          (static_cast<float>(i) - corr_dims[0]) / std::max(0.001f, corr_dims[1] - corr_dims[0]);
+      const float ramp = 1.0f - std::min(1.0f, std::max(0.0f, y));
+      const float mix = ramp * p.ext_factor;
+      angle = __builtin_fmaf(interp, 1.0f - mix, extrap * mix);
+      mscale *= __builtin_fmaf(0.1f, std::log(1.0f / p.freq_scale), 1.0f);
+    }
+    cos_sin[2 * i] = std::cos(angle) * mscale;
+    cos_sin[2 * i + 1] = std::sin(angle) * mscale;
+    theta *= theta_scale;
+  }
+}
+
 void rope_inplace(float* x, const int32_t* positions, int64_t n_tokens, int n_heads, int head_dim,
-                  int rope_dim, float base, RopeMode mode) {
-  PARETO_CHECK(rope_dim % 2 == 0 && rope_dim <= head_dim);
-  const int n_pairs = rope_dim / 2;
-  const float theta_scale = std::pow(base, -2.0f / static_cast<float>(rope_dim));
-  std::vector<float> cos_sin(static_cast<size_t>(rope_dim));  // [n_pairs] (cos, sin)
+                  const RopeParams& params) {
+  PARETO_CHECK(params.rope_dim % 2 == 0 && params.rope_dim <= head_dim);
+  const int n_pairs = params.rope_dim / 2;
+  float corr_dims[2] = {0.0f, 0.0f};
+  if (params.ext_factor != 0.0f) {
+    rope_yarn_corr_dims(params.rope_dim, params.n_ctx_orig, params.base, params.beta_fast,
+                        params.beta_slow, corr_dims);
+  }
+  std::vector<float> cos_sin(static_cast<size_t>(params.rope_dim));  // [n_pairs] (cos, sin)
 #if defined(PARETO_HAVE_AVX2_KERNELS)
   const auto rotate = float_simd_supported() ? rotate_heads_fma : rotate_heads_portable;
 #else
   const auto rotate = rotate_heads_portable;
 #endif
   for (int64_t t = 0; t < n_tokens; ++t) {
-    float theta = static_cast<float>(positions[t]);
-    for (int i = 0; i < n_pairs; ++i) {
-      cos_sin[2 * i] = std::cos(theta);
-      cos_sin[2 * i + 1] = std::sin(theta);
-      theta *= theta_scale;
-    }
-    rotate(x + t * n_heads * head_dim, cos_sin.data(), n_heads, head_dim, n_pairs, mode);
+    rope_cos_sin(params, positions[t], corr_dims, cos_sin.data());
+    rotate(x + t * n_heads * head_dim, cos_sin.data(), n_heads, head_dim, n_pairs, params.mode);
   }
+}
+
+void rope_inplace(float* x, const int32_t* positions, int64_t n_tokens, int n_heads, int head_dim,
+                  int rope_dim, float base, RopeMode mode) {
+  RopeParams params;
+  params.rope_dim = rope_dim;
+  params.mode = mode;
+  params.base = base;
+  rope_inplace(x, positions, n_tokens, n_heads, head_dim, params);
 }
 
 }  // namespace pareto::kernels

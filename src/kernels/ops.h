@@ -35,10 +35,45 @@ enum class RopeMode {
   kNeox,  // rotates (x[i], x[i + rope_dim/2]) (LLAMA_ROPE_TYPE_NEOX)
 };
 
-// Rotary position embedding of x [n_tokens, n_heads, head_dim] in place, token t at positions[t].
-// Pair i (i < rope_dim/2) turns by positions[t] * base^(-2i/rope_dim); dims >= rope_dim are left
-// as they are. Angles are built as ggml does: theta_0 = pos, theta_{i+1} = theta_i * scale with
-// scale = powf(base, -2 / rope_dim) in float.
+// RoPE as llama.cpp's ggml_rope_ext computes it (ggml-cpu ops.cpp: ggml_rope_cache_init,
+// rope_yarn; ggml.c: ggml_rope_yarn_corr_dims). The defaults are plain RoPE.
+struct RopeParams {
+  int rope_dim = 0;  // n_dims: the leading dims of each head that turn (even, <= head_dim)
+  RopeMode mode = RopeMode::kNorm;
+  float base = 10000.0f;     // freq_base
+  float freq_scale = 1.0f;   // 1 / rope.scaling.factor for linear and YaRN scaling, else 1
+  float ext_factor = 0.0f;   // YaRN: weight of the extrapolation ramp (llama.cpp: 1 with YaRN)
+  float attn_factor = 1.0f;  // magnitude factor of cos and sin (YaRN's mscale times attn_factor)
+  float beta_fast = 32.0f;   // YaRN: rotations per context where the ramp starts
+  float beta_slow = 1.0f;    // ... and where it ends
+  int n_ctx_orig = 0;        // YaRN: the original (pre-extension) context length
+  // [rope_dim / 2] per-pair divisors of the angle (GGUF rope_freqs.weight), or null for none.
+  const float* freq_factors = nullptr;
+};
+
+// YaRN's correction range [low, high] in pairs (ggml_rope_yarn_corr_dims, float arithmetic):
+// floor/ceil of n_dims * log(n_ctx_orig / (beta * 2 pi)) / (2 log base) for beta_fast/beta_slow,
+// clamped to [0, n_dims - 1].
+void rope_yarn_corr_dims(int n_dims, int n_ctx_orig, float base, float beta_fast, float beta_slow,
+                         float dims[2]);
+
+// The (cos, sin) of every pair at position `pos` into cos_sin [rope_dim] (pairs interleaved), as
+// ggml_rope_cache_init builds them in float: theta_0 = pos, theta_{i+1} = theta_i * s with
+// s = powf(base, -2 / rope_dim); per pair, extrap = theta_i / freq_factors[i] (when given),
+// interp = freq_scale * extrap, and the angle is interp, or with ext_factor != 0 YaRN's
+// fma(interp, 1 - mix, extrap * mix), mix = ext_factor * (1 - clamp((i - low) / max(0.001,
+// high - low), 0, 1)), with the magnitude attn_factor * fma(0.1, log(1 / freq_scale), 1) (ggml's
+// x86-64 builds contract both to fused multiply-adds); then cos and sin times the magnitude.
+// `corr_dims`: rope_yarn_corr_dims of p (computed by the caller once).
+void rope_cos_sin(const RopeParams& p, int32_t pos, const float corr_dims[2], float* cos_sin);
+
+// Rotary position embedding of x [n_tokens, n_heads, head_dim] in place, token t at positions[t]:
+// pair i (i < rope_dim/2) turns by rope_cos_sin's angle; dims >= rope_dim are left as they are.
+// With default scaling the angle is positions[t] * base^(-2i/rope_dim), built as ggml does.
+void rope_inplace(float* x, const int32_t* positions, int64_t n_tokens, int n_heads, int head_dim,
+                  const RopeParams& params);
+
+// Plain RoPE (no scaling, no frequency factors).
 void rope_inplace(float* x, const int32_t* positions, int64_t n_tokens, int n_heads, int head_dim,
                   int rope_dim, float base, RopeMode mode);
 

@@ -234,10 +234,10 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
       kernels::add_bias(ws.k.data(), w.bias_k, n, kv_dim);
       kernels::add_bias(ws.v.data(), w.bias_v, n, kv_dim);
     }
-    kernels::rope_inplace(ws.q.data(), ws.positions.data(), n, c.n_heads, c.head_dim, c.rope_dim,
-                          c.rope_base, rope_mode(c.rope_style));
+    kernels::rope_inplace(ws.q.data(), ws.positions.data(), n, c.n_heads, c.head_dim,
+                          rope_params(c, rope_mode(c.rope_style)));
     kernels::rope_inplace(ws.k.data(), ws.positions.data(), n, c.n_kv_heads, c.head_dim,
-                          c.rope_dim, c.rope_base, rope_mode(c.rope_style));
+                          rope_params(c, rope_mode(c.rope_style)));
     for (int64_t t = 0; t < n; ++t) {
       kv::KvCache& cache = *caches[batch[t].seq];
       for (int g = 0; g < c.n_kv_heads; ++g) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "kernels/ops.h"
 #include "kernels/quant_packed.h"
 #include "model/model.h"
 
@@ -42,6 +43,22 @@ struct DecoderWeights {
 // Reads the `<arch>.*` hyperparameters shared by llama-family files, and n_vocab from
 // token_embd.weight. Leaves rope_style, qkv_bias and tied_output at their defaults.
 Result<ModelConfig> read_decoder_config(const formats::ModelFile& file, const std::string& arch);
+
+// RoPE keys and the rope_freqs.weight tensor (rope_config.cpp, which lists each decision): sets
+// the rope_* fields of `config` (whose context_length and rope_dim are read) as llama.cpp derives
+// them, or refuses what is not implemented. Errors name the file, the key and the value found.
+Status read_rope_config(const formats::ModelFile& file, const std::string& arch,
+                        ModelConfig& config);
+
+// The kernel's RoPE parameters of a config (freq_factors point into `config`).
+kernels::RopeParams rope_params(const ModelConfig& config, kernels::RopeMode mode);
+
+// Refuses metadata keys that would change the results and that the decoder does not implement
+// (refusals.cpp lists them), naming the key and the value found.
+Status refuse_unsupported_keys(const formats::ModelFile& file, const std::string& arch);
+
+// Refuses a file holding a tensor the decoder does not read for `config`, naming it.
+Status refuse_unused_tensors(const formats::ModelFile& file, const ModelConfig& config);
 
 // Finds and validates every tensor the config implies (presence, shape, type, row blocking).
 // tied_output is set in `config` when the file has no output.weight.

@@ -211,10 +211,6 @@ Result<ModelConfig> read_decoder_config(const formats::ModelFile& file, const st
   PARETO_TRY(c.context_length, read_count(md, p + "context_length"));
   PARETO_TRY(const double eps, md.get_float(p + "attention.layer_norm_rms_epsilon"));
   c.rms_eps = static_cast<float>(eps);
-  if (md.contains(p + "rope.freq_base")) {
-    PARETO_TRY(const double base, md.get_float(p + "rope.freq_base"));
-    c.rope_base = static_cast<float>(base);
-  }
   if (c.dim % c.n_heads != 0) {
     return make_error("model: ", file.path(), ": ", p, "embedding_length ", c.dim,
                       " is not a multiple of ", p, "attention.head_count ", c.n_heads);
@@ -243,6 +239,8 @@ Result<ModelConfig> read_decoder_config(const formats::ModelFile& file, const st
                       c.dim, ", n_vocab], found ", shape_string(embd->shape));
   }
   c.n_vocab = static_cast<int>(embd->shape[1]);
+  PARETO_RETURN_IF_ERROR(read_rope_config(file, arch, c));
+  PARETO_RETURN_IF_ERROR(refuse_unsupported_keys(file, arch));
   return c;
 }
 
@@ -284,6 +282,7 @@ Result<DecoderWeights> bind_decoder_weights(const formats::ModelFile& file, Mode
     PARETO_TRY(l.ffn_up, b.matrix(blk + "ffn_up.weight", dim, config.ffn_dim));
     PARETO_TRY(l.ffn_down, b.matrix(blk + "ffn_down.weight", config.ffn_dim, dim));
   }
+  PARETO_RETURN_IF_ERROR(refuse_unused_tensors(file, config));
   place_matrices(file, w, path, place_weights);
   return w;
 }

@@ -24,6 +24,9 @@ enum class RopeStyle {
   kHalves,         // LLAMA_ROPE_TYPE_NEOX: rotates (x[i], x[i + rope_dim/2])   (qwen2)
 };
 
+// `<arch>.rope.scaling.type` (llama.cpp's llama_rope_scaling_type; "longrope" is refused).
+enum class RopeScaling { kNone, kLinear, kYarn };
+
 struct ModelConfig {
   std::string arch;  // "llama", "qwen2"
   int n_vocab = 0;
@@ -38,6 +41,16 @@ struct ModelConfig {
   float rope_base = 10000.0f;
   int rope_dim = 0;
   RopeStyle rope_style = RopeStyle::kAdjacentPairs;
+  // RoPE scaling, derived from the GGUF keys as llama.cpp derives its context parameters
+  // (rope_config.cpp); the defaults are plain RoPE. See kernels::RopeParams for the math.
+  RopeScaling rope_scaling = RopeScaling::kNone;
+  float rope_freq_scale = 1.0f;   // 1 / rope.scaling.factor (linear, YaRN), else 1
+  float rope_ext_factor = 0.0f;   // YaRN's ramp weight: 1 with YaRN, else 0
+  float rope_attn_factor = 1.0f;  // cos/sin magnitude: YaRN's correction x rope.scaling.attn_factor
+  float rope_beta_fast = 32.0f;   // YaRN ramp bounds (llama.cpp's defaults for llama and qwen2)
+  float rope_beta_slow = 1.0f;
+  int rope_n_ctx_orig = 0;  // rope.scaling.original_context_length, else context_length
+  std::vector<float> rope_freq_factors;  // rope_freqs.weight [rope_dim / 2]; empty when absent
   bool qkv_bias = false;
   bool tied_output = false;  // output projection reuses token_embd
 };
