@@ -8,9 +8,9 @@
 #include <cstdlib>
 
 #include "bench/bench_runner.h"
+#include "cli.h"
 #include "kernels/kernel_path.h"
 #include "kv/kv_type.h"
-#include "cli.h"
 
 namespace pareto::cli {
 namespace {

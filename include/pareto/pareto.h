@@ -66,10 +66,10 @@ struct GenerateParams {
   float min_p = 0.05f;          // <= 0: off
   float repeat_penalty = 1.0f;  // 1: off
   int repeat_last_n = 64;
-  uint64_t seed = 0x5eed;          // fixed default: runs are reproducible
-  bool add_bos = true;             // prepend BOS when the model's tokenizer does
-  std::vector<std::string> stop;   // generation ends before the first of these strings
-  bool ignore_eos = false;         // keep generating past end-of-generation tokens
+  uint64_t seed = 0x5eed;         // fixed default: runs are reproducible
+  bool add_bos = true;            // prepend BOS when the model's tokenizer does
+  std::vector<std::string> stop;  // generation ends before the first of these strings
+  bool ignore_eos = false;        // keep generating past end-of-generation tokens
 };
 
 enum class StopReason {

@@ -71,6 +71,8 @@ tl::unexpected<Error> make_error_code(ErrorCode code, const Args&... args) {
   return tl::unexpected<Error>(Error{str_cat(args...), code});
 }
 
-inline Status ok() { return {}; }
+inline Status ok() {
+  return {};
+}
 
 }  // namespace pareto

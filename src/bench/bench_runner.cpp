@@ -48,9 +48,8 @@ class TestRunner {
       : model_(model),
         pool_(pool),
         depth_(options.depth),
-        cache_(
-            model.make_cache(options.depth + std::max({options.n_prompt, options.n_gen + 1, 16}),
-                             options.cache_type_k, options.cache_type_v)) {
+        cache_(model.make_cache(options.depth + std::max({options.n_prompt, options.n_gen + 1, 16}),
+                                options.cache_type_k, options.cache_type_v)) {
     forward_.batch_invariant = options.batch_invariant;
     forward_.attention = options.flash_attention ? kernels::AttentionAlgorithm::kOnlineSoftmax
                                                  : kernels::AttentionAlgorithm::kSoftmaxRows;
@@ -124,7 +123,8 @@ class ParallelRunner {
     for (int s = 0; s < n_; ++s) {
       for (int i = 0; i < options_.n_prompt; ++i) {
         batch.push_back({prompt[static_cast<size_t>(i)], i, s, i + 1 == options_.n_prompt});
-        if (static_cast<int>(batch.size()) == kMaxBatch) PARETO_RETURN_IF_ERROR(flush(batch, ptrs, next));
+        if (static_cast<int>(batch.size()) == kMaxBatch)
+          PARETO_RETURN_IF_ERROR(flush(batch, ptrs, next));
       }
     }
     PARETO_RETURN_IF_ERROR(flush(batch, ptrs, next));
@@ -152,8 +152,7 @@ class ParallelRunner {
     for (const model::BatchEntry& e : batch) {
       if (!e.logits) continue;
       const float* r = logits_.data() + row++ * n_vocab;
-      next[static_cast<size_t>(e.seq)] =
-          static_cast<int32_t>(std::max_element(r, r + n_vocab) - r);
+      next[static_cast<size_t>(e.seq)] = static_cast<int32_t>(std::max_element(r, r + n_vocab) - r);
     }
     batch.clear();
     return ok();
@@ -391,15 +390,15 @@ std::string format_markdown(const BenchReport& r) {
                      format_bytes(static_cast<uint64_t>(t.kv_bytes)), " |\n");
       continue;
     }
-    out += str_cat("| ", r.model, " | ", r.type, " | ", format_bytes(r.model_bytes), " | ",
-                   format_params(r.n_params), " | ", r.threads, " | ", t.test, " | ", speed,
-                   " |\n");
+    out +=
+        str_cat("| ", r.model, " | ", r.type, " | ", format_bytes(r.model_bytes), " | ",
+                format_params(r.n_params), " | ", r.threads, " | ", t.test, " | ", speed, " |\n");
   }
-  out += str_cat(
-      "\npeak RSS: ", format_bytes(r.peak_rss_bytes), "; repetitions: ", r.repetitions,
-      "; attention: ", r.flash_attention ? "online softmax (flash, -fa)" : "softmax rows",
-      "; KV: ", r.cache_type_k, "/", r.cache_type_v,
-      r.batch_invariant ? "; batch-invariant" : "", "\n");
+  out +=
+      str_cat("\npeak RSS: ", format_bytes(r.peak_rss_bytes), "; repetitions: ", r.repetitions,
+              "; attention: ", r.flash_attention ? "online softmax (flash, -fa)" : "softmax rows",
+              "; KV: ", r.cache_type_k, "/", r.cache_type_v,
+              r.batch_invariant ? "; batch-invariant" : "", "\n");
   if (r.decode_limit) {
     const DecodeLimit& d = *r.decode_limit;
     out += str_cat("decode limit: ", format_count(d.bandwidth_gb_per_s, 2), " GB/s",

@@ -139,7 +139,9 @@ std::string Engine::detokenize(std::span<const int32_t> tokens) const {
   return session_->tokenizer().decode(tokens);
 }
 
-int Engine::context_length() const { return session_->context_length(); }
+int Engine::context_length() const {
+  return session_->context_length();
+}
 
 Result<uint64_t> Engine::submit(std::vector<int32_t> prompt_tokens, const GenerateParams& params,
                                 StreamCallback on_text, DoneCallback on_done) {
@@ -177,7 +179,9 @@ Status Engine::step() {
   return scheduler_->step();
 }
 
-bool Engine::has_work() const { return scheduler_ && scheduler_->has_work(); }
+bool Engine::has_work() const {
+  return scheduler_ && scheduler_->has_work();
+}
 
 EngineCounters Engine::counters() const {
   EngineCounters c;
@@ -203,9 +207,8 @@ Result<Generation> Engine::generate_from_tokens(std::vector<int32_t> prompt_toke
   // The result is written by whichever thread runs the step that ends the request; `done` is read
   // under the step lock, which that thread holds while it writes.
   std::optional<Result<Generation>> result;
-  PARETO_TRY(const uint64_t id,
-             submit(std::move(prompt_tokens), params, on_text,
-                    [&result](const Result<Generation>& r) { result = r; }));
+  PARETO_TRY(const uint64_t id, submit(std::move(prompt_tokens), params, on_text,
+                                       [&result](const Result<Generation>& r) { result = r; }));
   (void)id;
   while (true) {
     std::lock_guard<std::mutex> lock(step_lock_->mutex);

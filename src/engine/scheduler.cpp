@@ -86,8 +86,8 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const model::Model& model,
       options.step_tokens <= 0 || options.max_kv_pages < 0) {
     return make_error("engine: context_length (", options.context_length, "), max_sequences (",
                       options.max_sequences, ") and step_tokens (", options.step_tokens,
-                      ") must be positive, max_queue (", options.max_queue,
-                      ") and max_kv_pages (", options.max_kv_pages, ") non-negative");
+                      ") must be positive, max_queue (", options.max_queue, ") and max_kv_pages (",
+                      options.max_kv_pages, ") non-negative");
   }
   return std::unique_ptr<Scheduler>(new Scheduler(model, tokenizer, pool, options));
 }

@@ -150,9 +150,9 @@ class Scheduler {
   std::vector<kv::KvCache*> caches_;
   struct Planned {
     Sequence* seq;
-    int n_rows;       // logit rows its entries asked for
-    int n_entries;    // entries it put in the batch
-    bool completes;   // a decode, or the prompt chunk that completes the prompt
+    int n_rows;      // logit rows its entries asked for
+    int n_entries;   // entries it put in the batch
+    bool completes;  // a decode, or the prompt chunk that completes the prompt
   };
   std::vector<Planned> planned_;
   std::vector<float> logits_;

@@ -34,8 +34,8 @@ struct WeightView {
 TensorType activation_type(TensorType weight_type);
 
 // y[t * w.rows + r] = sum_c W[r, c] * x[t * w.cols + c] for t < n_tokens; x: [n_tokens, cols],
-// y: [n_tokens, rows]. Parallel over rows. batch_invariant: every token's row is computed exactly as
-// in a batch of one (llama.cpp's order switches routine with the batch size: tinyBLAS, repacked
+// y: [n_tokens, rows]. Parallel over rows. batch_invariant: every token's row is computed exactly
+// as in a batch of one (llama.cpp's order switches routine with the batch size: tinyBLAS, repacked
 // gemm); otherwise llama.cpp's choice for this batch size.
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             KernelPath path, bool batch_invariant = false);

@@ -19,7 +19,9 @@ KvCache::KvCache(const KvShape& shape, KvType key_type, KvType value_type)
                                                      shape.head_dim, key_type, value_type}),
               shape.capacity) {}
 
-KvCache::~KvCache() { release_all(); }
+KvCache::~KvCache() {
+  release_all();
+}
 
 KvCache::KvCache(KvCache&& other) noexcept
     : pool_(std::move(other.pool_)),
@@ -86,7 +88,9 @@ const KvCache::Slot& KvCache::slot(int layer, int head) const {
                 static_cast<size_t>(head)];
 }
 
-int KvCache::length(int layer, int head) const { return slot(layer, head).length; }
+int KvCache::length(int layer, int head) const {
+  return slot(layer, head).length;
+}
 
 int32_t KvCache::position(int layer, int head, int entry) const {
   const Slot& s = slot(layer, head);
@@ -108,8 +112,8 @@ Status KvCache::reserve(int n) {
   int64_t needed = 0;
   for (const Slot& s : slots_) {
     if (int64_t{s.length} + n > capacity_) {
-      return make_error_code(ErrorCode::kContextOverflow, "KV cache: ", s.length,
-                             " entries + ", n, " new > the sequence's context of ", capacity_);
+      return make_error_code(ErrorCode::kContextOverflow, "KV cache: ", s.length, " entries + ", n,
+                             " new > the sequence's context of ", capacity_);
     }
     const int64_t pages = (int64_t{s.length} + n + e - 1) / e;
     needed += std::max<int64_t>(0, pages - static_cast<int64_t>(s.pages.size()));
@@ -131,8 +135,7 @@ Status KvCache::reserve(int n) {
   return ok();
 }
 
-void KvCache::append(int layer, int head, int32_t position, const float* key,
-                     const float* value) {
+void KvCache::append(int layer, int head, int32_t position, const float* key, const float* value) {
   Slot& s = slot(layer, head);
   const KvPoolOptions& o = pool_->options();
   const int e = o.page_entries;

@@ -83,7 +83,9 @@ class KvCache {
   void clear();
 
   // The pages of (layer, head), in entry order (tests, accounting).
-  std::span<const KvPool::PageId> pages(int layer, int head) const { return slot(layer, head).pages; }
+  std::span<const KvPool::PageId> pages(int layer, int head) const {
+    return slot(layer, head).pages;
+  }
   // Pages this cache references (shared ones included) and their bytes.
   int64_t pages_held() const;
   int64_t bytes_held() const;

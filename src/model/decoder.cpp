@@ -43,8 +43,8 @@ Status validate_batch(const ModelConfig& c, std::span<const BatchEntry> batch,
     }
     if (e.seq < 0 || static_cast<size_t>(e.seq) >= caches.size() || caches[e.seq] == nullptr ||
         !caches[e.seq]->valid()) {
-      return make_error("model: forward: batch index ", i, ": sequence ", e.seq,
-                        " has no cache (", caches.size(), " caches given)");
+      return make_error("model: forward: batch index ", i, ": sequence ", e.seq, " has no cache (",
+                        caches.size(), " caches given)");
     }
     if (e.position < 0 || e.position >= (int32_t{1} << 30)) {
       return make_error("model: forward: batch index ", i, ": position ", e.position,
@@ -56,7 +56,8 @@ Status validate_batch(const ModelConfig& c, std::span<const BatchEntry> batch,
                           " are not consecutive in the batch (again at index ", i, ")");
       }
       seen[static_cast<size_t>(e.seq)] = 1;
-      runs.push_back({e.seq, static_cast<int64_t>(i), static_cast<int64_t>(i), e.parent != kCausal});
+      runs.push_back(
+          {e.seq, static_cast<int64_t>(i), static_cast<int64_t>(i), e.parent != kCausal});
     }
     BatchRun& run = runs.back();
     if ((e.parent != kCausal) != run.tree) {

@@ -156,7 +156,9 @@ Candidates SamplerChain::process(std::span<const float> logits,
   return candidates;
 }
 
-int32_t SamplerChain::pick(Candidates& candidates) { return picker_->pick(candidates); }
+int32_t SamplerChain::pick(Candidates& candidates) {
+  return picker_->pick(candidates);
+}
 
 int32_t SamplerChain::sample(std::span<const float> logits, std::span<const int32_t> history) {
   Candidates candidates = process(logits, history);

@@ -109,6 +109,63 @@ TEST_P(MatmulTest, MatchesDoubleReferenceOnEveryPath) {
   }
 }
 
+// batch_invariant: each token's row of a 7-token batch is bit-identical to that token alone, on
+// every path, with and without a packed copy; and without it, at least one type/path combination
+// differs (the F32/F16 tinyBLAS forms), so the flag is what makes them equal.
+void expect_batch_invariant(const Case& c) {
+  const auto w_f32 = random_values(c.rows * c.cols, 11);
+  const int64_t rb = row_bytes(c.type, c.cols);
+  std::vector<uint8_t> w_bytes(static_cast<size_t>(rb * c.rows));
+  for (int64_t r = 0; r < c.rows; ++r) {
+    quantize_row(c.type, w_f32.data() + r * c.cols, w_bytes.data() + r * rb, c.cols);
+  }
+  WeightView raw{c.type, w_bytes.data(), c.rows, c.cols};
+  const PackedWeights packed = pack_weights(raw);
+  WeightView with_packed = raw;
+  with_packed.packed = packed.empty() ? nullptr : packed.data();
+  constexpr int64_t kTokens = 7;
+  const auto x = random_values(kTokens * c.cols, 31);
+  ThreadPool pool(3);
+  for (const WeightView& w : {raw, with_packed}) {
+    for (KernelPath path : {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512,
+                            KernelPath::kLlamacppAmx}) {
+      std::vector<float> batch(static_cast<size_t>(kTokens * c.rows));
+      matmul(w, x.data(), kTokens, batch.data(), pool, path, /*batch_invariant=*/true);
+      for (int64_t t = 0; t < kTokens; ++t) {
+        std::vector<float> alone(static_cast<size_t>(c.rows));
+        matmul(w, x.data() + t * c.cols, 1, alone.data(), pool, path);
+        ASSERT_TRUE(std::equal(alone.begin(), alone.end(), batch.begin() + t * c.rows))
+            << type_name(c.type) << " " << kernel_path_name(path) << " token " << t
+            << (w.packed ? " packed" : " raw");
+      }
+    }
+  }
+}
+
+TEST(Matmul, BatchInvariantRowsEqualSingleTokenRowsBitForBit) {
+  for (const Case& c : {Case{TensorType::F32, 64, 96}, Case{TensorType::F32, 37, 45},
+                        Case{TensorType::F16, 64, 48}, Case{TensorType::BF16, 32, 64},
+                        Case{TensorType::Q8_0, 64, 96}, Case{TensorType::Q4_0, 53, 160},
+                        Case{TensorType::Q4_0, 64, 128}, Case{TensorType::Q4_K, 48, 256},
+                        Case{TensorType::Q5_K, 32, 256}, Case{TensorType::Q6_K, 48, 512}}) {
+    SCOPED_TRACE(::testing::PrintToString(c));
+    ASSERT_NO_FATAL_FAILURE(expect_batch_invariant(c));
+  }
+}
+
+TEST(Matmul, LlamaCppOrderDependsOnTheBatchForFloatMatrices) {
+  const int64_t rows = 32, cols = 256;
+  const auto w_f32 = random_values(rows * cols, 12);
+  const WeightView w{TensorType::F32, reinterpret_cast<const uint8_t*>(w_f32.data()), rows, cols};
+  const auto x = random_values(4 * cols, 13);
+  ThreadPool pool(1);
+  std::vector<float> batch(static_cast<size_t>(4 * rows)), alone(static_cast<size_t>(rows));
+  matmul(w, x.data(), 4, batch.data(), pool, KernelPath::kPortableAvx512);
+  matmul(w, x.data(), 1, alone.data(), pool, KernelPath::kPortableAvx512);
+  EXPECT_FALSE(std::equal(alone.begin(), alone.end(), batch.begin()))
+      << "tinyBLAS and vec_dot gave the same bits: the batch-invariance test proves nothing";
+}
+
 TEST_P(MatmulTest, GetRowsEqualsDequantizedRows) {
   const Case c = GetParam();
   const auto w_f32 = random_values(c.rows * c.cols, 11);

@@ -152,7 +152,7 @@ TEST(KvCache, ReserveFailsCleanlyWhenThePoolIsFull) {
   auto pool = std::make_shared<KvPool>(o);
   KvCache cache(pool, 100);
   ASSERT_TRUE(cache.reserve(4).has_value());  // 2 pages
-  auto st = cache.reserve(8);                  // 2 more pages per head: 4 > 1 free
+  auto st = cache.reserve(8);                 // 2 more pages per head: 4 > 1 free
   ASSERT_FALSE(st.has_value());
   EXPECT_EQ(st.error().code, ErrorCode::kResourceExhausted);
   EXPECT_NE(st.error().message.find("pages"), std::string::npos) << st.error().message;
@@ -225,8 +225,7 @@ TEST(KvCache, RandomOperationsKeepContentsAndPageAccounting) {
           for (size_t j = 0; j < want.size(); ++j) {
             ASSERT_EQ(g.positions[j], want[j].first);
             ASSERT_EQ(g.keys[j * kDim + 1], entry(l, h, want[j].first, kDim, want[j].second)[1]);
-            ASSERT_EQ(g.values[j * kDim + 2],
-                      entry(l, h, want[j].first, kDim, -want[j].second)[2]);
+            ASSERT_EQ(g.values[j * kDim + 2], entry(l, h, want[j].first, kDim, -want[j].second)[2]);
           }
         }
       }

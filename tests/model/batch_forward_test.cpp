@@ -144,23 +144,24 @@ TEST_P(MultiSequenceTest, LlamaCppOrderGivesEachSequenceItsAloneTokens) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shared, MultiSequenceTest,
-    ::testing::Values(ModelCase{"models/stories260K/stories260K.gguf",
-                                {kv::KvType::kF32, kv::KvType::kF16}, true},
-                      ModelCase{"models/stories260K/stories260K-Q8_0.gguf",
-                                {kv::KvType::kF32, kv::KvType::kF16}, false},
-                      ModelCase{"models/pycode/pycode1m.gguf",
-                                {kv::KvType::kF32, kv::KvType::kF16, kv::KvType::kQ8_0,
-                                 kv::KvType::kQ4_0},
-                                true}),
-    [](const auto& param_info) {
-      std::string name = param_info.param.path;
-      name = name.substr(name.rfind('/') + 1);
-      name = name.substr(0, name.find('.'));
-      std::replace(name.begin(), name.end(), '-', '_');
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(Shared, MultiSequenceTest,
+                         ::testing::Values(ModelCase{"models/stories260K/stories260K.gguf",
+                                                     {kv::KvType::kF32, kv::KvType::kF16},
+                                                     true},
+                                           ModelCase{"models/stories260K/stories260K-Q8_0.gguf",
+                                                     {kv::KvType::kF32, kv::KvType::kF16},
+                                                     false},
+                                           ModelCase{"models/pycode/pycode1m.gguf",
+                                                     {kv::KvType::kF32, kv::KvType::kF16,
+                                                      kv::KvType::kQ8_0, kv::KvType::kQ4_0},
+                                                     true}),
+                         [](const auto& param_info) {
+                           std::string name = param_info.param.path;
+                           name = name.substr(name.rfind('/') + 1);
+                           name = name.substr(0, name.find('.'));
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 // A tree after a shared prefix: root r, children a and b (siblings at one position), a's child c.
 // Each branch (r a c, r b) evaluated as a plain sequence gives the same rows, bit for bit

@@ -219,8 +219,8 @@ INSTANTIATE_TEST_SUITE_P(Types, BatchTest,
                          case_name);
 
 // The load places the matrices in packed copies and byte-for-byte huge-page copies; with
-// ModelLoadOptions::place_weights off the kernels read the mapped file. Either way the logits agree bit for
-// bit.
+// ModelLoadOptions::place_weights off the kernels read the mapped file. Either way the logits agree
+// bit for bit.
 class WeightPlacementTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(WeightPlacementTest, CopiedWeightsGiveTheMappedFilesLogitsBitForBit) {
