@@ -117,12 +117,18 @@ void DecoderModel::attend(int layer, const BatchRun& run, kv::KvCache& cache, Fo
   for (int g = 0; g < c.n_kv_heads; ++g) {
     const int len = cache.length(layer, g);
     first[static_cast<size_t>(g)] = off;
-    cache.gather(layer, g, ws.kv_keys.data() + off * hd, ws.kv_values.data() + off * hd,
-                 ws.kv_positions.data() + off);
     views[static_cast<size_t>(g)] = {ws.kv_keys.data() + off * hd, ws.kv_values.data() + off * hd,
                                      ws.kv_positions.data() + off, len};
     off += static_cast<size_t>(len);
   }
+  // Decoding the entries is a pass over the whole cache of the layer: split it over the threads.
+  pool.parallel_for(static_cast<size_t>(c.n_kv_heads), [&](size_t begin, size_t end, int) {
+    for (size_t g = begin; g < end; ++g) {
+      const size_t at = first[g];
+      cache.gather(layer, static_cast<int>(g), ws.kv_keys.data() + at * hd,
+                   ws.kv_values.data() + at * hd, ws.kv_positions.data() + at);
+    }
+  });
   kernels::AttentionArgs args;
   args.n_heads = c.n_heads;
   args.n_kv_heads = c.n_kv_heads;
