@@ -84,8 +84,9 @@ std::string reference_file(const Reference& r) {
   const char* suffix = r.build == Build::kAvx2     ? "avx2"
                        : r.build == Build::kAvx512 ? "avx512"
                                                    : "amx";
+  const char* kv = r.kv_type == kv::KvType::kF16 ? "-f16kv" : "";
   return (std::filesystem::path(__FILE__).parent_path() / "data" /
-          (r.model + ".llamacpp-" + suffix + ".json"))
+          (r.model + ".llamacpp-" + suffix + kv + ".json"))
       .string();
 }
 
@@ -193,20 +194,28 @@ struct GenModel {
   uint64_t fnv;
   unsigned same;
   AmxFile amx;
+  // F16-KV references: with the AVX2 and AVX-512 builds (made for the models whose F32-KV
+  // references are exact), and with the AMX build (made with the AMX files).
+  bool f16_kv;
+  bool amx_f16_kv;
 };
 const GenModel kGenModels[] = {
-    {"tiny-qwen2-F32", "gen:tiny-qwen2:F32", 0x5e695efeb63531f7ull, kAvx512Amx, AmxFile::kLogits},
-    {"tiny-qwen2-Q8_0", "gen:tiny-qwen2:Q8_0", 0x0e69db67ae9d6778ull, kAvx2Avx512,
-     AmxFile::kLogits},
-    {"tiny-qwen2-F16", "gen:tiny-qwen2:F16", 0x78a9e53ea5e53615ull, kNone, AmxFile::kLogits},
+    {"tiny-qwen2-F32", "gen:tiny-qwen2:F32", 0x5e695efeb63531f7ull, kAvx512Amx, AmxFile::kLogits,
+     true, false},
+    {"tiny-qwen2-Q8_0", "gen:tiny-qwen2:Q8_0", 0x0e69db67ae9d6778ull, kAvx2Avx512, AmxFile::kLogits,
+     true, true},
+    {"tiny-qwen2-F16", "gen:tiny-qwen2:F16", 0x78a9e53ea5e53615ull, kNone, AmxFile::kLogits, true,
+     false},
     {"tiny-qwen2-Q4_0", "gen:tiny-qwen2:Q4_0", 0xf453ffff2ba8795aull, kAvx512Amx | kAvx2Avx512,
-     AmxFile::kLogits},
-    {"tiny-F16", "gen:tiny:F16", 0xea47724633ca028eull, kNone, AmxFile::kLogits},
-    {"tiny-BF16", "gen:tiny:BF16", 0x39f7a08af2f9dc98ull, kAvx512Amx, AmxFile::kNone},
-    {"tiny-k-Q4_K_M", "gen:tiny-k:Q4_K_M", 0x8dcf6a17ec790536ull, kNone, AmxFile::kLogprobs},
-    {"tiny-k-Q5_K", "gen:tiny-k:Q5_K", 0x9691b5ecb793ef10ull, kNone, AmxFile::kLogprobs},
-    {"tiny-k-Q4_K", "gen:tiny-k:Q4_K", 0x848738526457347dull, kNone, AmxFile::kNone},
-    {"tiny-k-Q6_K", "gen:tiny-k:Q6_K", 0x70290ccd5b1c97beull, kNone, AmxFile::kNone},
+     AmxFile::kLogits, true, false},
+    {"tiny-F16", "gen:tiny:F16", 0xea47724633ca028eull, kNone, AmxFile::kLogits, true, true},
+    {"tiny-BF16", "gen:tiny:BF16", 0x39f7a08af2f9dc98ull, kAvx512Amx, AmxFile::kNone, false, false},
+    {"tiny-k-Q4_K_M", "gen:tiny-k:Q4_K_M", 0x8dcf6a17ec790536ull, kNone, AmxFile::kLogprobs, false,
+     false},
+    {"tiny-k-Q5_K", "gen:tiny-k:Q5_K", 0x9691b5ecb793ef10ull, kNone, AmxFile::kLogprobs, false,
+     false},
+    {"tiny-k-Q4_K", "gen:tiny-k:Q4_K", 0x848738526457347dull, kNone, AmxFile::kNone, false, false},
+    {"tiny-k-Q6_K", "gen:tiny-k:Q6_K", 0x70290ccd5b1c97beull, kNone, AmxFile::kNone, false, false},
 };
 
 // The shared models: stories260K's Q4_0 file has a Q8_0 output matrix (512 rows: AMX order).
@@ -311,6 +320,27 @@ std::vector<Reference> amx_references() {
   return refs;
 }
 
+// F16 KV: every shared model and the generated ones with exact F32-KV references, with the AVX2
+// and AVX-512 builds; the stories260K models, tiny-qwen2-Q8_0 and tiny-F16 with the AMX build.
+std::vector<Reference> f16_kv_references(Build build) {
+  const bool amx = build == Build::kAmx;
+  const double tol = amx ? kTol6 : 0.0;
+  std::vector<Reference> refs;
+  const auto add = [&](const char* model, const char* gguf, uint64_t fnv, unsigned same) {
+    Reference r{model, gguf, build, tol, fnv, same_as(build_order(build), same)};
+    r.kv_type = kv::KvType::kF16;
+    refs.push_back(std::move(r));
+  };
+  for (const SharedModel& m : kSharedModels) {
+    if (amx && std::string(m.model).rfind("stories260K", 0) != 0) continue;
+    add(m.model, m.gguf, 0, m.same);
+  }
+  for (const GenModel& m : kGenModels) {
+    if (amx ? m.amx_f16_kv : m.f16_kv) add(m.model, m.gguf, m.fnv, m.same);
+  }
+  return refs;
+}
+
 std::vector<KernelPath> all_orders() {
   return {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512,
           KernelPath::kLlamacppAmx};
@@ -326,13 +356,14 @@ int32_t argmax(const std::vector<float>& v) {
 
 CaseResult run_case(const model::Model& m, const OracleCase& oc, ThreadPool& pool, double tol,
                     KernelPath path, kernels::AttentionAlgorithm attention,
-                    std::vector<std::vector<float>>* logits_out) {
+                    std::vector<std::vector<float>>* logits_out, kv::KvType kv_type) {
   CaseResult r;
   model::ForwardOptions options;
   options.kernel_path = path;
   options.attention = attention;
   const int steps = static_cast<int>(oc.greedy_tokens.size());
-  kv::KvCache cache = m.make_cache(static_cast<int>(oc.prompt_tokens.size()) + steps);
+  kv::KvCache cache =
+      m.make_cache(static_cast<int>(oc.prompt_tokens.size()) + steps, kv_type, kv_type);
   std::vector<float> logits;
   auto st = m.forward(oc.prompt_tokens, cache, logits, pool, options);
   EXPECT_TRUE(st.has_value()) << st.error().message;
@@ -367,10 +398,10 @@ CaseResult run_case(const model::Model& m, const OracleCase& oc, ThreadPool& poo
 
 RunSummary run_reference(const model::Model& m, const std::vector<OracleCase>& cases,
                          ThreadPool& pool, double tol, KernelPath path,
-                         kernels::AttentionAlgorithm attention) {
+                         kernels::AttentionAlgorithm attention, kv::KvType kv_type) {
   RunSummary s;
   for (const OracleCase& oc : cases) {
-    const CaseResult r = run_case(m, oc, pool, tol, path, attention);
+    const CaseResult r = run_case(m, oc, pool, tol, path, attention, nullptr, kv_type);
     ++s.cases;
     s.token_mismatches += r.tokens_match ? 0 : 1;
     s.logits_checked += r.logits_checked;

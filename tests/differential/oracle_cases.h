@@ -8,7 +8,9 @@
 //   - data/<model>.llamacpp-avx2.json and -avx512.json: llama.cpp's haswell and zen4 CPU variants,
 //     logits printed with 9 significant digits, i.e. the exact floats: compared bit for bit;
 //   - data/<model>.llamacpp-amx.json: its sapphirerapids (AMX) variant, logits printed to 1e-6, or
-//     for the tiny-k models log-probabilities rounded to 1e-6.
+//     for the tiny-k models log-probabilities rounded to 1e-6;
+//   - data/<model>.llamacpp-<avx2|avx512|amx>-f16kv.json: the same builds with llama.cpp's default
+//     F16 KV cache instead of F32 (f16_kv_test.cpp).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +21,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/kernel_path.h"
+#include "kv/kv_type.h"
 #include "model/model.h"
 
 namespace pareto::oracle {
@@ -56,6 +59,9 @@ struct Reference {
   // the error stays within this bound (so the gap cannot silently grow). `gap_reason` says why.
   double gap = 0;
   const char* gap_reason = "";
+  // The KV cache llama.cpp ran with: F32 (the files above) or its default F16
+  // (<model>.llamacpp-<order>-f16kv.json).
+  kv::KvType kv_type = kv::KvType::kF32;
 };
 
 void PrintTo(const Reference& r, std::ostream* os);
@@ -75,6 +81,10 @@ std::unique_ptr<model::Model> load_model(const Reference& r);
 std::vector<Reference> shared_oracle_references();
 std::vector<Reference> exact_references(Build build);  // kAvx2 or kAvx512
 std::vector<Reference> amx_references();
+// The F16-KV references of a build (kAvx2, kAvx512 or kAmx), kv_type kF16, with the tolerance of
+// the file's print precision (0 for the exact files, 2e-6 for the AMX ones); known gaps are not
+// applied (f16_kv_test.cpp has its own measured bounds).
+std::vector<Reference> f16_kv_references(Build build);
 
 // Every kernel order.
 std::vector<kernels::KernelPath> all_orders();
@@ -87,13 +97,13 @@ struct CaseResult {
 };
 
 // Prompt, then greedy decoding one token at a time for as many steps as the reference took,
-// feeding the reference's tokens (one divergence does not hide later comparisons). `logits_out`,
-// if given, receives every position's full logit row.
+// feeding the reference's tokens (one divergence does not hide later comparisons), with a KV cache
+// of `kv_type` keys and values. `logits_out`, if given, receives every position's full logit row.
 CaseResult run_case(
     const model::Model& m, const OracleCase& oc, ThreadPool& pool, double tol,
     kernels::KernelPath path,
     kernels::AttentionAlgorithm attention = kernels::AttentionAlgorithm::kSoftmaxRows,
-    std::vector<std::vector<float>>* logits_out = nullptr);
+    std::vector<std::vector<float>>* logits_out = nullptr, kv::KvType kv_type = kv::KvType::kF32);
 
 struct RunSummary {
   int cases = 0;
@@ -108,6 +118,7 @@ struct RunSummary {
 RunSummary run_reference(
     const model::Model& m, const std::vector<OracleCase>& cases, ThreadPool& pool, double tol,
     kernels::KernelPath path,
-    kernels::AttentionAlgorithm attention = kernels::AttentionAlgorithm::kSoftmaxRows);
+    kernels::AttentionAlgorithm attention = kernels::AttentionAlgorithm::kSoftmaxRows,
+    kv::KvType kv_type = kv::KvType::kF32);
 
 }  // namespace pareto::oracle
