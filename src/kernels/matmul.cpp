@@ -207,8 +207,14 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
   const int64_t n_items = (w.rows + kRowsPerItem - 1) / kRowsPerItem;
   // Batch-invariant: each token's row goes through the kernel as a batch of one (the decode
   // routine), token after token within a work item, so its weights are read from cache for the
-  // later tokens. Row conversion above is per row already.
-  const bool per_token = batch_invariant && n_tokens > 1;
+  // later tokens. Row conversion above is per row already. Only the float matrices need it: their
+  // batches take tinyBLAS. Every quantized kernel sums a token's row the same way whatever the
+  // batch (measured on every path, packed or not; tests/kernels/matmul_test.cpp
+  // BatchInvariantRowsEqualSingleTokenRowsBitForBit holds each CPU to it), so they keep their
+  // batched form.
+  const bool float_type =
+      w.type == TensorType::F32 || w.type == TensorType::F16 || w.type == TensorType::BF16;
+  const bool per_token = batch_invariant && n_tokens > 1 && float_type;
   const auto token_view = [&xa](int64_t t) {
     PreparedActivations one = xa;
     one.data = xa.row(t);

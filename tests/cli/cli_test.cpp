@@ -333,6 +333,41 @@ TEST(CliErrors, UnsupportedTensorType) {
   expect_failure(run_pareto({"run", "-m", path, "-p", "hi"}), 1, {victim, "F64"});
 }
 
+TEST(CliErrors, UnknownCacheTypeAndKernelOrderNameTheValidOnes) {
+  expect_failure(
+      run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "hi", "--cache-type-k", "q5_1"}),
+      1, {"q5_1", "f32, f16, q8_0, q4_0"});
+  expect_failure(run_pareto({"bench", "-m", stories("stories260K.gguf"), "--cache-type-v", "f8"}),
+                 1, {"f8", "f32, f16, q8_0, q4_0"});
+  expect_failure(
+      run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "hi"}, "PARETO_KERNELS=avx9"), 1,
+      {"avx9", "scalar, llamacpp-avx2, llamacpp-avx512, llamacpp-amx"});
+  // A valid type the model's head size does not allow (stories260K: 8).
+  expect_failure(
+      run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "hi", "--cache-type-k", "q8_0"}),
+      1, {"q8_0", "multiple of 32"});
+}
+
+TEST(CliBench, ParallelModeReportsAggregateSpeedAndKvBytesPerLevel) {
+  const Outcome o = run_pareto({"bench", "-m", stories("stories260K.gguf"), "-p", "8", "-n", "4",
+                                "--parallel", "1,3", "-r", "1", "-t", "1", "--json"});
+  ASSERT_EQ(o.exit_code, 0) << describe(o);
+  const json j = json::parse(o.out);
+  EXPECT_EQ(j.at("cache_type_k"), "f16");
+  ASSERT_EQ(j.at("results").size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    const json& r = j.at("results")[i];
+    EXPECT_EQ(r.at("parallel"), i < 2 ? 1 : 3);
+    EXPECT_EQ(r.at("test"), i % 2 == 0 ? "pp8" : "tg4");
+    EXPECT_GT(r.at("tok_per_s_mean").get<double>(), 0.0);
+  }
+  // Three sequences hold three times the pages of one (13 entries each: one page per layer, head).
+  EXPECT_EQ(j.at("results")[2].at("kv_bytes").get<int64_t>(),
+            3 * j.at("results")[0].at("kv_bytes").get<int64_t>());
+  expect_failure(run_pareto({"bench", "-m", stories("stories260K.gguf"), "--parallel", "2,x"}), 1,
+                 {"--parallel"});
+}
+
 TEST(CliErrors, UnknownOptionIsAUsageError) {
   const Outcome o = run_pareto({"run", "-p", "hi", "--no-such-option"});
   expect_failure(o, 2, {"--no-such-option"});
