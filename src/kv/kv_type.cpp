@@ -7,6 +7,7 @@
 #include "kernels/quant.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -43,7 +44,12 @@ __attribute__((target("avx,f16c"))) void f32_to_f16_f16c(const float* src, uint8
 }
 
 bool has_f16c() {
-  static const bool supported = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  // CPUID.1:ECX bit 29 (F16C); clang's __builtin_cpu_supports does not know "f16c".
+  static const bool supported = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && ((ecx >> 29) & 1u) != 0 &&
+           __builtin_cpu_supports("avx");
+  }();
   return supported;
 }
 #endif
