@@ -177,12 +177,12 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
   thread_local std::vector<float> probs;
   thread_local std::vector<float> acc;
   acc.resize(static_cast<size_t>(slots) * static_cast<size_t>(hd));  // slot_sums writes it all
+  alignas(64) float q_f16[16 * kMaxDimVectors];                      // keys_f16: q rounded
   for (int64_t item = begin; item < end; ++item) {
     const int64_t t = item / a.n_heads;
     const int h = static_cast<int>(item % a.n_heads);
     const KvHeadView& kv = a.kv[static_cast<size_t>(h / group)];
     const float* q = a.q + item * hd;
-    alignas(64) float q_f16[16 * kMaxDimVectors];
     if (a.keys_f16) {
       round_f16(q, hd, q_f16);
       q = q_f16;
@@ -201,27 +201,28 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     // when head_dim is a multiple of 64 (vec_dot without a tail), else 4 keys at a time (an
     // invisible key's score is computed and dropped).
     float max = -INFINITY;
-    const auto take = [&](int j, int n, const float* s) {
-      for (int m = 0; m < n; ++m) {
-        if (kv.positions[j + m] > q_pos) continue;
-        probs[static_cast<size_t>(j + m)] = s[m] * a.scale;
-        max = std::max(max, probs[static_cast<size_t>(j + m)]);
-      }
-    };
     int j0 = 0;
     if (a.keys_f16 && !single_query) {
       for (; j0 < visible; j0 += 16) {
         float s[16];
         const int n = std::min(16, visible - j0);
         tinyblas_scores(kv.keys + static_cast<int64_t>(j0) * hd, n, q, hd, s);
-        take(j0, n, s);
+        for (int m = 0; m < n; ++m) {
+          if (kv.positions[j0 + m] > q_pos) continue;
+          probs[static_cast<size_t>(j0 + m)] = s[m] * a.scale;
+          max = std::max(max, probs[static_cast<size_t>(j0 + m)]);
+        }
       }
     } else if (hd % 64 == 0) {
       const __m512 q0 = _mm512_loadu_ps(q);
       for (; j0 + 16 <= visible; j0 += 16) {
         alignas(64) float s[16];
         _mm512_store_ps(s, scores16(kv.keys + static_cast<int64_t>(j0) * hd, q, q0, hd));
-        take(j0, 16, s);
+        for (int m = 0; m < 16; ++m) {
+          if (kv.positions[j0 + m] > q_pos) continue;
+          probs[static_cast<size_t>(j0 + m)] = s[m] * a.scale;
+          max = std::max(max, probs[static_cast<size_t>(j0 + m)]);
+        }
       }
     }
     for (int j = j0; j < visible; j += kVecRows) {
@@ -233,7 +234,11 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
       } else {
         vec_dot_scores<F32Elem>(keys, nk, q, hd, s);
       }
-      take(j, nk, s);
+      for (int m = 0; m < nk; ++m) {
+        if (kv.positions[j + m] > q_pos) continue;
+        probs[static_cast<size_t>(j + m)] = s[m] * a.scale;
+        max = std::max(max, probs[static_cast<size_t>(j + m)]);
+      }
     }
     // Past n_soft every numerator is 0 (adding +0.0 to the sum changes nothing).
     const double sum = softmax_numerators(probs.data(), n_soft, kv, q_pos, max);

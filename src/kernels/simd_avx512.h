@@ -166,7 +166,7 @@ PARETO_AVX512_WARNINGS_PUSH
 // multiply and add (F32) or in double (F16/BF16, F16ValuedF32Elem). Used by the matmuls
 // (kernels_float_avx512.cpp) and the attention scores (kernels_float_avx512_attention.cpp).
 template <class E, int kRows>
-PARETO_AVX512_TARGET inline void vec_dot_rows(const typename E::T* const* a, const float* b,
+PARETO_AVX512_TARGET static void vec_dot_rows(const typename E::T* const* a, const float* b,
                                               int64_t n, float* out) {
   const int64_t np = n & ~int64_t{63};
   __m512 acc[kRows][4];
