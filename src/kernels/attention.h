@@ -38,6 +38,17 @@ struct AttentionArgs {
   float scale = 1.0f;              // applied to q.k, usually 1/sqrt(head_dim)
   std::span<const KvHeadView> kv;  // [n_kv_heads]
   float* out = nullptr;            // [n_tokens, n_heads, head_dim]
+  // llama.cpp's arithmetic over an F16 cache (kSoftmaxRows; the online form ignores both). Its
+  // mul_mat converts the F32 operand to F16, the F16 type's vec_dot type, before each product:
+  //   keys_f16: the keys are F16 values; each query row is rounded to F16 (nearest even) before
+  //     the scores, which then take ggml_vec_dot_f16's order (that of ggml_vec_dot_f32, but the
+  //     head_dim % 4W tail summed in double), or for a batch of 2+ tokens with head_dim % W == 0
+  //     tinyBLAS F16 x F16 (one W-lane accumulator, then the horizontal sum).
+  //   values_f16: the values are F16 values; the normalized softmax row is rounded to F16 before
+  //     the weighted sum of values (whose order stays that of the F32 cache).
+  // Both false: the F32 cache's arithmetic.
+  bool keys_f16 = false;
+  bool values_f16 = false;
 };
 
 enum class AttentionAlgorithm {
@@ -47,6 +58,8 @@ enum class AttentionAlgorithm {
   // Online softmax in one pass over keys and values, in blocks of 16 keys, the query heads of a
   // KV head together (attention_online.h); what llama.cpp's `-fa` switches to. No score row: a
   // rescaled accumulator instead. Same function; the rounding differs (and from llama.cpp -fa).
+  // Ignores keys_f16 / values_f16: its arithmetic is its own over any cache (llama.cpp's -fa
+  // over an F16 cache is another computation again, ggml_compute_forward_flash_attn_ext).
   kOnlineSoftmax,
 };
 
@@ -57,7 +70,8 @@ std::string_view attention_algorithm_name(AttentionAlgorithm algorithm);
 // [n_tokens, n_kv] is never formed. kSoftmaxRows keeps a scratch row of n_entries floats per
 // worker, kOnlineSoftmax one block of 16 scores and an accumulator per head. kScalar: plain loops
 // (softmax rows: the max subtracted and the sum in double). kPortable: llama.cpp's exact order
-// (kernels_portable.cpp, attention_online.h; SIMD forms in kernels_float_*.cpp).
+// (kernels_portable.cpp, attention_online.h; SIMD forms in kernels_float_*.cpp). kScalar honors
+// keys_f16 / values_f16 as roundings only (query and softmax row to F16; its order is its own).
 void attention(const AttentionArgs& args, ThreadPool& pool, KernelPath path,
                AttentionAlgorithm algorithm = AttentionAlgorithm::kSoftmaxRows);
 

@@ -65,6 +65,10 @@ bool float_simd_supported();
 const KernelSet& portable_avx512_native_kernel_set();
 const KernelSet& portable_avx512_avx2_kernel_set();
 bool float_avx512_supported();
+// The native set's attention entries (kernels_float_avx512_attention.cpp; x86-64 builds only,
+// called only where float_avx512_supported()).
+void avx512_attention_items(const AttentionArgs& args, int64_t begin, int64_t end);
+void avx512_attention_online_items(const AttentionArgs& args, int64_t begin, int64_t end);
 // Both orders' float entries in AArch64 NEON (kernels_float_neon.cpp): what portable_kernel_set()
 // and portable_avx512_kernel_set() return there. The lane loops where NEON is not built (x86).
 const KernelSet& portable_neon_kernel_set();

@@ -1,4 +1,4 @@
-// The F32/F16/BF16 matmuls and attention of llama.cpp's AVX-512 order (16 lanes) in native
+// The F32/F16/BF16 matmuls of llama.cpp's AVX-512 order (16 lanes) in native
 // AVX-512 F/BW/VL, chosen at run time for portable_avx512_kernel_set(); CPUs without AVX-512 keep
 // the AVX2 form (two 8-lane halves, kernels_float_simd.cpp) or the lane loops. Per output the
 // operations and their order are those of kernels_portable.cpp's lane loops (one 16-lane zmm per
@@ -7,16 +7,15 @@
 //   - decode (ggml_vec_dot order) interleaves kVecRows weight rows per activation row;
 //   - prefill (tinyBLAS order) computes register tiles of kTileRows rows x kTileTokens tokens,
 //     each output in its own zmm accumulator;
-//   - attention sums values per slot over all head dims in registers.
+//   - attention (kernels_float_avx512_attention.cpp) sums values per slot over all head dims in
+//     registers.
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "base/check.h"
-#include "kernels/attention_online.h"
 #include "kernels/kernel_set.h"
 #include "kernels/simd_avx512.h"
 
@@ -37,6 +36,7 @@ PARETO_AVX512_WARNINGS_PUSH
 using avx512::BF16Elem;
 using avx512::F16Elem;
 using avx512::F32Elem;
+using avx512::vec_dot_rows;
 
 // Tokens whose activations are widened together: kTokenBlock x cols f32 stay in L2.
 constexpr int64_t kTokenBlock = 24;
@@ -79,51 +79,6 @@ const float* widen_tokens(const PreparedActivations& x, int64_t cols, int64_t t0
     for (; i < cols; ++i) dst[i] = E::scalar(src[i]);
   }
   return base;
-}
-
-// ggml_vec_dot_{f32,f16,bf16} of kRows weight rows a with one f32 activation row b: 4
-// accumulators of 16 lanes over chunks of 64; GGML_F32x16_REDUCE; the tail in float with separate
-// multiply and add (F32) or in double (F16/BF16).
-template <class E, int kRows>
-void vec_dot_rows(const typename E::T* const* a, const float* b, int64_t n, float* out) {
-  const int64_t np = n & ~int64_t{63};
-  __m512 acc[kRows][4];
-  for (auto& row : acc) {
-    for (auto& v : row) v = _mm512_setzero_ps();
-  }
-  for (int64_t i = 0; i < np; i += 64) {
-    // The same elements of the next kRows rows (the next group, when rows are consecutive), so
-    // that they arrive by the time this group is done: +15% decode bandwidth measured here. The
-    // address may lie past the matrix (a prefetch never faults), hence integer arithmetic.
-    for (int m = 0; m < kRows; ++m) {
-      const uintptr_t next = reinterpret_cast<uintptr_t>(a[m] + i) + kRows * n * sizeof(*a[m]);
-      for (uintptr_t line = 0; line < 64 * sizeof(*a[m]); line += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(next + line), _MM_HINT_T0);
-      }
-    }
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; ++k) {
-      const __m512 bv = _mm512_loadu_ps(b + i + 16 * k);
-#pragma GCC unroll 8
-      for (int m = 0; m < kRows; ++m) {
-        acc[m][k] = _mm512_fmadd_ps(E::load(a[m] + i + 16 * k), bv, acc[m][k]);
-      }
-    }
-  }
-  for (int m = 0; m < kRows; ++m) {
-    const float main_sum = avx512::reduce4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]);
-    if constexpr (std::is_same_v<E, F32Elem>) {
-      float sum = main_sum;
-      for (int64_t i = np; i < n; ++i) sum += a[m][i] * b[i];
-      out[m] = sum;
-    } else {
-      double sum = main_sum;
-      for (int64_t i = np; i < n; ++i) {
-        sum += static_cast<double>(E::scalar(a[m][i]) * b[i]);
-      }
-      out[m] = static_cast<float>(sum);
-    }
-  }
 }
 
 template <class E>
@@ -277,280 +232,6 @@ void matmul_float(const WeightView& w, const PreparedActivations& x, int64_t row
   }
 }
 
-// softmax numerators of one (token, head): exp(score - max) for visible entries, 0 for the
-// others and the padding, in chunks of 16; returns the sum (each chunk's lane sum added to a
-// double).
-double softmax_numerators(float* probs, int64_t n_padded, const KvHeadView& kv, int32_t q_pos,
-                          float max) {
-  const __m512 vmax = _mm512_set1_ps(max);
-  const __m512i vq = _mm512_set1_epi32(q_pos);
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  double sum = 0.0;
-  for (int64_t c = 0; c < n_padded; c += 16) {
-    const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(c)), iota);
-    const __mmask16 stored = _mm512_cmplt_epi32_mask(idx, _mm512_set1_epi32(kv.length));
-    // Masked lanes are not read (no fault), so the load may reach past the stored entries.
-    const __m512i pos = _mm512_maskz_loadu_epi32(stored, kv.positions + c);
-    const __mmask16 visible = _mm512_mask_cmple_epi32_mask(stored, pos, vq);
-    const __m512 ex = avx512::exp16(_mm512_sub_ps(_mm512_loadu_ps(probs + c), vmax));
-    const __m512 ev = _mm512_maskz_mov_ps(visible, ex);
-    _mm512_storeu_ps(probs + c, ev);
-    sum += static_cast<double>(avx512::hsum16(ev));
-  }
-  return sum;
-}
-
-// Up to 256 head dims in registers (16 zmm).
-constexpr int kMaxDimVectors = 16;
-
-// acc[s * hd + d] = the fma chain over entries j = s, s + slots, ... < n_entries of
-// values[j][d] * probs[j] (values 0 past `length`: llama.cpp's padded view), per slot s.
-template <int kDimVectors>
-void slot_sums(const float* values, const float* probs, int64_t length, int64_t n_entries,
-               int slots, int hd, float* acc) {
-  for (int s = 0; s < slots; ++s) {
-    __m512 a[kDimVectors];
-    for (auto& v : a) v = _mm512_setzero_ps();
-    for (int64_t j = s; j < n_entries; j += slots) {
-      const __m512 p = _mm512_set1_ps(probs[j]);
-      if (j < length) {
-        const float* vr = values + j * hd;
-#pragma GCC unroll 16
-        for (int d = 0; d < kDimVectors; ++d) {
-          a[d] = _mm512_fmadd_ps(_mm512_loadu_ps(vr + 16 * d), p, a[d]);
-        }
-      } else {  // padding: fma(0, p, acc), as llama.cpp's padded view computes it
-#pragma GCC unroll 16
-        for (int d = 0; d < kDimVectors; ++d) a[d] = _mm512_fmadd_ps(_mm512_setzero_ps(), p, a[d]);
-      }
-    }
-    for (int d = 0; d < kDimVectors; ++d) _mm512_storeu_ps(acc + s * hd + 16 * d, a[d]);
-  }
-}
-
-using SlotSumsFn = void (*)(const float*, const float*, int64_t, int64_t, int, int, float*);
-template <int... kDv>
-constexpr SlotSumsFn slot_sums_for(int dim_vectors, std::integer_sequence<int, kDv...>) {
-  SlotSumsFn fn = nullptr;
-  ((fn = dim_vectors == kDv + 1 ? slot_sums<kDv + 1> : fn), ...);
-  return fn;
-}
-
-// ggml_vec_dot_f32(keys[m], q, hd) for 16 consecutive keys, hd a multiple of 64 (so no tail):
-// per key 4 accumulators of 16 lanes over chunks of 64, (a0 + a2) + (a1 + a3), then hsum16 of all
-// 16 keys at once. q0: the first 16 query values (loaded once by the caller).
-inline __m512 scores16(const float* keys, const float* q, __m512 q0, int hd) {
-  __m512 v[16];
-  for (int m = 0; m < 16; ++m) {
-    const float* k = keys + static_cast<int64_t>(m) * hd;
-    __m512 a0 = _mm512_fmadd_ps(_mm512_loadu_ps(k), q0, _mm512_setzero_ps());
-    __m512 a1 =
-        _mm512_fmadd_ps(_mm512_loadu_ps(k + 16), _mm512_loadu_ps(q + 16), _mm512_setzero_ps());
-    __m512 a2 =
-        _mm512_fmadd_ps(_mm512_loadu_ps(k + 32), _mm512_loadu_ps(q + 32), _mm512_setzero_ps());
-    __m512 a3 =
-        _mm512_fmadd_ps(_mm512_loadu_ps(k + 48), _mm512_loadu_ps(q + 48), _mm512_setzero_ps());
-    for (int i = 64; i < hd; i += 64) {
-      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(k + i), _mm512_loadu_ps(q + i), a0);
-      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(k + i + 16), _mm512_loadu_ps(q + i + 16), a1);
-      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(k + i + 32), _mm512_loadu_ps(q + i + 32), a2);
-      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(k + i + 48), _mm512_loadu_ps(q + i + 48), a3);
-    }
-    v[m] = _mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3));
-  }
-  return avx512::hsum16_x16(v);
-}
-
-// Attention as kernels_portable.cpp's attention_items<Width16> (the order of operations is
-// described there). head_dim must be a multiple of 16 and at most 256; others take the AVX2 form.
-void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
-  if (a.head_dim % 16 != 0 || a.head_dim > 16 * kMaxDimVectors) {
-    portable_avx512_avx2_kernel_set().attention(a, begin, end);
-    return;
-  }
-  const int hd = a.head_dim;
-  const int group = a.n_heads / a.n_kv_heads;
-  const bool single_query = a.n_tokens == 1;
-  // Single query: ggml_vec_dot_f32 over the padded entries (4 accumulators of 16 lanes);
-  // batch: tinyBLAS (one accumulator of 16 lanes) over the stored entries.
-  const int slots = single_query ? 64 : 16;
-  const SlotSumsFn sums = slot_sums_for(hd / 16, std::make_integer_sequence<int, kMaxDimVectors>{});
-  // Per worker thread, reused: the dispatcher calls once per (KV head, token).
-  thread_local std::vector<float> probs;
-  thread_local std::vector<float> acc;
-  acc.resize(static_cast<size_t>(slots) * static_cast<size_t>(hd));  // slot_sums writes it all
-  for (int64_t item = begin; item < end; ++item) {
-    const int64_t t = item / a.n_heads;
-    const int h = static_cast<int>(item % a.n_heads);
-    const KvHeadView& kv = a.kv[static_cast<size_t>(h / group)];
-    const float* q = a.q + item * hd;
-    float* out = a.out + item * hd;
-    const int32_t q_pos = a.q_positions[t];
-    const int64_t n_padded = (kv.length + 63) / 64 * 64;
-    probs.assign(static_cast<size_t>(n_padded), 0.0f);
-    // Entries after the last visible one (in a prompt batch, the later tokens' entries: half of
-    // all pairs) are neither scored nor, in a batch, summed: their scores would be dropped and
-    // their probabilities are exactly 0, and fma(v, 0, acc) == acc for finite values v, so the
-    // outputs keep their bits (a non-finite value in such an entry would give NaN in llama.cpp).
-    const int visible = visible_end(kv, q_pos);
-    const int64_t n_soft = std::min<int64_t>(n_padded, (visible + 15) / 16 * 16);
-    // Scores of 16 keys at a time when head_dim is a multiple of 64 (no tail), else 4 keys at a
-    // time (an invisible key's score is computed and dropped).
-    float max = -INFINITY;
-    int j0 = 0;
-    if (hd % 64 == 0) {
-      const __m512 q0 = _mm512_loadu_ps(q);
-      for (; j0 + 16 <= visible; j0 += 16) {
-        alignas(64) float s[16];
-        _mm512_store_ps(s, scores16(kv.keys + static_cast<int64_t>(j0) * hd, q, q0, hd));
-        for (int m = 0; m < 16; ++m) {
-          if (kv.positions[j0 + m] > q_pos) continue;
-          probs[static_cast<size_t>(j0 + m)] = s[m] * a.scale;
-          max = std::max(max, probs[static_cast<size_t>(j0 + m)]);
-        }
-      }
-    }
-    for (int j = j0; j < visible; j += kVecRows) {
-      const int nk = std::min(kVecRows, visible - j);
-      float s[kVecRows];
-      if (nk == kVecRows) {
-        const float* kp[kVecRows];
-        for (int m = 0; m < kVecRows; ++m) kp[m] = kv.keys + static_cast<int64_t>(j + m) * hd;
-        vec_dot_rows<F32Elem, kVecRows>(kp, q, hd, s);
-      } else {
-        for (int m = 0; m < nk; ++m) {
-          const float* kp[1] = {kv.keys + static_cast<int64_t>(j + m) * hd};
-          vec_dot_rows<F32Elem, 1>(kp, q, hd, s + m);
-        }
-      }
-      for (int m = 0; m < nk; ++m) {
-        if (kv.positions[j + m] > q_pos) continue;
-        probs[static_cast<size_t>(j + m)] = s[m] * a.scale;
-        max = std::max(max, probs[static_cast<size_t>(j + m)]);
-      }
-    }
-    // Past n_soft every numerator is 0 (adding +0.0 to the sum changes nothing).
-    const double sum = softmax_numerators(probs.data(), n_soft, kv, q_pos, max);
-    const float inv_sum = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
-    const __m512 vinv = _mm512_set1_ps(inv_sum);
-    for (int64_t j = 0; j < n_soft; j += 16) {
-      _mm512_storeu_ps(probs.data() + j, _mm512_mul_ps(_mm512_loadu_ps(probs.data() + j), vinv));
-    }
-    sums(kv.values, probs.data(), kv.length, single_query ? n_padded : visible, slots, hd,
-         acc.data());
-    for (int d = 0; d < hd; d += 16) {
-      __m512 lanes[64];
-      for (int s = 0; s < slots; ++s) lanes[s] = _mm512_loadu_ps(acc.data() + s * hd + d);
-      const __m512 o =
-          single_query ? avx512::reduce4_across(lanes) : avx512::reduce_add16_across(lanes);
-      _mm512_storeu_ps(out + d, o);
-    }
-  }
-}
-
-// Online-softmax attention (attention_online.h): keys scored as attention_items scores them, the
-// 16-lane exp, the accumulator updated 16 dims at a time (entries in order for each dim: the
-// same operations per element as the lane loops).
-void online_score_keys(const float* keys, int n_keys, const float* q, int hd, float* scores) {
-  static_assert(kOnlineBlock == 16);
-  if (n_keys == 16 && hd % 64 == 0) {
-    _mm512_storeu_ps(scores, scores16(keys, q, _mm512_loadu_ps(q), hd));
-    return;
-  }
-  int m = 0;
-  for (; m + kVecRows <= n_keys; m += kVecRows) {
-    const float* kp[kVecRows];
-    for (int r = 0; r < kVecRows; ++r) kp[r] = keys + static_cast<int64_t>(m + r) * hd;
-    vec_dot_rows<F32Elem, kVecRows>(kp, q, hd, scores + m);
-  }
-  for (; m < n_keys; ++m) {
-    const float* kp[1] = {keys + static_cast<int64_t>(m) * hd};
-    vec_dot_rows<F32Elem, 1>(kp, q, hd, scores + m);
-  }
-}
-
-float online_softmax_block(const float* scores, uint32_t visible, float scale, float* max,
-                           float* rescale, float* p) {
-  const auto k = static_cast<__mmask16>(visible);
-  const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(scores), _mm512_set1_ps(scale));
-  raise_max(_mm512_mask_reduce_max_ps(k, x), max, rescale);
-  const __m512 pv = _mm512_maskz_mov_ps(k, avx512::exp16(_mm512_sub_ps(x, _mm512_set1_ps(*max))));
-  _mm512_storeu_ps(p, pv);
-  return avx512::hsum16(pv);
-}
-
-// kQueries queries x kVecs vectors of 16 dims from d: the value loads are shared by the queries,
-// and their independent fma chains overlap.
-template <int kQueries, int kVecs>
-void online_accumulate_dims(float* const* accs, const float* rescale, const float* values,
-                            const float* const* ps, int n, int hd, int d) {
-  __m512 a[kQueries][kVecs];
-  for (int k = 0; k < kQueries; ++k) {
-    for (int v = 0; v < kVecs; ++v) a[k][v] = _mm512_loadu_ps(accs[k] + d + 16 * v);
-    if (rescale[k] != 1.0f) {
-      const __m512 r = _mm512_set1_ps(rescale[k]);
-      for (int v = 0; v < kVecs; ++v) a[k][v] = _mm512_mul_ps(a[k][v], r);
-    }
-  }
-  for (int m = 0; m < n; ++m) {
-    const float* vr = values + static_cast<int64_t>(m) * hd + d;
-    __m512 x[kVecs];
-    for (int v = 0; v < kVecs; ++v) x[v] = _mm512_loadu_ps(vr + 16 * v);
-    for (int k = 0; k < kQueries; ++k) {
-      const __m512 w = _mm512_set1_ps(ps[k][m]);
-      for (int v = 0; v < kVecs; ++v) a[k][v] = _mm512_fmadd_ps(x[v], w, a[k][v]);
-    }
-  }
-  for (int k = 0; k < kQueries; ++k) {
-    for (int v = 0; v < kVecs; ++v) _mm512_storeu_ps(accs[k] + d + 16 * v, a[k][v]);
-  }
-}
-
-template <int kQueries>
-void online_accumulate_queries(float* const* accs, const float* rescale, const float* values,
-                               const float* const* ps, int n, int hd) {
-  int d = 0;
-  for (; d + 64 <= hd; d += 64) {
-    online_accumulate_dims<kQueries, 4>(accs, rescale, values, ps, n, hd, d);
-  }
-  for (; d + 16 <= hd; d += 16) {
-    online_accumulate_dims<kQueries, 1>(accs, rescale, values, ps, n, hd, d);
-  }
-  for (int k = 0; k < kQueries; ++k) {
-    for (int e = d; e < hd; ++e) {
-      float x = rescale[k] != 1.0f ? accs[k][e] * rescale[k] : accs[k][e];
-      for (int m = 0; m < n; ++m)
-        x = std::fma(values[static_cast<int64_t>(m) * hd + e], ps[k][m], x);
-      accs[k][e] = x;
-    }
-  }
-}
-
-void online_accumulate(float* const* accs, const float* rescale, const float* values,
-                       const float* const* ps, int n_queries, int n, int hd) {
-  static_assert(kOnlineQueries == 4);
-  switch (n_queries) {
-    case 4:
-      online_accumulate_queries<4>(accs, rescale, values, ps, n, hd);
-      break;
-    case 3:
-      online_accumulate_queries<3>(accs, rescale, values, ps, n, hd);
-      break;
-    case 2:
-      online_accumulate_queries<2>(accs, rescale, values, ps, n, hd);
-      break;
-    default:
-      online_accumulate_queries<1>(accs, rescale, values, ps, n, hd);
-      break;
-  }
-}
-
-void attention_online_items(const AttentionArgs& a, int64_t begin, int64_t end) {
-  static constexpr OnlineAttentionOps kOps{online_score_keys, online_softmax_block,
-                                           online_accumulate};
-  online_attention_items(a, begin, end, kOps);
-}
-
 PARETO_AVX512_WARNINGS_POP
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -572,8 +253,8 @@ const KernelSet& portable_avx512_native_kernel_set() {
     set.matmul_f16 = matmul_float<F16Elem>;
     set.matmul_bf16 = matmul_float<BF16Elem>;
     set.matmul_f16_f32act = matmul_f16_f32act;
-    set.attention = attention_items;
-    set.attention_online = attention_online_items;
+    set.attention = avx512_attention_items;  // kernels_float_avx512_attention.cpp
+    set.attention_online = avx512_attention_online_items;
     return set;
   }();
   return kSet;

@@ -23,6 +23,9 @@ namespace {
 using neon::BF16Elem;
 using neon::F16Elem;
 using neon::F32Elem;
+// F32 values that are F16 values (an F16 cache's keys, a query rounded to F16): loaded as F32,
+// summed in ggml_vec_dot_f16's order (vec_dot_rows: the tail in double).
+struct F16ValuedF32Elem : F32Elem {};
 
 // ggml_vec_dot_{f32,f16,bf16} of kRows rows with one activation row (interleaved for more
 // independent fma chains): 4 accumulators of W = 8 kKv lanes over chunks of 4W; quad k covers
@@ -220,6 +223,23 @@ double softmax_numerators(float* probs, int64_t n_padded, const KvHeadView& kv, 
   return sum;
 }
 
+// x rounded to F16 (nearest even, FPCR's default mode) and back, n a multiple of 4.
+inline void round_f16(const float* x, int64_t n, float* y) {
+  for (int64_t i = 0; i < n; i += 4) vst1q_f32(y + i, vcvt_f32_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+}
+
+// One score K[j] . q as kernels_portable.cpp's attention_score<P>.
+template <int kKv>
+float attention_score(const AttentionArgs& a, bool single_query, const float* k, const float* q) {
+  if (!a.keys_f16) return vec_dot<F32Elem, kKv>(k, q, a.head_dim);
+  if (!single_query && a.head_dim % (8 * kKv) == 0) {
+    float out[1][1];
+    tinyblas_tile<F32Elem, kKv, 1, 1>(&k, &q, a.head_dim, out);
+    return out[0][0];
+  }
+  return vec_dot<F16ValuedF32Elem, kKv>(k, q, a.head_dim);
+}
+
 // Attention as kernels_portable.cpp's attention_items<P> (see the order of operations there), with
 // the weighted value sum computed for 4 dims at once: acc [slots, head_dim] holds, per dim, the
 // lanes of the accumulators (slot = entry % slots), reduced per 4 dims at the end.
@@ -239,23 +259,30 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
   // Per worker thread, reused: the dispatcher calls once per (KV head, token).
   thread_local std::vector<float> probs;
   thread_local std::vector<float> acc;
+  thread_local std::vector<float> q_f16;
   for (int64_t item = begin; item < end; ++item) {
     const int64_t t = item / a.n_heads;
     const int h = static_cast<int>(item % a.n_heads);
     const KvHeadView& kv = a.kv[static_cast<size_t>(h / group)];
     const float* q = a.q + item * hd;
+    if (a.keys_f16) {
+      q_f16.resize(static_cast<size_t>(hd));
+      round_f16(q, hd, q_f16.data());
+      q = q_f16.data();
+    }
     float* out = a.out + item * hd;
     const int32_t q_pos = a.q_positions[t];
     const int64_t n_padded = (kv.length + 4 * kW - 1) / (4 * kW) * (4 * kW);
     probs.assign(static_cast<size_t>(n_padded), 0.0f);
     // Entries after the last visible one are skipped, bit-exactly for finite values: see
-    // kernels_float_avx512.cpp's attention_items.
+    // kernels_float_avx512_attention.cpp's attention_items.
     const int visible = visible_end(kv, q_pos);
     const int64_t n_soft = std::min<int64_t>(n_padded, (visible + kW - 1) / kW * kW);
     float max = -INFINITY;
     for (int j = 0; j < visible; ++j) {
       if (kv.positions[j] > q_pos) continue;
-      const float s = vec_dot<F32Elem, kKv>(kv.keys + static_cast<int64_t>(j) * hd, q, hd);
+      const float s =
+          attention_score<kKv>(a, single_query, kv.keys + static_cast<int64_t>(j) * hd, q);
       probs[static_cast<size_t>(j)] = s * a.scale;
       max = std::max(max, probs[static_cast<size_t>(j)]);
     }
@@ -265,6 +292,7 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     for (int64_t j = 0; j < n_soft; j += 4) {
       vst1q_f32(probs.data() + j, vmulq_f32(vld1q_f32(probs.data() + j), vinv));
     }
+    if (a.values_f16) round_f16(probs.data(), n_soft, probs.data());
 
     acc.assign(static_cast<size_t>(slots) * static_cast<size_t>(hd), 0.0f);
     const int64_t n_entries = single_query ? n_padded : visible;

@@ -22,6 +22,9 @@ namespace {
 using avx2::BF16Elem;
 using avx2::F16Elem;
 using avx2::F32Elem;
+// F32 values that are F16 values (an F16 cache's decoded keys, a query rounded to F16): loaded as
+// F32, but summed in ggml_vec_dot_f16's order (vec_dot_rows: the tail in double).
+struct F16ValuedF32Elem : F32Elem {};
 
 // ggml_vec_dot_{f32,f16,bf16} of kRows rows with one activation row (interleaved for more
 // independent fma chains): 4 accumulators of W = 8 kKv lanes over chunks of 4W; accumulator
@@ -212,6 +215,27 @@ PARETO_AVX2_TARGET double softmax_numerators(float* probs, int64_t n_padded, con
   return sum;
 }
 
+// x rounded to F16 (nearest even) and back, n a multiple of 8.
+PARETO_AVX2_TARGET inline void round_f16(const float* x, int64_t n, float* y) {
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm256_storeu_ps(y + i, _mm256_cvtph_ps(h));
+  }
+}
+
+// One score K[j] . q as kernels_portable.cpp's attention_score<P>.
+template <int kKv>
+PARETO_AVX2_TARGET float attention_score(const AttentionArgs& a, bool single_query, const float* k,
+                                         const float* q) {
+  if (!a.keys_f16) return vec_dot<F32Elem, kKv>(k, q, a.head_dim);
+  if (!single_query && a.head_dim % (8 * kKv) == 0) {
+    float out[1][1];
+    tinyblas_tile<F32Elem, kKv, 1, 1>(&k, &q, a.head_dim, out);
+    return out[0][0];
+  }
+  return vec_dot<F16ValuedF32Elem, kKv>(k, q, a.head_dim);
+}
+
 // Attention as kernels_portable.cpp's attention_items<P> (see the order of operations there), with
 // the weighted value sum computed for 8 dims at once: acc [slots, head_dim] holds, per dim, the
 // lanes of the accumulators (slot = entry % slots), reduced per 8 dims at the end.
@@ -231,23 +255,30 @@ PARETO_AVX2_TARGET void attention_items(const AttentionArgs& a, int64_t begin, i
   // Per worker thread, reused: the dispatcher calls once per (KV head, token).
   thread_local std::vector<float> probs;
   thread_local std::vector<float> acc;
+  thread_local std::vector<float> q_f16;
   for (int64_t item = begin; item < end; ++item) {
     const int64_t t = item / a.n_heads;
     const int h = static_cast<int>(item % a.n_heads);
     const KvHeadView& kv = a.kv[static_cast<size_t>(h / group)];
     const float* q = a.q + item * hd;
+    if (a.keys_f16) {
+      q_f16.resize(static_cast<size_t>(hd));
+      round_f16(q, hd, q_f16.data());
+      q = q_f16.data();
+    }
     float* out = a.out + item * hd;
     const int32_t q_pos = a.q_positions[t];
     const int64_t n_padded = (kv.length + 4 * kW - 1) / (4 * kW) * (4 * kW);
     probs.assign(static_cast<size_t>(n_padded), 0.0f);
     // Entries after the last visible one are skipped, bit-exactly for finite values: see
-    // kernels_float_avx512.cpp's attention_items.
+    // kernels_float_avx512_attention.cpp's attention_items.
     const int visible = visible_end(kv, q_pos);
     const int64_t n_soft = std::min<int64_t>(n_padded, (visible + kW - 1) / kW * kW);
     float max = -INFINITY;
     for (int j = 0; j < visible; ++j) {
       if (kv.positions[j] > q_pos) continue;
-      const float s = vec_dot<F32Elem, kKv>(kv.keys + static_cast<int64_t>(j) * hd, q, hd);
+      const float s =
+          attention_score<kKv>(a, single_query, kv.keys + static_cast<int64_t>(j) * hd, q);
       probs[static_cast<size_t>(j)] = s * a.scale;
       max = std::max(max, probs[static_cast<size_t>(j)]);
     }
@@ -257,6 +288,7 @@ PARETO_AVX2_TARGET void attention_items(const AttentionArgs& a, int64_t begin, i
     for (int64_t j = 0; j < n_soft; j += 8) {
       _mm256_storeu_ps(probs.data() + j, _mm256_mul_ps(_mm256_loadu_ps(probs.data() + j), vinv));
     }
+    if (a.values_f16) round_f16(probs.data(), n_soft, probs.data());
 
     acc.assign(static_cast<size_t>(slots) * static_cast<size_t>(hd), 0.0f);
     const int64_t n_entries = single_query ? n_padded : visible;

@@ -153,6 +153,19 @@ float dot_f16_f32act(const uint8_t* w, const uint8_t* x, int64_t n) {
   return tinyblas_dot<P>(n, [&](int64_t i) { return std::pair{table[a[i]], b[i]}; });
 }
 
+// ggml_vec_dot_f16's order over n pairs load(i): the main loop of vec_dot_f32, the tail (n % 4W)
+// summed in double from the float products.
+template <class P, class Load>
+float vec_dot_f16_order(int64_t n, Load load) {
+  const int64_t np = n & ~int64_t{4 * P::kW - 1};
+  double sum = vec_dot_main<P>(np, load);
+  for (int64_t i = np; i < n; ++i) {
+    const auto [a, b] = load(i);
+    sum += static_cast<double>(a * b);
+  }
+  return static_cast<float>(sum);
+}
+
 // ggml_vec_dot_f16: the tail is summed in double.
 template <class P>
 float dot_f16_vec(const uint8_t* w, const uint8_t* x, int64_t n) {
@@ -210,14 +223,32 @@ void matmul_float_rows(const WeightView& w, const PreparedActivations& x, int64_
   }
 }
 
+float round_f16(float x) {
+  return f16_to_f32(f32_to_f16(x));
+}
+
+// One score K[j] . q (q already rounded to F16 when keys_f16), as ggml_compute_forward_mul_mat
+// computes kq = mul_mat(k, q): over an F32 cache ggml_vec_dot_f32 (the permuted queries are not
+// contiguous, so tinyBLAS never takes them); over an F16 cache the queries are converted to F16
+// into a contiguous buffer first, so a batch of 2+ tokens goes to tinyBLAS F16 x F16 when head_dim
+// is a multiple of W (n_kv, the row count, is padded to 256), everything else to ggml_vec_dot_f16.
+template <class P>
+float attention_score(const AttentionArgs& a, bool single_query, const float* k, const float* q) {
+  if (!a.keys_f16) return vec_dot_f32<P>(k, q, a.head_dim);
+  const auto load = [&](int64_t i) { return std::pair{k[i], q[i]}; };
+  if (!single_query && a.head_dim % P::kW == 0) return tinyblas_dot<P>(a.head_dim, load);
+  return vec_dot_f16_order<P>(a.head_dim, load);
+}
+
 // Attention as llama.cpp evaluates it without flash attention, per (token, head):
-//   scores = K q * scale: ggml_vec_dot_f32 (the permuted queries of a batch are not contiguous,
-//       and tinyBLAS never takes a single token)
+//   scores = K q * scale: attention_score (keys_f16: q rounded to F16 first)
 //   p = softmax(scores): exps through ggml's vector exp in chunks of W entries, each chunk's
-//       lane sum added to a double; then p *= (float)(1 / sum)
+//       lane sum added to a double; then p *= (float)(1 / sum); values_f16: p rounded to F16
 //   out[d] = sum_j p_j V[j, d]: for a batch tinyBLAS (W lanes of fma over the entries, then
 //       the horizontal sum); for a single token ggml_vec_dot_f32 over the KV view, which
-//       llama.cpp pads to a multiple of 256 entries (4 accumulators of W lanes over chunks of 4W)
+//       llama.cpp pads to a multiple of 256 entries (4 accumulators of W lanes over chunks of 4W;
+//       over an F16 cache tinyBLAS F16 x F16 / ggml_vec_dot_f16, the same orders: n_kv % 256 == 0
+//       leaves vec_dot_f16 no tail)
 // Cache entries are in cell order; chunks start at entry 0. Entries invisible to the query (later
 // positions) and padding get p = 0 and so add nothing (fma(v, 0, acc) == acc).
 template <class P>
@@ -227,11 +258,17 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
   const bool single_query = a.n_tokens == 1;
   // Per worker thread, reused: the dispatcher calls once per (KV head, token).
   thread_local std::vector<float> probs;
+  thread_local std::vector<float> q_f16;
   for (int64_t item = begin; item < end; ++item) {
     const int64_t t = item / a.n_heads;
     const int h = static_cast<int>(item % a.n_heads);
     const KvHeadView& kv = a.kv[static_cast<size_t>(h / group)];
     const float* q = a.q + item * a.head_dim;
+    if (a.keys_f16) {
+      q_f16.resize(static_cast<size_t>(a.head_dim));
+      for (int d = 0; d < a.head_dim; ++d) q_f16[static_cast<size_t>(d)] = round_f16(q[d]);
+      q = q_f16.data();
+    }
     float* out = a.out + item * a.head_dim;
     const int32_t q_pos = a.q_positions[t];
     // A multiple of 4W (so also of W): the padding adds exact zeros in either summation order.
@@ -241,7 +278,7 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     for (int j = 0; j < kv.length; ++j) {
       if (kv.positions[j] > q_pos) continue;
       const float* k = kv.keys + static_cast<int64_t>(j) * a.head_dim;
-      const float s = vec_dot_f32<P>(k, q, a.head_dim);
+      const float s = attention_score<P>(a, single_query, k, q);
       probs[static_cast<size_t>(j)] = s * a.scale;
       max = std::max(max, probs[static_cast<size_t>(j)]);
     }
@@ -258,6 +295,9 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     }
     const float inv_sum = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
     for (float& p : probs) p *= inv_sum;
+    if (a.values_f16) {
+      for (float& p : probs) p = round_f16(p);
+    }
     const auto value = [&](int64_t j, int d) {
       return j < kv.length ? kv.values[j * a.head_dim + d] : 0.0f;
     };

@@ -83,17 +83,28 @@ float dot_f32_bytes(const uint8_t* a, const uint8_t* b, int64_t n) {
   return dot_f32(reinterpret_cast<const float*>(a), reinterpret_cast<const float*>(b), n);
 }
 
+float round_f16(float x) {
+  return f16_to_f32(f32_to_f16(x));
+}
+
 // Two passes per (token, head), in llama.cpp's order: scores, max, exp with a double sum,
-// normalize, then the probability-weighted sum of values.
+// normalize, then the probability-weighted sum of values. keys_f16 / values_f16: the query and
+// the normalized softmax row rounded to F16, as llama.cpp over an F16 cache (the sums in order).
 void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
   const int group = a.n_heads / a.n_kv_heads;
   // Per worker thread, reused: the dispatcher calls once per (KV head, token).
   thread_local std::vector<float> probs;
+  thread_local std::vector<float> q_f16;
   for (int64_t item = begin; item < end; ++item) {
     const int64_t t = item / a.n_heads;
     const int h = static_cast<int>(item % a.n_heads);
     const KvHeadView& kv = a.kv[static_cast<size_t>(h / group)];
     const float* q = a.q + item * a.head_dim;
+    if (a.keys_f16) {
+      q_f16.resize(static_cast<size_t>(a.head_dim));
+      for (int d = 0; d < a.head_dim; ++d) q_f16[static_cast<size_t>(d)] = round_f16(q[d]);
+      q = q_f16.data();
+    }
     float* out = a.out + item * a.head_dim;
     const int32_t q_pos = a.q_positions[t];
     probs.assign(static_cast<size_t>(kv.length), 0.0f);
@@ -109,7 +120,10 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
       sum += probs[j];
     }
     const float inv_sum = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
-    for (int j = 0; j < kv.length; ++j) probs[j] *= inv_sum;
+    for (int j = 0; j < kv.length; ++j) {
+      probs[j] *= inv_sum;
+      if (a.values_f16) probs[j] = round_f16(probs[j]);
+    }
     for (int d = 0; d < a.head_dim; ++d) {
       float acc = 0.0f;
       for (int j = 0; j < kv.length; ++j) {

@@ -6,6 +6,9 @@
 // uses -ffp-contract=off, so a multiply and an add are fused only where an fma intrinsic says so.
 #pragma once
 
+#include <cstdint>
+#include <type_traits>
+
 #include "kernels/simd_avx2.h"
 
 #if defined(PARETO_HAVE_AVX2_KERNELS)
@@ -46,6 +49,9 @@ struct F32Elem {
   PARETO_AVX512_TARGET static __m512 load(const float* p) { return _mm512_loadu_ps(p); }
   PARETO_AVX512_TARGET static float scalar(float v) { return v; }
 };
+// F32 values that are F16 values (an F16 cache's decoded keys, a query rounded to F16): loaded as
+// F32, summed in ggml_vec_dot_f16's order (vec_dot_rows: the tail in double).
+struct F16ValuedF32Elem : F32Elem {};
 struct F16Elem {
   using T = uint16_t;
   PARETO_AVX512_TARGET static __m512 load(const uint16_t* p) {
@@ -153,6 +159,55 @@ PARETO_AVX512_TARGET inline __m512 silu16(__m512 x) {
   const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
   return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
+
+PARETO_AVX512_WARNINGS_PUSH
+// ggml_vec_dot_{f32,f16,bf16} of kRows weight rows a with one f32 activation row b: 4
+// accumulators of 16 lanes over chunks of 64; GGML_F32x16_REDUCE; the tail in float with separate
+// multiply and add (F32) or in double (F16/BF16, F16ValuedF32Elem). Used by the matmuls
+// (kernels_float_avx512.cpp) and the attention scores (kernels_float_avx512_attention.cpp).
+template <class E, int kRows>
+PARETO_AVX512_TARGET static void vec_dot_rows(const typename E::T* const* a, const float* b,
+                                              int64_t n, float* out) {
+  const int64_t np = n & ~int64_t{63};
+  __m512 acc[kRows][4];
+  for (auto& row : acc) {
+    for (auto& v : row) v = _mm512_setzero_ps();
+  }
+  for (int64_t i = 0; i < np; i += 64) {
+    // The same elements of the next kRows rows (the next group, when rows are consecutive), so
+    // that they arrive by the time this group is done: +15% decode bandwidth measured here. The
+    // address may lie past the matrix (a prefetch never faults), hence integer arithmetic.
+    for (int m = 0; m < kRows; ++m) {
+      const uintptr_t next = reinterpret_cast<uintptr_t>(a[m] + i) + kRows * n * sizeof(*a[m]);
+      for (uintptr_t line = 0; line < 64 * sizeof(*a[m]); line += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(next + line), _MM_HINT_T0);
+      }
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      const __m512 bv = _mm512_loadu_ps(b + i + 16 * k);
+#pragma GCC unroll 8
+      for (int m = 0; m < kRows; ++m) {
+        acc[m][k] = _mm512_fmadd_ps(E::load(a[m] + i + 16 * k), bv, acc[m][k]);
+      }
+    }
+  }
+  for (int m = 0; m < kRows; ++m) {
+    const float main_sum = reduce4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]);
+    if constexpr (std::is_same_v<E, F32Elem>) {
+      float sum = main_sum;
+      for (int64_t i = np; i < n; ++i) sum += a[m][i] * b[i];
+      out[m] = sum;
+    } else {
+      double sum = main_sum;
+      for (int64_t i = np; i < n; ++i) {
+        sum += static_cast<double>(E::scalar(a[m][i]) * b[i]);
+      }
+      out[m] = static_cast<float>(sum);
+    }
+  }
+}
+PARETO_AVX512_WARNINGS_POP
 
 }  // namespace pareto::kernels::avx512
 

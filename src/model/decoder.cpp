@@ -135,6 +135,9 @@ void DecoderModel::attend(int layer, const BatchRun& run, kv::KvCache& cache, Fo
   args.head_dim = c.head_dim;
   args.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   args.kv = views;
+  // Over an F16 cache llama.cpp rounds the queries and the softmax row to F16 (attention.h).
+  args.keys_f16 = cache.pool().options().key_type == kv::KvType::kF16;
+  args.values_f16 = cache.pool().options().value_type == kv::KvType::kF16;
   const auto attend_rows = [&](int64_t row, int64_t count) {
     args.q = ws.q.data() + row * q_dim;
     args.q_positions = ws.positions.data() + row;

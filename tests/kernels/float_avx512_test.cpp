@@ -1,7 +1,8 @@
-// The native AVX-512 float kernels (kernels_float_avx512.cpp, simd_avx512.h) against the lane
-// loops of llama.cpp's AVX-512 order (portable_avx512_lanes_kernel_set, ggml_math.h): identical
-// bit for bit on odd shapes (row counts and token counts that are not multiples of the register
-// tiles, rows split into odd work items, vec_dot tails, GQA attention with masked entries).
+// The native AVX-512 float kernels (kernels_float_avx512.cpp, kernels_float_avx512_attention.cpp,
+// simd_avx512.h) against the lane loops of llama.cpp's AVX-512 order
+// (portable_avx512_lanes_kernel_set, ggml_math.h): identical bit for bit on odd shapes (row counts
+// and token counts that are not multiples of the register tiles, rows split into odd work items,
+// vec_dot tails, GQA attention with masked entries).
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -129,13 +130,18 @@ TEST(FloatAvx512, AttentionEqualsLaneLoopsBitForBit) {
   };
   for (const AttentionAlgorithm algo : kAttentionAlgorithms) {
     for (const AttentionShape& s : shapes) {
-      const std::vector<float> want = run_attention(s, portable_avx512_lanes_kernel_set(), 0, algo);
-      // Two work items split at an odd item.
-      const std::vector<float> got = run_attention(s, portable_avx512_native_kernel_set(),
-                                                   int64_t{s.n_tokens} * s.n_heads / 2 + 1, algo);
-      EXPECT_EQ(bits(got), bits(want))
-          << attention_algorithm_name(algo) << " heads " << s.n_heads << "/" << s.n_kv_heads
-          << " dim " << s.head_dim << " kv " << s.n_kv << " tokens " << s.n_tokens;
+      for (const AttentionFlags f : kAttentionFlags) {
+        const std::vector<float> want =
+            run_attention(s, portable_avx512_lanes_kernel_set(), 0, algo, f);
+        // Two work items split at an odd item.
+        const std::vector<float> got =
+            run_attention(s, portable_avx512_native_kernel_set(),
+                          int64_t{s.n_tokens} * s.n_heads / 2 + 1, algo, f);
+        EXPECT_EQ(bits(got), bits(want))
+            << attention_algorithm_name(algo) << " heads " << s.n_heads << "/" << s.n_kv_heads
+            << " dim " << s.head_dim << " kv " << s.n_kv << " tokens " << s.n_tokens << " keys_f16 "
+            << f.keys_f16 << " values_f16 " << f.values_f16;
+      }
     }
   }
 }

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "base/half.h"
 #include "kernels/attention.h"
 #include "kernels/kernel_set.h"
 #include "kernels/quant.h"
@@ -58,17 +59,33 @@ struct AttentionShape {
   int n_heads, n_kv_heads, head_dim, n_kv, n_tokens;
 };
 
+// AttentionArgs::keys_f16 / values_f16 (an F16 cache's arithmetic).
+struct AttentionFlags {
+  bool keys_f16 = false;
+  bool values_f16 = false;
+};
+inline constexpr AttentionFlags kAttentionFlags[] = {
+    {false, false}, {true, false}, {false, true}, {true, true}};
+
+inline std::vector<float> rounded_to_f16(std::vector<float> v) {
+  for (float& x : v) x = f16_to_f32(f32_to_f16(x));
+  return v;
+}
+
 // The outputs [n_tokens, n_heads, head_dim] of `set`'s attention on fixed random inputs for `s`
 // (the same for every set), computed as two work ranges [0, split) and [split, n_items).
-// KV head 1 stores its entries out of position order, so masking must use the positions.
+// KV head 1 stores its entries out of position order, so masking must use the positions. With
+// keys_f16 / values_f16 the keys / values are F16 values, as an F16 cache decodes them.
 inline std::vector<float> run_attention(
     const AttentionShape& s, const KernelSet& set, int64_t split = 0,
-    AttentionAlgorithm algorithm = AttentionAlgorithm::kSoftmaxRows) {
+    AttentionAlgorithm algorithm = AttentionAlgorithm::kSoftmaxRows, AttentionFlags flags = {}) {
   std::vector<std::vector<float>> keys, values;
   std::vector<std::vector<int32_t>> positions;
   for (int h = 0; h < s.n_kv_heads; ++h) {
     keys.push_back(random_values(int64_t{s.n_kv} * s.head_dim, 30 + h, 2.0f));
     values.push_back(random_values(int64_t{s.n_kv} * s.head_dim, 40 + h));
+    if (flags.keys_f16) keys.back() = rounded_to_f16(keys.back());
+    if (flags.values_f16) values.back() = rounded_to_f16(values.back());
     std::vector<int32_t> p(static_cast<size_t>(s.n_kv));
     for (int j = 0; j < s.n_kv; ++j) p[j] = h == 1 ? (j * 7) % s.n_kv : j;
     positions.push_back(p);
@@ -92,6 +109,8 @@ inline std::vector<float> run_attention(
   args.head_dim = s.head_dim;
   args.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
   args.kv = kv;
+  args.keys_f16 = flags.keys_f16;
+  args.values_f16 = flags.values_f16;
   std::vector<float> out(q.size(), NAN);
   args.out = out.data();
   const int64_t n_items = int64_t{s.n_tokens} * s.n_heads;

@@ -100,12 +100,14 @@ TEST(FloatSimd, AttentionEqualsLaneLoopsBitForBit) {
   for (const AttentionAlgorithm algo : kAttentionAlgorithms) {
     for (const Profile& profile : kProfiles) {
       for (const AttentionShape& s : shapes) {
-        const std::vector<float> want = run_attention(s, profile.lanes(), 0, algo);
-        const std::vector<float> got = run_attention(s, profile.simd(), 0, algo);
-        EXPECT_EQ(bits(got), bits(want))
-            << attention_algorithm_name(algo) << " " << profile.name << " heads " << s.n_heads
-            << "/" << s.n_kv_heads << " dim " << s.head_dim << " kv " << s.n_kv << " tokens "
-            << s.n_tokens;
+        for (const AttentionFlags f : kAttentionFlags) {
+          const std::vector<float> want = run_attention(s, profile.lanes(), 0, algo, f);
+          const std::vector<float> got = run_attention(s, profile.simd(), 0, algo, f);
+          EXPECT_EQ(bits(got), bits(want))
+              << attention_algorithm_name(algo) << " " << profile.name << " heads " << s.n_heads
+              << "/" << s.n_kv_heads << " dim " << s.head_dim << " kv " << s.n_kv << " tokens "
+              << s.n_tokens << " keys_f16 " << f.keys_f16 << " values_f16 " << f.values_f16;
+        }
       }
     }
   }
