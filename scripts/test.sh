@@ -21,8 +21,14 @@ echo "== sanitizer build (ASan + UBSan, libFuzzer) =="
 CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPARETO_SANITIZE=ON -DPARETO_FUZZ=ON > build-asan.configure.log
 cmake --build build-asan -j"$JOBS"
+# The negative controls (every other kernel order, or an F32 cache, must fail each llama.cpp
+# reference) run in the Release build only: they re-run whole models in other orders to show the
+# references discriminate, which says nothing about memory safety, and under ASan they took about
+# 2 of CI's 20 minutes (231 s of 436 s of ASan test time, run 2 at a time). Every positive
+# differential test still runs here.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$JOBS"
+  ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$JOBS" \
+  -E 'OtherOrdersFail|OracleControls|F16KvControls'
 
 echo "== Release build =="
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > build.configure.log
