@@ -26,26 +26,6 @@ struct Engine::StepLock {
 
 namespace {
 
-StopReason public_reason(engine::StopReason r) {
-  switch (r) {
-    case engine::StopReason::kMaxTokens:
-      return StopReason::kMaxTokens;
-    case engine::StopReason::kEndOfGeneration:
-      return StopReason::kEndOfGeneration;
-    case engine::StopReason::kStopString:
-      return StopReason::kStopString;
-    case engine::StopReason::kContextFull:
-      return StopReason::kContextFull;
-    case engine::StopReason::kCallback:
-      return StopReason::kCallback;
-    case engine::StopReason::kCancelled:
-      return StopReason::kCancelled;
-    case engine::StopReason::kError:
-      return StopReason::kError;
-  }
-  return StopReason::kError;
-}
-
 Result<Generation> to_generation(const engine::RequestResult& r) {
   if (r.error) return tl::unexpected<Error>(*r.error);
   Generation g;
@@ -53,7 +33,7 @@ Result<Generation> to_generation(const engine::RequestResult& r) {
   g.prompt_tokens = r.prompt_tokens;
   g.tokens = r.tokens;
   g.text = r.text;
-  g.stop_reason = public_reason(r.stop_reason);
+  g.stop_reason = r.stop_reason;
   g.stats.prompt_tokens = static_cast<int>(r.prompt_tokens.size());
   g.stats.prompt_seconds = r.prompt_seconds;
   g.stats.generated_tokens = static_cast<int>(r.tokens.size());

@@ -31,26 +31,6 @@ size_t held_suffix(std::string_view text, const std::vector<std::string>& stops)
 
 }  // namespace
 
-std::string_view stop_reason_name(StopReason reason) {
-  switch (reason) {
-    case StopReason::kMaxTokens:
-      return "max_tokens";
-    case StopReason::kEndOfGeneration:
-      return "end_of_generation";
-    case StopReason::kStopString:
-      return "stop_string";
-    case StopReason::kContextFull:
-      return "context_full";
-    case StopReason::kCallback:
-      return "callback";
-    case StopReason::kCancelled:
-      return "cancelled";
-    case StopReason::kError:
-      return "error";
-  }
-  return "error";
-}
-
 struct Scheduler::Sequence {
   Sequence(uint64_t request_id, const tokenizer::Tokenizer& tok) : id(request_id), decoder(tok) {}
   uint64_t id;

@@ -30,20 +30,14 @@
 #include "decoding/strategy.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
+#include "pareto/pareto.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pareto::engine {
 
-enum class StopReason {
-  kMaxTokens,
-  kEndOfGeneration,
-  kStopString,
-  kContextFull,
-  kCallback,   // the token callback returned false
-  kCancelled,  // cancel()
-  kError,      // see RequestResult::error
-};
-std::string_view stop_reason_name(StopReason reason);
+// Why a request ended: the public enum (include/pareto/pareto.h), one definition for both sides.
+using ::pareto::stop_reason_name;
+using ::pareto::StopReason;
 
 struct RequestParams {
   sampling::SamplingParams sampling;

@@ -168,8 +168,7 @@ void DecoderModel::attend(int layer, const BatchRun& run, kv::KvCache& cache, Fo
     ws.chain.clear();
     for (int64_t j = run.begin + i; j != kTreeRoot;) {
       ws.chain.push_back(static_cast<int32_t>(j - run.begin));
-      const int32_t parent = ws.parents[static_cast<size_t>(j)];
-      j = parent == kTreeRoot ? kTreeRoot : parent;
+      j = ws.parents[static_cast<size_t>(j)];  // kTreeRoot ends the walk
     }
     std::reverse(ws.chain.begin(), ws.chain.end());
     for (int g = 0; g < c.n_kv_heads; ++g) {
