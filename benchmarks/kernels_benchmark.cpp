@@ -258,7 +258,7 @@ void register_all() {
                               TensorType::Q6_K};
   for (const TensorType type : types) {
     for (const Shape& s : shapes) {
-      for (const int64_t tokens : {1, 16, 64}) {
+      for (const int64_t tokens : {1, 8, 16, 64}) {
         for (const KernelPath path : paths) {
           const std::string name = "matmul/" + std::string(pareto::type_name(type)) + "/" +
                                    std::to_string(s.rows) + "x" + std::to_string(s.cols) + "/t" +

@@ -75,4 +75,11 @@ std::string_view attention_algorithm_name(AttentionAlgorithm algorithm);
 void attention(const AttentionArgs& args, ThreadPool& pool, KernelPath path,
                AttentionAlgorithm algorithm = AttentionAlgorithm::kSoftmaxRows);
 
+// The part of attention() that reads KV head `kv_head`: every token's query heads of that group,
+// on the calling thread. The same items in the same arithmetic as attention() (bit for bit), for
+// callers that spread the heads of many sequences over the pool in one dispatch. Only
+// args.kv[kv_head] is read.
+void attention_kv_head(const AttentionArgs& args, int kv_head, KernelPath path,
+                       AttentionAlgorithm algorithm = AttentionAlgorithm::kSoftmaxRows);
+
 }  // namespace pareto::kernels

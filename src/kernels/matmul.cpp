@@ -319,4 +319,23 @@ void attention(const AttentionArgs& args, ThreadPool& pool, KernelPath path,
   });
 }
 
+void attention_kv_head(const AttentionArgs& args, int kv_head, KernelPath path,
+                       AttentionAlgorithm algorithm) {
+  PARETO_CHECK(args.n_kv_heads > 0 && args.n_heads % args.n_kv_heads == 0);
+  PARETO_CHECK(static_cast<int>(args.kv.size()) == args.n_kv_heads);
+  PARETO_CHECK(kv_head >= 0 && kv_head < args.n_kv_heads);
+  const KernelSet& set = kernel_set(path);
+  const int64_t group = args.n_heads / args.n_kv_heads;
+  if (algorithm == AttentionAlgorithm::kOnlineSoftmax) {
+    // Items numbered KV head first (attention_online.h): this head's are one range.
+    const int64_t per_kv_head = int64_t{args.n_tokens} * group;
+    set.attention_online(args, kv_head * per_kv_head, (kv_head + 1) * per_kv_head);
+    return;
+  }
+  for (int64_t t = 0; t < args.n_tokens; ++t) {
+    const int64_t first = t * args.n_heads + kv_head * group;
+    set.attention(args, first, first + group);
+  }
+}
+
 }  // namespace pareto::kernels

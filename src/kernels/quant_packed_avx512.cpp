@@ -205,6 +205,106 @@ void q8_group(const uint8_t* qs, const uint16_t* d, int64_t n_blocks, const Toke
   }
 }
 
+// q8_group over blocks [b0, b1) only, for small batches (few decode tokens): the accumulators
+// start from `state` ([NT][8][16] floats; zero when b0 == 0) and return to it, or, at the last
+// block, are summed into tt.y as q8_group does. The same operations per lane in the same block
+// order as q8_group, so the same bits. Calling every token tile on one span of blocks before the
+// next span keeps the span's weights in L1 for the later tiles and spreads the first tile's
+// memory reads over all the tokens' arithmetic (one tile per whole group leaves the weight
+// stream waiting on memory for a third of the work, then computes from cache).
+template <int NT>
+void q8_group_span(const uint8_t* qs, const uint16_t* d, int64_t b0, int64_t b1, int64_t n_blocks,
+                   const TokenTile& tt, float* state) {
+  __m512 acc[NT][8];
+  PARETO_UNROLL
+  for (int k = 0; k < NT; ++k) {
+    PARETO_UNROLL
+    for (int g = 0; g < 8; ++g) {
+      acc[k][g] = b0 == 0 ? _mm512_setzero_ps() : _mm512_load_ps(state + (8 * k + g) * 16);
+    }
+  }
+  for (int64_t b = b0; b < b1; ++b) {
+    const __m512 dw =
+        _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d + b * kPackRows)));
+    __m512 dk[NT];
+    PARETO_UNROLL
+    for (int k = 0; k < NT; ++k) dk[k] = _mm512_mul_ps(dw, _mm512_set1_ps(tt.dx[k][b]));
+    if ((b & 1) == 0) prefetch(d + (b + kPrefetchBytes / (8 * packed::kVecBytes)) * kPackRows, 1);
+    PARETO_UNROLL
+    for (int g = 0; g < 8; ++g) {
+      prefetch(qs + (8 * b + g) * packed::kVecBytes + kPrefetchBytes, 1);
+      const __m512i w = _mm512_load_si512(qs + (8 * b + g) * packed::kVecBytes);
+      PARETO_UNROLL
+      for (int k = 0; k < NT; ++k) {
+        const __m512i lane = _mm512_dpbusd_epi32(_mm512_set1_epi32(tt.corr[k][8 * b + g]), w,
+                                                 act_group(tt.x[k], b, g));
+        acc[k][g] = _mm512_fmadd_ps(dk[k], _mm512_cvtepi32_ps(lane), acc[k][g]);
+      }
+    }
+  }
+  if (b1 < n_blocks) {
+    PARETO_UNROLL
+    for (int k = 0; k < NT; ++k) {
+      PARETO_UNROLL
+      for (int g = 0; g < 8; ++g) _mm512_store_ps(state + (8 * k + g) * 16, acc[k][g]);
+    }
+    return;
+  }
+  // ggml::hsum8 per row, as q8_group.
+  PARETO_UNROLL
+  for (int k = 0; k < NT; ++k) {
+    const __m512 s0 = _mm512_add_ps(acc[k][0], acc[k][4]);
+    const __m512 s1 = _mm512_add_ps(acc[k][1], acc[k][5]);
+    const __m512 s2 = _mm512_add_ps(acc[k][2], acc[k][6]);
+    const __m512 s3 = _mm512_add_ps(acc[k][3], acc[k][7]);
+    _mm512_storeu_ps(tt.y[k], _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3)));
+  }
+}
+
+using SpanFn = void (*)(const uint8_t*, const uint16_t*, int64_t, int64_t, int64_t,
+                        const TokenTile&, float*);
+
+// Small Q8_0 batches (lanes order): per group, spans of kQ8SpanBlocks blocks, every token tile
+// over a span before the next (q8_group_span).
+constexpr int64_t kQ8SmallBatch = 16;  // tokens: at most this many take the span path
+constexpr int64_t kQ8SpanBlocks = 16;  // 8 KiB of weights per span
+
+void q8_small_batch_groups(const uint8_t* packed_w, int64_t group_bytes, int64_t qs_bytes,
+                           int64_t n_blocks, int64_t rows, const PreparedActivations& x,
+                           const PackedActTerms& terms, int64_t g_begin, int64_t g_end, float* y) {
+  constexpr int kQ8Tokenss = kQ8SmallBatch;
+  constexpr SpanFn fns[] = {q8_group_span<1>, q8_group_span<2>, q8_group_span<3>};
+  static_assert(kQ8Tokens == 3);
+  alignas(64) float state[kQ8Tokenss][kQ8Tokens * 8 * 16];
+  TokenTile tiles[kQ8Tokenss];
+  int counts[kQ8Tokenss];
+  const int n_tiles = static_cast<int>((x.n_tokens + kQ8Tokens - 1) / kQ8Tokens);
+  for (int i = 0; i < n_tiles; ++i) {
+    const int64_t t0 = int64_t{i} * kQ8Tokens;
+    counts[i] = static_cast<int>(std::min<int64_t>(kQ8Tokens, x.n_tokens - t0));
+    for (int k = 0; k < counts[i]; ++k) {
+      tiles[i].x[k] = x.row(t0 + k);
+      tiles[i].dx[k] = terms.dx.data() + (t0 + k) * n_blocks;
+      tiles[i].corr[k] = terms.corr.data() + (t0 + k) * n_blocks * 8;
+    }
+  }
+  for (int64_t g = g_begin; g < g_end; ++g) {
+    const uint8_t* qs = packed_w + g * group_bytes;
+    const auto* d = reinterpret_cast<const uint16_t*>(qs + qs_bytes);
+    for (int i = 0; i < n_tiles; ++i) {
+      for (int k = 0; k < counts[i]; ++k) {
+        tiles[i].y[k] = y + (int64_t{i} * kQ8Tokens + k) * rows + g * kPackRows;
+      }
+    }
+    for (int64_t b0 = 0; b0 < n_blocks; b0 += kQ8SpanBlocks) {
+      const int64_t b1 = std::min(n_blocks, b0 + kQ8SpanBlocks);
+      for (int i = 0; i < n_tiles; ++i) {
+        fns[counts[i] - 1](qs, d, b0, b1, n_blocks, tiles[i], state[i]);
+      }
+    }
+  }
+}
+
 // Decode (one token): G consecutive groups interleaved block by block, so that each thread keeps
 // G weight streams in flight (one stream per core leaves memory bandwidth unused) and the
 // activation broadcasts serve all G groups. Per row the same operations as block_order_group /
@@ -331,6 +431,10 @@ void matmul_groups_avx512(const WeightView& w, const PreparedActivations& x,
         block_order_groups_decode<false, kDecodeGroups>(qs, group_bytes, qs_bytes, n_blocks, tt);
       }
     }
+  }
+  if (q8 && x.n_tokens > 1 && x.n_tokens <= kQ8SmallBatch) {
+    return q8_small_batch_groups(w.packed, group_bytes, qs_bytes, n_blocks, w.rows, x, terms,
+                                 g_begin, g_end, y);
   }
   // Token blocks outermost: a block's activation rows (~512 KiB) stay in L2 while every group of
   // the range passes over them; otherwise long prompts stream all activations from L3 per group.

@@ -162,13 +162,13 @@ void KvCache::gather_range(int layer, int head, int begin, int end, float* keys,
     const KvPool::PageId p = s.pages[static_cast<size_t>(j / e)];
     const int first = j % e;
     const int last = std::min(e, first + (end - j));
-    const int32_t* pos = pool_->positions(p);
-    for (int at = first; at < last; ++at, ++j) {
-      const auto out = static_cast<size_t>(j - begin);
-      kv_decode(o.key_type, pool_->key(p, at), keys + out * hd, o.head_dim);
-      kv_decode(o.value_type, pool_->value(p, at), values + out * hd, o.head_dim);
-      positions[out] = pos[at];
-    }
+    // A page's entries are consecutive whole rows (quantized ones whole blocks): one call each.
+    const auto out = static_cast<size_t>(j - begin);
+    const int count = last - first;
+    kv_decode(o.key_type, pool_->key(p, first), keys + out * hd, count * o.head_dim);
+    kv_decode(o.value_type, pool_->value(p, first), values + out * hd, count * o.head_dim);
+    std::copy_n(pool_->positions(p) + first, count, positions + out);
+    j += count;
   }
 }
 

@@ -31,6 +31,27 @@ __attribute__((target("avx,f16c"))) void f16_to_f32_f16c(const uint8_t* src, flo
   }
 }
 
+// The same, 16 at a time (a page of entries per call: worth the wider form).
+// GCC 12 flags the _mm512_undefined_ps() pass-through inside _mm512_cvtph_ps.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f,avx,f16c"))) void f16_to_f32_avx512(const uint8_t* src, float* dst,
+                                                                   int n) {
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * i));
+    _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(h));
+  }
+  f16_to_f32_f16c(src + 2 * i, dst + i, n - i);
+}
+#pragma GCC diagnostic pop
+
+bool has_avx512f() {
+  static const bool supported = __builtin_cpu_supports("avx512f");
+  return supported;
+}
+
 __attribute__((target("avx,f16c"))) void f32_to_f16_f16c(const float* src, uint8_t* dst, int n) {
   int i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -133,7 +154,10 @@ void kv_decode(KvType type, const uint8_t* src, float* dst, int head_dim) {
     return;
   }
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (type == KvType::kF16 && has_f16c()) return f16_to_f32_f16c(src, dst, head_dim);
+  if (type == KvType::kF16 && has_f16c()) {
+    return has_avx512f() ? f16_to_f32_avx512(src, dst, head_dim)
+                         : f16_to_f32_f16c(src, dst, head_dim);
+  }
 #endif
   kernels::dequantize_row(tensor_type(type), src, dst, head_dim);
 }

@@ -29,7 +29,8 @@ Status check_kv_type(KvType type, int head_dim);
 size_t kv_entry_bytes(KvType type, int head_dim);
 // Encodes head_dim floats (f16: round to nearest even; q8_0/q4_0: ggml's reference rules).
 void kv_encode(KvType type, const float* src, uint8_t* dst, int head_dim);
-// Decodes an entry back to head_dim floats.
+// Decodes an entry back to head_dim floats. Also decodes n consecutive entries at once
+// (head_dim = n * the entry's head_dim): entries are whole blocks, stored back to back.
 void kv_decode(KvType type, const uint8_t* src, float* dst, int head_dim);
 
 }  // namespace pareto::kv

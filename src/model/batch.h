@@ -49,6 +49,15 @@ struct ForwardWorkspace {
   std::vector<size_t> head_first;          // [n_kv_heads]: head g's first gathered entry
   std::vector<BatchRun> runs;
   std::vector<uint8_t> seen;  // [n caches]
+  // Short causal runs attended in one dispatch (decoder.cpp): their indices into `runs`, and per
+  // pool thread the one (sequence, KV head) it has gathered.
+  std::vector<int32_t> short_runs;
+  struct HeadScratch {
+    AlignedVector<float> keys, values;
+    std::vector<int32_t> positions;
+    std::vector<kernels::KvHeadView> views;  // [n_kv_heads], only the unit's head set
+  };
+  std::vector<HeadScratch> head_scratch;  // [pool threads]
 };
 
 }  // namespace pareto::model

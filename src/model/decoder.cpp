@@ -94,7 +94,74 @@ Status validate_batch(const ModelConfig& c, std::span<const BatchEntry> batch,
   return ok();
 }
 
+// Causal runs of at most this many new entries (decode steps, short drafts) are attended
+// together, one pool dispatch for all of them (attend_short_runs); longer ones (prompt chunks)
+// one run at a time, their (KV head, token) items spread over the pool.
+constexpr int64_t kShortRun = 16;
+
+// Attention args of one run of the batch over `views` ([n_kv_heads]).
+kernels::AttentionArgs run_args(const ModelConfig& c, const kv::KvCache& cache,
+                                std::span<const kernels::KvHeadView> views) {
+  kernels::AttentionArgs args;
+  args.n_heads = c.n_heads;
+  args.n_kv_heads = c.n_kv_heads;
+  args.head_dim = c.head_dim;
+  args.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  args.kv = views;
+  // Over an F16 cache llama.cpp rounds the queries and the softmax row to F16 (attention.h).
+  args.keys_f16 = cache.pool().options().key_type == kv::KvType::kF16;
+  args.values_f16 = cache.pool().options().value_type == kv::KvType::kF16;
+  return args;
+}
+
 }  // namespace
+
+// Every short causal run's attention in one dispatch over units (run, KV head): a unit decodes
+// its sequence's entries of that head into its thread's scratch and attends its queries to them
+// at once (while they are in cache). The same kernel calls as attend() per run: bit-identical.
+void DecoderModel::attend_short_runs(int layer, std::span<kv::KvCache* const> caches,
+                                     ForwardWorkspace& ws, ThreadPool& pool,
+                                     kernels::KernelPath path,
+                                     const ForwardOptions& options) const {
+  const ModelConfig& c = config_;
+  const auto hd = static_cast<size_t>(c.head_dim);
+  const int64_t q_dim = int64_t{c.n_heads} * c.head_dim;
+  const auto n_heads_kv = static_cast<size_t>(c.n_kv_heads);
+  if (ws.head_scratch.size() < static_cast<size_t>(pool.size())) {
+    ws.head_scratch.resize(static_cast<size_t>(pool.size()));
+  }
+  const size_t n_units = ws.short_runs.size() * n_heads_kv;
+  pool.parallel_for_dynamic(n_units, 1, [&](size_t begin, size_t end, int thread) {
+    ForwardWorkspace::HeadScratch& scratch = ws.head_scratch[static_cast<size_t>(thread)];
+    std::vector<kernels::KvHeadView>& views = scratch.views;
+    views.assign(n_heads_kv, kernels::KvHeadView{});
+    for (size_t unit = begin; unit < end; ++unit) {
+      const BatchRun& run = ws.runs[static_cast<size_t>(ws.short_runs[unit / n_heads_kv])];
+      const int g = static_cast<int>(unit % n_heads_kv);
+      const kv::KvCache& cache = *caches[run.seq];
+      const int len = cache.length(layer, g);
+      grow(scratch.keys, static_cast<size_t>(len) * hd);
+      grow(scratch.values, static_cast<size_t>(len) * hd);
+      grow(scratch.positions, static_cast<size_t>(len));
+      cache.gather(layer, g, scratch.keys.data(), scratch.values.data(), scratch.positions.data());
+      views[static_cast<size_t>(g)] = {scratch.keys.data(), scratch.values.data(),
+                                       scratch.positions.data(), len};
+      kernels::AttentionArgs args = run_args(c, cache, views);
+      const auto attend_rows = [&](int64_t row, int64_t count) {
+        args.q = ws.q.data() + row * q_dim;
+        args.q_positions = ws.positions.data() + row;
+        args.n_tokens = static_cast<int>(count);
+        args.out = ws.attn.data() + row * q_dim;
+        kernels::attention_kv_head(args, g, path, options.attention);
+      };
+      if (!options.batch_invariant) {
+        attend_rows(run.begin, run.end - run.begin);
+      } else {
+        for (int64_t t = run.begin; t < run.end; ++t) attend_rows(t, 1);  // as in decode
+      }
+    }
+  });
+}
 
 void DecoderModel::attend(int layer, const BatchRun& run, kv::KvCache& cache, ForwardWorkspace& ws,
                           ThreadPool& pool, kernels::KernelPath path,
@@ -129,15 +196,7 @@ void DecoderModel::attend(int layer, const BatchRun& run, kv::KvCache& cache, Fo
                    ws.kv_values.data() + at * hd, ws.kv_positions.data() + at);
     }
   });
-  kernels::AttentionArgs args;
-  args.n_heads = c.n_heads;
-  args.n_kv_heads = c.n_kv_heads;
-  args.head_dim = c.head_dim;
-  args.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  args.kv = views;
-  // Over an F16 cache llama.cpp rounds the queries and the softmax row to F16 (attention.h).
-  args.keys_f16 = cache.pool().options().key_type == kv::KvType::kF16;
-  args.values_f16 = cache.pool().options().value_type == kv::KvType::kF16;
+  kernels::AttentionArgs args = run_args(c, cache, views);
   const auto attend_rows = [&](int64_t row, int64_t count) {
     args.q = ws.q.data() + row * q_dim;
     args.q_positions = ws.positions.data() + row;
@@ -227,6 +286,12 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
     ws.parents[i] = batch[i].parent;
     if (batch[i].logits) ws.out_rows.push_back(static_cast<int32_t>(i));
   }
+  ws.short_runs.clear();
+  for (size_t r = 0; r < runs.size(); ++r) {
+    if (!runs[r].tree && runs[r].end - runs[r].begin <= kShortRun) {
+      ws.short_runs.push_back(static_cast<int32_t>(r));
+    }
+  }
   float* x = ws.x.data();
   float* h = ws.h.data();
   float* proj = ws.proj.data();
@@ -254,7 +319,12 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
         cache.append(l, g, ws.positions[t], ws.k.data() + off, ws.v.data() + off);
       }
     }
-    for (const BatchRun& run : runs) attend(l, run, *caches[run.seq], ws, pool, path, options);
+    if (!ws.short_runs.empty()) attend_short_runs(l, caches, ws, pool, path, options);
+    for (const BatchRun& run : runs) {
+      if (run.tree || run.end - run.begin > kShortRun) {
+        attend(l, run, *caches[run.seq], ws, pool, path, options);
+      }
+    }
 
     // After the last layer's attention only the rows whose logits are wanted matter; llama.cpp
     // drops the others after the output projection (whose kernel depends on the batch size), so

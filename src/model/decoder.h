@@ -84,6 +84,9 @@ class DecoderModel final : public Model {
  private:
   void attend(int layer, const BatchRun& run, kv::KvCache& cache, ForwardWorkspace& ws,
               ThreadPool& pool, kernels::KernelPath path, const ForwardOptions& options) const;
+  void attend_short_runs(int layer, std::span<kv::KvCache* const> caches, ForwardWorkspace& ws,
+                         ThreadPool& pool, kernels::KernelPath path,
+                         const ForwardOptions& options) const;
   DecoderWeights weights_;
 };
 

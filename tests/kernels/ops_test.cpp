@@ -1,6 +1,7 @@
 // RMSNorm, RoPE, SiLU gating, softmax and attention against double-precision references.
 #include "kernels/ops.h"
 
+#include <bit>
 #include <cmath>
 #include <random>
 #include <span>
@@ -298,6 +299,51 @@ TEST(Attention, LongContextRisingAndFallingScoresMatchDouble) {
       for (size_t i = 0; i < out.size(); ++i) {
         ASSERT_NEAR(out[i], expected[i], 1e-5)
             << kernel_path_name(path) << " " << attention_algorithm_name(algo) << " " << i;
+      }
+    }
+  }
+}
+
+// attention_kv_head(g) for every KV head, one head at a time on the calling thread, writes what
+// attention() writes over the pool, bit for bit: every path, both algorithms, single query and a
+// causal batch, F32 and F16-rounding arithmetic. Head dims 64 (the AVX-512 16-key scores) and 12.
+TEST(Attention, OneKvHeadAtATimeEqualsThePooledCallBitForBit) {
+  const int n_heads = 8, n_kv_heads = 2, n_kv = 70;
+  for (const int head_dim : {64, 12}) {
+    std::vector<std::vector<float>> keys, values;
+    std::vector<int32_t> positions(n_kv);
+    for (int j = 0; j < n_kv; ++j) positions[j] = j;
+    std::vector<KvHeadView> kv;
+    for (int g = 0; g < n_kv_heads; ++g) {
+      keys.push_back(random_values(n_kv * head_dim, 70 + g));
+      values.push_back(random_values(n_kv * head_dim, 80 + g));
+    }
+    for (int g = 0; g < n_kv_heads; ++g) {
+      kv.push_back({keys[g].data(), values[g].data(), positions.data(), n_kv});
+    }
+    for (const int n_tokens : {1, 5}) {
+      std::vector<int32_t> q_pos(n_tokens);
+      for (int t = 0; t < n_tokens; ++t) q_pos[t] = n_kv - n_tokens + t;
+      const auto q = random_values(n_tokens * n_heads * head_dim, 90 + n_tokens);
+      for (KernelPath path : {KernelPath::kScalar, KernelPath::kPortable,
+                              KernelPath::kPortableAvx512, KernelPath::kLlamacppAmx}) {
+        for (AttentionAlgorithm algo : kAlgorithms) {
+          for (const bool f16 : {false, true}) {
+            ThreadPool pool(3);
+            std::vector<float> pooled(q.size(), NAN), by_head(q.size(), NAN);
+            AttentionArgs args =
+                attention_args(q, q_pos.data(), n_tokens, n_heads, head_dim, 0.125f, kv, pooled);
+            args.keys_f16 = args.values_f16 = f16;
+            attention(args, pool, path, algo);
+            args.out = by_head.data();
+            for (int g = n_kv_heads - 1; g >= 0; --g) attention_kv_head(args, g, path, algo);
+            for (size_t i = 0; i < q.size(); ++i) {
+              ASSERT_EQ(std::bit_cast<uint32_t>(pooled[i]), std::bit_cast<uint32_t>(by_head[i]))
+                  << kernel_path_name(path) << " " << attention_algorithm_name(algo) << " head_dim "
+                  << head_dim << " tokens " << n_tokens << " f16 " << f16 << " at " << i;
+            }
+          }
+        }
       }
     }
   }

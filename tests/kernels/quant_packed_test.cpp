@@ -95,8 +95,8 @@ std::vector<Case> cases() {
   for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0}) {
     for (int64_t rows :
          {16, 48, 40, 8, 96}) {  // 96: 4 interleaved decode groups + 2; rows % 32 == 0
-      for (int64_t cols : {32, 96, 2048}) {
-        for (int64_t n_tokens : {1, 3, 4, 7, 17}) out.push_back({type, rows, cols, n_tokens});
+      for (int64_t cols : {32, 96, 672, 2048}) {
+        for (int64_t n_tokens : {1, 3, 4, 7, 16, 17}) out.push_back({type, rows, cols, n_tokens});
       }
     }
   }
