@@ -19,11 +19,16 @@ bool higher_logit(const Candidate& a, const Candidate& b) {
 
 Candidates Candidates::from_logits(std::span<const float> logits) {
   Candidates c;
-  c.items.resize(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) {
-    c.items[i] = Candidate{static_cast<int32_t>(i), logits[i], 0.0f};
-  }
+  c.assign(logits);
   return c;
+}
+
+void Candidates::assign(std::span<const float> logits) {
+  items.resize(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) {
+    items[i] = Candidate{static_cast<int32_t>(i), logits[i], 0.0f};
+  }
+  sorted = false;
 }
 
 void Candidates::sort_descending() {
@@ -143,17 +148,25 @@ SamplerChain& SamplerChain::add(std::unique_ptr<LogitProcessor> processor) {
 
 Candidates SamplerChain::process(std::span<const float> logits,
                                  std::span<const int32_t> history) const {
+  Candidates candidates;
+  process(logits, history, candidates);
+  return candidates;
+}
+
+void SamplerChain::process(std::span<const float> logits, std::span<const int32_t> history,
+                           Candidates& candidates) const {
   PARETO_CHECK(!logits.empty());
-  Candidates candidates = Candidates::from_logits(logits);
+  candidates.assign(logits);
   for (const auto& p : processors_) p->apply(candidates, history);
-  if (greedy_) {  // the distribution of an argmax pick: all mass on it
-    candidates.sort_descending();
-    candidates.items.resize(1);
-    candidates.items[0].prob = 1.0f;
-    return candidates;
+  if (greedy_) {  // the distribution of an argmax pick: all mass on it (found in one pass)
+    auto& items = candidates.items;
+    std::iter_swap(items.begin(), std::min_element(items.begin(), items.end(), higher_logit));
+    items.resize(1);
+    items[0].prob = 1.0f;
+    candidates.sorted = true;
+    return;
   }
   candidates.softmax();
-  return candidates;
 }
 
 int32_t SamplerChain::pick(Candidates& candidates) {
@@ -161,8 +174,8 @@ int32_t SamplerChain::pick(Candidates& candidates) {
 }
 
 int32_t SamplerChain::sample(std::span<const float> logits, std::span<const int32_t> history) {
-  Candidates candidates = process(logits, history);
-  return pick(candidates);
+  process(logits, history, scratch_);
+  return pick(scratch_);
 }
 
 }  // namespace pareto::sampling

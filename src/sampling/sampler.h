@@ -42,6 +42,8 @@ struct Candidates {
   bool sorted = false;  // items sorted by logit, descending (ties: lower id first)
 
   static Candidates from_logits(std::span<const float> logits);
+  // Replaces the items with one per logit (ids in order), reusing the storage.
+  void assign(std::span<const float> logits);
   void sort_descending();
   // Fills prob with softmax(logit) over the current items (max-subtracted, in double).
   void softmax();
@@ -147,9 +149,12 @@ class SamplerChain {
   // candidates, sorted by descending logit, with `prob` their processed distribution (softmax of
   // the processed logits; for a greedy chain, the argmax alone with probability 1).
   Candidates process(std::span<const float> logits, std::span<const int32_t> history = {}) const;
+  // The same into `out`, reusing its storage (no allocation once it has held n_vocab items).
+  void process(std::span<const float> logits, std::span<const int32_t> history,
+               Candidates& out) const;
   // Picks a token from processed candidates (advances the RNG of a sampling chain).
   int32_t pick(Candidates& candidates);
-  // process() then pick().
+  // process() then pick(), in a buffer the chain keeps: no allocation per token.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history = {});
   bool greedy() const { return greedy_; }
 
@@ -159,6 +164,7 @@ class SamplerChain {
   std::vector<std::unique_ptr<LogitProcessor>> processors_;
   std::unique_ptr<TokenPicker> picker_;
   bool greedy_ = false;
+  Candidates scratch_;  // sample()'s candidates, reused
 };
 
 }  // namespace pareto::sampling

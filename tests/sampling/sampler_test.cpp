@@ -134,6 +134,24 @@ TEST(GreedyPicker, PicksArgmaxAndLowestIdOnTies) {
   EXPECT_EQ(greedy.pick(b), 1);
 }
 
+// The greedy chain's processed distribution is the argmax alone (lowest id on ties), with all
+// the mass, whatever the buffer held before (process() into a reused Candidates).
+TEST(SamplerChain, GreedyDistributionIsTheArgmaxWithTiesToLowerIds) {
+  SamplingParams params;
+  params.temperature = 0.0f;
+  const auto chain = SamplerChain::from_params(params);
+  Candidates reused = Candidates::from_logits(std::vector<float>{9.0f, 9.0f});
+  reused.sorted = true;
+  const std::vector<float> logits = {0.5f, 4.0f, -1.0f, 4.0f, 3.0f};
+  chain.process(logits, {}, reused);
+  ASSERT_EQ(reused.items.size(), 1u);
+  EXPECT_EQ(reused.items[0].id, 1);
+  EXPECT_EQ(reused.items[0].prob, 1.0f);
+  const Candidates fresh = chain.process(std::vector<float>{0.0f, -2.0f, 7.0f});
+  ASSERT_EQ(fresh.items.size(), 1u);
+  EXPECT_EQ(fresh.items[0].id, 2);
+}
+
 TEST(SamplerChain, ZeroTemperatureIsGreedyAfterPenalty) {
   SamplingParams params;
   params.temperature = 0.0f;
