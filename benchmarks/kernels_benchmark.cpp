@@ -277,6 +277,17 @@ void register_all() {
       }
     }
   }
+  // pycode7m (dim 288, FFN 768, F32): the small-model decode of issue 16, where a row's 32-element
+  // tail past the last 64-element step is summed one element at a time (llama.cpp's order).
+  for (const Shape& s : {Shape{288, 288}, Shape{768, 288}, Shape{288, 768}}) {
+    for (const KernelPath path : paths) {
+      const std::string name = "matmul/F32/" + std::to_string(s.rows) + "x" +
+                               std::to_string(s.cols) + "/t1/" + path_label(path);
+      benchmark::RegisterBenchmark(name.c_str(), bm_matmul, TensorType::F32, s.rows, s.cols,
+                                   int64_t{1}, path, false)
+          ->Unit(benchmark::kMicrosecond);
+    }
+  }
   for (const TensorType type : {TensorType::Q8_0, TensorType::Q8_K}) {
     for (const int64_t n : {2048, 8192}) {
       const std::string name =

@@ -35,6 +35,7 @@ PARETO_AVX512_WARNINGS_PUSH
 
 using avx512::BF16Elem;
 using avx512::F16Elem;
+using avx512::f32_tails_x16;
 using avx512::F32Elem;
 using avx512::vec_dot_rows;
 
@@ -91,6 +92,29 @@ void matmul_vec(const WeightView& w, const PreparedActivations& x, int64_t row_b
     int64_t stride = 0;
     const float* xf = widen_tokens<E>(x, w.cols, t0, t1, scratch, &stride);
     int64_t r = row_begin;
+    // Rows whose length leaves an element tail (n % 64 != 0, e.g. 288): 16 rows at a time, the
+    // tails summed across the rows (f32_tails_x16). Small models' rows are mostly such rows, and
+    // a lone row's tail is a chain of dependent additions longer than its vector part.
+    const int64_t np = w.cols & ~int64_t{63};
+    if constexpr (std::is_same_v<E, F32Elem>) {
+      constexpr int kTailRows = 16;
+      if (np != w.cols && w.cols * kTailRows < (int64_t{1} << 31)) {
+        for (; r + kTailRows <= row_end; r += kTailRows) {
+          const auto* base = reinterpret_cast<const float*>(w.row(r));
+          for (int64_t t = t0; t < t1; ++t) {
+            const float* xt = xf + (t - t0) * stride;
+            alignas(64) float sums[kTailRows];
+            for (int g = 0; g < kTailRows; g += kVecRows) {
+              const T* wr[kVecRows];
+              for (int m = 0; m < kVecRows; ++m) wr[m] = base + (g + m) * w.cols;
+              vec_dot_rows<E, kVecRows, false>(wr, xt, w.cols, sums + g);
+            }
+            f32_tails_x16(base, w.cols, xt, np, w.cols, sums);
+            std::copy_n(sums, kTailRows, y + t * w.rows + r);
+          }
+        }
+      }
+    }
     for (; r + kVecRows <= row_end; r += kVecRows) {
       const T* wr[kVecRows];
       for (int m = 0; m < kVecRows; ++m) wr[m] = reinterpret_cast<const T*>(w.row(r + m));

@@ -195,16 +195,66 @@ size_t chunk_items(int64_t n_items, int n_threads) {
 
 }  // namespace
 
+namespace {
+
+// Whether the matrices can share one activation conversion and one dispatch: the same type,
+// columns and kernel (packed or not, the same summation order and activation precision).
+bool share_input(std::span<const MatmulOutput> outs, KernelPath path) {
+  const WeightView& a = outs[0].w;
+  const bool packed = a.packed != nullptr;
+  for (const MatmulOutput& o : outs.subspan(1)) {
+    const WeightView& b = o.w;
+    if (b.type != a.type || b.cols != a.cols || (b.packed != nullptr) != packed ||
+        quant_order(path, b.type, b.rows) != quant_order(path, a.type, a.rows) ||
+        f16_f32_activations(path, b.rows, b.cols) != f16_f32_activations(path, a.rows, a.cols)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Calls fn(output index, first item, end item) for the part of the concatenated items
+// [begin, end) in each output (items: 16-row groups of each matrix, matrix after matrix).
+template <class Fn>
+void for_each_part(std::span<const int64_t> first_item, size_t begin, size_t end, Fn&& fn) {
+  for (size_t i = 0; i + 1 < first_item.size(); ++i) {
+    const auto lo = std::max(static_cast<int64_t>(begin), first_item[i]);
+    const auto hi = std::min(static_cast<int64_t>(end), first_item[i + 1]);
+    if (lo < hi) fn(i, lo - first_item[i], hi - first_item[i]);
+  }
+}
+
+}  // namespace
+
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             KernelPath path, bool batch_invariant) {
-  PARETO_CHECK(w.cols % traits(w.type).block_size == 0);
-  if (n_tokens == 0 || w.rows == 0) return;
+  const MatmulOutput out{w, y};
+  matmul(std::span<const MatmulOutput>(&out, 1), x, n_tokens, pool, path, batch_invariant);
+}
+
+void matmul(std::span<const MatmulOutput> outs, const float* x, int64_t n_tokens, ThreadPool& pool,
+            KernelPath path, bool batch_invariant) {
+  if (outs.empty() || n_tokens == 0) return;
+  if (outs.size() > 1 && !share_input(outs, path)) {
+    for (const MatmulOutput& o : outs) matmul(o.w, x, n_tokens, o.y, pool, path, batch_invariant);
+    return;
+  }
+  const WeightView& w0 = outs[0].w;
+  PARETO_CHECK(w0.cols % traits(w0.type).block_size == 0);
+  // Items: 16-row groups of every matrix, one after another. first_item[i]: output i's first.
+  thread_local std::vector<int64_t> first_item;
+  first_item.assign(1, 0);
+  for (const MatmulOutput& o : outs) {
+    first_item.push_back(first_item.back() + (o.w.rows + kRowsPerItem - 1) / kRowsPerItem);
+  }
+  const int64_t n_items = first_item.back();
+  if (n_items == 0) return;
+  const std::span<const int64_t> firsts = first_item;  // workers read this thread's copy
   // Reused across calls (grows to the largest batch): no allocation per matmul in steady state.
   thread_local std::vector<uint8_t> storage;
-  const bool f32act = w.type == TensorType::F16 && f16_f32_activations(path, w.rows, w.cols);
+  const bool f32act = w0.type == TensorType::F16 && f16_f32_activations(path, w0.rows, w0.cols);
   const PreparedActivations xa = prepare_activations(
-      f32act ? TensorType::F32 : activation_type(w.type), x, n_tokens, w.cols, storage, pool);
-  const int64_t n_items = (w.rows + kRowsPerItem - 1) / kRowsPerItem;
+      f32act ? TensorType::F32 : activation_type(w0.type), x, n_tokens, w0.cols, storage, pool);
   // Batch-invariant: each token's row goes through the kernel as a batch of one (the decode
   // routine), token after token within a work item, so its weights are read from cache for the
   // later tokens. Row conversion above is per row already. Only the float matrices need it: their
@@ -213,7 +263,7 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
   // BatchInvariantRowsEqualSingleTokenRowsBitForBit holds each CPU to it), so they keep their
   // batched form.
   const bool float_type =
-      w.type == TensorType::F32 || w.type == TensorType::F16 || w.type == TensorType::BF16;
+      w0.type == TensorType::F32 || w0.type == TensorType::F16 || w0.type == TensorType::BF16;
   const bool per_token = batch_invariant && n_tokens > 1 && float_type;
   const auto token_view = [&xa](int64_t t) {
     PreparedActivations one = xa;
@@ -221,20 +271,20 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
     one.n_tokens = 1;
     return one;
   };
-  if (w.packed != nullptr && path != KernelPath::kScalar && packed_kernels_supported()) {
+  if (w0.packed != nullptr && path != KernelPath::kScalar && packed_kernels_supported()) {
     // Same results as the kernel-set entry, faster. The activation terms are computed once here
     // (the calling thread's storage is reused), not once per chunk.
-    const QuantOrder order = quant_order(path, w.type, w.rows);
+    const QuantOrder order = quant_order(path, w0.type, w0.rows);
     thread_local std::vector<PackedActTerms> storage_terms;
     const size_t n_terms = per_token ? static_cast<size_t>(n_tokens) : 1;
     if (storage_terms.size() < n_terms) storage_terms.resize(n_terms);
     if (per_token) {
       for (int64_t t = 0; t < n_tokens; ++t) {
-        prepare_packed_terms(w.type, token_view(t), w.cols, storage_terms[static_cast<size_t>(t)],
+        prepare_packed_terms(w0.type, token_view(t), w0.cols, storage_terms[static_cast<size_t>(t)],
                              order);
       }
     } else {
-      prepare_packed_terms(w.type, xa, w.cols, storage_terms[0], order);
+      prepare_packed_terms(w0.type, xa, w0.cols, storage_terms[0], order);
     }
     const std::vector<PackedActTerms>& terms = storage_terms;  // workers read this thread's copy
     // Chunks of whole multiples of 4 groups (items are groups here): the decode kernels interleave
@@ -243,26 +293,34 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
     static_assert(kRowsPerItem == kPackRows);
     pool.parallel_for_dynamic(
         static_cast<size_t>(n_items), chunk, [&](size_t begin, size_t end, int) {
-          const int64_t row_begin = static_cast<int64_t>(begin) * kRowsPerItem;
-          const int64_t row_end = std::min(w.rows, static_cast<int64_t>(end) * kRowsPerItem);
-          if (!per_token) return matmul_packed_rows(w, xa, terms[0], row_begin, row_end, y);
-          for (int64_t t = 0; t < n_tokens; ++t) {
-            matmul_packed_rows(w, token_view(t), terms[static_cast<size_t>(t)], row_begin, row_end,
-                               y + t * w.rows);
-          }
+          for_each_part(firsts, begin, end, [&](size_t i, int64_t lo, int64_t hi) {
+            const WeightView& w = outs[i].w;
+            float* y = outs[i].y;
+            const int64_t row_begin = lo * kRowsPerItem;
+            const int64_t row_end = std::min(w.rows, hi * kRowsPerItem);
+            if (!per_token) return matmul_packed_rows(w, xa, terms[0], row_begin, row_end, y);
+            for (int64_t t = 0; t < n_tokens; ++t) {
+              matmul_packed_rows(w, token_view(t), terms[static_cast<size_t>(t)], row_begin,
+                                 row_end, y + t * w.rows);
+            }
+          });
         });
     return;
   }
-  const MatmulRowsFn fn = f32act ? kernel_set(path).matmul_f16_f32act : rows_fn(path, w);
+  const MatmulRowsFn fn = f32act ? kernel_set(path).matmul_f16_f32act : rows_fn(path, w0);
   pool.parallel_for_dynamic(static_cast<size_t>(n_items), chunk_items(n_items, pool.size()),
                             [&](size_t begin, size_t end, int) {
-                              const int64_t row_begin = static_cast<int64_t>(begin) * kRowsPerItem;
-                              const int64_t row_end =
-                                  std::min(w.rows, static_cast<int64_t>(end) * kRowsPerItem);
-                              if (!per_token) return fn(w, xa, row_begin, row_end, y);
-                              for (int64_t t = 0; t < n_tokens; ++t) {
-                                fn(w, token_view(t), row_begin, row_end, y + t * w.rows);
-                              }
+                              for_each_part(
+                                  firsts, begin, end, [&](size_t i, int64_t lo, int64_t hi) {
+                                    const WeightView& w = outs[i].w;
+                                    float* y = outs[i].y;
+                                    const int64_t row_begin = lo * kRowsPerItem;
+                                    const int64_t row_end = std::min(w.rows, hi * kRowsPerItem);
+                                    if (!per_token) return fn(w, xa, row_begin, row_end, y);
+                                    for (int64_t t = 0; t < n_tokens; ++t) {
+                                      fn(w, token_view(t), row_begin, row_end, y + t * w.rows);
+                                    }
+                                  });
                             });
 }
 

@@ -40,6 +40,19 @@ TensorType activation_type(TensorType weight_type);
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             KernelPath path, bool batch_invariant = false);
 
+// One matrix of several that multiply the same activations, and where its rows go.
+struct MatmulOutput {
+  WeightView w;
+  float* y = nullptr;  // [n_tokens, w.rows]
+};
+
+// The matmul of each output's matrix by the same x: one activation conversion and one pool
+// dispatch for all of them (a layer's q, k and v; gate and up), the same results bit for bit as
+// separate calls. Matrices that cannot share a kernel (other type, columns, packing or order)
+// are run one after another.
+void matmul(std::span<const MatmulOutput> outs, const float* x, int64_t n_tokens, ThreadPool& pool,
+            KernelPath path, bool batch_invariant = false);
+
 // Embedding lookup: dst[i * w.cols + c] = W[ids[i], c] (dequantized). ids must be < w.rows.
 // Rows with a packed copy are read from it (same values).
 void get_rows(const WeightView& w, std::span<const int32_t> ids, float* dst);

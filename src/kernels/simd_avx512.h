@@ -165,7 +165,9 @@ PARETO_AVX512_WARNINGS_PUSH
 // accumulators of 16 lanes over chunks of 64; GGML_F32x16_REDUCE; the tail in float with separate
 // multiply and add (F32) or in double (F16/BF16, F16ValuedF32Elem). Used by the matmuls
 // (kernels_float_avx512.cpp) and the attention scores (kernels_float_avx512_attention.cpp).
-template <class E, int kRows>
+// kTail false: out[m] is the sum of the first n & ~63 elements only (the caller adds the tail
+// in the same order, for many rows at once: f32_tails_x16).
+template <class E, int kRows, bool kTail = true>
 PARETO_AVX512_TARGET static void vec_dot_rows(const typename E::T* const* a, const float* b,
                                               int64_t n, float* out) {
   const int64_t np = n & ~int64_t{63};
@@ -194,7 +196,9 @@ PARETO_AVX512_TARGET static void vec_dot_rows(const typename E::T* const* a, con
   }
   for (int m = 0; m < kRows; ++m) {
     const float main_sum = reduce4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]);
-    if constexpr (std::is_same_v<E, F32Elem>) {
+    if constexpr (!kTail) {
+      out[m] = main_sum;
+    } else if constexpr (std::is_same_v<E, F32Elem>) {
       float sum = main_sum;
       for (int64_t i = np; i < n; ++i) sum += a[m][i] * b[i];
       out[m] = sum;
@@ -207,6 +211,63 @@ PARETO_AVX512_TARGET static void vec_dot_rows(const typename E::T* const* a, con
     }
   }
 }
+// One stage of transpose16x16: at block size K the off-diagonal KxK blocks of rows i and i + K
+// (bit K of i clear) swap, two 2-source permutes per pair.
+template <int K>
+PARETO_AVX512_TARGET inline void transpose_stage(__m512 (&r)[16]) {
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __mmask16 high = _mm512_test_epi32_mask(iota, _mm512_set1_epi32(K));  // c & K
+  // lo[c] = c & K ? 16 + c - K : c;  hi[c] = c & K ? 16 + c : c + K
+  const __m512i lo = _mm512_mask_add_epi32(iota, high, iota, _mm512_set1_epi32(16 - K));
+  const __m512i hi = _mm512_mask_add_epi32(_mm512_add_epi32(iota, _mm512_set1_epi32(K)), high, iota,
+                                           _mm512_set1_epi32(16));
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) {
+    if ((i & K) != 0) continue;
+    const __m512 a = r[i], b = r[i + K];
+    r[i] = _mm512_permutex2var_ps(a, lo, b);
+    r[i + K] = _mm512_permutex2var_ps(a, hi, b);
+  }
+}
+
+// r[i][c] -> r[c][i] for a 16x16 block of floats (recursive block transpose: swap the
+// off-diagonal blocks at sizes 8, 4, 2, 1).
+PARETO_AVX512_TARGET inline void transpose16x16(__m512 (&r)[16]) {
+  transpose_stage<8>(r);
+  transpose_stage<4>(r);
+  transpose_stage<2>(r);
+  transpose_stage<1>(r);
+}
+
+// The F32 tail of 16 consecutive rows at once (rows of n floats, `row_stride` floats apart):
+// sums[m] += a[m][i] * b[i] for i = begin..n-1 in order, each a rounded product then a rounded
+// sum, as vec_dot_rows' scalar tail (built without contraction) -- the same bits, but one row per
+// lane (16 columns at a time, transposed in registers): the 16 chains of dependent additions run
+// side by side instead of one after another.
+PARETO_AVX512_TARGET inline void f32_tails_x16(const float* a, int64_t row_stride, const float* b,
+                                               int64_t begin, int64_t n, float* sums) {
+  __m512 s = _mm512_loadu_ps(sums);
+  for (int64_t i0 = begin; i0 < n; i0 += 16) {
+    const int cols = static_cast<int>(std::min<int64_t>(16, n - i0));
+    const auto mask = static_cast<__mmask16>((1u << cols) - 1u);
+    __m512 r[16];
+#pragma GCC unroll 16
+    for (int m = 0; m < 16; ++m) r[m] = _mm512_maskz_loadu_ps(mask, a + m * row_stride + i0);
+    transpose16x16(r);
+    if (cols == 16) {
+#pragma GCC unroll 16
+      for (int c = 0; c < 16; ++c) {
+        s = _mm512_add_ps(s, _mm512_mul_ps(r[c], _mm512_set1_ps(b[i0 + c])));
+      }
+      continue;
+    }
+    for (int c = 0; c < cols; ++c) {
+      s = _mm512_add_ps(s, _mm512_mul_ps(r[c], _mm512_set1_ps(b[i0 + c])));
+    }
+  }
+  _mm512_storeu_ps(sums, s);
+}
+
 PARETO_AVX512_WARNINGS_POP
 
 }  // namespace pareto::kernels::avx512

@@ -300,9 +300,9 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = weights_.layers[static_cast<size_t>(l)];
     kernels::rms_norm(x, w.attn_norm, n, dim, c.rms_eps, h);
-    kernels::matmul(w.attn_q, h, n, ws.q.data(), pool, path, invariant);
-    kernels::matmul(w.attn_k, h, n, ws.k.data(), pool, path, invariant);
-    kernels::matmul(w.attn_v, h, n, ws.v.data(), pool, path, invariant);
+    const kernels::MatmulOutput qkv[] = {
+        {w.attn_q, ws.q.data()}, {w.attn_k, ws.k.data()}, {w.attn_v, ws.v.data()}};
+    kernels::matmul(qkv, h, n, pool, path, invariant);
     if (c.qkv_bias) {
       kernels::add_bias(ws.q.data(), w.bias_q, n, q_dim);
       kernels::add_bias(ws.k.data(), w.bias_k, n, kv_dim);
@@ -343,8 +343,9 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
     if (rows == 0) break;
     kernels::add_inplace(x, proj, rows * dim);
     kernels::rms_norm(x, w.ffn_norm, rows, dim, c.rms_eps, h);
-    kernels::matmul(w.ffn_gate, h, rows, ws.gate.data(), pool, path, invariant);
-    kernels::matmul(w.ffn_up, h, rows, ws.up.data(), pool, path, invariant);
+    const kernels::MatmulOutput gate_up[] = {{w.ffn_gate, ws.gate.data()},
+                                             {w.ffn_up, ws.up.data()}};
+    kernels::matmul(gate_up, h, rows, pool, path, invariant);
     kernels::silu_mul_inplace(ws.gate.data(), ws.up.data(), rows, c.ffn_dim, path);
     kernels::matmul(w.ffn_down, ws.gate.data(), rows, proj, pool, path, invariant);
     kernels::add_inplace(x, proj, rows * dim);

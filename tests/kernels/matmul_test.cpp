@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -151,6 +152,85 @@ TEST(Matmul, BatchInvariantRowsEqualSingleTokenRowsBitForBit) {
     SCOPED_TRACE(::testing::PrintToString(c));
     ASSERT_NO_FATAL_FAILURE(expect_batch_invariant(c));
   }
+}
+
+// A quantized (or float) matrix of `type`, rows x cols, random values from `seed`, and its packed
+// copy where the type packs.
+struct TestMatrix {
+  std::vector<uint8_t> bytes;
+  PackedWeights packed;
+  WeightView view(bool use_packed) const {
+    WeightView w = raw;
+    if (use_packed && !packed.empty()) w.packed = packed.data();
+    return w;
+  }
+  WeightView raw;
+};
+
+TestMatrix test_matrix(TensorType type, int64_t rows, int64_t cols, uint32_t seed) {
+  TestMatrix m;
+  const auto w_f32 = random_values(rows * cols, seed);
+  const int64_t rb = row_bytes(type, cols);
+  m.bytes.resize(static_cast<size_t>(rb * rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    quantize_row(type, w_f32.data() + r * cols, m.bytes.data() + r * rb, cols);
+  }
+  m.raw = WeightView{type, m.bytes.data(), rows, cols};
+  m.packed = pack_weights(m.raw);
+  return m;
+}
+
+// Several matrices over the same activations in one call (a layer's q/k/v, gate/up) give each
+// output the bits of its own matmul call: every type and path, packed or not, decode and batch,
+// both modes; and a mixture that cannot share a kernel (falls back to one call each).
+TEST(Matmul, SharedInputOutputsEqualSeparateCallsBitForBit) {
+  const int64_t cols = 256;
+  const int64_t rows[] = {64, 16, 40};
+  for (const TensorType type : {TensorType::F32, TensorType::F16, TensorType::Q8_0,
+                                TensorType::Q4_0, TensorType::Q4_K, TensorType::Q6_K}) {
+    std::vector<TestMatrix> ms;
+    for (int i = 0; i < 3; ++i) ms.push_back(test_matrix(type, rows[i], cols, 50 + i));
+    for (const bool use_packed : {false, true}) {
+      for (const int64_t n_tokens : {1, 5}) {
+        const auto x = random_values(n_tokens * cols, 60 + static_cast<uint32_t>(n_tokens));
+        for (KernelPath path : {KernelPath::kScalar, KernelPath::kPortable,
+                                KernelPath::kPortableAvx512, KernelPath::kLlamacppAmx}) {
+          for (const bool invariant : {false, true}) {
+            ThreadPool pool(3);
+            std::vector<std::vector<float>> joint(3), alone(3);
+            std::vector<MatmulOutput> outs;
+            for (int i = 0; i < 3; ++i) {
+              joint[i].assign(static_cast<size_t>(n_tokens * rows[i]), NAN);
+              alone[i].assign(joint[i].size(), NAN);
+              outs.push_back({ms[i].view(use_packed), joint[i].data()});
+            }
+            matmul(outs, x.data(), n_tokens, pool, path, invariant);
+            for (int i = 0; i < 3; ++i) {
+              matmul(ms[i].view(use_packed), x.data(), n_tokens, alone[i].data(), pool, path,
+                     invariant);
+              ASSERT_EQ(
+                  0, std::memcmp(joint[i].data(), alone[i].data(), joint[i].size() * sizeof(float)))
+                  << type_name(type) << " " << kernel_path_name(path) << " output " << i
+                  << " tokens " << n_tokens << (use_packed ? " packed" : " raw")
+                  << (invariant ? " invariant" : "");
+            }
+          }
+        }
+      }
+    }
+  }
+  // Q8_0 next to Q4_0: no shared kernel; still each output's own bits.
+  const TestMatrix a = test_matrix(TensorType::Q8_0, 32, cols, 70);
+  const TestMatrix b = test_matrix(TensorType::Q4_0, 48, cols, 71);
+  const auto x = random_values(3 * cols, 72);
+  ThreadPool pool(2);
+  std::vector<float> ya(3 * 32), yb(3 * 48), wa(ya.size()), wb(yb.size());
+  const MatmulOutput outs[] = {{a.raw, ya.data()}, {b.raw, yb.data()}};
+  matmul(outs, x.data(), 3, pool, KernelPath::kPortableAvx512);
+  matmul(a.raw, x.data(), 3, wa.data(), pool, KernelPath::kPortableAvx512);
+  matmul(b.raw, x.data(), 3, wb.data(), pool, KernelPath::kPortableAvx512);
+  EXPECT_EQ(ya, wa);
+  EXPECT_EQ(yb, wb);
 }
 
 TEST(Matmul, LlamaCppOrderDependsOnTheBatchForFloatMatrices) {
