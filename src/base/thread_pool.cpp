@@ -55,12 +55,11 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t, int)>& fn) {
+void ThreadPool::parallel_for(size_t n, RangeFn fn) {
   run(n, 0, fn);
 }
 
-void ThreadPool::parallel_for_dynamic(size_t n, size_t grain,
-                                      const std::function<void(size_t, size_t, int)>& fn) {
+void ThreadPool::parallel_for_dynamic(size_t n, size_t grain, RangeFn fn) {
   run(n, std::max<size_t>(grain, 1), fn);
 }
 
@@ -77,7 +76,7 @@ void ThreadPool::run_share(int index) {
   }
 }
 
-void ThreadPool::run(size_t n, size_t grain, const std::function<void(size_t, size_t, int)>& fn) {
+void ThreadPool::run(size_t n, size_t grain, RangeFn fn) {
   if (n == 0) return;
   if (n_threads_ == 1 || n == 1 || (grain > 0 && grain >= n)) {
     fn(0, n, 0);

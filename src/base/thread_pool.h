@@ -12,12 +12,30 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 namespace pareto {
+
+// A non-owning reference to a callable fn(begin, end, thread_index), valid while the callable
+// lives (parallel_for returns before its argument dies). Unlike std::function it never
+// allocates: a lambda with a large capture would otherwise cost a heap allocation per dispatch.
+class RangeFn {
+ public:
+  template <class F>
+  RangeFn(const F& f)  // NOLINT(google-explicit-constructor): lambdas convert implicitly
+      : object_(&f), call_([](const void* o, size_t b, size_t e, int t) {
+          (*static_cast<const F*>(o))(b, e, t);
+        }) {}
+  void operator()(size_t begin, size_t end, int thread) const {
+    call_(object_, begin, end, thread);
+  }
+
+ private:
+  const void* object_;
+  void (*call_)(const void*, size_t, size_t, int);
+};
 
 class ThreadPool {
  public:
@@ -29,17 +47,16 @@ class ThreadPool {
   int size() const { return n_threads_; }
   // fn(begin, end, thread_index) for each non-empty chunk: one contiguous chunk per thread, the
   // same split every call (so thread t always touches the same part: first-touch placement).
-  void parallel_for(size_t n, const std::function<void(size_t, size_t, int)>& fn);
+  void parallel_for(size_t n, RangeFn fn);
   // The same, but threads take chunks of `grain` items (the last may be shorter) from a shared
   // counter until none is left, so a thread that is descheduled or slower (a busy machine, uneven
   // items) does not hold the others up. fn may run several times per thread; with one thread, or
   // when grain >= n, it runs once over [0, n).
-  void parallel_for_dynamic(size_t n, size_t grain,
-                            const std::function<void(size_t, size_t, int)>& fn);
+  void parallel_for_dynamic(size_t n, size_t grain, RangeFn fn);
 
  private:
   void worker_loop(int index);
-  void run(size_t n, size_t grain, const std::function<void(size_t, size_t, int)>& fn);
+  void run(size_t n, size_t grain, RangeFn fn);
   // This thread's share of the current job: its static chunk (grain 0) or dynamic chunks.
   void run_share(int index);
   int n_threads_;
@@ -49,7 +66,7 @@ class ThreadPool {
   std::condition_variable cv_done_;
   // Written by the caller before generation_ is bumped (release), read by workers after they see
   // the new generation (acquire).
-  const std::function<void(size_t, size_t, int)>* job_ = nullptr;
+  const RangeFn* job_ = nullptr;
   size_t job_n_ = 0;
   size_t job_grain_ = 0;                 // 0: static chunks
   std::atomic<size_t> next_item_{0};     // dynamic chunks: first item not yet taken
