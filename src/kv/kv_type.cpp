@@ -33,9 +33,11 @@ __attribute__((target("avx,f16c"))) void f16_to_f32_f16c(const uint8_t* src, flo
 
 // The same, 16 at a time (a page of entries per call: worth the wider form).
 // GCC 12 flags the _mm512_undefined_ps() pass-through inside _mm512_cvtph_ps.
+#if !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 __attribute__((target("avx512f,avx,f16c"))) void f16_to_f32_avx512(const uint8_t* src, float* dst,
                                                                    int n) {
   int i = 0;
@@ -45,7 +47,9 @@ __attribute__((target("avx512f,avx,f16c"))) void f16_to_f32_avx512(const uint8_t
   }
   f16_to_f32_f16c(src + 2 * i, dst + i, n - i);
 }
+#if !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 bool has_avx512f() {
   static const bool supported = __builtin_cpu_supports("avx512f");
