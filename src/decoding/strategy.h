@@ -52,7 +52,7 @@ class DecodingStrategy {
   virtual int accept(SequenceState& seq, std::span<const float> logits) = 0;
 };
 
-// The registered strategies: "autoregressive". The error lists the valid names.
+// The registered strategies: "autoregressive", "ngram". The error lists the valid names.
 Result<std::unique_ptr<DecodingStrategy>> make_strategy(std::string_view name);
 std::vector<std::string_view> strategy_names();
 

@@ -2,6 +2,7 @@
 #include <string>
 
 #include "decoding/autoregressive.h"
+#include "decoding/ngram.h"
 #include "decoding/strategy.h"
 
 namespace pareto::decoding {
@@ -14,6 +15,7 @@ struct Registered {
 
 constexpr Registered kStrategies[] = {
     {"autoregressive", [] { return std::unique_ptr<DecodingStrategy>(new Autoregressive()); }},
+    {"ngram", [] { return std::unique_ptr<DecodingStrategy>(new NgramStrategy()); }},
 };
 
 }  // namespace

@@ -139,6 +139,7 @@ Result<uint64_t> Engine::submit(std::vector<int32_t> prompt_tokens, const Genera
   rp.max_tokens = params.max_tokens;
   rp.stop = params.stop;
   rp.ignore_eos = params.ignore_eos;
+  rp.strategy = params.strategy;
   engine::RequestCallbacks callbacks;
   callbacks.on_token = std::move(on_text);
   if (on_done) {

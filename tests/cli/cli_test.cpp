@@ -348,6 +348,34 @@ TEST(CliErrors, UnknownCacheTypeAndKernelOrderNameTheValidOnes) {
       1, {"q8_0", "multiple of 32"});
 }
 
+// --spec picks the decoding strategy: ngram gives plain greedy's text; an unknown name is an error
+// naming the valid ones.
+TEST(CliRun, SpecNgramGivesPlainGreedyTextAndUnknownNamesFail) {
+  const std::vector<std::string> base = {"run",
+                                         "-m",
+                                         stories("stories260K.gguf"),
+                                         "-p",
+                                         "Once upon a time",
+                                         "-n",
+                                         "48",
+                                         "--temp",
+                                         "0",
+                                         "--batch-invariant",
+                                         "-t",
+                                         "1"};
+  const Outcome plain = run_pareto(base);
+  std::vector<std::string> spec = base;
+  spec.insert(spec.end(), {"--spec", "ngram"});
+  const Outcome ngram = run_pareto(spec);
+  ASSERT_EQ(plain.exit_code, 0) << describe(plain);
+  ASSERT_EQ(ngram.exit_code, 0) << describe(ngram);
+  EXPECT_EQ(ngram.out, plain.out);
+  EXPECT_FALSE(plain.out.empty());
+  expect_failure(
+      run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "hi", "--spec", "medusa"}), 1,
+      {"medusa", "autoregressive, ngram"});
+}
+
 TEST(CliBench, ParallelModeReportsAggregateSpeedAndKvBytesPerLevel) {
   const Outcome o = run_pareto({"bench", "-m", stories("stories260K.gguf"), "-p", "8", "-n", "4",
                                 "--parallel", "1,3", "-r", "1", "-t", "1", "--json"});

@@ -69,8 +69,11 @@ TEST(StrategyRegistry, MakesByNameAndListsTheValidNames) {
   auto bad = make_strategy("medusa");
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_NE(bad.error().message.find("valid: autoregressive"), std::string::npos);
-  EXPECT_EQ(strategy_names().size(), 1u);
+  EXPECT_NE(bad.error().message.find("valid: autoregressive, ngram"), std::string::npos);
+  auto ngram = make_strategy("ngram");
+  ASSERT_TRUE(ngram.has_value());
+  EXPECT_EQ((*ngram)->name(), "ngram");
+  EXPECT_EQ(strategy_names(), (std::vector<std::string_view>{"autoregressive", "ngram"}));
 }
 
 }  // namespace
