@@ -137,9 +137,8 @@ Command add_run_command(CLI::App& parent) {
       ->capture_default_str();
   app->add_option("--stop", opt->stop, "Stop string (repeatable): output ends before it");
   app->add_option("--spec", opt->params.strategy,
-                  "Decoding strategy: autoregressive, or ngram (prompt-lookup speculation; "
-                  "drafts for greedy requests only)")
-      ->capture_default_str();
+                  "Decoding strategy: autoregressive (default), or ngram (prompt-lookup "
+                  "speculation; drafts for greedy requests only)");
   app->add_flag("--batch-invariant", opt->batch_invariant,
                 "compute every row in single-token order (results independent of the batch)");
   app->add_flag("--json", opt->json,

@@ -70,10 +70,10 @@ struct GenerateParams {
   bool add_bos = true;            // prepend BOS when the model's tokenizer does
   std::vector<std::string> stop;  // generation ends before the first of these strings
   bool ignore_eos = false;        // keep generating past end-of-generation tokens
-  // Decoding strategy by name: "autoregressive", or "ngram" (prompt-lookup speculation; greedy
-  // requests only draft, and their output equals plain decoding's in the batch-invariant mode).
-  // An unknown name fails the request with the valid names.
-  std::string strategy = "autoregressive";
+  // Decoding strategy by name: "autoregressive" (also when empty), or "ngram" (prompt-lookup
+  // speculation; greedy requests only draft, and their output equals plain decoding's in the
+  // batch-invariant mode). An unknown name fails the request with the valid names.
+  std::string strategy;
 };
 
 enum class StopReason {
