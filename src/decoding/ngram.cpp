@@ -38,7 +38,6 @@ void NgramStrategy::propose(const SequenceState& seq, int max_entries,
   for (size_t i = 0; i < draft_.size(); ++i) {
     entries.push_back({draft_[i], pending + 1 + static_cast<int32_t>(i), 0, true});
   }
-  drafted_ += static_cast<int64_t>(draft_.size());
 }
 
 int NgramStrategy::accept(SequenceState& seq, std::span<const float> logits) {
@@ -54,7 +53,6 @@ int NgramStrategy::accept(SequenceState& seq, std::span<const float> logits) {
     seq.tokens.push_back(token);
     ++appended;
     if (i >= draft_.size() || token != draft_[i]) break;  // later rows saw a rejected token
-    ++accepted_;
   }
   // The cache holds the pending token and every draft token; keep those before the new pending.
   if (static_cast<size_t>(appended) < rows) {

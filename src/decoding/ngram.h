@@ -23,15 +23,10 @@ class NgramStrategy final : public DecodingStrategy {
                std::vector<model::BatchEntry>& entries) override;
   int accept(SequenceState& seq, std::span<const float> logits) override;
 
-  int64_t drafted() const { return drafted_; }    // draft tokens proposed so far
-  int64_t accepted() const { return accepted_; }  // of those, accepted
-
  private:
   int max_draft_;
   int max_ngram_;
   std::vector<int32_t> draft_;  // the last proposal's draft tokens
-  int64_t drafted_ = 0;
-  int64_t accepted_ = 0;
 };
 
 // Up to `max_tokens` tokens that followed the latest earlier occurrence of the last n tokens of

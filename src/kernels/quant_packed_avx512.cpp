@@ -166,50 +166,11 @@ void block_order_group(const uint8_t* qs, const uint16_t* d, int64_t n_blocks,
   for (int k = 0; k < NT; ++k) _mm512_storeu_ps(tt.y[k], acc[k]);
 }
 
-// One Q8_0 group x NT tokens, lanes order.
-template <int NT>
-void q8_group(const uint8_t* qs, const uint16_t* d, int64_t n_blocks, const TokenTile& tt) {
-  __m512 acc[NT][8];
-  PARETO_UNROLL
-  for (int k = 0; k < NT; ++k) {
-    PARETO_UNROLL
-    for (int g = 0; g < 8; ++g) acc[k][g] = _mm512_setzero_ps();
-  }
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const __m512 dw =
-        _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d + b * kPackRows)));
-    __m512 dk[NT];
-    PARETO_UNROLL
-    for (int k = 0; k < NT; ++k) dk[k] = _mm512_mul_ps(dw, _mm512_set1_ps(tt.dx[k][b]));
-    if ((b & 1) == 0) prefetch(d + (b + kPrefetchBytes / (8 * packed::kVecBytes)) * kPackRows, 1);
-    PARETO_UNROLL
-    for (int g = 0; g < 8; ++g) {
-      prefetch(qs + (8 * b + g) * packed::kVecBytes + kPrefetchBytes, 1);
-      const __m512i w = _mm512_load_si512(qs + (8 * b + g) * packed::kVecBytes);
-      PARETO_UNROLL
-      for (int k = 0; k < NT; ++k) {
-        const __m512i lane = _mm512_dpbusd_epi32(_mm512_set1_epi32(tt.corr[k][8 * b + g]), w,
-                                                 act_group(tt.x[k], b, g));
-        acc[k][g] = _mm512_fmadd_ps(dk[k], _mm512_cvtepi32_ps(lane), acc[k][g]);
-      }
-    }
-  }
-  // ggml::hsum8 per row: (v0 + v4), (v1 + v5), (v2 + v6), (v3 + v7); (s0 + s2) + (s1 + s3).
-  PARETO_UNROLL
-  for (int k = 0; k < NT; ++k) {
-    const __m512 s0 = _mm512_add_ps(acc[k][0], acc[k][4]);
-    const __m512 s1 = _mm512_add_ps(acc[k][1], acc[k][5]);
-    const __m512 s2 = _mm512_add_ps(acc[k][2], acc[k][6]);
-    const __m512 s3 = _mm512_add_ps(acc[k][3], acc[k][7]);
-    _mm512_storeu_ps(tt.y[k], _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3)));
-  }
-}
-
-// q8_group over blocks [b0, b1) only, for small batches (few decode tokens): the accumulators
+// One Q8_0 group x NT tokens, lanes order, over blocks [b0, b1) of n_blocks: the accumulators
 // start from `state` ([NT][8][16] floats; zero when b0 == 0) and return to it, or, at the last
-// block, are summed into tt.y as q8_group does. The same operations per lane in the same block
-// order as q8_group, so the same bits. Calling every token tile on one span of blocks before the
-// next span keeps the span's weights in L1 for the later tiles and spreads the first tile's
+// block, are summed into tt.y (ggml::hsum8 per row); over all blocks it is q8_group. Small
+// batches (q8_small_batch_groups) run every token tile on one span of blocks before the next: that
+// keeps the span's weights in L1 for the later tiles and spreads the first tile's
 // memory reads over all the tokens' arithmetic (one tile per whole group leaves the weight
 // stream waiting on memory for a third of the work, then computes from cache).
 template <int NT>
@@ -250,7 +211,7 @@ void q8_group_span(const uint8_t* qs, const uint16_t* d, int64_t b0, int64_t b1,
     }
     return;
   }
-  // ggml::hsum8 per row, as q8_group.
+  // ggml::hsum8 per row: (v0 + v4), (v1 + v5), (v2 + v6), (v3 + v7); (s0 + s2) + (s1 + s3).
   PARETO_UNROLL
   for (int k = 0; k < NT; ++k) {
     const __m512 s0 = _mm512_add_ps(acc[k][0], acc[k][4]);
@@ -259,6 +220,12 @@ void q8_group_span(const uint8_t* qs, const uint16_t* d, int64_t b0, int64_t b1,
     const __m512 s3 = _mm512_add_ps(acc[k][3], acc[k][7]);
     _mm512_storeu_ps(tt.y[k], _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3)));
   }
+}
+
+// One Q8_0 group x NT tokens, lanes order, all blocks.
+template <int NT>
+void q8_group(const uint8_t* qs, const uint16_t* d, int64_t n_blocks, const TokenTile& tt) {
+  q8_group_span<NT>(qs, d, 0, n_blocks, n_blocks, tt, nullptr);
 }
 
 using SpanFn = void (*)(const uint8_t*, const uint16_t*, int64_t, int64_t, int64_t,

@@ -114,6 +114,23 @@ kernels::AttentionArgs run_args(const ModelConfig& c, const kv::KvCache& cache,
   return args;
 }
 
+// Points `args` at the queries and outputs of batch rows [row, row + count).
+void set_query_rows(kernels::AttentionArgs& args, ForwardWorkspace& ws, int64_t q_dim, int64_t row,
+                    int64_t count) {
+  args.q = ws.q.data() + row * q_dim;
+  args.q_positions = ws.positions.data() + row;
+  args.n_tokens = static_cast<int>(count);
+  args.out = ws.attn.data() + row * q_dim;
+}
+
+// fn(row, count) over a causal run's rows: all at once, or in the batch-invariant mode one row at
+// a time, as in decode.
+template <class Fn>
+void for_each_row_block(const BatchRun& run, bool batch_invariant, Fn&& fn) {
+  if (!batch_invariant) return fn(run.begin, run.end - run.begin);
+  for (int64_t t = run.begin; t < run.end; ++t) fn(t, 1);
+}
+
 }  // namespace
 
 // Every short causal run's attention in one dispatch over units (run, KV head): a unit decodes
@@ -147,18 +164,10 @@ void DecoderModel::attend_short_runs(int layer, std::span<kv::KvCache* const> ca
       views[static_cast<size_t>(g)] = {scratch.keys.data(), scratch.values.data(),
                                        scratch.positions.data(), len};
       kernels::AttentionArgs args = run_args(c, cache, views);
-      const auto attend_rows = [&](int64_t row, int64_t count) {
-        args.q = ws.q.data() + row * q_dim;
-        args.q_positions = ws.positions.data() + row;
-        args.n_tokens = static_cast<int>(count);
-        args.out = ws.attn.data() + row * q_dim;
+      for_each_row_block(run, options.batch_invariant, [&](int64_t row, int64_t count) {
+        set_query_rows(args, ws, q_dim, row, count);
         kernels::attention_kv_head(args, g, path, options.attention);
-      };
-      if (!options.batch_invariant) {
-        attend_rows(run.begin, run.end - run.begin);
-      } else {
-        for (int64_t t = run.begin; t < run.end; ++t) attend_rows(t, 1);  // as in decode
-      }
+      });
     }
   });
 }
@@ -198,17 +207,10 @@ void DecoderModel::attend(int layer, const BatchRun& run, kv::KvCache& cache, Fo
   });
   kernels::AttentionArgs args = run_args(c, cache, views);
   const auto attend_rows = [&](int64_t row, int64_t count) {
-    args.q = ws.q.data() + row * q_dim;
-    args.q_positions = ws.positions.data() + row;
-    args.n_tokens = static_cast<int>(count);
-    args.out = ws.attn.data() + row * q_dim;
+    set_query_rows(args, ws, q_dim, row, count);
     kernels::attention(args, pool, path, options.attention);
   };
-  if (!run.tree) {
-    if (!options.batch_invariant) return attend_rows(run.begin, n_new);
-    for (int64_t t = run.begin; t < run.end; ++t) attend_rows(t, 1);  // as in decode
-    return;
-  }
+  if (!run.tree) return for_each_row_block(run, options.batch_invariant, attend_rows);
   // Tree: the new entries are the last n_new of every head. Keep a copy of them, then for each
   // query overwrite the new region with its ancestors and itself (root first) and attend to the
   // cache's older entries plus that chain: what the branch would see as a plain sequence.
