@@ -101,7 +101,8 @@ Command add_bench_command(CLI::App& parent) {
   app->add_flag("--batch-invariant", opt->bench.batch_invariant,
                 "compute every row in single-token order (results independent of the batch)");
   app->add_flag("--json", opt->json, "print one JSON object instead of a Markdown table");
-  return {app, [opt] { return run_bench_command(*opt); }};
+  const Command spec = add_bench_spec_command(*app);
+  return {app, [opt, spec] { return spec.app->parsed() ? spec.run() : run_bench_command(*opt); }};
 }
 
 }  // namespace pareto::cli

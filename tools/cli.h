@@ -24,6 +24,8 @@ Command add_info_command(CLI::App& parent);
 Command add_convert_command(CLI::App& parent);
 Command add_bench_command(CLI::App& parent);
 Command add_gen_model_command(CLI::App& parent);
+// `pareto bench spec`, a subcommand of `bench` (bench.cpp runs it when chosen).
+Command add_bench_spec_command(CLI::App& bench);
 
 // Prints "pareto: error: MESSAGE" on stderr; returns kExitError.
 int fail(const std::string& message);

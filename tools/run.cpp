@@ -27,6 +27,8 @@ struct RunOptions {
   std::string cache_type_k = "f16";
   std::string cache_type_v = "f16";
   std::vector<std::string> stop;
+  std::string draft_model;
+  int draft_max = 8;
   GenerateParams params;
 };
 
@@ -43,6 +45,8 @@ int run(const RunOptions& opt) {
   load.cache_type_k = opt.cache_type_k;
   load.cache_type_v = opt.cache_type_v;
   load.max_sequences = 1;
+  load.draft_model_path = opt.draft_model;
+  load.draft_max = opt.draft_max;
   const KernelEnvironment env = kernel_environment();
   load.kernels = env.kernels;
   load.place_weights = env.place_weights;
@@ -88,6 +92,16 @@ int run(const RunOptions& opt) {
                s.prompt_tokens, s.prompt_tokens_per_second(), s.generated_tokens,
                s.generated_tokens_per_second(),
                std::string(stop_reason_name(generation->stop_reason)).c_str());
+  const SpeculationStats& sp = s.speculation;
+  if (sp.steps > 0) {
+    std::fprintf(stderr,
+                 "speculation (%s): %lld verifications, %lld drafted, %lld accepted (%.1f%%), "
+                 "%.2f tokens per verification | draft %.3f s, verify %.3f s\n",
+                 params.strategy.c_str(), static_cast<long long>(sp.steps),
+                 static_cast<long long>(sp.drafted), static_cast<long long>(sp.accepted),
+                 100.0 * sp.acceptance_rate(), sp.mean_accepted(), sp.draft_seconds,
+                 sp.verify_seconds);
+  }
   return kExitOk;
 }
 
@@ -137,8 +151,14 @@ Command add_run_command(CLI::App& parent) {
       ->capture_default_str();
   app->add_option("--stop", opt->stop, "Stop string (repeatable): output ends before it");
   app->add_option("--spec", opt->params.strategy,
-                  "Decoding strategy: autoregressive (default), or ngram (prompt-lookup "
-                  "speculation; drafts for greedy requests only)");
+                  "Decoding strategy: autoregressive (default), or speculative (lossless): ngram "
+                  "(prompt lookup), sam (suffix automaton), draft, draft-adaptive (need "
+                  "--draft-model)");
+  app->add_option("--draft-model,--md", opt->draft_model,
+                  "draft model for --spec draft / draft-adaptive (same vocabulary as -m)");
+  app->add_option("--draft-max", opt->draft_max, "longest draft per step (speculative --spec)")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
   app->add_flag("--batch-invariant", opt->batch_invariant,
                 "compute every row in single-token order (results independent of the batch)");
   app->add_flag("--json", opt->json,

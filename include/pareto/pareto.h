@@ -56,6 +56,14 @@ struct LoadOptions {
   // row computed in single-token order). Off (default): llama.cpp's batch-size-dependent order,
   // so a lone request's logits match llama.cpp's bit for bit.
   bool batch_invariant = false;
+  // Speculative decoding: a draft model (GGUF or llama2.c) with the target's vocabulary, for the
+  // strategies "draft" and "draft-adaptive" (checked at load: an error names the first token
+  // that differs), and the longest draft per step for every speculative strategy.
+  std::string draft_model_path;
+  int draft_max = 8;
+  // Threads of the draft model's forwards; <= 0: one for a draft file under 64 MiB (its per-token
+  // work is shorter than handing work to other threads), else n_threads.
+  int draft_threads = 0;
 };
 
 struct GenerateParams {
@@ -70,9 +78,12 @@ struct GenerateParams {
   bool add_bos = true;            // prepend BOS when the model's tokenizer does
   std::vector<std::string> stop;  // generation ends before the first of these strings
   bool ignore_eos = false;        // keep generating past end-of-generation tokens
-  // Decoding strategy by name: "autoregressive" (also when empty), or "ngram" (prompt-lookup
-  // speculation; greedy requests only draft, and their output equals plain decoding's in the
-  // batch-invariant mode). An unknown name fails the request with the valid names.
+  // Decoding strategy by name: "autoregressive" (also when empty), or a speculative one: "ngram"
+  // (prompt lookup), "sam" (suffix automaton), "draft" / "draft-adaptive" (a draft model,
+  // LoadOptions::draft_model_path). Speculation is lossless: greedy output equals plain
+  // decoding's (in the batch-invariant mode; otherwise up to the batch's summation order), and
+  // sampled output follows the same distribution (rejection sampling). An unknown name fails the
+  // request with the valid names.
   std::string strategy;
 };
 
@@ -89,12 +100,26 @@ enum class StopReason {
 // "error".
 std::string_view stop_reason_name(StopReason reason);
 
+// What speculative decoding did for a request (zeros for plain decoding).
+struct SpeculationStats {
+  int64_t steps = 0;          // target forwards that verified this request's drafts
+  int64_t drafted = 0;        // draft tokens proposed
+  int64_t accepted = 0;       // of them, accepted
+  double draft_seconds = 0;   // in the drafter
+  double verify_seconds = 0;  // in the target forwards that verified (shared with the batch)
+  std::vector<int64_t> drafted_at, accepted_at;  // by draft position (0: first after pending)
+  double acceptance_rate() const { return drafted > 0 ? double(accepted) / drafted : 0.0; }
+  // Tokens gained per verification: accepted drafts + the target's own token.
+  double mean_accepted() const { return steps > 0 ? double(accepted) / steps + 1.0 : 0.0; }
+};
+
 struct GenerationStats {
   int prompt_tokens = 0;
   double prompt_seconds = 0;  // admission to the first generated token
   int generated_tokens = 0;
   double generate_seconds = 0;
   double queue_seconds = 0;  // waiting for a free sequence slot
+  SpeculationStats speculation;
   double prompt_tokens_per_second() const;
   double generated_tokens_per_second() const;
 };
@@ -161,9 +186,11 @@ class Engine {
   EngineCounters counters() const;
 
  private:
-  Engine(std::unique_ptr<engine::Session> session, std::unique_ptr<engine::Scheduler> scheduler);
+  Engine(std::unique_ptr<engine::Session> session, std::unique_ptr<engine::Session> draft,
+         std::unique_ptr<engine::Scheduler> scheduler);
   struct StepLock;
   std::unique_ptr<engine::Session> session_;
+  std::unique_ptr<engine::Session> draft_;  // the draft model's, when loaded
   std::unique_ptr<engine::Scheduler> scheduler_;
   std::unique_ptr<StepLock> step_lock_;
 };

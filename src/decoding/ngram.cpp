@@ -2,8 +2,6 @@
 
 #include <algorithm>
 
-#include "base/check.h"
-
 namespace pareto::decoding {
 
 void find_ngram_draft(std::span<const int32_t> tokens, int max_ngram, int max_tokens,
@@ -24,42 +22,8 @@ void find_ngram_draft(std::span<const int32_t> tokens, int max_ngram, int max_to
   }
 }
 
-void NgramStrategy::propose(const SequenceState& seq, int max_entries,
-                            std::vector<model::BatchEntry>& entries) {
-  PARETO_CHECK(max_entries >= 1 && !seq.tokens.empty());
-  PARETO_CHECK_MSG(seq.cache.n_tokens() + 1 == static_cast<int>(seq.tokens.size()),
-                   "NgramStrategy::propose: the cache must hold every token but the pending one");
-  draft_.clear();
-  if (seq.sampler.greedy()) {
-    find_ngram_draft(seq.tokens, max_ngram_, std::min(max_draft_, max_entries - 1), draft_);
-  }
-  const auto pending = static_cast<int32_t>(seq.tokens.size()) - 1;
-  entries.push_back({seq.tokens.back(), pending, 0, true});
-  for (size_t i = 0; i < draft_.size(); ++i) {
-    entries.push_back({draft_[i], pending + 1 + static_cast<int32_t>(i), 0, true});
-  }
-}
-
-int NgramStrategy::accept(SequenceState& seq, std::span<const float> logits) {
-  const auto n_vocab = static_cast<size_t>(seq.n_vocab);
-  PARETO_CHECK(n_vocab > 0 && logits.size() % n_vocab == 0);
-  const size_t rows = logits.size() / n_vocab;
-  // The first call after the prompt has the last prompt token's row only (no draft proposed).
-  PARETO_CHECK(rows == draft_.size() + 1 || (rows == 1 && draft_.empty()));
-  int appended = 0;
-  for (size_t i = 0; i < rows; ++i) {
-    const std::span<const float> row = logits.subspan(i * n_vocab, n_vocab);
-    const int32_t token = seq.sampler.sample(row, seq.tokens);
-    seq.tokens.push_back(token);
-    ++appended;
-    if (i >= draft_.size() || token != draft_[i]) break;  // later rows saw a rejected token
-  }
-  // The cache holds the pending token and every draft token; keep those before the new pending.
-  if (static_cast<size_t>(appended) < rows) {
-    seq.cache.truncate(static_cast<int>(seq.tokens.size()) - 1);
-  }
-  draft_.clear();
-  return appended;
+void NgramDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) {
+  find_ngram_draft(seq.tokens, max_ngram_, max_tokens, out.tokens);
 }
 
 }  // namespace pareto::decoding

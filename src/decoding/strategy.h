@@ -28,11 +28,23 @@ struct SequenceState {
   int n_prompt = 0;
   kv::KvCache cache;
   sampling::SamplerChain sampler{nullptr};
+  uint64_t seed = 0;  // the request's sampling seed (drafters that sample derive theirs from it)
   int n_vocab = 0;
 
   std::span<const int32_t> generated() const {
     return std::span<const int32_t>(tokens).subspan(static_cast<size_t>(n_prompt));
   }
+};
+
+// What speculation did for one request (all zero for plain decoding).
+struct SpeculationStats {
+  int64_t steps = 0;          // verifications (target forwards) of this sequence after its prompt
+  int64_t drafted = 0;        // draft tokens proposed
+  int64_t accepted = 0;       // of them, accepted
+  double draft_seconds = 0;   // spent in the drafter (propose and its bookkeeping)
+  double verify_seconds = 0;  // from the end of propose to accept: the target forward
+  // By draft position i (0 = the token after the pending one): proposed at i, accepted at i.
+  std::vector<int64_t> drafted_at, accepted_at;
 };
 
 class DecodingStrategy {
@@ -50,9 +62,18 @@ class DecodingStrategy {
   // first time, the last prompt token's row. Appends the accepted tokens (at least one) to
   // seq.tokens, rolls seq.cache back to the accepted ones, and returns how many it appended.
   virtual int accept(SequenceState& seq, std::span<const float> logits) = 0;
+
+  // Speculative strategies report what they drafted and accepted; others return nullptr.
+  virtual const SpeculationStats* speculation() const { return nullptr; }
 };
 
-// The registered strategies: "autoregressive", "ngram". The error lists the valid names.
+struct StrategyContext;
+
+// The registered strategies: "autoregressive", and the speculative ones ("ngram", "sam", "draft",
+// "draft-adaptive"; the draft-model ones need context.draft_model). The error lists the valid
+// names.
+Result<std::unique_ptr<DecodingStrategy>> make_strategy(std::string_view name,
+                                                        const StrategyContext& context);
 Result<std::unique_ptr<DecodingStrategy>> make_strategy(std::string_view name);
 std::vector<std::string_view> strategy_names();
 

@@ -1,5 +1,6 @@
 // pareto::Engine (include/pareto/pareto.h): the public facade over engine::Session and
 // engine::Scheduler.
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -33,6 +34,9 @@ Result<Generation> to_generation(const engine::RequestResult& r) {
   g.stats.generated_tokens = static_cast<int>(r.tokens.size());
   g.stats.generate_seconds = r.decode_seconds;
   g.stats.queue_seconds = r.queue_seconds;
+  const decoding::SpeculationStats& sp = r.speculation;
+  g.stats.speculation = {sp.steps,          sp.drafted,    sp.accepted,   sp.draft_seconds,
+                         sp.verify_seconds, sp.drafted_at, sp.accepted_at};
   return g;
 }
 
@@ -66,9 +70,10 @@ double GenerationStats::generated_tokens_per_second() const {
   return generate_seconds > 0 ? generated_tokens / generate_seconds : 0.0;
 }
 
-Engine::Engine(std::unique_ptr<engine::Session> session,
+Engine::Engine(std::unique_ptr<engine::Session> session, std::unique_ptr<engine::Session> draft,
                std::unique_ptr<engine::Scheduler> scheduler)
     : session_(std::move(session)),
+      draft_(std::move(draft)),
       scheduler_(std::move(scheduler)),
       step_lock_(std::make_unique<StepLock>()) {}
 Engine::~Engine() = default;
@@ -88,6 +93,20 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_path,
   PARETO_TRY(sched.key_type, kv::parse_kv_type(options.cache_type_k));
   PARETO_TRY(sched.value_type, kv::parse_kv_type(options.cache_type_v));
   PARETO_TRY(auto session, engine::Session::open(model_path, so));
+  std::unique_ptr<engine::Session> draft;
+  if (!options.draft_model_path.empty() && session->has_model()) {
+    engine::SessionOptions dso = so;
+    dso.n_threads = options.draft_threads;
+    if (dso.n_threads <= 0) {
+      std::error_code ec;
+      const auto bytes = std::filesystem::file_size(options.draft_model_path, ec);
+      dso.n_threads = !ec && bytes < (64u << 20) ? 1 : options.n_threads;
+    }
+    dso.context_length = 0;
+    PARETO_TRY(draft, engine::Session::open(options.draft_model_path, dso));
+    PARETO_RETURN_IF_ERROR(engine::check_draft_vocabulary(
+        session->tokenizer(), model_path, draft->tokenizer(), options.draft_model_path));
+  }
   std::unique_ptr<engine::Scheduler> scheduler;
   if (session->has_model()) {
     sched.context_length = session->context_length();
@@ -95,13 +114,19 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_path,
     sched.max_queue = options.max_queue;
     sched.step_tokens = options.step_tokens;
     sched.forward.batch_invariant = options.batch_invariant;
+    sched.draft_max = options.draft_max;
+    if (draft) {
+      sched.draft_model = &draft->model();
+      sched.draft_pool = &draft->pool();
+    }
     if (options.flash_attention) {
       sched.forward.attention = kernels::AttentionAlgorithm::kOnlineSoftmax;
     }
     PARETO_TRY(scheduler, engine::Scheduler::create(session->model(), session->tokenizer(),
                                                     session->pool(), sched));
   }
-  return std::unique_ptr<Engine>(new Engine(std::move(session), std::move(scheduler)));
+  return std::unique_ptr<Engine>(
+      new Engine(std::move(session), std::move(draft), std::move(scheduler)));
 }
 
 std::vector<int32_t> Engine::tokenize(std::string_view text, bool add_bos) const {

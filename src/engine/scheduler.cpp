@@ -51,6 +51,47 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
     : model_(model), tokenizer_(tokenizer), pool_(pool), options_(options) {
   kv_pool_ = std::make_shared<kv::KvPool>(
       model.kv_pool_options(options.key_type, options.value_type, options.max_kv_pages));
+  strategy_context_.draft_max = options.draft_max;
+  if (options.draft_model != nullptr) {
+    const model::Model& d = *options.draft_model;
+    draft_.model = &d;
+    draft_.kv_pool = std::make_shared<kv::KvPool>(
+        d.kv_pool_options(options.key_type, options.value_type, options.max_kv_pages));
+    draft_.pool = options.draft_pool != nullptr ? options.draft_pool : &pool;
+    draft_.forward = options.forward;
+    draft_.forward.kernel_path.reset();  // the draft's own order
+    const int trained = d.config().context_length;
+    draft_.context_length =
+        options.draft_context_length > 0
+            ? options.draft_context_length
+            : std::min(options.context_length, trained > 0 ? trained : options.context_length);
+    strategy_context_.draft_model = &draft_;
+  }
+}
+
+Status check_draft_vocabulary(const tokenizer::Tokenizer& target, std::string_view target_name,
+                              const tokenizer::Tokenizer& draft, std::string_view draft_name) {
+  const auto differs = [&](auto&&... what) {
+    return make_error_code(ErrorCode::kInvalidArgument, "draft model ", draft_name,
+                           ": its vocabulary is not the target's (", target_name, "): ", what...);
+  };
+  if (draft.n_vocab() != target.n_vocab()) {
+    return differs(draft.n_vocab(), " tokens, the target has ", target.n_vocab());
+  }
+  if (draft.kind() != target.kind()) {
+    return differs("tokenizer '", draft.kind(), "', the target's is '", target.kind(), "'");
+  }
+  if (draft.bos_id() != target.bos_id() || draft.eos_id() != target.eos_id()) {
+    return differs("BOS/EOS ", draft.bos_id(), "/", draft.eos_id(), ", the target's ",
+                   target.bos_id(), "/", target.eos_id());
+  }
+  for (int32_t id = 0; id < target.n_vocab(); ++id) {
+    if (draft.token_text(id) != target.token_text(id)) {
+      return differs("token ", id, " is '", draft.token_text(id), "', the target's is '",
+                     target.token_text(id), "'");
+    }
+  }
+  return ok();
 }
 
 Scheduler::~Scheduler() = default;
@@ -62,6 +103,18 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const model::Model& model,
   const int head_dim = model.config().head_dim;
   PARETO_RETURN_IF_ERROR(kv::check_kv_type(options.key_type, head_dim));
   PARETO_RETURN_IF_ERROR(kv::check_kv_type(options.value_type, head_dim));
+  if (options.draft_model != nullptr) {
+    const model::ModelConfig& d = options.draft_model->config();
+    PARETO_RETURN_IF_ERROR(kv::check_kv_type(options.key_type, d.head_dim));
+    PARETO_RETURN_IF_ERROR(kv::check_kv_type(options.value_type, d.head_dim));
+    if (d.n_vocab != model.config().n_vocab) {
+      return make_error("engine: the draft model has ", d.n_vocab, " tokens, the target ",
+                        model.config().n_vocab);
+    }
+  }
+  if (options.draft_max < 0 || options.draft_max > 64) {
+    return make_error("engine: draft_max must be in [0, 64], got ", options.draft_max);
+  }
   if (options.context_length <= 0 || options.max_sequences <= 0 || options.max_queue < 0 ||
       options.step_tokens <= 0 || options.max_kv_pages < 0) {
     return make_error("engine: context_length (", options.context_length, "), max_sequences (",
@@ -89,7 +142,7 @@ Result<uint64_t> Scheduler::submit(std::vector<int32_t> prompt, const RequestPar
   for (const std::string& stop : params.stop) {
     if (stop.empty()) return make_error("stop strings must not be empty");
   }
-  PARETO_TRY(auto strategy, decoding::make_strategy(params.strategy));
+  PARETO_TRY(auto strategy, decoding::make_strategy(params.strategy, strategy_context_));
   std::lock_guard<std::mutex> lock(mutex_);
   if (static_cast<int>(queue_.size()) >= options_.max_queue) {
     return make_error_code(ErrorCode::kResourceExhausted, "request queue full (", queue_.size(),
@@ -102,6 +155,7 @@ Result<uint64_t> Scheduler::submit(std::vector<int32_t> prompt, const RequestPar
   s->state.n_prompt = static_cast<int>(prompt.size());
   s->state.n_vocab = n_vocab;
   s->state.sampler = sampling::SamplerChain::from_params(params.sampling);
+  s->state.seed = params.sampling.seed;
   s->result.id = s->id;
   s->result.prompt_tokens = prompt;
   // The decoder sees the prompt first so the generated text continues it exactly (no leading
@@ -188,6 +242,9 @@ void Scheduler::finish(Sequence& s, StopReason reason, std::optional<Error> erro
   }
   s.result.stop_reason = reason;
   s.result.error = std::move(error);
+  if (const decoding::SpeculationStats* spec = s.strategy->speculation()) {
+    s.result.speculation = *spec;
+  }
   s.state.cache.clear();  // pages back to the pool now, not when the sequence is destroyed
   if (s.callbacks.on_done) s.callbacks.on_done(s.result);
 }

@@ -27,6 +27,7 @@
 
 #include "base/result.h"
 #include "base/thread_pool.h"
+#include "decoding/drafter.h"
 #include "decoding/strategy.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
@@ -53,10 +54,11 @@ struct RequestResult {
   std::vector<int32_t> tokens;  // generated, without an end-of-generation token
   std::string text;             // their text, cut before a stop string
   StopReason stop_reason = StopReason::kMaxTokens;
-  std::optional<Error> error;  // with kError
-  double queue_seconds = 0;    // submit to admission
-  double prompt_seconds = 0;   // admission to the first generated token
-  double decode_seconds = 0;   // first generated token to the end
+  std::optional<Error> error;              // with kError
+  double queue_seconds = 0;                // submit to admission
+  double prompt_seconds = 0;               // admission to the first generated token
+  double decode_seconds = 0;               // first generated token to the end
+  decoding::SpeculationStats speculation;  // zero unless the strategy speculates
 };
 
 struct RequestCallbacks {
@@ -77,6 +79,12 @@ struct SchedulerOptions {
   kv::KvType value_type = kv::KvType::kF16;
   int64_t max_kv_pages = 0;  // 0: no limit
   model::ForwardOptions forward;
+  // Speculative decoding: the longest draft per step, and a draft model for the strategies that
+  // need one ("draft", "draft-adaptive"; its vocabulary must be the target's: check_draft_model).
+  int draft_max = 8;
+  const model::Model* draft_model = nullptr;
+  ThreadPool* draft_pool = nullptr;  // the draft's forwards; null: the target's pool
+  int draft_context_length = 0;      // <= 0: the draft's trained context, at most context_length
 };
 
 struct SchedulerCounters {
@@ -87,6 +95,11 @@ struct SchedulerCounters {
   int64_t prompt_tokens = 0;     // evaluated so far
   int64_t generated_tokens = 0;  // accepted so far
 };
+
+// The draft model must share the target's vocabulary token for token (llama.cpp checks the
+// same): errors name both files and the first difference.
+Status check_draft_vocabulary(const tokenizer::Tokenizer& target, std::string_view target_name,
+                              const tokenizer::Tokenizer& draft, std::string_view draft_name);
 
 class Scheduler {
  public:
@@ -129,6 +142,8 @@ class Scheduler {
   ThreadPool& pool_;
   SchedulerOptions options_;
   std::shared_ptr<kv::KvPool> kv_pool_;
+  decoding::DraftModelResources draft_;  // draft_.model null: no draft model
+  decoding::StrategyContext strategy_context_;
 
   mutable std::mutex mutex_;  // guards queue_, cancelled_, next_id_
   std::deque<std::unique_ptr<Sequence>> queue_;

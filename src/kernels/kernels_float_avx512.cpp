@@ -35,7 +35,7 @@ PARETO_AVX512_WARNINGS_PUSH
 
 using avx512::BF16Elem;
 using avx512::F16Elem;
-using avx512::f32_tails_x16;
+using avx512::f32_tails_x16_tokens;
 using avx512::F32Elem;
 using avx512::vec_dot_rows;
 
@@ -99,18 +99,28 @@ void matmul_vec(const WeightView& w, const PreparedActivations& x, int64_t row_b
     if constexpr (std::is_same_v<E, F32Elem>) {
       constexpr int kTailRows = 16;
       if (np != w.cols && w.cols * kTailRows < (int64_t{1} << 31)) {
+        // Per token of the block, 16 sums: the vector parts token by token (the first token
+        // prefetches the next rows, the later ones find these rows in cache), then every token's
+        // tails with one transpose of each weight block.
+        alignas(64) float sums[kTokenBlock * kTailRows];
         for (; r + kTailRows <= row_end; r += kTailRows) {
           const auto* base = reinterpret_cast<const float*>(w.row(r));
           for (int64_t t = t0; t < t1; ++t) {
             const float* xt = xf + (t - t0) * stride;
-            alignas(64) float sums[kTailRows];
+            float* st = sums + (t - t0) * kTailRows;
             for (int g = 0; g < kTailRows; g += kVecRows) {
               const T* wr[kVecRows];
               for (int m = 0; m < kVecRows; ++m) wr[m] = base + (g + m) * w.cols;
-              vec_dot_rows<E, kVecRows, false>(wr, xt, w.cols, sums + g);
+              if (t == t0) {
+                vec_dot_rows<E, kVecRows, false>(wr, xt, w.cols, st + g);
+              } else {
+                vec_dot_rows<E, kVecRows, false, false>(wr, xt, w.cols, st + g);
+              }
             }
-            f32_tails_x16(base, w.cols, xt, np, w.cols, sums);
-            std::copy_n(sums, kTailRows, y + t * w.rows + r);
+          }
+          f32_tails_x16_tokens(base, w.cols, xf, stride, t1 - t0, np, w.cols, sums);
+          for (int64_t t = t0; t < t1; ++t) {
+            std::copy_n(sums + (t - t0) * kTailRows, kTailRows, y + t * w.rows + r);
           }
         }
       }
@@ -118,8 +128,10 @@ void matmul_vec(const WeightView& w, const PreparedActivations& x, int64_t row_b
     for (; r + kVecRows <= row_end; r += kVecRows) {
       const T* wr[kVecRows];
       for (int m = 0; m < kVecRows; ++m) wr[m] = reinterpret_cast<const T*>(w.row(r + m));
-      for (int64_t t = t0; t < t1; ++t) {
-        vec_dot_rows<E, kVecRows>(wr, xf + (t - t0) * stride, w.cols, y + t * w.rows + r);
+      vec_dot_rows<E, kVecRows>(wr, xf, w.cols, y + t0 * w.rows + r);
+      for (int64_t t = t0 + 1; t < t1; ++t) {
+        vec_dot_rows<E, kVecRows, true, false>(wr, xf + (t - t0) * stride, w.cols,
+                                               y + t * w.rows + r);
       }
     }
     for (; r < row_end; ++r) {

@@ -166,8 +166,10 @@ PARETO_AVX512_WARNINGS_PUSH
 // multiply and add (F32) or in double (F16/BF16, F16ValuedF32Elem). Used by the matmuls
 // (kernels_float_avx512.cpp) and the attention scores (kernels_float_avx512_attention.cpp).
 // kTail false: out[m] is the sum of the first n & ~63 elements only (the caller adds the tail
-// in the same order, for many rows at once: f32_tails_x16).
-template <class E, int kRows, bool kTail = true>
+// in the same order, for many rows at once: f32_tails_x16). kPrefetch false: no prefetch of the
+// next rows (a later token of the same rows: they are in cache, and the prefetches would take
+// load slots from the arithmetic).
+template <class E, int kRows, bool kTail = true, bool kPrefetch = true>
 PARETO_AVX512_TARGET static void vec_dot_rows(const typename E::T* const* a, const float* b,
                                               int64_t n, float* out) {
   const int64_t np = n & ~int64_t{63};
@@ -179,7 +181,7 @@ PARETO_AVX512_TARGET static void vec_dot_rows(const typename E::T* const* a, con
     // The same elements of the next kRows rows (the next group, when rows are consecutive), so
     // that they arrive by the time this group is done: +15% decode bandwidth measured here. The
     // address may lie past the matrix (a prefetch never faults), hence integer arithmetic.
-    for (int m = 0; m < kRows; ++m) {
+    for (int m = 0; m < kRows && kPrefetch; ++m) {
       const uintptr_t next = reinterpret_cast<uintptr_t>(a[m] + i) + kRows * n * sizeof(*a[m]);
       for (uintptr_t line = 0; line < 64 * sizeof(*a[m]); line += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(next + line), _MM_HINT_T0);
@@ -266,6 +268,36 @@ PARETO_AVX512_TARGET inline void f32_tails_x16(const float* a, int64_t row_strid
     }
   }
   _mm512_storeu_ps(sums, s);
+}
+
+// f32_tails_x16 for n_tokens activation rows (b + t * b_stride) at once: each 16x16 block of
+// weights is loaded and transposed once for all of them; sums + 16 * t are token t's. Every
+// token's sums get exactly f32_tails_x16's operations, in its order.
+PARETO_AVX512_TARGET inline void f32_tails_x16_tokens(const float* a, int64_t row_stride,
+                                                      const float* b, int64_t b_stride,
+                                                      int64_t n_tokens, int64_t begin, int64_t n,
+                                                      float* sums) {
+  for (int64_t i0 = begin; i0 < n; i0 += 16) {
+    const int cols = static_cast<int>(std::min<int64_t>(16, n - i0));
+    const auto mask = static_cast<__mmask16>((1u << cols) - 1u);
+    __m512 r[16];
+#pragma GCC unroll 16
+    for (int m = 0; m < 16; ++m) r[m] = _mm512_maskz_loadu_ps(mask, a + m * row_stride + i0);
+    transpose16x16(r);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const float* bt = b + t * b_stride + i0;
+      __m512 s = _mm512_loadu_ps(sums + 16 * t);
+      if (cols == 16) {
+#pragma GCC unroll 16
+        for (int c = 0; c < 16; ++c)
+          s = _mm512_add_ps(s, _mm512_mul_ps(r[c], _mm512_set1_ps(bt[c])));
+      } else {
+        for (int c = 0; c < cols; ++c)
+          s = _mm512_add_ps(s, _mm512_mul_ps(r[c], _mm512_set1_ps(bt[c])));
+      }
+      _mm512_storeu_ps(sums + 16 * t, s);
+    }
+  }
 }
 
 PARETO_AVX512_WARNINGS_POP

@@ -11,9 +11,11 @@ namespace pareto::sampling {
 namespace {
 
 // Descending logit; equal logits keep the lower id first so every choice is deterministic.
-bool higher_logit(const Candidate& a, const Candidate& b) {
+// A lambda, not a function: std::sort and friends inline it (through a function pointer every
+// comparison was a call: a third of a sampled step on a 4096-token vocabulary).
+constexpr auto higher_logit = [](const Candidate& a, const Candidate& b) {
   return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-}
+};
 
 }  // namespace
 
@@ -111,6 +113,15 @@ int32_t GreedyPicker::pick(Candidates& candidates) {
   const auto best =
       std::min_element(candidates.items.begin(), candidates.items.end(), higher_logit);
   return best->id;
+}
+
+double TokenPicker::uniform() {
+  PARETO_CHECK_MSG(false, "TokenPicker::uniform: this picker draws no random numbers");
+  return 0.0;
+}
+
+double RandomPicker::uniform() {
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
 }
 
 int32_t RandomPicker::pick(Candidates& candidates) {

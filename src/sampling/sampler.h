@@ -119,6 +119,8 @@ class TokenPicker {
  public:
   virtual ~TokenPicker() = default;
   virtual int32_t pick(Candidates& candidates) = 0;
+  // A uniform draw in [0, 1) from the picker's RNG (a random picker only: CHECKs otherwise).
+  virtual double uniform();
 };
 
 // Argmax; ties go to the lowest id.
@@ -132,6 +134,7 @@ class RandomPicker final : public TokenPicker {
  public:
   explicit RandomPicker(uint64_t seed) : rng_(static_cast<std::mt19937::result_type>(seed)) {}
   int32_t pick(Candidates& candidates) override;
+  double uniform() override;
 
  private:
   std::mt19937 rng_;
@@ -154,6 +157,9 @@ class SamplerChain {
                Candidates& out) const;
   // Picks a token from processed candidates (advances the RNG of a sampling chain).
   int32_t pick(Candidates& candidates);
+  // A uniform draw in [0, 1) from the chain's RNG, the one pick() uses (sampling chains only):
+  // rejection sampling's acceptance test draws here so one seed fixes the whole output.
+  double uniform() { return picker_->uniform(); }
   // process() then pick(), in a buffer the chain keeps: no allocation per token.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history = {});
   bool greedy() const { return greedy_; }

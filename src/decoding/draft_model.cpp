@@ -1,0 +1,135 @@
+#include "decoding/draft_model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "base/check.h"
+
+namespace pareto::decoding {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr double kDecay = 0.9;  // weight of the past in the adaptive estimates, per verification
+
+// The probability softmax(logits) gives its argmax (the greedy draft's own confidence).
+double argmax_probability(std::span<const float> logits) {
+  const float max = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float l : logits) sum += std::exp(static_cast<double>(l - max));
+  return 1.0 / sum;
+}
+
+}  // namespace
+
+DraftModelDrafter::DraftModelDrafter(const DraftModelResources& resources, bool adaptive)
+    : r_(resources), adaptive_(adaptive) {
+  PARETO_CHECK(r_.model != nullptr && r_.kv_pool != nullptr && r_.pool != nullptr);
+  cache_ = kv::KvCache(r_.kv_pool, r_.context_length);
+}
+
+bool DraftModelDrafter::feed(std::span<const int32_t> tokens) {
+  entries_.clear();
+  const auto start = static_cast<int32_t>(fed_.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    entries_.push_back({tokens[i], start + static_cast<int32_t>(i), 0, i + 1 == tokens.size()});
+  }
+  kv::KvCache* caches[] = {&cache_};
+  if (!r_.model->forward(entries_, caches, logits_, workspace_, *r_.pool, r_.forward)) {
+    return false;  // out of pages or context: no draft this step (plain decoding goes on)
+  }
+  fed_.insert(fed_.end(), tokens.begin(), tokens.end());
+  return true;
+}
+
+bool DraftModelDrafter::keep_drafting(double p_all_pass) const {
+  if (!adaptive_ || fit_n_ < 2) return true;  // measure a few fixed-length steps first
+  // Verify seconds ~ a + b * entries (least squares over recent steps).
+  const double det = fit_n_ * fit_xx_ - fit_x_ * fit_x_;
+  double b = det > 1e-12 ? (fit_n_ * fit_xy_ - fit_x_ * fit_y_) / det : 0.0;
+  b = std::max(b, 0.0);
+  const double a = std::max((fit_y_ - b * fit_x_) / fit_n_, 0.0);
+  const double step = a + b;  // one plain target step: what an accepted token saves
+  return p_all_pass * step > draft_token_seconds_ + b;
+}
+
+void DraftModelDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) {
+  const auto n = static_cast<int>(seq.tokens.size());
+  // Room in the draft's context for the sequence and the draft's own entries.
+  max_tokens = std::min(max_tokens, r_.context_length - n);
+  if (max_tokens <= 0) return;
+  if (!seeded_) {
+    rng_.seed(seq.seed ^ 0x9e3779b97f4a7c15ULL);
+    seeded_ = true;
+  }
+  // Keep the longest prefix of the accepted tokens the cache holds; always re-feed at least the
+  // pending token (its logits start the draft).
+  size_t keep = 0;
+  while (keep < fed_.size() && keep < seq.tokens.size() && fed_[keep] == seq.tokens[keep]) ++keep;
+  keep = std::min(keep, seq.tokens.size() - 1);
+  cache_.truncate(static_cast<int>(keep));
+  fed_.resize(keep);
+  if (!feed(std::span<const int32_t>(seq.tokens).subspan(keep))) return;
+  history_.assign(seq.tokens.begin(), seq.tokens.end());
+  confidence_.clear();
+  const bool greedy = seq.sampler.greedy();
+  double p_all_pass = 1.0;
+  const double calibration = (accepted_ + 1.0) / (predicted_ + 1.0);
+  for (int i = 0; i < max_tokens; ++i) {
+    if (i > 0) {
+      const Clock::time_point t0 = Clock::now();
+      const int32_t last = out.tokens.back();
+      if (!feed(std::span<const int32_t>(&last, 1))) break;
+      const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+      draft_token_seconds_ =
+          draft_token_seconds_ == 0 ? s : kDecay * draft_token_seconds_ + (1 - kDecay) * s;
+    }
+    const std::span<const float> row(logits_.data(), static_cast<size_t>(seq.n_vocab));
+    seq.sampler.process(row, history_, candidates_);
+    int32_t token = candidates_.items.front().id;
+    double confidence = 1.0;
+    if (greedy) {
+      if (adaptive_) confidence = argmax_probability(row);
+    } else {
+      // Draw from q with the drafter's own RNG (independent of the acceptance draws).
+      const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+      double cumulative = 0;
+      token = candidates_.items.back().id;
+      for (const sampling::Candidate& c : candidates_.items) {
+        cumulative += c.prob;
+        if (u < cumulative) {
+          token = c.id;
+          confidence = c.prob;
+          break;
+        }
+      }
+      out.q.push_back(candidates_);
+    }
+    out.tokens.push_back(token);
+    history_.push_back(token);
+    confidence_.push_back(confidence);
+    p_all_pass *= std::min(1.0, calibration * confidence);
+    if (!keep_drafting(p_all_pass)) break;
+  }
+}
+
+void DraftModelDrafter::verified(const SequenceState& seq, const Verification& v) {
+  (void)seq;
+  if (!adaptive_ || v.drafted == 0) return;
+  const double x = v.drafted + 1;  // entries verified
+  fit_n_ = kDecay * fit_n_ + 1;
+  fit_x_ = kDecay * fit_x_ + x;
+  fit_y_ = kDecay * fit_y_ + v.verify_seconds;
+  fit_xx_ = kDecay * fit_xx_ + x * x;
+  fit_xy_ = kDecay * fit_xy_ + x * v.verify_seconds;
+  // Calibration over the positions the verification reached (accepted ones and the first miss).
+  const int reached = std::min(v.drafted, v.accepted + 1);
+  double predicted = 0;
+  for (int i = 0; i < reached && i < static_cast<int>(confidence_.size()); ++i) {
+    predicted += confidence_[static_cast<size_t>(i)];
+  }
+  predicted_ = kDecay * predicted_ + predicted;
+  accepted_ = kDecay * accepted_ + v.accepted;
+}
+
+}  // namespace pareto::decoding

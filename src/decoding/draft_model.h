@@ -1,0 +1,55 @@
+// Draft-model speculation (Leviathan et al. 2023; Chen et al. 2023): a smaller model sharing the
+// target's vocabulary drafts a chain one token at a time; the target verifies it in one forward.
+// Each sequence's drafter keeps the draft model's KV cache in step with the sequence: before a
+// draft it truncates the cache to the longest prefix it holds of the accepted tokens and feeds
+// the rest (the tokens accepted since, in one forward), so rejected drafts roll back for free.
+// Greedy requests draft the draft's argmax; sampled ones draw from the draft's processed
+// distribution (same processors as the target) with the drafter's own RNG, and record q for the
+// rejection test.
+//
+// "draft-adaptive" picks the length on the fly (in the spirit of "on-the-fly adaptation of draft
+// lengths", ACL 2025): drafting token i+1 is worth it while the chance that tokens 0..i all pass,
+// estimated from the draft's own probabilities (calibrated by the acceptance measured so far),
+// times the time one target step costs exceeds the time to draft and verify one more token (both
+// measured as the request runs). "draft" drafts the fixed --draft-max.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "decoding/drafter.h"
+
+namespace pareto::decoding {
+
+class DraftModelDrafter final : public Drafter {
+ public:
+  DraftModelDrafter(const DraftModelResources& resources, bool adaptive);
+  std::string_view name() const override { return adaptive_ ? "draft-adaptive" : "draft"; }
+  void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
+  void verified(const SequenceState& seq, const Verification& v) override;
+
+ private:
+  // Feeds `tokens` at positions fed_.size().. and leaves the last one's logits in logits_.
+  bool feed(std::span<const int32_t> tokens);
+  bool keep_drafting(double p_all_pass) const;
+
+  const DraftModelResources& r_;
+  bool adaptive_;
+  kv::KvCache cache_;
+  std::vector<int32_t> fed_;  // the tokens whose entries cache_ holds
+  model::ForwardWorkspace workspace_;
+  std::vector<model::BatchEntry> entries_;
+  std::vector<float> logits_;
+  std::vector<int32_t> history_;    // seq.tokens + the draft so far (the processors' history)
+  std::vector<double> confidence_;  // the draft's probability of each token of the last draft
+  sampling::Candidates candidates_;
+  std::mt19937_64 rng_;
+  bool seeded_ = false;
+  // Adaptive length: measured costs (seconds) and calibration, exponentially decayed.
+  double draft_token_seconds_ = 0;  // one draft forward of one token
+  double fit_n_ = 0, fit_x_ = 0, fit_y_ = 0, fit_xx_ = 0, fit_xy_ = 0;  // verify s vs entries
+  double predicted_ = 0, accepted_ = 0;  // sums over positions that were reached
+};
+
+}  // namespace pareto::decoding

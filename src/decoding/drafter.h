@@ -1,0 +1,74 @@
+// Drafters: the proposing half of speculative decoding. A drafter guesses how a sequence goes on
+// (a chain of draft tokens after the pending one); SpeculativeStrategy (speculative.h) has the
+// target verify the pending token and the whole chain in ONE batched forward and keeps the longest
+// valid prefix. A drafter never sees the target's logits; it is told what was accepted, and keeps
+// its own state (a draft model's KV cache, an automaton, statistics) in step with the sequence.
+// Adding a drafter: one file with a class deriving from Drafter, one line in the registry
+// (strategy_registry.cpp), and its test.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "decoding/strategy.h"
+#include "kv/kv_pool.h"
+#include "model/model.h"
+#include "sampling/sampler.h"
+
+namespace pareto::decoding {
+
+// One proposal: the draft tokens in order (draft[0] follows the pending token). For a drafter
+// that samples its tokens, q[i] is the processed distribution draft[i] was drawn from (what the
+// modified rejection sampling of Leviathan et al. 2023 compares with the target's); empty q means
+// the drafts are deterministic guesses (q one-hot on each token).
+struct Draft {
+  std::vector<int32_t> tokens;
+  std::vector<sampling::Candidates> q;
+  void clear() {
+    tokens.clear();
+    q.clear();
+  }
+};
+
+// What the last verification found, reported to the drafter before its next draft.
+struct Verification {
+  int drafted = 0;            // tokens of the last draft
+  int accepted = 0;           // of them, accepted
+  double verify_seconds = 0;  // the target forward that verified them (shared with the batch)
+};
+
+class Drafter {
+ public:
+  virtual ~Drafter() = default;
+  virtual std::string_view name() const = 0;
+  // Fills `out` with at most `max_tokens` (>= 0) tokens continuing seq.tokens. An empty draft is
+  // fine (the step is then a plain decode).
+  virtual void draft(const SequenceState& seq, int max_tokens, Draft& out) = 0;
+  // Called after each verification, once seq.tokens holds what was accepted.
+  virtual void verified(const SequenceState& seq, const Verification& v) {
+    (void)seq;
+    (void)v;
+  }
+};
+
+// A second model that drafts for the target (drafters "draft" and "draft-adaptive"): loaded once,
+// shared by every sequence; each sequence's drafter keeps its own cache in `kv_pool`.
+struct DraftModelResources {
+  const model::Model* model = nullptr;
+  std::shared_ptr<kv::KvPool> kv_pool;
+  ThreadPool* pool = nullptr;
+  model::ForwardOptions forward;
+  int context_length = 0;  // the draft's positions per sequence
+};
+
+// What the registry hands to drafters that need more than the sequence.
+struct StrategyContext {
+  int draft_max = 8;  // longest draft per step (--draft-max)
+  const DraftModelResources* draft_model = nullptr;
+};
+
+}  // namespace pareto::decoding

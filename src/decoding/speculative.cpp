@@ -1,0 +1,143 @@
+#include "decoding/speculative.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/check.h"
+
+namespace pareto::decoding {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double prob_of(const sampling::Candidates& c, int32_t id) {
+  for (const sampling::Candidate& x : c.items) {
+    if (x.id == id) return x.prob;
+  }
+  return 0.0;
+}
+
+}  // namespace
+
+int32_t verify_draft_token(sampling::SamplerChain& chain, const sampling::Candidates& p,
+                           int32_t draft, const sampling::Candidates* q, bool& accepted,
+                           VerifyScratch& scratch) {
+  const double p_x = prob_of(p, draft);
+  const double q_x = q ? prob_of(*q, draft) : 1.0;
+  // q_x == 0 cannot happen for a token drawn from q; treat it as a rejection.
+  accepted = q_x > 0 && chain.uniform() < std::min(1.0, p_x / q_x);
+  if (accepted) return draft;
+  // Residual norm(max(0, p - q)), as logits log(r) for pick()'s softmax.
+  std::vector<float>& q_by_id = scratch.q_by_id;
+  if (q) {
+    for (const sampling::Candidate& c : q->items) {
+      if (static_cast<size_t>(c.id) >= q_by_id.size())
+        q_by_id.resize(static_cast<size_t>(c.id) + 1);
+      q_by_id[static_cast<size_t>(c.id)] = c.prob;
+    }
+  }
+  sampling::Candidates& residual = scratch.residual;
+  residual.items.clear();
+  residual.sorted = false;
+  for (const sampling::Candidate& c : p.items) {
+    double q_c = c.id == draft ? 1.0 : 0.0;
+    if (q)
+      q_c = static_cast<size_t>(c.id) < q_by_id.size() ? q_by_id[static_cast<size_t>(c.id)] : 0.0;
+    const double r = static_cast<double>(c.prob) - q_c;
+    if (r > 0) residual.items.push_back({c.id, static_cast<float>(std::log(r)), 0.0f});
+  }
+  if (q) {
+    for (const sampling::Candidate& c : q->items) q_by_id[static_cast<size_t>(c.id)] = 0.0f;
+  }
+  if (residual.items.empty()) {  // p == q up to rounding: the residual is undefined; p is exact
+    residual.items = p.items;
+    for (auto& c : residual.items) c.logit = std::log(std::max(c.prob, 1e-30f));
+  }
+  return chain.pick(residual);
+}
+
+SpeculativeStrategy::SpeculativeStrategy(std::unique_ptr<Drafter> drafter, int max_draft)
+    : drafter_(std::move(drafter)), max_draft_(max_draft) {
+  PARETO_CHECK(drafter_ != nullptr && max_draft_ >= 0);
+}
+
+void SpeculativeStrategy::propose(const SequenceState& seq, int max_entries,
+                                  std::vector<model::BatchEntry>& entries) {
+  PARETO_CHECK(max_entries >= 1 && !seq.tokens.empty());
+  PARETO_CHECK_MSG(seq.cache.n_tokens() + 1 == static_cast<int>(seq.tokens.size()),
+                   "SpeculativeStrategy::propose: the cache must hold every token but the pending");
+  const Clock::time_point start = Clock::now();
+  draft_.clear();
+  drafter_->draft(seq, std::min(max_draft_, max_entries - 1), draft_);
+  PARETO_CHECK(static_cast<int>(draft_.tokens.size()) <= std::min(max_draft_, max_entries - 1));
+  PARETO_CHECK(draft_.q.empty() || draft_.q.size() == draft_.tokens.size());
+  const auto pending = static_cast<int32_t>(seq.tokens.size()) - 1;
+  entries.push_back({seq.tokens.back(), pending, 0, true});
+  for (size_t i = 0; i < draft_.tokens.size(); ++i) {
+    entries.push_back({draft_.tokens[i], pending + 1 + static_cast<int32_t>(i), 0, true});
+  }
+  proposed_at_ = Clock::now();
+  stats_.draft_seconds += std::chrono::duration<double>(proposed_at_ - start).count();
+}
+
+int SpeculativeStrategy::accept(SequenceState& seq, std::span<const float> logits) {
+  const Clock::time_point start = Clock::now();
+  const auto n_vocab = static_cast<size_t>(seq.n_vocab);
+  PARETO_CHECK(n_vocab > 0 && logits.size() % n_vocab == 0);
+  const size_t rows = logits.size() / n_vocab;
+  const size_t n_draft = draft_.tokens.size();
+  // The first call after the prompt has the last prompt token's row only (nothing proposed).
+  const bool after_prompt = !verified_once_;
+  PARETO_CHECK(rows == n_draft + 1 || (after_prompt && rows == 1 && n_draft == 0));
+  double verify_seconds = 0;
+  if (!after_prompt) {
+    verify_seconds = std::chrono::duration<double>(start - proposed_at_).count();
+    ++stats_.steps;
+    stats_.verify_seconds += verify_seconds;
+  }
+  verified_once_ = true;
+  const bool greedy = seq.sampler.greedy();
+  int appended = 0;
+  int n_accepted = 0;
+  for (size_t i = 0; i < rows; ++i) {
+    seq.sampler.process(logits.subspan(i * n_vocab, n_vocab), seq.tokens, target_);
+    int32_t token = 0;
+    bool accepted = false;
+    if (i >= n_draft) {
+      token = seq.sampler.pick(target_);  // the row after the last draft: the target's own token
+    } else if (greedy) {
+      token = target_.items.front().id;
+      accepted = token == draft_.tokens[i];
+    } else {
+      token = verify_draft_token(seq.sampler, target_, draft_.tokens[i],
+                                 draft_.q.empty() ? nullptr : &draft_.q[i], accepted, scratch_);
+    }
+    seq.tokens.push_back(token);
+    ++appended;
+    if (!accepted) break;  // later rows saw a rejected token
+    ++n_accepted;
+  }
+  // The cache holds the pending token and every draft token; keep those before the new pending.
+  if (static_cast<size_t>(appended) < rows) {
+    seq.cache.truncate(static_cast<int>(seq.tokens.size()) - 1);
+  }
+  stats_.drafted += static_cast<int64_t>(n_draft);
+  stats_.accepted += n_accepted;
+  if (stats_.drafted_at.size() < n_draft) {
+    stats_.drafted_at.resize(n_draft);
+    stats_.accepted_at.resize(n_draft);
+  }
+  for (size_t i = 0; i < n_draft; ++i) {
+    ++stats_.drafted_at[i];
+    if (static_cast<int>(i) < n_accepted) ++stats_.accepted_at[i];
+  }
+  const Clock::time_point drafter_start = Clock::now();
+  if (!after_prompt) {
+    drafter_->verified(seq, {static_cast<int>(n_draft), n_accepted, verify_seconds});
+  }
+  stats_.draft_seconds += std::chrono::duration<double>(Clock::now() - drafter_start).count();
+  draft_.clear();
+  return appended;
+}
+
+}  // namespace pareto::decoding

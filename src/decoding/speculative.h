@@ -1,0 +1,57 @@
+// Speculative decoding: a Drafter proposes a chain after the pending token, the target evaluates
+// the pending token and the chain in ONE batched forward (with every other sequence of the step),
+// and the longest valid prefix is kept; the rejected entries' KV is truncated.
+//  - Greedy chains: draft i is kept while it equals the target's argmax after draft i-1; then
+//    the target's own next token is appended. The output is plain greedy decoding's, token for
+//    token, whenever a row's logits do not depend on the batch (ForwardOptions::batch_invariant).
+//  - Sampling chains: the modified rejection sampling of Leviathan et al. 2023 / Chen et al. 2023:
+//    draft x (drawn from q) is kept with probability min(1, p(x) / q(x)), p the target's processed
+//    distribution; on the first rejection a token is drawn from norm(max(0, p - q)); after a fully
+//    accepted chain one more from p. The output distribution is exactly the target's. A
+//    deterministic drafter has q one-hot on its token: kept with probability p(x), else drawn
+//    from p without x.
+#pragma once
+
+#include <chrono>
+#include <memory>
+
+#include "decoding/drafter.h"
+
+namespace pareto::decoding {
+
+// Buffers of verify_draft_token, reused across calls.
+struct VerifyScratch {
+  sampling::Candidates residual;
+  std::vector<float> q_by_id;  // q's probabilities indexed by token id (zero elsewhere)
+};
+
+class SpeculativeStrategy final : public DecodingStrategy {
+ public:
+  SpeculativeStrategy(std::unique_ptr<Drafter> drafter, int max_draft);
+  std::string_view name() const override { return drafter_->name(); }
+  void propose(const SequenceState& seq, int max_entries,
+               std::vector<model::BatchEntry>& entries) override;
+  int accept(SequenceState& seq, std::span<const float> logits) override;
+  const SpeculationStats* speculation() const override { return &stats_; }
+  const Drafter& drafter() const { return *drafter_; }
+
+ private:
+  std::unique_ptr<Drafter> drafter_;
+  int max_draft_;
+  Draft draft_;  // the last proposal
+  SpeculationStats stats_;
+  sampling::Candidates target_;
+  VerifyScratch scratch_;
+  std::chrono::steady_clock::time_point proposed_at_{};
+  bool verified_once_ = false;
+};
+
+// One verification step of the sampling case (exposed for tests): given the target's processed
+// distribution `p` at a draft position, the draft token and its q (nullptr: one-hot), returns the
+// token to append and sets `accepted`. Draws from chain's RNG (chain must not be greedy). O(|p| +
+// |q|).
+int32_t verify_draft_token(sampling::SamplerChain& chain, const sampling::Candidates& p,
+                           int32_t draft, const sampling::Candidates* q, bool& accepted,
+                           VerifyScratch& scratch);
+
+}  // namespace pareto::decoding

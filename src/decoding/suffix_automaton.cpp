@@ -1,0 +1,102 @@
+#include "decoding/suffix_automaton.h"
+
+#include <algorithm>
+
+#include "base/check.h"
+
+namespace pareto::decoding {
+namespace {
+
+uint64_t edge_key(int32_t state, int32_t token) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(state)) << 32) | static_cast<uint32_t>(token);
+}
+
+}  // namespace
+
+SuffixAutomaton::SuffixAutomaton() {
+  states_.push_back(State{});  // the root: the empty string
+  out_tokens_.emplace_back();
+}
+
+int32_t SuffixAutomaton::next(int32_t state, int32_t token) const {
+  const auto it = edges_.find(edge_key(state, token));
+  return it == edges_.end() ? -1 : it->second;
+}
+
+void SuffixAutomaton::push(int32_t token) {
+  // 1. The match: extend it by `token` if the automaton (of the text so far) has that
+  //    transition, else shorten it along suffix links until it does.
+  while (match_ != 0 && next(match_, token) < 0) {
+    match_ = states_[static_cast<size_t>(match_)].link;
+    match_len_ = states_[static_cast<size_t>(match_)].len;
+  }
+  if (const int32_t to = next(match_, token); to >= 0) {
+    match_ = to;
+    ++match_len_;
+  } else {
+    match_ = 0;
+    match_len_ = 0;
+  }
+  // 2. Online construction (Blumer et al. 1985): one new state, at most one clone.
+  const auto pos = static_cast<int32_t>(text_.size());
+  text_.push_back(token);
+  const auto cur = static_cast<int32_t>(states_.size());
+  states_.push_back({states_[static_cast<size_t>(last_)].len + 1, -1, pos});
+  out_tokens_.emplace_back();
+  int32_t p = last_;
+  while (p >= 0 && next(p, token) < 0) {
+    edges_[edge_key(p, token)] = cur;
+    out_tokens_[static_cast<size_t>(p)].push_back(token);
+    p = states_[static_cast<size_t>(p)].link;
+  }
+  if (p < 0) {
+    states_[static_cast<size_t>(cur)].link = 0;
+  } else {
+    const int32_t q = next(p, token);
+    if (states_[static_cast<size_t>(p)].len + 1 == states_[static_cast<size_t>(q)].len) {
+      states_[static_cast<size_t>(cur)].link = q;
+    } else {
+      const auto clone = static_cast<int32_t>(states_.size());
+      State c = states_[static_cast<size_t>(q)];
+      c.len = states_[static_cast<size_t>(p)].len + 1;
+      states_.push_back(c);
+      // The clone takes q's outgoing edges (q's tokens are listed per state for this).
+      out_tokens_.push_back(out_tokens_[static_cast<size_t>(q)]);
+      for (int32_t t : out_tokens_[static_cast<size_t>(q)]) {
+        edges_[edge_key(clone, t)] = next(q, t);
+      }
+      while (p >= 0 && next(p, token) == q) {
+        edges_[edge_key(p, token)] = clone;
+        p = states_[static_cast<size_t>(p)].link;
+      }
+      states_[static_cast<size_t>(q)].link = clone;
+      states_[static_cast<size_t>(cur)].link = clone;
+      // A match sitting in q with a length that now belongs to the clone moves there.
+      if (match_ == q && match_len_ <= c.len) match_ = clone;
+    }
+  }
+  last_ = cur;
+}
+
+size_t SuffixAutomaton::continuation() const {
+  return static_cast<size_t>(states_[static_cast<size_t>(match_)].first_end) + 1;
+}
+
+void SuffixAutomaton::continuation_tokens(int max_tokens, std::vector<int32_t>& out) const {
+  out.clear();
+  if (match_len_ == 0 || max_tokens <= 0) return;
+  const size_t from = continuation();
+  const size_t to = std::min(text_.size(), from + static_cast<size_t>(max_tokens));
+  if (from < to)
+    out.assign(text_.begin() + static_cast<std::ptrdiff_t>(from),
+               text_.begin() + static_cast<std::ptrdiff_t>(to));
+}
+
+void SamDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) {
+  PARETO_CHECK_MSG(seq.tokens.size() >= automaton_.size(),
+                   "SamDrafter: a sequence's accepted tokens never shrink");
+  for (size_t i = automaton_.size(); i < seq.tokens.size(); ++i) automaton_.push(seq.tokens[i]);
+  automaton_.continuation_tokens(max_tokens, out.tokens);
+}
+
+}  // namespace pareto::decoding

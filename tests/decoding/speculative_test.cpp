@@ -1,0 +1,211 @@
+// The speculative pieces without a model: the suffix automaton against a brute-force search, the
+// rejection-sampling step against the target distribution (chi-square, with a negative control
+// showing the test detects a biased rule), and SpeculativeStrategy's accept/rollback/statistics
+// with a scripted drafter.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <random>
+
+#include "decoding/ngram.h"
+#include "decoding/speculative.h"
+#include "decoding/suffix_automaton.h"
+
+namespace pareto::decoding {
+namespace {
+
+// The longest suffix of text that also ends at an earlier position, by brute force: its length.
+int brute_match_length(const std::vector<int32_t>& text) {
+  const auto n = static_cast<int>(text.size());
+  int best = 0;
+  for (int end = 0; end + 1 < n; ++end) {  // an occurrence ending at `end` (< n - 1)
+    int len = 0;
+    while (len <= end &&
+           text[static_cast<size_t>(end - len)] == text[static_cast<size_t>(n - 1 - len)]) {
+      ++len;
+    }
+    best = std::max(best, len);
+  }
+  return best;
+}
+
+TEST(SuffixAutomaton, TracksTheLongestEarlierSuffixMatchOnRandomTexts) {
+  std::mt19937 rng(20261204);
+  for (int alphabet : {2, 3, 5, 50}) {
+    SuffixAutomaton sam;
+    std::vector<int32_t> text;
+    for (int i = 0; i < 600; ++i) {
+      const auto token = static_cast<int32_t>(rng() % static_cast<unsigned>(alphabet));
+      text.push_back(token);
+      sam.push(token);
+      ASSERT_EQ(sam.match_length(), brute_match_length(text))
+          << "alphabet " << alphabet << " i " << i;
+      if (sam.match_length() == 0) continue;
+      // The continuation starts right after an earlier occurrence of the match.
+      const size_t from = sam.continuation();
+      const auto len = static_cast<size_t>(sam.match_length());
+      ASSERT_GE(from, len);
+      ASSERT_LT(from, text.size());
+      for (size_t k = 0; k < len; ++k) {
+        ASSERT_EQ(text[from - len + k], text[text.size() - len + k]);
+      }
+    }
+  }
+}
+
+TEST(SuffixAutomaton, DraftsWhatFollowedTheMatch) {
+  SuffixAutomaton sam;
+  for (int32_t t : {1, 2, 3, 4, 5, 9, 1, 2, 3}) sam.push(t);
+  EXPECT_EQ(sam.match_length(), 3);
+  std::vector<int32_t> out;
+  sam.continuation_tokens(4, out);
+  EXPECT_EQ(out, (std::vector<int32_t>{4, 5, 9, 1}));
+  sam.continuation_tokens(0, out);
+  EXPECT_TRUE(out.empty());
+  SuffixAutomaton none;
+  for (int32_t t : {1, 2, 3}) none.push(t);
+  none.continuation_tokens(4, out);
+  EXPECT_TRUE(out.empty());
+}
+
+sampling::Candidates distribution(const std::vector<float>& probs) {
+  sampling::Candidates c;
+  for (size_t i = 0; i < probs.size(); ++i) {
+    if (probs[i] > 0) c.items.push_back({static_cast<int32_t>(i), std::log(probs[i]), probs[i]});
+  }
+  c.sort_descending();
+  return c;
+}
+
+int32_t draw(const std::vector<float>& probs, std::mt19937& rng) {
+  std::discrete_distribution<int32_t> d(probs.begin(), probs.end());
+  return d(rng);
+}
+
+// Pearson's chi-square of counts against expected probabilities.
+double chi_square(const std::vector<int64_t>& counts, const std::vector<float>& expected,
+                  int64_t n) {
+  double x2 = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    const double e = expected[i] * static_cast<double>(n);
+    if (e > 0) x2 += (counts[i] - e) * (counts[i] - e) / e;
+  }
+  return x2;
+}
+
+// 5 categories, df = 4: P(chi2 > 30) ~ 5e-6.
+constexpr double kChi2Df4 = 30.0;
+
+TEST(RejectionSampling, FirstTokenFollowsTheTargetDistribution) {
+  const std::vector<float> p = {0.5f, 0.2f, 0.15f, 0.1f, 0.05f};
+  const std::vector<float> q = {0.1f, 0.4f, 0.3f, 0.0f, 0.2f};
+  const sampling::Candidates pc = distribution(p), qc = distribution(q);
+  sampling::SamplingParams params;
+  params.temperature = 1.0f;
+  params.seed = 7;
+  sampling::SamplerChain chain = sampling::SamplerChain::from_params(params);
+  std::mt19937 draft_rng(11);
+  constexpr int64_t kN = 200000;
+  std::vector<int64_t> with_q(5), one_hot(5), draft_only(5);
+  VerifyScratch residual;
+  int64_t accepted_q = 0;
+  for (int64_t i = 0; i < kN; ++i) {
+    const int32_t x = draw(q, draft_rng);
+    bool accepted = false;
+    ++with_q[static_cast<size_t>(verify_draft_token(chain, pc, x, &qc, accepted, residual))];
+    accepted_q += accepted ? 1 : 0;
+    ++draft_only[static_cast<size_t>(x)];  // negative control: keeping every draft gives q
+    // A deterministic drafter always guessing token 1 (q one-hot).
+    ++one_hot[static_cast<size_t>(verify_draft_token(chain, pc, 1, nullptr, accepted, residual))];
+  }
+  EXPECT_LT(chi_square(with_q, p, kN), kChi2Df4);
+  EXPECT_LT(chi_square(one_hot, p, kN), kChi2Df4);
+  EXPECT_GT(chi_square(draft_only, p, kN), 100 * kChi2Df4) << "the test cannot tell q from p";
+  // Acceptance rate is sum_x min(p, q) = 0.1 + 0.2 + 0.15 + 0 + 0.05 = 0.5.
+  EXPECT_NEAR(static_cast<double>(accepted_q) / kN, 0.5, 0.01);
+}
+
+// A drafter that proposes a fixed script and records what it was told.
+class ScriptedDrafter final : public Drafter {
+ public:
+  explicit ScriptedDrafter(std::vector<int32_t> script) : script_(std::move(script)) {}
+  std::string_view name() const override { return "scripted"; }
+  void draft(const SequenceState&, int max_tokens, Draft& out) override {
+    for (int i = 0; i < max_tokens && i < static_cast<int>(script_.size()); ++i) {
+      out.tokens.push_back(script_[static_cast<size_t>(i)]);
+    }
+  }
+  void verified(const SequenceState&, const Verification& v) override { last = v; }
+  Verification last;
+
+ private:
+  std::vector<int32_t> script_;
+};
+
+TEST(SpeculativeStrategy, GreedyKeepsTheAgreeingPrefixRollsBackAndCounts) {
+  constexpr int kVocab = 8;
+  SequenceState s;
+  s.tokens = {1, 2};
+  s.n_prompt = 2;
+  s.n_vocab = kVocab;
+  s.cache = kv::KvCache(kv::KvShape{1, 1, 4, 64});
+  sampling::SamplingParams p;
+  p.temperature = 0.0f;
+  s.sampler = sampling::SamplerChain::from_params(p);
+  auto owned = std::make_unique<ScriptedDrafter>(std::vector<int32_t>{3, 4, 5});
+  ScriptedDrafter* drafter = owned.get();
+  SpeculativeStrategy strategy(std::move(owned), 8);
+  // After the prompt: one row, no draft.
+  s.cache.set_n_tokens(2);
+  std::vector<float> row(kVocab, 0.0f);
+  row[2] = 1.0f;  // next token 2 -> tokens {1, 2, 2}
+  EXPECT_EQ(strategy.accept(s, row), 1);
+  ASSERT_EQ(s.tokens.size(), 3u);
+  std::vector<model::BatchEntry> entries;
+  strategy.propose(s, 16, entries);
+  ASSERT_EQ(entries.size(), 4u);  // pending + 3 drafts at consecutive positions
+  EXPECT_EQ(entries[0].token, 2);
+  EXPECT_EQ(entries[0].position, 2);
+  EXPECT_EQ(entries[3].token, 5);
+  EXPECT_EQ(entries[3].position, 5);
+  s.cache.set_n_tokens(6);  // the forward appended the 4 entries
+  // Target: after pending -> 3 (draft 0 agrees), after 3 -> 4 (agrees), after 4 -> 7 (not 5).
+  std::vector<float> rows(4 * kVocab, 0.0f);
+  rows[0 * kVocab + 3] = 1.0f;
+  rows[1 * kVocab + 4] = 1.0f;
+  rows[2 * kVocab + 7] = 1.0f;
+  rows[3 * kVocab + 6] = 1.0f;  // saw the rejected 5: must not be used
+  EXPECT_EQ(strategy.accept(s, rows), 3);
+  EXPECT_EQ(s.tokens, (std::vector<int32_t>{1, 2, 2, 3, 4, 7}));
+  EXPECT_EQ(s.cache.n_tokens(), 5);  // 1 2 2 3 4 kept; 7 is pending
+  const SpeculationStats& st = *strategy.speculation();
+  EXPECT_EQ(st.steps, 1);
+  EXPECT_EQ(st.drafted, 3);
+  EXPECT_EQ(st.accepted, 2);
+  EXPECT_EQ(st.drafted_at, (std::vector<int64_t>{1, 1, 1}));
+  EXPECT_EQ(st.accepted_at, (std::vector<int64_t>{1, 1, 0}));
+  EXPECT_EQ(drafter->last.drafted, 3);
+  EXPECT_EQ(drafter->last.accepted, 2);
+  // The room left limits the draft: max_entries 2 -> pending + 1 draft.
+  entries.clear();
+  strategy.propose(s, 2, entries);
+  EXPECT_EQ(entries.size(), 2u);
+}
+
+TEST(NgramDrafter, DraftsForSampledSequencesToo) {
+  SequenceState s;
+  s.tokens = {1, 2, 3, 1, 2};
+  s.n_prompt = 5;
+  s.n_vocab = 8;
+  sampling::SamplingParams p;  // sampling
+  s.sampler = sampling::SamplerChain::from_params(p);
+  NgramDrafter d;
+  Draft out;
+  d.draft(s, 4, out);
+  EXPECT_EQ(out.tokens, (std::vector<int32_t>{3, 1, 2}));
+  EXPECT_TRUE(out.q.empty());  // deterministic guesses
+}
+
+}  // namespace
+}  // namespace pareto::decoding

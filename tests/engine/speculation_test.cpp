@@ -1,0 +1,284 @@
+// Speculative decoding end to end: for every drafter (n-gram, suffix automaton, draft model fixed
+// and adaptive) greedy output equals plain greedy output token for token (batch-invariant
+// numerics, every KV storage type, each request alone and 4 together), in fewer engine steps
+// (the test fails if a drafter never pays); sampled output follows plain sampling's distribution
+// (two-sample chi-square, with a control showing the test tells temperatures apart); a draft
+// model with another vocabulary is refused at load.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <memory>
+#include <utility>
+
+#include "decoding/ngram.h"
+#include "engine/scheduler.h"
+#include "engine/session.h"
+#include "pareto/pareto.h"
+#include "test_util.h"
+
+namespace pareto::engine {
+namespace {
+
+TEST(NgramDraft, ContinuesTheLatestOccurrenceOfTheLongestSuffix) {
+  std::vector<int32_t> draft;
+  // Last 2 tokens (7, 8) occur at 1 and 5; the latest (5) is followed by 9, 7, 8.
+  decoding::find_ngram_draft(std::vector<int32_t>{1, 7, 8, 2, 3, 7, 8, 9, 7, 8}, 3, 4, draft);
+  EXPECT_EQ(draft, (std::vector<int32_t>{9, 7, 8}));
+  // Limited to max_tokens.
+  decoding::find_ngram_draft(std::vector<int32_t>{5, 6, 1, 2, 3, 4, 5, 6}, 2, 3, draft);
+  EXPECT_EQ(draft, (std::vector<int32_t>{1, 2, 3}));
+  // Only a 1-gram matches.
+  decoding::find_ngram_draft(std::vector<int32_t>{4, 9, 1, 2, 4}, 3, 8, draft);
+  EXPECT_EQ(draft, (std::vector<int32_t>{9, 1, 2, 4}));
+  // No earlier occurrence; no room.
+  decoding::find_ngram_draft(std::vector<int32_t>{1, 2, 3}, 3, 8, draft);
+  EXPECT_TRUE(draft.empty());
+  decoding::find_ngram_draft(std::vector<int32_t>{1, 1, 1}, 3, 0, draft);
+  EXPECT_TRUE(draft.empty());
+}
+
+const std::vector<std::string> kPrompts = {"Once upon a time", "The little dog ran to the park and",
+                                           "Lily", "One day, a big red ball"};
+
+struct Outcome {
+  std::vector<std::vector<int32_t>> tokens;  // per prompt
+  int steps = 0;
+};
+
+// Each prompt alone (or all together), greedy, `max_tokens` tokens, with `strategy`.
+Outcome run(Session& session, const std::string& strategy, kv::KvType type, int max_sequences,
+            const std::vector<std::string>& prompts = kPrompts, Session* draft = nullptr) {
+  SchedulerOptions o;
+  o.max_sequences = max_sequences;
+  o.forward.batch_invariant = true;
+  o.key_type = o.value_type = type;
+  if (draft != nullptr) {
+    o.draft_model = &draft->model();
+    o.draft_pool = &draft->pool();
+  }
+  auto scheduler = Scheduler::create(session.model(), session.tokenizer(), session.pool(), o);
+  EXPECT_TRUE(scheduler.has_value()) << (scheduler ? "" : scheduler.error().message);
+  Outcome r;
+  if (!scheduler) return r;
+  RequestParams p;
+  p.sampling.temperature = 0.0f;
+  p.max_tokens = 64;
+  p.ignore_eos = true;
+  p.strategy = strategy;
+  std::map<uint64_t, RequestResult> done;
+  std::vector<uint64_t> ids;
+  for (const std::string& prompt : prompts) {
+    RequestCallbacks cb;
+    cb.on_done = [&done](const RequestResult& res) { done[res.id] = res; };
+    auto id = (*scheduler)->submit(session.tokenizer().encode(prompt, true), p, std::move(cb));
+    EXPECT_TRUE(id.has_value()) << (id ? "" : id.error().message);
+    if (id) ids.push_back(*id);
+  }
+  for (; (*scheduler)->has_work() && r.steps < 100000; ++r.steps) {
+    auto st = (*scheduler)->step();
+    EXPECT_TRUE(st.has_value()) << (st ? "" : st.error().message);
+  }
+  for (uint64_t id : ids) {
+    EXPECT_EQ(done[id].stop_reason, StopReason::kMaxTokens);
+    r.tokens.push_back(done[id].tokens);
+  }
+  EXPECT_EQ((*scheduler)->kv_pool().pages_in_use(), 0);
+  return r;
+}
+
+TEST(Speculation, GreedyOutputEqualsPlainGreedyInFewerSteps) {
+  // Every KV storage type: stories260K (head size 8) for f32/f16, pycode1m for q8_0/q4_0.
+  const std::pair<const char*, std::vector<kv::KvType>> cases[] = {
+      {"models/stories260K/stories260K.gguf", {kv::KvType::kF32, kv::KvType::kF16}},
+      {"models/pycode/pycode1m.gguf", {kv::KvType::kQ8_0, kv::KvType::kQ4_0}}};
+  for (const auto& [model, types] : cases) {
+    SessionOptions so;
+    so.n_threads = 2;
+    auto session = Session::open(test::shared_path(model), so);
+    ASSERT_TRUE(session.has_value()) << session.error().message;
+    for (const kv::KvType type : types) {
+      const Outcome plain = run(**session, "autoregressive", type, 1);
+      ASSERT_EQ(plain.tokens.size(), kPrompts.size());
+      for (const char* strategy : {"ngram", "sam"}) {
+        SCOPED_TRACE(std::string(model) + " " + std::string(kv::kv_type_name(type)) + " " +
+                     strategy);
+        const Outcome spec = run(**session, strategy, type, 1);
+        const Outcome spec_together = run(**session, strategy, type, 4);
+        ASSERT_EQ(spec.tokens.size(), kPrompts.size());
+        ASSERT_EQ(spec_together.tokens.size(), kPrompts.size());
+        for (size_t i = 0; i < kPrompts.size(); ++i) {
+          EXPECT_EQ(spec.tokens[i], plain.tokens[i]) << kPrompts[i];
+          EXPECT_EQ(spec_together.tokens[i], plain.tokens[i]) << kPrompts[i];
+          EXPECT_EQ(plain.tokens[i].size(), 64u);
+        }
+        // Plain decoding takes one step per token after each prompt; accepted drafts save steps.
+        EXPECT_LT(spec.steps, plain.steps) << "the drafter never had a draft accepted";
+      }
+    }
+  }
+}
+
+const std::vector<std::string> kCodePrompts = {
+    "def parse_args(argv):\n    parser = argparse.ArgumentParser()\n",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
+    "import os\n\ndef walk(root):\n    for name in os.listdir(root):\n",
+    "def fib(n):\n    if n < 2:\n        return n\n"};
+
+TEST(Speculation, DraftModelGreedyOutputEqualsPlainGreedy) {
+  // pycode1m drafts for pycode7m (same tokenizer; distilled from it).
+  SessionOptions so;
+  so.n_threads = 2;
+  auto target = Session::open(test::shared_path("models/pycode/pycode7m.gguf"), so);
+  ASSERT_TRUE(target.has_value()) << target.error().message;
+  so.n_threads = 1;
+  auto draft = Session::open(test::shared_path("models/pycode/pycode1m.gguf"), so);
+  ASSERT_TRUE(draft.has_value()) << draft.error().message;
+  ASSERT_TRUE(check_draft_vocabulary((*target)->tokenizer(), "pycode7m", (*draft)->tokenizer(),
+                                     "pycode1m"));
+  for (const kv::KvType type : {kv::KvType::kF32, kv::KvType::kF16}) {
+    const Outcome plain = run(**target, "autoregressive", type, 1, kCodePrompts);
+    ASSERT_EQ(plain.tokens.size(), kCodePrompts.size());
+    for (const char* strategy : {"draft", "draft-adaptive"}) {
+      SCOPED_TRACE(std::string(kv::kv_type_name(type)) + " " + strategy);
+      const Outcome spec = run(**target, strategy, type, 1, kCodePrompts, draft->get());
+      const Outcome together = run(**target, strategy, type, 4, kCodePrompts, draft->get());
+      ASSERT_EQ(spec.tokens.size(), kCodePrompts.size());
+      ASSERT_EQ(together.tokens.size(), kCodePrompts.size());
+      for (size_t i = 0; i < kCodePrompts.size(); ++i) {
+        EXPECT_EQ(spec.tokens[i], plain.tokens[i]) << kCodePrompts[i];
+        EXPECT_EQ(together.tokens[i], plain.tokens[i]) << kCodePrompts[i];
+      }
+      // The distilled draft agrees with the target most of the time: far fewer steps.
+      EXPECT_LT(spec.steps * 2, plain.steps) << spec.steps << " vs " << plain.steps;
+    }
+  }
+}
+
+TEST(Speculation, DraftStrategiesNeedADraftModelAndItsVocabularyMustMatch) {
+  SessionOptions so;
+  so.n_threads = 1;
+  auto session = Session::open(test::shared_path("models/stories260K/stories260K.gguf"), so);
+  ASSERT_TRUE(session.has_value());
+  auto scheduler = Scheduler::create((*session)->model(), (*session)->tokenizer(),
+                                     (*session)->pool(), SchedulerOptions{});
+  ASSERT_TRUE(scheduler.has_value());
+  RequestParams p;
+  p.strategy = "draft";
+  auto id = (*scheduler)->submit({1, 2, 3}, p, {});
+  ASSERT_FALSE(id.has_value());
+  EXPECT_NE(id.error().message.find("needs a draft model"), std::string::npos)
+      << id.error().message;
+  // Through the public API: a draft whose vocabulary differs fails the load, naming both files.
+  LoadOptions lo;
+  lo.n_threads = 1;
+  lo.draft_model_path = test::shared_path("models/stories260K/stories260K.gguf");
+  auto engine = Engine::load(test::shared_path("models/pycode/pycode7m.gguf"), lo);
+  ASSERT_FALSE(engine.has_value());
+  EXPECT_NE(engine.error().message.find("vocabulary"), std::string::npos) << engine.error().message;
+  EXPECT_NE(engine.error().message.find("512 tokens, the target has 4096"), std::string::npos)
+      << engine.error().message;
+}
+
+// The token at generated position `at` of `n` sampled requests (seeds 1..n), and the step count.
+std::map<int32_t, int64_t> sampled_tokens(Session& target, Session* draft,
+                                          const std::string& strategy, float temperature, int n,
+                                          size_t at) {
+  SchedulerOptions o;
+  o.max_sequences = 16;
+  o.draft_max = 4;
+  o.max_queue = n;  // llama.cpp's order: a distribution test needs no bit-identity (and is faster)
+  if (draft != nullptr) {
+    o.draft_model = &draft->model();
+    o.draft_pool = &draft->pool();
+  }
+  auto scheduler = Scheduler::create(target.model(), target.tokenizer(), target.pool(), o);
+  EXPECT_TRUE(scheduler.has_value());
+  std::map<int32_t, int64_t> counts;
+  if (!scheduler) return counts;
+  const std::vector<int32_t> prompt = target.tokenizer().encode("def", true);
+  for (int i = 0; i < n; ++i) {
+    RequestParams p;
+    p.sampling.temperature = temperature;
+    p.sampling.top_k = 0;
+    p.sampling.top_p = 1.0f;
+    p.sampling.min_p = 0.0f;
+    p.sampling.seed = static_cast<uint64_t>(i + 1);
+    p.max_tokens = static_cast<int>(at) + 1;
+    p.ignore_eos = true;
+    p.strategy = strategy;
+    RequestCallbacks cb;
+    cb.on_done = [&counts, at](const RequestResult& r) {
+      if (r.tokens.size() > at) ++counts[r.tokens[at]];
+    };
+    EXPECT_TRUE((*scheduler)->submit(prompt, p, std::move(cb)).has_value());
+  }
+  while ((*scheduler)->has_work()) EXPECT_TRUE((*scheduler)->step().has_value());
+  return counts;
+}
+
+// Two-sample chi-square statistic and its degrees of freedom; categories with fewer than 10
+// observations in both samples together are pooled into one.
+std::pair<double, int> two_sample_chi_square(const std::map<int32_t, int64_t>& a,
+                                             const std::map<int32_t, int64_t>& b) {
+  std::map<int32_t, std::pair<double, double>> cells;
+  for (const auto& [t, c] : a) cells[t].first += static_cast<double>(c);
+  for (const auto& [t, c] : b) cells[t].second += static_cast<double>(c);
+  std::vector<std::pair<double, double>> bins;
+  std::pair<double, double> rare{0, 0};
+  for (const auto& [t, c] : cells) {
+    if (c.first + c.second < 10) {
+      rare.first += c.first;
+      rare.second += c.second;
+    } else {
+      bins.push_back(c);
+    }
+  }
+  if (rare.first + rare.second > 0) bins.push_back(rare);
+  double na = 0, nb = 0;
+  for (const auto& c : bins) {
+    na += c.first;
+    nb += c.second;
+  }
+  double x2 = 0;
+  for (const auto& c : bins) {
+    const double total = c.first + c.second;
+    const double ea = total * na / (na + nb), eb = total * nb / (na + nb);
+    x2 += (c.first - ea) * (c.first - ea) / ea + (c.second - eb) * (c.second - eb) / eb;
+  }
+  return {x2, static_cast<int>(bins.size()) - 1};
+}
+
+// Upper bound on chi-square with df degrees of freedom at a one-in-a-million false alarm rate
+// (Wilson-Hilferty with z = 4.75).
+double chi_square_limit(int df) {
+  const double k = df;
+  const double t = 1 - 2 / (9 * k) + 4.75 * std::sqrt(2 / (9 * k));
+  return k * t * t * t;
+}
+
+TEST(Speculation, SampledOutputFollowsPlainSamplingsDistribution) {
+  SessionOptions so;
+  so.n_threads = 2;
+  auto target = Session::open(test::shared_path("models/pycode/pycode7m.gguf"), so);
+  ASSERT_TRUE(target.has_value());
+  so.n_threads = 1;
+  auto draft = Session::open(test::shared_path("models/pycode/pycode1m.gguf"), so);
+  ASSERT_TRUE(draft.has_value());
+  constexpr int kRequests = 500;
+  constexpr size_t kAt = 2;  // the 3rd generated token: after 2 accept/reject decisions
+  const auto plain = sampled_tokens(**target, nullptr, "autoregressive", 1.0f, kRequests, kAt);
+  const auto colder = sampled_tokens(**target, nullptr, "autoregressive", 0.6f, kRequests, kAt);
+  const auto [x2_control, df_control] = two_sample_chi_square(plain, colder);
+  EXPECT_GT(x2_control, chi_square_limit(df_control))
+      << "the test cannot tell temperature 0.6 from 1.0";
+  for (const char* strategy : {"draft", "sam"}) {
+    SCOPED_TRACE(strategy);
+    const auto spec = sampled_tokens(**target, draft->get(), strategy, 1.0f, kRequests, kAt);
+    const auto [x2, df] = two_sample_chi_square(plain, spec);
+    EXPECT_LT(x2, chi_square_limit(df)) << "df " << df;
+  }
+}
+
+}  // namespace
+}  // namespace pareto::engine
