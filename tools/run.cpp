@@ -153,7 +153,8 @@ Command add_run_command(CLI::App& parent) {
   app->add_option("--spec", opt->params.strategy,
                   "Decoding strategy: autoregressive (default), or speculative (lossless): ngram "
                   "(prompt lookup), sam (suffix automaton), draft, draft-adaptive (need "
-                  "--draft-model)");
+                  "--draft-model), bandit (picks among them by measured speed), or a list "
+                  "NAME,NAME,... (a bandit over those)");
   app->add_option("--draft-model,--md", opt->draft_model,
                   "draft model for --spec draft / draft-adaptive (same vocabulary as -m)");
   app->add_option("--draft-max", opt->draft_max, "longest draft per step (speculative --spec)")

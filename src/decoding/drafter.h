@@ -66,9 +66,11 @@ struct DraftModelResources {
 };
 
 // What the registry hands to drafters that need more than the sequence.
+class NgramCache;
 struct StrategyContext {
   int draft_max = 8;  // longest draft per step (--draft-max)
   const DraftModelResources* draft_model = nullptr;
+  NgramCache* ngram_cache = nullptr;  // shared across requests (ngram.h); null: none
 };
 
 }  // namespace pareto::decoding

@@ -1,7 +1,9 @@
 // The table of strategies by name: a speculative drafter adds one line here and one file.
+// "a,b,..." (several drafter names) is the bandit over those drafters and plain decoding.
 #include <string>
 
 #include "decoding/autoregressive.h"
+#include "decoding/bandit.h"
 #include "decoding/draft_model.h"
 #include "decoding/ngram.h"
 #include "decoding/speculative.h"
@@ -11,39 +13,56 @@
 namespace pareto::decoding {
 namespace {
 
-using Made = Result<std::unique_ptr<DecodingStrategy>>;
+using MadeDrafter = Result<std::unique_ptr<Drafter>>;
 
-Made speculative(std::unique_ptr<Drafter> drafter, const StrategyContext& c) {
-  return std::unique_ptr<DecodingStrategy>(
-      new SpeculativeStrategy(std::move(drafter), c.draft_max));
-}
-
-Made draft_model(const StrategyContext& c, bool adaptive) {
+MadeDrafter draft_model(const StrategyContext& c, bool adaptive) {
   if (c.draft_model == nullptr) {
     return make_error_code(ErrorCode::kInvalidArgument, "decoding strategy '",
                            adaptive ? "draft-adaptive" : "draft",
                            "' needs a draft model (load one: --draft-model FILE)");
   }
-  return speculative(std::make_unique<DraftModelDrafter>(*c.draft_model, adaptive), c);
+  return std::unique_ptr<Drafter>(new DraftModelDrafter(*c.draft_model, adaptive));
 }
+
+MadeDrafter bandit(const StrategyContext& c);
 
 struct Registered {
   std::string_view name;
-  Made (*make)(const StrategyContext&);
+  MadeDrafter (*make)(const StrategyContext&);  // null: autoregressive
 };
 
 constexpr Registered kStrategies[] = {
-    {"autoregressive",
-     [](const StrategyContext&) -> Made {
-       return std::unique_ptr<DecodingStrategy>(new Autoregressive());
-     }},
+    {"autoregressive", nullptr},
     {"ngram",
-     [](const StrategyContext& c) { return speculative(std::make_unique<NgramDrafter>(), c); }},
-    {"sam",
-     [](const StrategyContext& c) { return speculative(std::make_unique<SamDrafter>(), c); }},
+     [](const StrategyContext& c) -> MadeDrafter {
+       return std::unique_ptr<Drafter>(new NgramDrafter(3, c.ngram_cache));
+     }},
+    {"sam", [](const StrategyContext&) -> MadeDrafter { return std::make_unique<SamDrafter>(); }},
     {"draft", [](const StrategyContext& c) { return draft_model(c, false); }},
     {"draft-adaptive", [](const StrategyContext& c) { return draft_model(c, true); }},
+    {"bandit", bandit},
 };
+
+MadeDrafter make_drafter(std::string_view name, const StrategyContext& c) {
+  std::string valid;
+  for (const Registered& r : kStrategies) {
+    if (r.name == name && r.make != nullptr) return r.make(c);
+    valid += (valid.empty() ? "" : ", ") + std::string(r.name);
+  }
+  return make_error_code(ErrorCode::kInvalidArgument, "unknown decoding strategy '", name,
+                         "' (valid: ", valid, ", or several drafters as a,b for a bandit)");
+}
+
+// Every drafter that can run here (the draft model's when one is loaded).
+MadeDrafter bandit(const StrategyContext& c) {
+  std::vector<std::unique_ptr<Drafter>> arms;
+  arms.push_back(std::make_unique<NgramDrafter>(3, c.ngram_cache));
+  arms.push_back(std::make_unique<SamDrafter>());
+  if (c.draft_model != nullptr) {
+    arms.push_back(std::make_unique<DraftModelDrafter>(*c.draft_model, true));
+  }
+  return std::unique_ptr<Drafter>(new BanditDrafter(std::move(arms)));
+}
 
 }  // namespace
 
@@ -55,13 +74,27 @@ std::vector<std::string_view> strategy_names() {
 
 Result<std::unique_ptr<DecodingStrategy>> make_strategy(std::string_view name,
                                                         const StrategyContext& context) {
-  std::string valid;
-  for (const Registered& r : kStrategies) {
-    if (r.name == name) return r.make(context);
-    valid += (valid.empty() ? "" : ", ") + std::string(r.name);
+  if (name == "autoregressive") return std::unique_ptr<DecodingStrategy>(new Autoregressive());
+  std::unique_ptr<Drafter> drafter;
+  if (name.find(',') == std::string_view::npos) {
+    PARETO_TRY(drafter, make_drafter(name, context));
+  } else {
+    std::vector<std::unique_ptr<Drafter>> arms;
+    for (size_t at = 0; at <= name.size();) {
+      const size_t comma = std::min(name.find(',', at), name.size());
+      const std::string_view arm = name.substr(at, comma - at);
+      if (arm == "bandit" || arm == "autoregressive") {
+        return make_error_code(ErrorCode::kInvalidArgument, "decoding strategy '", name, "': '",
+                               arm, "' cannot be a bandit arm (list drafters)");
+      }
+      PARETO_TRY(auto d, make_drafter(arm, context));
+      arms.push_back(std::move(d));
+      at = comma + 1;
+    }
+    drafter = std::make_unique<BanditDrafter>(std::move(arms));
   }
-  return make_error_code(ErrorCode::kInvalidArgument, "unknown decoding strategy '", name,
-                         "' (valid: ", valid, ")");
+  return std::unique_ptr<DecodingStrategy>(
+      new SpeculativeStrategy(std::move(drafter), context.draft_max));
 }
 
 Result<std::unique_ptr<DecodingStrategy>> make_strategy(std::string_view name) {

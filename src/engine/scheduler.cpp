@@ -52,6 +52,8 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
   kv_pool_ = std::make_shared<kv::KvPool>(
       model.kv_pool_options(options.key_type, options.value_type, options.max_kv_pages));
   strategy_context_.draft_max = options.draft_max;
+  ngram_cache_ = std::make_unique<decoding::NgramCache>();
+  strategy_context_.ngram_cache = ngram_cache_.get();
   if (options.draft_model != nullptr) {
     const model::Model& d = *options.draft_model;
     draft_.model = &d;

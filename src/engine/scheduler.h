@@ -28,6 +28,7 @@
 #include "base/result.h"
 #include "base/thread_pool.h"
 #include "decoding/drafter.h"
+#include "decoding/ngram.h"
 #include "decoding/strategy.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
@@ -144,6 +145,7 @@ class Scheduler {
   std::shared_ptr<kv::KvPool> kv_pool_;
   decoding::DraftModelResources draft_;  // draft_.model null: no draft model
   decoding::StrategyContext strategy_context_;
+  std::unique_ptr<decoding::NgramCache> ngram_cache_;  // shared by every request's n-gram drafter
 
   mutable std::mutex mutex_;  // guards queue_, cancelled_, next_id_
   std::deque<std::unique_ptr<Sequence>> queue_;

@@ -43,6 +43,12 @@ struct KernelSet {
   // Width of the vector exp/silu: elementwise loops run full chunks of this many elements
   // through ggml's vector routine and the rest through libm, as the mirrored build does.
   int elementwise_width;
+  // Batch-invariant float rows: every token of x summed as the one-token call sums it (the vec_dot
+  // form), all tokens in one call so that weights loaded for the first token serve the others.
+  // Null: the caller runs the one-token entry token by token.
+  MatmulRowsFn matmul_f32_each_token = nullptr;
+  MatmulRowsFn matmul_f16_each_token = nullptr;
+  MatmulRowsFn matmul_bf16_each_token = nullptr;
 };
 
 const KernelSet& scalar_kernel_set();

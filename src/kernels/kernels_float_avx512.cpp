@@ -38,6 +38,7 @@ using avx512::F16Elem;
 using avx512::f32_tails_x16_tokens;
 using avx512::F32Elem;
 using avx512::vec_dot_rows;
+using avx512::vec_dot_rows_unreduced;
 
 // Tokens whose activations are widened together: kTokenBlock x cols f32 stay in L2.
 constexpr int64_t kTokenBlock = 24;
@@ -92,37 +93,48 @@ void matmul_vec(const WeightView& w, const PreparedActivations& x, int64_t row_b
     int64_t stride = 0;
     const float* xf = widen_tokens<E>(x, w.cols, t0, t1, scratch, &stride);
     int64_t r = row_begin;
-    // Rows whose length leaves an element tail (n % 64 != 0, e.g. 288): 16 rows at a time, the
-    // tails summed across the rows (f32_tails_x16). Small models' rows are mostly such rows, and
-    // a lone row's tail is a chain of dependent additions longer than its vector part.
+    // 16 rows at a time: per token, the rows' accumulators summed horizontally all at once
+    // (hsum16_x16: the bits of one hsum16 per row, for a fraction of the shuffles; short rows,
+    // e.g. 288, spend more on those sums than on the products), the first token prefetching the
+    // next rows and the later ones finding these in cache; then the rows' element tails (n % 64:
+    // in F32 one row per lane, every token with one transpose of each weight block; else in
+    // double, row by row, as vec_dot_rows).
     const int64_t np = w.cols & ~int64_t{63};
-    if constexpr (std::is_same_v<E, F32Elem>) {
-      constexpr int kTailRows = 16;
-      if (np != w.cols && w.cols * kTailRows < (int64_t{1} << 31)) {
-        // Per token of the block, 16 sums: the vector parts token by token (the first token
-        // prefetches the next rows, the later ones find these rows in cache), then every token's
-        // tails with one transpose of each weight block.
-        alignas(64) float sums[kTokenBlock * kTailRows];
-        for (; r + kTailRows <= row_end; r += kTailRows) {
-          const auto* base = reinterpret_cast<const float*>(w.row(r));
-          for (int64_t t = t0; t < t1; ++t) {
-            const float* xt = xf + (t - t0) * stride;
-            float* st = sums + (t - t0) * kTailRows;
-            for (int g = 0; g < kTailRows; g += kVecRows) {
-              const T* wr[kVecRows];
-              for (int m = 0; m < kVecRows; ++m) wr[m] = base + (g + m) * w.cols;
-              if (t == t0) {
-                vec_dot_rows<E, kVecRows, false>(wr, xt, w.cols, st + g);
-              } else {
-                vec_dot_rows<E, kVecRows, false, false>(wr, xt, w.cols, st + g);
-              }
-            }
-          }
-          f32_tails_x16_tokens(base, w.cols, xf, stride, t1 - t0, np, w.cols, sums);
-          for (int64_t t = t0; t < t1; ++t) {
-            std::copy_n(sums + (t - t0) * kTailRows, kTailRows, y + t * w.rows + r);
+    constexpr int kGroup = 16;
+    alignas(64) float sums[kTokenBlock * kGroup];
+    for (; r + kGroup <= row_end; r += kGroup) {
+      const T* rows[kGroup];
+      for (int m = 0; m < kGroup; ++m) rows[m] = reinterpret_cast<const T*>(w.row(r + m));
+      for (int64_t t = t0; t < t1; ++t) {
+        const float* xt = xf + (t - t0) * stride;
+        __m512 v[kGroup];
+        for (int g = 0; g < kGroup; g += kVecRows) {
+          if (t == t0) {
+            vec_dot_rows_unreduced<E, kVecRows>(rows + g, xt, w.cols, v + g);
+          } else {
+            vec_dot_rows_unreduced<E, kVecRows, false>(rows + g, xt, w.cols, v + g);
           }
         }
+        _mm512_store_ps(sums + (t - t0) * kGroup, avx512::hsum16_x16(v));
+      }
+      if (np != w.cols) {
+        if constexpr (std::is_same_v<E, F32Elem>) {
+          f32_tails_x16_tokens(rows[0], w.cols, xf, stride, t1 - t0, np, w.cols, sums);
+        } else {
+          for (int64_t t = t0; t < t1; ++t) {
+            const float* xt = xf + (t - t0) * stride;
+            for (int m = 0; m < kGroup; ++m) {
+              double sum = sums[(t - t0) * kGroup + m];
+              for (int64_t i = np; i < w.cols; ++i) {
+                sum += static_cast<double>(E::scalar(rows[m][i]) * xt[i]);
+              }
+              sums[(t - t0) * kGroup + m] = static_cast<float>(sum);
+            }
+          }
+        }
+      }
+      for (int64_t t = t0; t < t1; ++t) {
+        std::copy_n(sums + (t - t0) * kGroup, kGroup, y + t * w.rows + r);
       }
     }
     for (; r + kVecRows <= row_end; r += kVecRows) {
@@ -289,6 +301,10 @@ const KernelSet& portable_avx512_native_kernel_set() {
     set.matmul_f16 = matmul_float<F16Elem>;
     set.matmul_bf16 = matmul_float<BF16Elem>;
     set.matmul_f16_f32act = matmul_f16_f32act;
+    // matmul_vec sums every token as a lone token is summed (the one-token branch above).
+    set.matmul_f32_each_token = matmul_vec<F32Elem>;
+    set.matmul_f16_each_token = matmul_vec<F16Elem>;
+    set.matmul_bf16_each_token = matmul_vec<BF16Elem>;
     set.attention = avx512_attention_items;  // kernels_float_avx512_attention.cpp
     set.attention_online = avx512_attention_online_items;
     return set;

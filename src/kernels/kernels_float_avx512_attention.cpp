@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -137,9 +138,32 @@ void tinyblas_scores(const float* keys, int n, const float* q, int hd, float* s)
 
 // ggml_vec_dot_f32 (E = F32Elem) or ggml_vec_dot_f16 (F16ValuedF32Elem) scores of n consecutive
 // keys, kVecRows at a time.
+// When hd leaves a tail (hd % 64 != 0, e.g. 48: all of it), 16 keys at a time take the tails
+// one key per lane (f32_tails_x16 / f16_valued_tails_x16: the same operations in the same order
+// per key) instead of one chain of dependent additions per key.
 template <class E>
 void vec_dot_scores(const float* keys, int n, const float* q, int hd, float* s) {
   int m = 0;
+  const int np = hd & ~63;
+  if (np != hd) {
+    for (; m + 16 <= n; m += 16) {
+      const float* base = keys + static_cast<int64_t>(m) * hd;
+      alignas(64) float sums[16] = {};  // reduce4 of zero accumulators is +0.0f too
+      if (np > 0) {
+        for (int g = 0; g < 16; g += kVecRows) {
+          const float* kp[kVecRows];
+          for (int r = 0; r < kVecRows; ++r) kp[r] = base + static_cast<int64_t>(g + r) * hd;
+          vec_dot_rows<E, kVecRows, false>(kp, q, hd, sums + g);
+        }
+      }
+      if constexpr (std::is_same_v<E, F32Elem>) {
+        avx512::f32_tails_x16(base, hd, q, np, hd, sums);
+      } else {
+        avx512::f16_valued_tails_x16(base, hd, q, np, hd, sums);
+      }
+      std::copy_n(sums, 16, s + m);
+    }
+  }
   for (; m + kVecRows <= n; m += kVecRows) {
     const float* kp[kVecRows];
     for (int r = 0; r < kVecRows; ++r) kp[r] = keys + static_cast<int64_t>(m + r) * hd;
@@ -225,9 +249,9 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
         }
       }
     }
-    for (int j = j0; j < visible; j += kVecRows) {
-      const int nk = std::min(kVecRows, visible - j);
-      float s[kVecRows];
+    for (int j = j0; j < visible; j += 16) {
+      const int nk = std::min(16, visible - j);
+      float s[16];
       const float* keys = kv.keys + static_cast<int64_t>(j) * hd;
       if (a.keys_f16) {
         vec_dot_scores<F16ValuedF32Elem>(keys, nk, q, hd, s);

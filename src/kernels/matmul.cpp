@@ -308,6 +308,14 @@ void matmul(std::span<const MatmulOutput> outs, const float* x, int64_t n_tokens
     return;
   }
   const MatmulRowsFn fn = f32act ? kernel_set(path).matmul_f16_f32act : rows_fn(path, w0);
+  // Batch-invariant with a kernel that takes every token in the one-token order at once.
+  MatmulRowsFn each_token = nullptr;
+  if (per_token && !f32act) {
+    const KernelSet& ks = kernel_set(path);
+    each_token = w0.type == TensorType::F32   ? ks.matmul_f32_each_token
+                 : w0.type == TensorType::F16 ? ks.matmul_f16_each_token
+                                              : ks.matmul_bf16_each_token;
+  }
   pool.parallel_for_dynamic(static_cast<size_t>(n_items), chunk_items(n_items, pool.size()),
                             [&](size_t begin, size_t end, int) {
                               for_each_part(
@@ -317,6 +325,9 @@ void matmul(std::span<const MatmulOutput> outs, const float* x, int64_t n_tokens
                                     const int64_t row_begin = lo * kRowsPerItem;
                                     const int64_t row_end = std::min(w.rows, hi * kRowsPerItem);
                                     if (!per_token) return fn(w, xa, row_begin, row_end, y);
+                                    if (each_token != nullptr) {
+                                      return each_token(w, xa, row_begin, row_end, y);
+                                    }
                                     for (int64_t t = 0; t < n_tokens; ++t) {
                                       fn(w, token_view(t), row_begin, row_end, y + t * w.rows);
                                     }

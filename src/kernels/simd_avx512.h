@@ -169,11 +169,11 @@ PARETO_AVX512_WARNINGS_PUSH
 // in the same order, for many rows at once: f32_tails_x16). kPrefetch false: no prefetch of the
 // next rows (a later token of the same rows: they are in cache, and the prefetches would take
 // load slots from the arithmetic).
-template <class E, int kRows, bool kTail = true, bool kPrefetch = true>
-PARETO_AVX512_TARGET static void vec_dot_rows(const typename E::T* const* a, const float* b,
-                                              int64_t n, float* out) {
-  const int64_t np = n & ~int64_t{63};
-  __m512 acc[kRows][4];
+// vec_dot_rows' accumulation: acc[m][k] over the first np (a multiple of 64) elements.
+template <class E, int kRows, bool kPrefetch>
+PARETO_AVX512_TARGET inline void vec_dot_accumulate(const typename E::T* const* a, const float* b,
+                                                    int64_t n, int64_t np,
+                                                    __m512 (&acc)[kRows][4]) {
   for (auto& row : acc) {
     for (auto& v : row) v = _mm512_setzero_ps();
   }
@@ -196,6 +196,27 @@ PARETO_AVX512_TARGET static void vec_dot_rows(const typename E::T* const* a, con
       }
     }
   }
+}
+
+// vec_dot_rows' main part before its horizontal sum: v[m] = (acc0 + acc2) + (acc1 + acc3), whose
+// hsum16 is the row's sum over the first n & ~63 elements (hsum16_x16 takes 16 rows at once, with
+// the same bits).
+template <class E, int kRows, bool kPrefetch = true>
+PARETO_AVX512_TARGET inline void vec_dot_rows_unreduced(const typename E::T* const* a,
+                                                        const float* b, int64_t n, __m512* v) {
+  __m512 acc[kRows][4];
+  vec_dot_accumulate<E, kRows, kPrefetch>(a, b, n, n & ~int64_t{63}, acc);
+  for (int m = 0; m < kRows; ++m) {
+    v[m] = _mm512_add_ps(_mm512_add_ps(acc[m][0], acc[m][2]), _mm512_add_ps(acc[m][1], acc[m][3]));
+  }
+}
+
+template <class E, int kRows, bool kTail = true, bool kPrefetch = true>
+PARETO_AVX512_TARGET static void vec_dot_rows(const typename E::T* const* a, const float* b,
+                                              int64_t n, float* out) {
+  const int64_t np = n & ~int64_t{63};
+  __m512 acc[kRows][4];
+  vec_dot_accumulate<E, kRows, kPrefetch>(a, b, n, np, acc);
   for (int m = 0; m < kRows; ++m) {
     const float main_sum = reduce4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]);
     if constexpr (!kTail) {
@@ -268,6 +289,35 @@ PARETO_AVX512_TARGET inline void f32_tails_x16(const float* a, int64_t row_strid
     }
   }
   _mm512_storeu_ps(sums, s);
+}
+
+// ggml_vec_dot_f16's tail (vec_dot_rows with F16ValuedF32Elem) of 16 rows at once: sums[m] +=
+// double(a[m][i] * b[i]) for i = begin..n-1 in order, each product rounded to float and added in
+// double (8 rows per double vector), the result rounded to float. The same bits as the scalar
+// tail, one row per lane after a transpose.
+PARETO_AVX512_TARGET inline void f16_valued_tails_x16(const float* a, int64_t row_stride,
+                                                      const float* b, int64_t begin, int64_t n,
+                                                      float* sums) {
+  const __m512 start = _mm512_loadu_ps(sums);
+  __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(start));
+  __m512d hi =
+      _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(start), 1)));
+  for (int64_t i0 = begin; i0 < n; i0 += 16) {
+    const int cols = static_cast<int>(std::min<int64_t>(16, n - i0));
+    const auto mask = static_cast<__mmask16>((1u << cols) - 1u);
+    __m512 r[16];
+#pragma GCC unroll 16
+    for (int m = 0; m < 16; ++m) r[m] = _mm512_maskz_loadu_ps(mask, a + m * row_stride + i0);
+    transpose16x16(r);
+    for (int c = 0; c < cols; ++c) {
+      const __m512 p = _mm512_mul_ps(r[c], _mm512_set1_ps(b[i0 + c]));
+      lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
+      hi = _mm512_add_pd(
+          hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
+    }
+  }
+  _mm256_storeu_ps(sums, _mm512_cvtpd_ps(lo));
+  _mm256_storeu_ps(sums + 8, _mm512_cvtpd_ps(hi));
 }
 
 // f32_tails_x16 for n_tokens activation rows (b + t * b_stride) at once: each 16x16 block of

@@ -70,11 +70,18 @@ TEST(StrategyRegistry, MakesByNameAndListsTheValidNames) {
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(bad.error().message.find("valid: autoregressive, ngram"), std::string::npos);
+  // A list of drafters is a bandit over them; arms must be drafters.
+  auto list = make_strategy("ngram,sam");
+  ASSERT_TRUE(list.has_value()) << list.error().message;
+  EXPECT_EQ((*list)->name(), "bandit");
+  EXPECT_FALSE(make_strategy("ngram,bandit").has_value());
+  EXPECT_FALSE(make_strategy("ngram,medusa").has_value());
+  EXPECT_FALSE(make_strategy("ngram,draft").has_value());  // no draft model here
   auto ngram = make_strategy("ngram");
   ASSERT_TRUE(ngram.has_value());
   EXPECT_EQ((*ngram)->name(), "ngram");
   EXPECT_EQ(strategy_names(), (std::vector<std::string_view>{"autoregressive", "ngram", "sam",
-                                                             "draft", "draft-adaptive"}));
+                                                             "draft", "draft-adaptive", "bandit"}));
 }
 
 }  // namespace

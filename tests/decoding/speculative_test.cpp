@@ -8,6 +8,7 @@
 #include <map>
 #include <random>
 
+#include "decoding/bandit.h"
 #include "decoding/ngram.h"
 #include "decoding/speculative.h"
 #include "decoding/suffix_automaton.h"
@@ -205,6 +206,87 @@ TEST(NgramDrafter, DraftsForSampledSequencesToo) {
   d.draft(s, 4, out);
   EXPECT_EQ(out.tokens, (std::vector<int32_t>{3, 1, 2}));
   EXPECT_TRUE(out.q.empty());  // deterministic guesses
+}
+
+TEST(NgramCache, ProposesWhatFollowedTheNgramInEarlierRequests) {
+  NgramCache cache;
+  std::vector<int32_t> first = {5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17};
+  // Positions whose 8-token continuation is known: j < 13 - 8 = 5.
+  EXPECT_EQ(cache.add(first, 0), 5u);
+  std::vector<int32_t> out;
+  // Another request ending in 6 7 (a 2-gram of the first) has no match of its own.
+  SequenceState s;
+  s.tokens = {1, 2, 6, 7};
+  s.n_prompt = 4;
+  s.n_vocab = 32;
+  NgramDrafter with_cache(3, &cache), without(3, nullptr);
+  Draft d;
+  without.draft(s, 4, d);
+  EXPECT_TRUE(d.tokens.empty());
+  with_cache.draft(s, 4, d);
+  EXPECT_EQ(d.tokens, (std::vector<int32_t>{8, 9, 10, 11}));
+  // The 3-gram wins over the 2-gram: 7 8 9 continues with 10.., while 8 9 alone is the same here.
+  EXPECT_TRUE(cache.lookup(std::vector<int32_t>{7, 8, 9}, 8, out));
+  EXPECT_EQ(out, (std::vector<int32_t>{10, 11, 12, 13, 14, 15, 16, 17}));
+  EXPECT_FALSE(cache.lookup(std::vector<int32_t>{99, 98}, 8, out));
+  // Indexing resumes where it stopped.
+  first.push_back(18);
+  EXPECT_EQ(cache.add(first, 5), 6u);
+  EXPECT_TRUE(cache.lookup(std::vector<int32_t>{9, 10}, 8, out));
+  EXPECT_EQ(out.back(), 18);
+}
+
+// An arm that always drafts the token the test's target will accept (`right`) or never does.
+class ConstantDrafter final : public Drafter {
+ public:
+  ConstantDrafter(std::string name, int32_t token) : name_(std::move(name)), token_(token) {}
+  std::string_view name() const override { return name_; }
+  void draft(const SequenceState&, int max_tokens, Draft& out) override {
+    for (int i = 0; i < max_tokens; ++i) out.tokens.push_back(token_);
+  }
+
+ private:
+  std::string name_;
+  int32_t token_;
+};
+
+TEST(BanditDrafter, SettlesOnTheArmThatPays) {
+  std::vector<std::unique_ptr<Drafter>> arms;
+  arms.push_back(std::make_unique<ConstantDrafter>("wrong", 2));
+  arms.push_back(std::make_unique<ConstantDrafter>("right", 3));
+  BanditDrafter bandit(std::move(arms));
+  SequenceState s;
+  s.tokens = {1};
+  for (int step = 0; step < 300; ++step) {
+    Draft d;
+    bandit.draft(s, 4, d);
+    // The target always continues with 3: the "right" arm's 4 drafts pass, "wrong" gets none.
+    const int accepted = !d.tokens.empty() && d.tokens[0] == 3 ? 4 : 0;
+    // Verification time grows with the entries: 1 ms + 0.1 ms per draft token.
+    bandit.verified(s, {static_cast<int>(d.tokens.size()), accepted,
+                        1e-3 + 1e-4 * static_cast<double>(d.tokens.size())});
+  }
+  const auto& a = bandit.arms();
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_EQ(a[2].name, "none");
+  EXPECT_GT(a[1].pulls, 250) << "wrong " << a[0].pulls << " none " << a[2].pulls;
+  EXPECT_GE(a[0].pulls, 1);
+  EXPECT_GE(a[2].pulls, 1);
+}
+
+TEST(BanditDrafter, FallsBackToPlainDecodingWhenNoDrafterPays) {
+  std::vector<std::unique_ptr<Drafter>> arms;
+  arms.push_back(std::make_unique<ConstantDrafter>("wrong", 2));
+  BanditDrafter bandit(std::move(arms));
+  SequenceState s;
+  s.tokens = {1};
+  for (int step = 0; step < 300; ++step) {
+    Draft d;
+    bandit.draft(s, 8, d);
+    bandit.verified(s, {static_cast<int>(d.tokens.size()), 0,
+                        1e-3 + 2e-4 * static_cast<double>(d.tokens.size())});
+  }
+  EXPECT_GT(bandit.arms()[1].pulls, 200) << "wrong " << bandit.arms()[0].pulls;
 }
 
 }  // namespace

@@ -100,7 +100,7 @@ TEST(Speculation, GreedyOutputEqualsPlainGreedyInFewerSteps) {
     for (const kv::KvType type : types) {
       const Outcome plain = run(**session, "autoregressive", type, 1);
       ASSERT_EQ(plain.tokens.size(), kPrompts.size());
-      for (const char* strategy : {"ngram", "sam"}) {
+      for (const char* strategy : {"ngram", "sam", "bandit", "ngram,sam"}) {
         SCOPED_TRACE(std::string(model) + " " + std::string(kv::kv_type_name(type)) + " " +
                      strategy);
         const Outcome spec = run(**session, strategy, type, 1);
@@ -139,7 +139,7 @@ TEST(Speculation, DraftModelGreedyOutputEqualsPlainGreedy) {
   for (const kv::KvType type : {kv::KvType::kF32, kv::KvType::kF16}) {
     const Outcome plain = run(**target, "autoregressive", type, 1, kCodePrompts);
     ASSERT_EQ(plain.tokens.size(), kCodePrompts.size());
-    for (const char* strategy : {"draft", "draft-adaptive"}) {
+    for (const char* strategy : {"draft", "draft-adaptive", "bandit"}) {
       SCOPED_TRACE(std::string(kv::kv_type_name(type)) + " " + strategy);
       const Outcome spec = run(**target, strategy, type, 1, kCodePrompts, draft->get());
       const Outcome together = run(**target, strategy, type, 4, kCodePrompts, draft->get());

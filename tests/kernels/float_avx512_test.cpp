@@ -123,6 +123,11 @@ TEST(FloatAvx512, AttentionEqualsLaneLoopsBitForBit) {
       {4, 1, 256, 67, 2},
       {2, 1, 80, 5, 1},
       {4, 4, 64, 64, 1},
+      // Head sizes with a tail (hd % 64 != 0) over 16+ keys: tails 16 keys at a time.
+      {6, 6, 48, 100, 1},
+      {2, 2, 48, 40, 3},
+      {2, 1, 80, 37, 1},
+      {2, 1, 96, 50, 2},
       // Prompt batches (query t at position t): most entries are after the last visible one.
       {4, 2, 64, 45, 45},
       {2, 1, 128, 33, 33},
