@@ -23,11 +23,11 @@ std::string shared_path(const std::string& rel) {
   return root + "/" + rel;
 }
 
-void forward_entries(benchmark::State& state, const std::string& model_rel) {
+void forward_entries(benchmark::State& state, const std::string& path) {
   const auto n = static_cast<int>(state.range(0));
   const bool invariant = state.range(1) != 0;
   const int threads = static_cast<int>(state.range(2));
-  auto file = formats::open_model_file(shared_path(model_rel), "");
+  auto file = formats::open_model_file(path, "");
   if (!file) {
     state.SkipWithError(file.error().message.c_str());
     return;
@@ -39,20 +39,21 @@ void forward_entries(benchmark::State& state, const std::string& model_rel) {
     return;
   }
   ThreadPool pool(threads);
-  kv::KvCache cache = (*model)->make_cache(256, kv::KvType::kF16, kv::KvType::kF16);
+  kv::KvCache cache = (*model)->make_cache(128, kv::KvType::kF16, kv::KvType::kF16);
   model::ForwardWorkspace ws;
   std::vector<float> logits;
   model::ForwardOptions options;
   options.batch_invariant = invariant;
   std::vector<model::BatchEntry> context;
-  for (int i = 0; i < 64; ++i) context.push_back({(i * 37) % 4000 + 10, i, 0, i == 63});
+  const int32_t vocab = (*model)->config().n_vocab;
+  for (int i = 0; i < 64; ++i) context.push_back({(i * 37) % (vocab - 10) + 10, i, 0, i == 63});
   kv::KvCache* caches[] = {&cache};
   if (!(*model)->forward(context, caches, logits, ws, pool, options)) {
     state.SkipWithError("context forward failed");
     return;
   }
   std::vector<model::BatchEntry> entries;
-  for (int i = 0; i < n; ++i) entries.push_back({(i * 53) % 4000 + 10, 64 + i, 0, true});
+  for (int i = 0; i < n; ++i) entries.push_back({(i * 53) % (vocab - 10) + 10, 64 + i, 0, true});
   for (auto _ : state) {
     auto st = (*model)->forward(entries, caches, logits, ws, pool, options);
     benchmark::DoNotOptimize(logits.data());
@@ -64,15 +65,27 @@ void forward_entries(benchmark::State& state, const std::string& model_rel) {
 }
 
 void BM_forward_pycode7m(benchmark::State& state) {
-  forward_entries(state, "models/pycode/pycode7m.gguf");
+  forward_entries(state, shared_path("models/pycode/pycode7m.gguf"));
 }
 void BM_forward_pycode1m(benchmark::State& state) {
-  forward_entries(state, "models/pycode/pycode1m.gguf");
+  forward_entries(state, shared_path("models/pycode/pycode1m.gguf"));
+}
+void BM_forward_file(benchmark::State& state) {
+  const char* path = std::getenv("PARETO_BENCH_MODEL");
+  if (path == nullptr || *path == '\0') {
+    state.SkipWithError("set PARETO_BENCH_MODEL to a GGUF file");
+    return;
+  }
+  forward_entries(state, path);
 }
 
 // Args: entries, batch-invariant (0/1), threads.
 BENCHMARK(BM_forward_pycode7m)
     ->ArgsProduct({{1, 2, 4, 9, 17}, {0, 1}, {1, 2}})
+    ->ArgNames({"entries", "invariant", "threads"})
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_forward_file)
+    ->ArgsProduct({{1, 2, 4, 9, 17}, {0, 1}, {2}})
     ->ArgNames({"entries", "invariant", "threads"})
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_forward_pycode1m)

@@ -7,27 +7,55 @@
 
 namespace pareto::decoding {
 
-BanditDrafter::BanditDrafter(std::vector<std::unique_ptr<Drafter>> arms) : arms_(std::move(arms)) {
+BanditState& BanditMemory::state_for(const std::vector<std::string>& arm_names) {
+  BanditState& s = states_[arm_names];
+  if (s.arms.empty()) {
+    for (const std::string& name : arm_names) s.arms.push_back({name});
+  }
+  return s;
+}
+
+BanditDrafter::BanditDrafter(std::vector<std::unique_ptr<Drafter>> arms, BanditMemory* memory)
+    : arms_(std::move(arms)) {
+  std::vector<std::string> names;
   for (const auto& a : arms_) {
     PARETO_CHECK(a != nullptr);
-    stats_.push_back({std::string(a->name())});
+    names.emplace_back(a->name());
   }
   arms_.push_back(nullptr);  // "none": plain decoding
-  stats_.push_back({"none"});
+  names.emplace_back("none");
+  if (memory != nullptr) {
+    state_ = &memory->state_for(names);
+  } else {
+    for (const std::string& name : names) own_.arms.push_back({name});
+    state_ = &own_;
+  }
 }
 
 size_t BanditDrafter::choose() const {
-  for (size_t i = 0; i < stats_.size(); ++i) {
-    if (stats_[i].pulls == 0) return i;  // every arm once first
+  const std::vector<BanditArm>& arms = state_->arms;
+  const double max_reward = state_->max_reward;
+  const int64_t pulls = state_->pulls;
+  for (size_t i = 0; i < arms.size(); ++i) {
+    if (arms[i].pulls == 0) return i;  // every arm once first
   }
+  if (max_reward <= 0) return arms.size() - 1;  // nothing measured: plain decoding
+  // Pooled within-arm variance of the scaled rewards.
+  double ss = 0;
+  for (const BanditArm& a : arms) {
+    const double n = static_cast<double>(a.pulls);
+    ss += (a.reward_sum_sq - a.reward_sum * a.reward_sum / n) / (max_reward * max_reward);
+  }
+  const double dof = static_cast<double>(pulls) - static_cast<double>(arms.size());
+  const double sigma = std::max(kMinSigma, dof > 0 ? std::sqrt(std::max(ss, 0.0) / dof) : 0.5);
   size_t best = 0;
   double best_score = -1;
-  const double log_n = std::log(static_cast<double>(pulls_));
-  for (size_t i = 0; i < stats_.size(); ++i) {
-    const Arm& a = stats_[i];
-    const double mean =
-        max_reward_ > 0 ? a.reward_sum / static_cast<double>(a.pulls) / max_reward_ : 0.0;
-    const double score = mean + std::sqrt(2.0 * log_n / static_cast<double>(a.pulls));
+  const double log_n = std::log(static_cast<double>(pulls));
+  for (size_t i = 0; i < arms.size(); ++i) {
+    const BanditArm& a = arms[i];
+    const double mean = a.reward_sum / static_cast<double>(a.pulls) / max_reward;
+    const double score =
+        mean + sigma * std::sqrt(2.0 * kAlpha * log_n / static_cast<double>(a.pulls));
     if (score > best_score) {
       best_score = score;
       best = i;
@@ -47,10 +75,13 @@ void BanditDrafter::verified(const SequenceState& seq, const Verification& v) {
   if (arms_[current_] != nullptr) arms_[current_]->verified(seq, v);
   const double seconds = draft_seconds_ + v.verify_seconds;
   const double reward = seconds > 0 ? (v.accepted + 1) / seconds : 0.0;
-  max_reward_ = std::max(max_reward_, reward);
-  ++stats_[current_].pulls;
-  stats_[current_].reward_sum += reward;
-  ++pulls_;
+  BanditState& s = *state_;
+  s.max_reward = std::max(s.max_reward, reward);
+  BanditArm& arm = s.arms[current_];
+  ++arm.pulls;
+  arm.reward_sum += reward;
+  arm.reward_sum_sq += reward * reward;
+  ++s.pulls;
 }
 
 }  // namespace pareto::decoding

@@ -1,14 +1,22 @@
 // Drafter selection by a multi-armed bandit (in the spirit of MetaSD, ACL 2026, and "Not a
-// Bandit", ICLR 2026): per request, each step picks one drafter ("arm") by UCB1 (Auer et al.
-// 2002) on the measured reward of its past steps, tokens gained per second of drafting and
+// Bandit", ICLR 2026): per request, each step picks one drafter ("arm") by an upper confidence
+// bound on the measured reward of its past steps, tokens gained per second of drafting and
 // verifying, (accepted + 1) / (draft seconds + verify seconds). One arm drafts nothing (plain
-// decoding), so when no drafter pays the bandit settles on plain decoding. Rewards are scaled to
-// [0, 1] by the largest seen so far; with a fixed scale UCB1's expected regret after T steps is
-// O(sum over worse arms of ln T / gap). Every arm keeps its own state in step with the sequence
-// (they read the accepted tokens lazily), so switching arms costs no rollback.
+// decoding), so when no drafter pays the bandit settles on plain decoding. The index is UCB for
+// sigma-subgaussian rewards (Bubeck and Cesa-Bianchi 2012, Theorem 2.1, alpha = 3): mean +
+// sigma * sqrt(2 alpha ln t / n_i), rewards scaled to [0, 1] by the largest seen, sigma the pooled
+// standard deviation of the scaled rewards (at least kMinSigma): expected regret after T steps
+// O(sum over worse arms of sigma^2 ln T / gap) when sigma bounds the noise. Measured rewards of
+// one arm vary little, so this explores far less than UCB1's sigma = 1/2, which a request of a
+// hundred steps cannot afford. The statistics live in a BanditMemory shared by the requests of
+// an engine (the scheduler's), so what one request measured guides the next and t counts every
+// step of the engine; without one, each request learns alone. Every arm keeps its own state in
+// step with the sequence (they read the accepted tokens lazily), so switching arms costs no
+// rollback.
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,29 +25,49 @@
 
 namespace pareto::decoding {
 
+struct BanditArm {
+  std::string name;
+  int64_t pulls = 0;
+  double reward_sum = 0;     // tokens per second, unscaled
+  double reward_sum_sq = 0;  // of their squares
+};
+
+struct BanditState {
+  std::vector<BanditArm> arms;
+  double max_reward = 0;
+  int64_t pulls = 0;
+};
+
+// The bandits' statistics of one engine, one state per set of arms. Used by the step thread only.
+class BanditMemory {
+ public:
+  BanditState& state_for(const std::vector<std::string>& arm_names);
+
+ private:
+  std::map<std::vector<std::string>, BanditState> states_;
+};
+
 class BanditDrafter final : public Drafter {
  public:
-  // `arms` are the drafters to choose among; a "none" arm (no draft) is added.
-  explicit BanditDrafter(std::vector<std::unique_ptr<Drafter>> arms);
+  // `arms` are the drafters to choose among; a "none" arm (no draft) is added. `memory`: shared
+  // statistics (may be null: this drafter's own).
+  explicit BanditDrafter(std::vector<std::unique_ptr<Drafter>> arms,
+                         BanditMemory* memory = nullptr);
   std::string_view name() const override { return "bandit"; }
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
 
-  struct Arm {
-    std::string name;
-    int64_t pulls = 0;
-    double reward_sum = 0;  // tokens per second, unscaled
-  };
-  const std::vector<Arm>& arms() const { return stats_; }
+  static constexpr double kAlpha = 3.0;
+  static constexpr double kMinSigma = 0.05;
+  const std::vector<BanditArm>& arms() const { return state_->arms; }
 
  private:
   size_t choose() const;
-  std::vector<std::unique_ptr<Drafter>> arms_;  // arms_[i] for stats_[i]; the last is "none"
-  std::vector<Arm> stats_;
+  std::vector<std::unique_ptr<Drafter>> arms_;  // arms_[i] for arms()[i]; the last is "none"
+  BanditState own_;
+  BanditState* state_;
   size_t current_ = 0;
   double draft_seconds_ = 0;  // of the current step
-  double max_reward_ = 0;
-  int64_t pulls_ = 0;
 };
 
 }  // namespace pareto::decoding

@@ -67,10 +67,12 @@ struct DraftModelResources {
 
 // What the registry hands to drafters that need more than the sequence.
 class NgramCache;
+class BanditMemory;
 struct StrategyContext {
   int draft_max = 8;  // longest draft per step (--draft-max)
   const DraftModelResources* draft_model = nullptr;
-  NgramCache* ngram_cache = nullptr;  // shared across requests (ngram.h); null: none
+  NgramCache* ngram_cache = nullptr;      // shared across requests (ngram.h); null: none
+  BanditMemory* bandit_memory = nullptr;  // shared across requests (bandit.h); null: per request
 };
 
 }  // namespace pareto::decoding

@@ -61,7 +61,7 @@ MadeDrafter bandit(const StrategyContext& c) {
   if (c.draft_model != nullptr) {
     arms.push_back(std::make_unique<DraftModelDrafter>(*c.draft_model, true));
   }
-  return std::unique_ptr<Drafter>(new BanditDrafter(std::move(arms)));
+  return std::unique_ptr<Drafter>(new BanditDrafter(std::move(arms), c.bandit_memory));
 }
 
 }  // namespace
@@ -91,7 +91,7 @@ Result<std::unique_ptr<DecodingStrategy>> make_strategy(std::string_view name,
       arms.push_back(std::move(d));
       at = comma + 1;
     }
-    drafter = std::make_unique<BanditDrafter>(std::move(arms));
+    drafter = std::make_unique<BanditDrafter>(std::move(arms), context.bandit_memory);
   }
   return std::unique_ptr<DecodingStrategy>(
       new SpeculativeStrategy(std::move(drafter), context.draft_max));

@@ -54,6 +54,8 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
   strategy_context_.draft_max = options.draft_max;
   ngram_cache_ = std::make_unique<decoding::NgramCache>();
   strategy_context_.ngram_cache = ngram_cache_.get();
+  bandit_memory_ = std::make_unique<decoding::BanditMemory>();
+  strategy_context_.bandit_memory = bandit_memory_.get();
   if (options.draft_model != nullptr) {
     const model::Model& d = *options.draft_model;
     draft_.model = &d;

@@ -27,6 +27,7 @@
 
 #include "base/result.h"
 #include "base/thread_pool.h"
+#include "decoding/bandit.h"
 #include "decoding/drafter.h"
 #include "decoding/ngram.h"
 #include "decoding/strategy.h"
@@ -146,6 +147,7 @@ class Scheduler {
   decoding::DraftModelResources draft_;  // draft_.model null: no draft model
   decoding::StrategyContext strategy_context_;
   std::unique_ptr<decoding::NgramCache> ngram_cache_;  // shared by every request's n-gram drafter
+  std::unique_ptr<decoding::BanditMemory> bandit_memory_;  // shared by every request's bandit
 
   mutable std::mutex mutex_;  // guards queue_, cancelled_, next_id_
   std::deque<std::unique_ptr<Sequence>> queue_;
