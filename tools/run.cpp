@@ -152,7 +152,7 @@ Command add_run_command(CLI::App& parent) {
   app->add_option("--stop", opt->stop, "Stop string (repeatable): output ends before it");
   app->add_option("--spec", opt->params.strategy,
                   "Decoding strategy: autoregressive (default), or speculative (lossless): ngram "
-                  "(prompt lookup), sam (suffix automaton), draft, draft-adaptive (need "
+                  "(prompt lookup), sam (suffix automaton), draft, draft-adaptive, tree (need "
                   "--draft-model), bandit (picks among them by measured speed), or a list "
                   "NAME,NAME,... (a bandit over those)");
   app->add_option("--draft-model,--md", opt->draft_model,

@@ -79,7 +79,7 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& o) {
   if (strategies.empty()) {
     for (std::string_view name : decoding::strategy_names()) {
       if (name == "autoregressive") continue;
-      if (name.starts_with("draft") && o.draft.empty()) continue;
+      if ((name.starts_with("draft") || name == "tree") && o.draft.empty()) continue;
       strategies.emplace_back(name);
     }
   }
@@ -93,7 +93,8 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& o) {
       // The registry's error lists the valid names.
       return tl::unexpected<Error>(decoding::make_strategy(s).error());
     }
-    if (s.find("draft") != std::string::npos && o.draft.empty()) {
+    if ((s.find("draft") != std::string::npos || s.find("tree") != std::string::npos) &&
+        o.draft.empty()) {
       return make_error("bench spec: strategy '", s, "' needs a draft model (--draft-model)");
     }
   }

@@ -22,13 +22,12 @@ double argmax_probability(std::span<const float> logits) {
 
 }  // namespace
 
-DraftModelDrafter::DraftModelDrafter(const DraftModelResources& resources, bool adaptive)
-    : r_(resources), adaptive_(adaptive) {
+DraftModelCache::DraftModelCache(const DraftModelResources& resources) : r_(resources) {
   PARETO_CHECK(r_.model != nullptr && r_.kv_pool != nullptr && r_.pool != nullptr);
   cache_ = kv::KvCache(r_.kv_pool, r_.context_length);
 }
 
-bool DraftModelDrafter::feed(std::span<const int32_t> tokens) {
+bool DraftModelCache::feed(std::span<const int32_t> tokens) {
   entries_.clear();
   const auto start = static_cast<int32_t>(fed_.size());
   for (size_t i = 0; i < tokens.size(); ++i) {
@@ -41,6 +40,27 @@ bool DraftModelDrafter::feed(std::span<const int32_t> tokens) {
   fed_.insert(fed_.end(), tokens.begin(), tokens.end());
   return true;
 }
+
+bool DraftModelCache::sync(std::span<const int32_t> tokens) {
+  PARETO_CHECK(!tokens.empty());
+  size_t keep = 0;
+  while (keep < fed_.size() && keep < tokens.size() && fed_[keep] == tokens[keep]) ++keep;
+  keep = std::min(keep, tokens.size() - 1);
+  cache_.truncate(static_cast<int>(keep));
+  fed_.resize(keep);
+  return feed(tokens.subspan(keep));
+}
+
+bool DraftModelCache::evaluate_and_drop(std::span<const model::BatchEntry> entries) {
+  kv::KvCache* caches[] = {&cache_};
+  const bool ok =
+      r_.model->forward(entries, caches, logits_, workspace_, *r_.pool, r_.forward).has_value();
+  cache_.truncate(held());
+  return ok;
+}
+
+DraftModelDrafter::DraftModelDrafter(const DraftModelResources& resources, bool adaptive)
+    : draft_(resources), adaptive_(adaptive) {}
 
 bool DraftModelDrafter::keep_drafting(double p_all_pass) const {
   if (!adaptive_ || fit_n_ < 2) return true;  // measure a few fixed-length steps first
@@ -56,20 +76,13 @@ bool DraftModelDrafter::keep_drafting(double p_all_pass) const {
 void DraftModelDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) {
   const auto n = static_cast<int>(seq.tokens.size());
   // Room in the draft's context for the sequence and the draft's own entries.
-  max_tokens = std::min(max_tokens, r_.context_length - n);
+  max_tokens = std::min(max_tokens, draft_.resources().context_length - n);
   if (max_tokens <= 0) return;
   if (!seeded_) {
     rng_.seed(seq.seed ^ 0x9e3779b97f4a7c15ULL);
     seeded_ = true;
   }
-  // Keep the longest prefix of the accepted tokens the cache holds; always re-feed at least the
-  // pending token (its logits start the draft).
-  size_t keep = 0;
-  while (keep < fed_.size() && keep < seq.tokens.size() && fed_[keep] == seq.tokens[keep]) ++keep;
-  keep = std::min(keep, seq.tokens.size() - 1);
-  cache_.truncate(static_cast<int>(keep));
-  fed_.resize(keep);
-  if (!feed(std::span<const int32_t>(seq.tokens).subspan(keep))) return;
+  if (!draft_.sync(seq.tokens)) return;
   history_.assign(seq.tokens.begin(), seq.tokens.end());
   confidence_.clear();
   const bool greedy = seq.sampler.greedy();
@@ -79,12 +92,12 @@ void DraftModelDrafter::draft(const SequenceState& seq, int max_tokens, Draft& o
     if (i > 0) {
       const Clock::time_point t0 = Clock::now();
       const int32_t last = out.tokens.back();
-      if (!feed(std::span<const int32_t>(&last, 1))) break;
+      if (!draft_.feed(std::span<const int32_t>(&last, 1))) break;
       const double s = std::chrono::duration<double>(Clock::now() - t0).count();
       draft_token_seconds_ =
           draft_token_seconds_ == 0 ? s : kDecay * draft_token_seconds_ + (1 - kDecay) * s;
     }
-    const std::span<const float> row(logits_.data(), static_cast<size_t>(seq.n_vocab));
+    const std::span<const float> row = draft_.logits().first(static_cast<size_t>(seq.n_vocab));
     seq.sampler.process(row, history_, candidates_);
     int32_t token = candidates_.items.front().id;
     double confidence = 1.0;

@@ -22,6 +22,33 @@
 
 namespace pareto::decoding {
 
+// The draft model's KV cache of one sequence, kept in step with the sequence's accepted tokens:
+// sync() keeps the longest prefix of them it holds and feeds the rest (always at least the
+// pending token, whose logits start a draft), so drafts that were rejected cost nothing to undo.
+class DraftModelCache {
+ public:
+  explicit DraftModelCache(const DraftModelResources& resources);
+  // False when the draft's context or page pool has no room (then no draft this step).
+  bool sync(std::span<const int32_t> tokens);
+  // Appends `tokens` (causal) after what is held; logits of the last one.
+  bool feed(std::span<const int32_t> tokens);
+  // Evaluates `entries` (positions and parents set by the caller; a tree continuing what is held)
+  // and then drops them again: the logits of the entries that asked for them.
+  bool evaluate_and_drop(std::span<const model::BatchEntry> entries);
+  // [rows, n_vocab] of the last feed / evaluation.
+  std::span<const float> logits() const { return logits_; }
+  int held() const { return static_cast<int>(fed_.size()); }
+  const DraftModelResources& resources() const { return r_; }
+
+ private:
+  const DraftModelResources& r_;
+  kv::KvCache cache_;
+  std::vector<int32_t> fed_;  // the tokens whose entries cache_ holds
+  model::ForwardWorkspace workspace_;
+  std::vector<model::BatchEntry> entries_;
+  std::vector<float> logits_;
+};
+
 class DraftModelDrafter final : public Drafter {
  public:
   DraftModelDrafter(const DraftModelResources& resources, bool adaptive);
@@ -30,17 +57,10 @@ class DraftModelDrafter final : public Drafter {
   void verified(const SequenceState& seq, const Verification& v) override;
 
  private:
-  // Feeds `tokens` at positions fed_.size().. and leaves the last one's logits in logits_.
-  bool feed(std::span<const int32_t> tokens);
   bool keep_drafting(double p_all_pass) const;
 
-  const DraftModelResources& r_;
+  DraftModelCache draft_;
   bool adaptive_;
-  kv::KvCache cache_;
-  std::vector<int32_t> fed_;  // the tokens whose entries cache_ holds
-  model::ForwardWorkspace workspace_;
-  std::vector<model::BatchEntry> entries_;
-  std::vector<float> logits_;
   std::vector<int32_t> history_;    // seq.tokens + the draft so far (the processors' history)
   std::vector<double> confidence_;  // the draft's probability of each token of the last draft
   sampling::Candidates candidates_;

@@ -24,13 +24,17 @@ namespace pareto::decoding {
 // One proposal: the draft tokens in order (draft[0] follows the pending token). For a drafter
 // that samples its tokens, q[i] is the processed distribution draft[i] was drawn from (what the
 // modified rejection sampling of Leviathan et al. 2023 compares with the target's); empty q means
-// the drafts are deterministic guesses (q one-hot on each token).
+// the drafts are deterministic guesses (q one-hot on each token). A tree: parents[i] is the index
+// of the draft token that token i follows (-1: the pending token), parents before children; empty
+// parents: a chain. Trees are verified for greedy requests only (q empty).
 struct Draft {
   std::vector<int32_t> tokens;
   std::vector<sampling::Candidates> q;
+  std::vector<int32_t> parents;
   void clear() {
     tokens.clear();
     q.clear();
+    parents.clear();
   }
 };
 

@@ -71,10 +71,26 @@ void SpeculativeStrategy::propose(const SequenceState& seq, int max_entries,
   drafter_->draft(seq, std::min(max_draft_, max_entries - 1), draft_);
   PARETO_CHECK(static_cast<int>(draft_.tokens.size()) <= std::min(max_draft_, max_entries - 1));
   PARETO_CHECK(draft_.q.empty() || draft_.q.size() == draft_.tokens.size());
+  PARETO_CHECK(draft_.parents.empty() || (draft_.parents.size() == draft_.tokens.size() &&
+                                          draft_.q.empty() && seq.sampler.greedy()));
   const auto pending = static_cast<int32_t>(seq.tokens.size()) - 1;
-  entries.push_back({seq.tokens.back(), pending, 0, true});
-  for (size_t i = 0; i < draft_.tokens.size(); ++i) {
-    entries.push_back({draft_.tokens[i], pending + 1 + static_cast<int32_t>(i), 0, true});
+  if (draft_.parents.empty()) {
+    entries.push_back({seq.tokens.back(), pending, 0, true});
+    for (size_t i = 0; i < draft_.tokens.size(); ++i) {
+      entries.push_back({draft_.tokens[i], pending + 1 + static_cast<int32_t>(i), 0, true});
+    }
+  } else {
+    // A tree: the pending token is the root (it continues the cache); node i sits one position
+    // after its parent. Parents are batch indices.
+    const auto root = static_cast<int32_t>(entries.size());
+    entries.push_back({seq.tokens.back(), pending, 0, true, model::kTreeRoot});
+    for (size_t i = 0; i < draft_.tokens.size(); ++i) {
+      const int32_t parent = draft_.parents[i];
+      PARETO_CHECK(parent < static_cast<int32_t>(i));
+      const int32_t parent_entry = parent < 0 ? root : root + 1 + parent;
+      entries.push_back({draft_.tokens[i], entries[static_cast<size_t>(parent_entry)].position + 1,
+                         0, true, parent_entry});
+    }
   }
   proposed_at_ = Clock::now();
   stats_.draft_seconds += std::chrono::duration<double>(proposed_at_ - start).count();
@@ -96,6 +112,14 @@ int SpeculativeStrategy::accept(SequenceState& seq, std::span<const float> logit
     stats_.verify_seconds += verify_seconds;
   }
   verified_once_ = true;
+  if (!draft_.parents.empty()) {
+    const int appended = accept_tree(seq, logits);
+    const Clock::time_point drafter_start = Clock::now();
+    drafter_->verified(seq, {static_cast<int>(n_draft), appended - 1, verify_seconds});
+    stats_.draft_seconds += std::chrono::duration<double>(Clock::now() - drafter_start).count();
+    draft_.clear();
+    return appended;
+  }
   const bool greedy = seq.sampler.greedy();
   int appended = 0;
   int n_accepted = 0;
@@ -137,6 +161,75 @@ int SpeculativeStrategy::accept(SequenceState& seq, std::span<const float> logit
   }
   stats_.draft_seconds += std::chrono::duration<double>(Clock::now() - drafter_start).count();
   draft_.clear();
+  return appended;
+}
+
+int SpeculativeStrategy::accept_tree(SequenceState& seq, std::span<const float> logits) {
+  const auto n_vocab = static_cast<size_t>(seq.n_vocab);
+  const size_t n_draft = draft_.tokens.size();
+  // Walk from the root: the target's greedy token after the current node; if a child of the node
+  // drafted that token, the walk goes on from the child (row i + 1 is node i's).
+  kept_.assign(1, 0);
+  int appended = 0;
+  int32_t node = -1;
+  std::vector<int> depth_of(n_draft);
+  for (size_t i = 0; i < n_draft; ++i) {
+    const int32_t p = draft_.parents[i];
+    depth_of[i] = p < 0 ? 1 : depth_of[static_cast<size_t>(p)] + 1;
+  }
+  while (true) {
+    const size_t row = node < 0 ? 0 : static_cast<size_t>(node) + 1;
+    seq.sampler.process(logits.subspan(row * n_vocab, n_vocab), seq.tokens, target_);
+    const int32_t token = target_.items.front().id;
+    seq.tokens.push_back(token);
+    ++appended;
+    int32_t next = -1;
+    for (size_t i = 0; i < n_draft; ++i) {
+      if (draft_.parents[i] == node && draft_.tokens[i] == token) {
+        next = static_cast<int32_t>(i);
+        break;
+      }
+    }
+    if (next < 0) break;
+    node = next;
+    kept_.push_back(node + 1);
+  }
+  // Statistics by depth: nodes drafted at each depth, and the depths the path reached.
+  const int accepted = appended - 1;
+  stats_.drafted += static_cast<int64_t>(n_draft);
+  stats_.accepted += accepted;
+  for (size_t i = 0; i < n_draft; ++i) {
+    const auto d = static_cast<size_t>(depth_of[i] - 1);
+    if (stats_.drafted_at.size() <= d) {
+      stats_.drafted_at.resize(d + 1);
+      stats_.accepted_at.resize(d + 1);
+    }
+    ++stats_.drafted_at[d];
+  }
+  for (int d = 0; d < accepted; ++d) ++stats_.accepted_at[static_cast<size_t>(d)];
+  // The cache holds the tree's entries last in each (layer, head), in batch order: erase the
+  // ones off the path, then drop what lies past the new pending token.
+  erase_.clear();
+  for (int j = 1, k = 1; j <= static_cast<int>(n_draft); ++j) {
+    if (k < static_cast<int>(kept_.size()) && kept_[static_cast<size_t>(k)] == j) {
+      ++k;
+    } else {
+      erase_.push_back(j);
+    }
+  }
+  if (!erase_.empty()) {
+    const kv::KvShape shape = seq.cache.shape();
+    std::vector<int> indices(erase_.size());
+    for (int l = 0; l < shape.n_layers; ++l) {
+      for (int h = 0; h < shape.n_kv_heads; ++h) {
+        const int first = seq.cache.length(l, h) - static_cast<int>(n_draft) - 1;
+        PARETO_CHECK(first >= 0);
+        for (size_t e = 0; e < erase_.size(); ++e) indices[e] = first + erase_[e];
+        seq.cache.erase(l, h, indices);
+      }
+    }
+  }
+  seq.cache.truncate(static_cast<int>(seq.tokens.size()) - 1);
   return appended;
 }
 

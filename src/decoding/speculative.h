@@ -1,6 +1,7 @@
-// Speculative decoding: a Drafter proposes a chain after the pending token, the target evaluates
-// the pending token and the chain in ONE batched forward (with every other sequence of the step),
-// and the longest valid prefix is kept; the rejected entries' KV is truncated.
+// Speculative decoding: a Drafter proposes a chain (or a token tree) after the pending token, the
+// target evaluates the pending token and the draft in ONE batched forward (with every other
+// sequence of the step; a tree with a tree mask), and the longest valid prefix (root path) is
+// kept; the rejected entries' KV is truncated (erased, for a tree's other branches).
 //  - Greedy chains: draft i is kept while it equals the target's argmax after draft i-1; then
 //    the target's own next token is appended. The output is plain greedy decoding's, token for
 //    token, whenever a row's logits do not depend on the batch (ForwardOptions::batch_invariant).
@@ -36,9 +37,12 @@ class SpeculativeStrategy final : public DecodingStrategy {
   const Drafter& drafter() const { return *drafter_; }
 
  private:
+  int accept_tree(SequenceState& seq, std::span<const float> logits);
+
   std::unique_ptr<Drafter> drafter_;
   int max_draft_;
-  Draft draft_;  // the last proposal
+  std::vector<int> kept_, erase_;  // a tree's entries kept / erased (accept_tree)
+  Draft draft_;                    // the last proposal
   SpeculationStats stats_;
   sampling::Candidates target_;
   VerifyScratch scratch_;

@@ -70,8 +70,8 @@ class DecodingStrategy {
 struct StrategyContext;
 
 // The registered strategies: "autoregressive", and the speculative ones ("ngram", "sam", "draft",
-// "draft-adaptive", "bandit"; the draft-model ones need context.draft_model). The error lists the
-// valid names.
+// "draft-adaptive", "tree", "bandit"; the draft-model ones need context.draft_model). The error
+// lists the valid names.
 Result<std::unique_ptr<DecodingStrategy>> make_strategy(std::string_view name,
                                                         const StrategyContext& context);
 Result<std::unique_ptr<DecodingStrategy>> make_strategy(std::string_view name);

@@ -5,6 +5,7 @@
 #include "decoding/autoregressive.h"
 #include "decoding/bandit.h"
 #include "decoding/draft_model.h"
+#include "decoding/draft_tree.h"
 #include "decoding/ngram.h"
 #include "decoding/speculative.h"
 #include "decoding/strategy.h"
@@ -15,12 +16,14 @@ namespace {
 
 using MadeDrafter = Result<std::unique_ptr<Drafter>>;
 
+Status need_draft_model(const StrategyContext& c, std::string_view name) {
+  if (c.draft_model != nullptr) return ok();
+  return make_error_code(ErrorCode::kInvalidArgument, "decoding strategy '", name,
+                         "' needs a draft model (load one: --draft-model FILE)");
+}
+
 MadeDrafter draft_model(const StrategyContext& c, bool adaptive) {
-  if (c.draft_model == nullptr) {
-    return make_error_code(ErrorCode::kInvalidArgument, "decoding strategy '",
-                           adaptive ? "draft-adaptive" : "draft",
-                           "' needs a draft model (load one: --draft-model FILE)");
-  }
+  PARETO_RETURN_IF_ERROR(need_draft_model(c, adaptive ? "draft-adaptive" : "draft"));
   return std::unique_ptr<Drafter>(new DraftModelDrafter(*c.draft_model, adaptive));
 }
 
@@ -40,6 +43,11 @@ constexpr Registered kStrategies[] = {
     {"sam", [](const StrategyContext&) -> MadeDrafter { return std::make_unique<SamDrafter>(); }},
     {"draft", [](const StrategyContext& c) { return draft_model(c, false); }},
     {"draft-adaptive", [](const StrategyContext& c) { return draft_model(c, true); }},
+    {"tree",
+     [](const StrategyContext& c) -> MadeDrafter {
+       PARETO_RETURN_IF_ERROR(need_draft_model(c, "tree"));
+       return std::unique_ptr<Drafter>(new DraftTreeDrafter(*c.draft_model));
+     }},
     {"bandit", bandit},
 };
 
