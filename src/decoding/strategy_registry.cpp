@@ -83,6 +83,11 @@ std::vector<std::string_view> strategy_names() {
 Result<std::unique_ptr<DecodingStrategy>> make_strategy(std::string_view name,
                                                         const StrategyContext& context) {
   if (name == "autoregressive") return std::unique_ptr<DecodingStrategy>(new Autoregressive());
+  if (context.draft_max < 1) {
+    return make_error_code(ErrorCode::kInvalidArgument, "decoding strategy '", name,
+                           "': the draft budget (--draft-max) must be at least 1, got ",
+                           context.draft_max);
+  }
   std::unique_ptr<Drafter> drafter;
   if (name.find(',') == std::string_view::npos) {
     PARETO_TRY(drafter, make_drafter(name, context));

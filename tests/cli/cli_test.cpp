@@ -83,6 +83,10 @@ std::string stories(const std::string& file) {
   return pareto::test::shared_path("models/stories260K/" + file);
 }
 
+std::string pycode(const std::string& file) {
+  return pareto::test::shared_path("models/pycode/" + file);
+}
+
 json first_oracle_case() {
   std::ifstream in(pareto::test::shared_path("oracle/stories260K.llamacpp.json"));
   return json::parse(in).at(0);
@@ -374,6 +378,82 @@ TEST(CliRun, SpecNgramGivesPlainGreedyTextAndUnknownNamesFail) {
   expect_failure(
       run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "hi", "--spec", "medusa"}), 1,
       {"medusa", "autoregressive, ngram"});
+}
+
+TEST(CliRun, DraftModelSpeculationGivesPlainGreedyTextAndBadSettingsFail) {
+  const std::string target = stories("stories260K.gguf");
+  const std::string draft = stories("stories260K-Q8_0.gguf");
+  const std::vector<std::string> base = {"run", "-m", target,   "-p", "Once upon a time",
+                                         "-n",  "40", "--temp", "0",  "--batch-invariant",
+                                         "-t",  "1"};
+  const Outcome plain = run_pareto(base);
+  ASSERT_EQ(plain.exit_code, 0) << describe(plain);
+  for (const char* strategy : {"draft", "draft-adaptive", "tree", "sam", "bandit", "ngram,sam"}) {
+    std::vector<std::string> spec = base;
+    spec.insert(spec.end(), {"--spec", strategy, "--draft-model", draft});
+    const Outcome o = run_pareto(spec);
+    ASSERT_EQ(o.exit_code, 0) << strategy << ": " << describe(o);
+    EXPECT_EQ(o.out, plain.out) << strategy;
+    EXPECT_NE(o.err.find("speculation ("), std::string::npos) << strategy << ": " << o.err;
+  }
+  // No draft model; a draft model of another vocabulary; draft budget out of range.
+  expect_failure(run_pareto({"run", "-m", target, "-p", "hi", "--spec", "tree"}), 1,
+                 {"tree", "needs a draft model"});
+  expect_failure(run_pareto({"run", "-m", target, "-p", "hi", "--spec", "draft", "--draft-model",
+                             pycode("pycode1m.gguf")}),
+                 1, {"vocabulary", "4096 tokens, the target has 512"});
+  expect_failure(run_pareto({"run", "-m", target, "-p", "hi", "--spec", "draft", "--draft-max",
+                             "65", "--draft-model", draft}),
+                 2, {"draft-max"});
+  expect_failure(run_pareto({"run", "-m", target, "-p", "hi", "--spec", "tree", "--draft-max", "0",
+                             "--draft-model", draft}),
+                 1, {"tree", "at least 1"});
+}
+
+TEST(CliBench, SpecComparesStrategiesWithPlainDecodingInJsonAndSvg) {
+  const std::string workload = testing::TempDir() + "/spec_workload.jsonl";
+  {
+    std::ofstream w(workload);
+    w << R"({"id": "a", "prompt": "Once upon a time", "max_tokens": 24})"
+      << "\n"
+      << R"({"prompt": "Lily and Tom went to the park. Lily and Tom", "max_tokens": 24})"
+      << "\n";
+  }
+  const std::string plot = testing::TempDir() + "/spec.svg";
+  const Outcome o = run_pareto({"bench", "spec", "-m", stories("stories260K.gguf"), "--draft-model",
+                                stories("stories260K-Q8_0.gguf"), "--workload", workload, "-t", "1",
+                                "--json", "--plot", plot});
+  ASSERT_EQ(o.exit_code, 0) << describe(o);
+  const json j = json::parse(o.out);
+  EXPECT_GT(j["baseline"]["tok_per_s"].get<double>(), 0);
+  std::vector<std::string> names;
+  for (const json& s : j["strategies"]) {
+    names.push_back(s["name"].get<std::string>());
+    EXPECT_TRUE(s["identical_to_baseline"].get<bool>()) << s.dump();
+    EXPECT_GT(s["tok_per_s"].get<double>(), 0);
+    EXPECT_GT(s["speedup"].get<double>(), 0);
+    EXPECT_GE(s["mean_accepted"].get<double>(), 1.0);
+    EXPECT_GE(s["acceptance_rate"].get<double>(), 0.0);
+    EXPECT_LE(s["acceptance_rate"].get<double>(), 1.0);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"ngram", "sam", "draft", "draft-adaptive", "tree",
+                                             "bandit"}));
+  std::ifstream svg(plot);
+  std::stringstream text;
+  text << svg.rdbuf();
+  EXPECT_NE(text.str().find("<svg"), std::string::npos);
+  EXPECT_NE(text.str().find("</svg>"), std::string::npos);
+  // A bad workload line names the file, the line and the field.
+  {
+    std::ofstream w(workload);
+    w << R"({"prompt": "x", "max_tokens": 4})"
+      << "\n"
+      << R"({"prompt": 7, "max_tokens": 4})"
+      << "\n";
+  }
+  expect_failure(run_pareto({"bench", "spec", "-m", stories("stories260K.gguf"), "--workload",
+                             workload, "-t", "1"}),
+                 1, {workload + ":2", "prompt"});
 }
 
 TEST(CliBench, ParallelModeReportsAggregateSpeedAndKvBytesPerLevel) {
