@@ -22,8 +22,11 @@ double argmax_probability(std::span<const float> logits) {
 
 }  // namespace
 
-DraftModelCache::DraftModelCache(const DraftModelResources& resources) : r_(resources) {
+DraftModelCache::DraftModelCache(const DraftModelResources& resources,
+                                 std::vector<uint8_t> skip_layers)
+    : r_(resources), skip_(std::move(skip_layers)), forward_(resources.forward) {
   PARETO_CHECK(r_.model != nullptr && r_.kv_pool != nullptr && r_.pool != nullptr);
+  forward_.skip_layers = skip_;
   cache_ = kv::KvCache(r_.kv_pool, r_.context_length);
 }
 
@@ -34,7 +37,7 @@ bool DraftModelCache::feed(std::span<const int32_t> tokens) {
     entries_.push_back({tokens[i], start + static_cast<int32_t>(i), 0, i + 1 == tokens.size()});
   }
   kv::KvCache* caches[] = {&cache_};
-  if (!r_.model->forward(entries_, caches, logits_, workspace_, *r_.pool, r_.forward)) {
+  if (!r_.model->forward(entries_, caches, logits_, workspace_, *r_.pool, forward_)) {
     return false;  // out of pages or context: no draft this step (plain decoding goes on)
   }
   fed_.insert(fed_.end(), tokens.begin(), tokens.end());
@@ -61,6 +64,10 @@ bool DraftModelCache::evaluate_and_drop(std::span<const model::BatchEntry> entri
 
 DraftModelDrafter::DraftModelDrafter(const DraftModelResources& resources, bool adaptive)
     : draft_(resources), adaptive_(adaptive) {}
+
+DraftModelDrafter::DraftModelDrafter(const DraftModelResources& target,
+                                     std::vector<uint8_t> skip_layers)
+    : draft_(target, std::move(skip_layers)), adaptive_(true), layer_skip_(true) {}
 
 bool DraftModelDrafter::keep_drafting(double p_all_pass) const {
   if (!adaptive_ || fit_n_ < 2) return true;  // measure a few fixed-length steps first

@@ -27,7 +27,9 @@ namespace pareto::decoding {
 // pending token, whose logits start a draft), so drafts that were rejected cost nothing to undo.
 class DraftModelCache {
  public:
-  explicit DraftModelCache(const DraftModelResources& resources);
+  // skip_layers: layers of the draft model to skip (ForwardOptions::skip_layers; empty: none).
+  explicit DraftModelCache(const DraftModelResources& resources,
+                           std::vector<uint8_t> skip_layers = {});
   // False when the draft's context or page pool has no room (then no draft this step).
   bool sync(std::span<const int32_t> tokens);
   // Appends `tokens` (causal) after what is held; logits of the last one.
@@ -42,6 +44,8 @@ class DraftModelCache {
 
  private:
   const DraftModelResources& r_;
+  std::vector<uint8_t> skip_;
+  model::ForwardOptions forward_;  // r_.forward with skip_
   kv::KvCache cache_;
   std::vector<int32_t> fed_;  // the tokens whose entries cache_ holds
   model::ForwardWorkspace workspace_;
@@ -52,7 +56,12 @@ class DraftModelCache {
 class DraftModelDrafter final : public Drafter {
  public:
   DraftModelDrafter(const DraftModelResources& resources, bool adaptive);
-  std::string_view name() const override { return adaptive_ ? "draft-adaptive" : "draft"; }
+  // Self-speculation (name "layerskip"): the target itself with `skip_layers` skipped drafts,
+  // adaptive length (LayerSkip, Elhoushi et al. ACL 2024; CLaSp, ACL 2025).
+  DraftModelDrafter(const DraftModelResources& target, std::vector<uint8_t> skip_layers);
+  std::string_view name() const override {
+    return layer_skip_ ? "layerskip" : adaptive_ ? "draft-adaptive" : "draft";
+  }
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
 
@@ -61,6 +70,7 @@ class DraftModelDrafter final : public Drafter {
 
   DraftModelCache draft_;
   bool adaptive_;
+  bool layer_skip_ = false;
   std::vector<int32_t> history_;    // seq.tokens + the draft so far (the processors' history)
   std::vector<double> confidence_;  // the draft's probability of each token of the last draft
   sampling::Candidates candidates_;

@@ -75,6 +75,8 @@ class BanditMemory;
 struct StrategyContext {
   int draft_max = 8;  // longest draft per step (--draft-max)
   const DraftModelResources* draft_model = nullptr;
+  // The target itself as a draft model (its own page pool for the drafts' caches): layer skip.
+  const DraftModelResources* self_draft = nullptr;
   NgramCache* ngram_cache = nullptr;      // shared across requests (ngram.h); null: none
   BanditMemory* bandit_memory = nullptr;  // shared across requests (bandit.h); null: per request
 };

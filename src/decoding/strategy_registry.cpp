@@ -29,6 +29,15 @@ MadeDrafter draft_model(const StrategyContext& c, bool adaptive) {
 
 MadeDrafter bandit(const StrategyContext& c);
 
+// The layers the self-speculative draft skips: every other layer strictly inside the stack (the
+// first and the last always run), a fixed choice (CLaSp re-chooses it by dynamic programming from
+// the last verification's hidden states; not implemented).
+std::vector<uint8_t> layer_skip_set(const model::ModelConfig& c) {
+  std::vector<uint8_t> skip(static_cast<size_t>(c.n_layers), 0);
+  for (int l = 1; l + 1 < c.n_layers; l += 2) skip[static_cast<size_t>(l)] = 1;
+  return skip;
+}
+
 struct Registered {
   std::string_view name;
   MadeDrafter (*make)(const StrategyContext&);  // null: autoregressive
@@ -43,6 +52,15 @@ constexpr Registered kStrategies[] = {
     {"sam", [](const StrategyContext&) -> MadeDrafter { return std::make_unique<SamDrafter>(); }},
     {"draft", [](const StrategyContext& c) { return draft_model(c, false); }},
     {"draft-adaptive", [](const StrategyContext& c) { return draft_model(c, true); }},
+    {"layerskip",
+     [](const StrategyContext& c) -> MadeDrafter {
+       if (c.self_draft == nullptr) {
+         return make_error_code(ErrorCode::kInvalidArgument,
+                                "decoding strategy 'layerskip' needs the engine's target model");
+       }
+       return std::unique_ptr<Drafter>(
+           new DraftModelDrafter(*c.self_draft, layer_skip_set(c.self_draft->model->config())));
+     }},
     {"tree",
      [](const StrategyContext& c) -> MadeDrafter {
        PARETO_RETURN_IF_ERROR(need_draft_model(c, "tree"));

@@ -52,6 +52,14 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
   kv_pool_ = std::make_shared<kv::KvPool>(
       model.kv_pool_options(options.key_type, options.value_type, options.max_kv_pages));
   strategy_context_.draft_max = options.draft_max;
+  // Layer-skip drafts: the target's shape, a pool of their own (created on first use).
+  self_draft_.model = &model;
+  self_draft_.kv_pool = std::make_shared<kv::KvPool>(
+      model.kv_pool_options(options.key_type, options.value_type, options.max_kv_pages));
+  self_draft_.pool = &pool;
+  self_draft_.forward = options.forward;
+  self_draft_.context_length = options.context_length;
+  strategy_context_.self_draft = &self_draft_;
   ngram_cache_ = std::make_unique<decoding::NgramCache>();
   strategy_context_.ngram_cache = ngram_cache_.get();
   bandit_memory_ = std::make_unique<decoding::BanditMemory>();

@@ -144,7 +144,8 @@ class Scheduler {
   ThreadPool& pool_;
   SchedulerOptions options_;
   std::shared_ptr<kv::KvPool> kv_pool_;
-  decoding::DraftModelResources draft_;  // draft_.model null: no draft model
+  decoding::DraftModelResources draft_;       // draft_.model null: no draft model
+  decoding::DraftModelResources self_draft_;  // the target as its own draft (layer skip)
   decoding::StrategyContext strategy_context_;
   std::unique_ptr<decoding::NgramCache> ngram_cache_;  // shared by every request's n-gram drafter
   std::unique_ptr<decoding::BanditMemory> bandit_memory_;  // shared by every request's bandit

@@ -259,6 +259,12 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
                              const ForwardOptions& options) const {
   const ModelConfig& c = config_;
   PARETO_RETURN_IF_ERROR(validate_batch(c, batch, caches, ws.runs, ws.seen));
+  const std::span<const uint8_t> skip = options.skip_layers;
+  if (!skip.empty() &&
+      (static_cast<int>(skip.size()) != c.n_layers || skip.front() != 0 || skip.back() != 0)) {
+    return make_error("model: forward: skip_layers has ", skip.size(), " entries (expected ",
+                      c.n_layers, "), and the first and last layers cannot be skipped");
+  }
   const std::vector<BatchRun>& runs = ws.runs;
   const kernels::KernelPath path =
       options.kernel_path ? *options.kernel_path
@@ -300,6 +306,7 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
   kernels::get_rows(weights_.token_embd, ws.tokens, x);
 
   for (int l = 0; l < c.n_layers; ++l) {
+    if (!skip.empty() && skip[static_cast<size_t>(l)] != 0) continue;
     const LayerWeights& w = weights_.layers[static_cast<size_t>(l)];
     kernels::rms_norm(x, w.attn_norm, n, dim, c.rms_eps, h);
     const kernels::MatmulOutput qkv[] = {

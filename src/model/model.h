@@ -71,6 +71,11 @@ struct ForwardOptions {
   // depend on its batch. Off: llama.cpp's order, where batches of 2+ rows take tinyBLAS and the
   // batched attention (prefill logits then match llama.cpp's prefill bit for bit).
   bool batch_invariant = false;
+  // Layers to skip (1: skipped; empty: none): self-speculative drafting runs the target with a
+  // subset of its layers (LayerSkip, CLaSp). A skipped layer leaves the residual stream as it is
+  // and appends no KV entries; the first and the last layer cannot be skipped. A cache used with
+  // one skip set must not be used with another.
+  std::span<const uint8_t> skip_layers;
 };
 
 struct ModelLoadOptions {

@@ -388,7 +388,8 @@ TEST(CliRun, DraftModelSpeculationGivesPlainGreedyTextAndBadSettingsFail) {
                                          "-t",  "1"};
   const Outcome plain = run_pareto(base);
   ASSERT_EQ(plain.exit_code, 0) << describe(plain);
-  for (const char* strategy : {"draft", "draft-adaptive", "tree", "sam", "bandit", "ngram,sam"}) {
+  for (const char* strategy :
+       {"draft", "draft-adaptive", "tree", "layerskip", "sam", "bandit", "ngram,sam"}) {
     std::vector<std::string> spec = base;
     spec.insert(spec.end(), {"--spec", strategy, "--draft-model", draft});
     const Outcome o = run_pareto(spec);
@@ -436,8 +437,8 @@ TEST(CliBench, SpecComparesStrategiesWithPlainDecodingInJsonAndSvg) {
     EXPECT_GE(s["acceptance_rate"].get<double>(), 0.0);
     EXPECT_LE(s["acceptance_rate"].get<double>(), 1.0);
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"ngram", "sam", "draft", "draft-adaptive", "tree",
-                                             "bandit"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"ngram", "sam", "draft", "draft-adaptive", "layerskip",
+                                             "tree", "bandit"}));
   std::ifstream svg(plot);
   std::stringstream text;
   text << svg.rdbuf();

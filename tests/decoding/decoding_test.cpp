@@ -82,7 +82,7 @@ TEST(StrategyRegistry, MakesByNameAndListsTheValidNames) {
   EXPECT_EQ((*ngram)->name(), "ngram");
   EXPECT_EQ(strategy_names(),
             (std::vector<std::string_view>{"autoregressive", "ngram", "sam", "draft",
-                                           "draft-adaptive", "tree", "bandit"}));
+                                           "draft-adaptive", "layerskip", "tree", "bandit"}));
 }
 
 }  // namespace

@@ -102,7 +102,7 @@ TEST(Speculation, GreedyOutputEqualsPlainGreedyInFewerSteps) {
     for (const kv::KvType type : types) {
       const Outcome plain = run(**session, "autoregressive", type, 1);
       ASSERT_EQ(plain.tokens.size(), kPrompts.size());
-      for (const char* strategy : {"ngram", "sam", "bandit", "ngram,sam"}) {
+      for (const char* strategy : {"ngram", "sam", "layerskip", "bandit", "ngram,sam"}) {
         SCOPED_TRACE(std::string(model) + " " + std::string(kv::kv_type_name(type)) + " " +
                      strategy);
         const Outcome spec = run(**session, strategy, type, 1);
@@ -208,11 +208,17 @@ TEST(Speculation, RollbackLeavesTheStateOfARunThatNeverDraftedTheRejectedTokens)
   dr.forward = fo;
   dr.context_length = 256;
   decoding::NgramCache ngram_cache;
+  decoding::DraftModelResources self = dr;  // layerskip: the target drafts for itself
+  self.model = &m;
+  self.kv_pool =
+      std::make_shared<kv::KvPool>(m.kv_pool_options(kv::KvType::kF16, kv::KvType::kF16));
+  self.pool = &(*target)->pool();
   decoding::StrategyContext ctx;
   ctx.draft_model = &dr;
+  ctx.self_draft = &self;
   ctx.ngram_cache = &ngram_cache;
   auto pool = std::make_shared<kv::KvPool>(m.kv_pool_options(kv::KvType::kF16, kv::KvType::kF16));
-  for (const char* name : {"draft", "tree", "sam", "ngram"}) {
+  for (const char* name : {"draft", "tree", "layerskip", "sam", "ngram"}) {
     int rejections = 0;
     for (const std::string& prompt : {kCodePrompts[0], kCodePrompts[3]}) {
       SCOPED_TRACE(std::string(name) + ": " + prompt);
@@ -239,9 +245,9 @@ TEST(Speculation, RollbackLeavesTheStateOfARunThatNeverDraftedTheRejectedTokens)
         entries.clear();
         (*strategy)->propose(seq, 16, entries);
         // A fresh drafter, given the same sequence, proposes the same entries. (The tree's size
-        // also follows the verification costs it measured, legitimately its own history: for it
-        // the cache check below is the test.)
-        if (std::string_view(name) != "tree") {
+        // and layerskip's adaptive length also follow the costs they measured, legitimately
+        // their own history: for them the cache check below is the test.)
+        if (std::string_view(name) != "tree" && std::string_view(name) != "layerskip") {
           auto fresh = decoding::make_strategy(name, ctx);
           ASSERT_TRUE(fresh.has_value());
           std::vector<model::BatchEntry> fresh_entries;
@@ -272,6 +278,37 @@ TEST(Speculation, RollbackLeavesTheStateOfARunThatNeverDraftedTheRejectedTokens)
     }
     EXPECT_GT(rejections, 0) << "no rejection happened: nothing was rolled back";
   }
+}
+
+TEST(Speculation, SkipLayersMustKeepTheFirstAndLastLayer) {
+  SessionOptions so;
+  so.n_threads = 1;
+  auto session = Session::open(test::shared_path("models/stories260K/stories260K.gguf"), so);
+  ASSERT_TRUE(session.has_value());
+  const model::Model& m = (*session)->model();
+  std::vector<float> logits;
+  for (const std::vector<uint8_t>& skip :
+       {std::vector<uint8_t>{1, 0, 0, 0, 0}, std::vector<uint8_t>{0, 0, 0, 0, 1},
+        std::vector<uint8_t>{0, 1, 0}}) {
+    kv::KvCache cache = m.make_cache(16);
+    model::ForwardOptions fo;
+    fo.skip_layers = skip;
+    const std::vector<int32_t> tokens = {1, 2, 3};
+    auto st = m.forward(tokens, cache, logits, (*session)->pool(), fo);
+    ASSERT_FALSE(st.has_value());
+    EXPECT_NE(st.error().message.find("skip_layers"), std::string::npos) << st.error().message;
+    EXPECT_EQ(cache.n_tokens(), 0);
+  }
+  // Skipping layers 1 and 3 runs, and changes the logits.
+  kv::KvCache full = m.make_cache(16), skipped = m.make_cache(16);
+  std::vector<float> a, b;
+  const std::vector<int32_t> tokens = {1, 2, 3};
+  ASSERT_TRUE(m.forward(tokens, full, a, (*session)->pool()));
+  model::ForwardOptions fo;
+  const std::vector<uint8_t> skip = {0, 1, 0, 1, 0};
+  fo.skip_layers = skip;
+  ASSERT_TRUE(m.forward(tokens, skipped, b, (*session)->pool(), fo));
+  EXPECT_NE(a, b);
 }
 
 TEST(Speculation, DraftStrategiesNeedADraftModelAndItsVocabularyMustMatch) {
