@@ -70,14 +70,8 @@ DraftModelDrafter::DraftModelDrafter(const DraftModelResources& target,
     : draft_(target, std::move(skip_layers)), adaptive_(true), layer_skip_(true) {}
 
 bool DraftModelDrafter::keep_drafting(double p_all_pass) const {
-  if (!adaptive_ || fit_n_ < 2) return true;  // measure a few fixed-length steps first
-  // Verify seconds ~ a + b * entries (least squares over recent steps).
-  const double det = fit_n_ * fit_xx_ - fit_x_ * fit_x_;
-  double b = det > 1e-12 ? (fit_n_ * fit_xy_ - fit_x_ * fit_y_) / det : 0.0;
-  b = std::max(b, 0.0);
-  const double a = std::max((fit_y_ - b * fit_x_) / fit_n_, 0.0);
-  const double step = a + b;  // one plain target step: what an accepted token saves
-  return p_all_pass * step > draft_token_seconds_ + b;
+  if (!adaptive_ || !cost_.ready()) return true;  // measure a few fixed-length steps first
+  return p_all_pass * cost_.step() > draft_token_seconds_ + cost_.per_entry();
 }
 
 void DraftModelDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) {
@@ -136,12 +130,7 @@ void DraftModelDrafter::draft(const SequenceState& seq, int max_tokens, Draft& o
 void DraftModelDrafter::verified(const SequenceState& seq, const Verification& v) {
   (void)seq;
   if (!adaptive_ || v.drafted == 0) return;
-  const double x = v.drafted + 1;  // entries verified
-  fit_n_ = kDecay * fit_n_ + 1;
-  fit_x_ = kDecay * fit_x_ + x;
-  fit_y_ = kDecay * fit_y_ + v.verify_seconds;
-  fit_xx_ = kDecay * fit_xx_ + x * x;
-  fit_xy_ = kDecay * fit_xy_ + x * v.verify_seconds;
+  cost_.add(v.drafted + 1, v.verify_seconds);
   // Calibration over the positions the verification reached (accepted ones and the first miss).
   const int reached = std::min(v.drafted, v.accepted + 1);
   double predicted = 0;

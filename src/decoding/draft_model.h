@@ -78,7 +78,7 @@ class DraftModelDrafter final : public Drafter {
   bool seeded_ = false;
   // Adaptive length: measured costs (seconds) and calibration, exponentially decayed.
   double draft_token_seconds_ = 0;  // one draft forward of one token
-  double fit_n_ = 0, fit_x_ = 0, fit_y_ = 0, fit_xx_ = 0, fit_xy_ = 0;  // verify s vs entries
+  VerifyCostFit cost_;
   double predicted_ = 0, accepted_ = 0;  // sums over positions that were reached
 };
 

@@ -8,7 +8,6 @@
 namespace pareto::decoding {
 namespace {
 
-constexpr double kDecay = 0.9;          // weight of the past in the cost fit, per verification
 constexpr double kStartMinPath = 0.05;  // until two verifications are measured
 
 }  // namespace
@@ -21,12 +20,9 @@ double DraftTreeDrafter::log_acceptance(int rank) const {
 }
 
 double DraftTreeDrafter::min_path_probability() const {
-  if (fit_n_ < 2) return kStartMinPath;
-  // Verify seconds ~ a + b * entries: b is one more entry's cost, a + b one plain step's.
-  const double det = fit_n_ * fit_xx_ - fit_x_ * fit_x_;
-  const double b = std::max(det > 1e-12 ? (fit_n_ * fit_xy_ - fit_x_ * fit_y_) / det : 0.0, 0.0);
-  const double a = std::max((fit_y_ - b * fit_x_) / fit_n_, 0.0);
-  return a + b > 0 ? std::clamp(b / (a + b), 1e-3, 0.9) : kStartMinPath;
+  if (!cost_.ready()) return kStartMinPath;
+  const double step = cost_.step();
+  return step > 0 ? std::clamp(cost_.per_entry() / step, 1e-3, 0.9) : kStartMinPath;
 }
 
 void DraftTreeDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) {
@@ -163,12 +159,7 @@ void DraftTreeDrafter::verified(const SequenceState& seq, const Verification& v)
     if (next < 0) break;
     node = next;
   }
-  const double x = v.drafted + 1;  // entries verified
-  fit_n_ = kDecay * fit_n_ + 1;
-  fit_x_ = kDecay * fit_x_ + x;
-  fit_y_ = kDecay * fit_y_ + v.verify_seconds;
-  fit_xx_ = kDecay * fit_xx_ + x * x;
-  fit_xy_ = kDecay * fit_xy_ + x * v.verify_seconds;
+  cost_.add(v.drafted + 1, v.verify_seconds);
 }
 
 }  // namespace pareto::decoding

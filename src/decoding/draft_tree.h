@@ -56,7 +56,7 @@ class DraftTreeDrafter final : public Drafter {
   std::vector<model::BatchEntry> entries_;
   std::vector<std::pair<float, int32_t>> top_;
   std::vector<int32_t> grown_tokens_, grown_parents_, grown_ranks_, order_, keep_;
-  double fit_n_ = 0, fit_x_ = 0, fit_y_ = 0, fit_xx_ = 0, fit_xy_ = 0;  // verify s vs entries
+  VerifyCostFit cost_;
 };
 
 }  // namespace pareto::decoding

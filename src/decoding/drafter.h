@@ -7,6 +7,7 @@
 // (strategy_registry.cpp), and its test.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -43,6 +44,33 @@ struct Verification {
   int drafted = 0;            // tokens of the last draft
   int accepted = 0;           // of them, accepted
   double verify_seconds = 0;  // the target forward that verified them (shared with the batch)
+};
+
+// Verification cost as measured: seconds ~ a + b x entries, least squares over the past
+// verifications with exponentially decayed weights. b is what one more verified entry costs; a + b
+// is one plain step (what an accepted token saves). Drafters size their drafts with it.
+class VerifyCostFit {
+ public:
+  void add(int entries, double seconds) {
+    const double x = entries;
+    n_ = kDecay * n_ + 1;
+    sx_ = kDecay * sx_ + x;
+    sy_ = kDecay * sy_ + seconds;
+    sxx_ = kDecay * sxx_ + x * x;
+    sxy_ = kDecay * sxy_ + x * seconds;
+  }
+  bool ready() const { return n_ >= 2; }  // two verifications measured
+  double per_entry() const {
+    const double det = n_ * sxx_ - sx_ * sx_;
+    return det > 1e-12 ? std::max((n_ * sxy_ - sx_ * sy_) / det, 0.0) : 0.0;
+  }
+  double step() const {
+    return n_ > 0 ? std::max((sy_ - per_entry() * sx_) / n_, 0.0) + per_entry() : 0.0;
+  }
+
+ private:
+  static constexpr double kDecay = 0.9;  // weight of the past, per verification
+  double n_ = 0, sx_ = 0, sy_ = 0, sxx_ = 0, sxy_ = 0;
 };
 
 class Drafter {

@@ -262,6 +262,16 @@ PARETO_AVX512_TARGET inline void transpose16x16(__m512 (&r)[16]) {
   transpose_stage<1>(r);
 }
 
+// Columns i0 .. i0 + cols - 1 (cols <= 16) of 16 rows of floats (`row_stride` apart), one
+// column per register: r[c][m] = a[m][i0 + c] (lanes past cols and registers past cols are 0).
+PARETO_AVX512_TARGET inline void load_columns16(const float* a, int64_t row_stride, int64_t i0,
+                                                int cols, __m512 (&r)[16]) {
+  const auto mask = static_cast<__mmask16>((1u << cols) - 1u);
+#pragma GCC unroll 16
+  for (int m = 0; m < 16; ++m) r[m] = _mm512_maskz_loadu_ps(mask, a + m * row_stride + i0);
+  transpose16x16(r);
+}
+
 // The F32 tail of 16 consecutive rows at once (rows of n floats, `row_stride` floats apart):
 // sums[m] += a[m][i] * b[i] for i = begin..n-1 in order, each a rounded product then a rounded
 // sum, as vec_dot_rows' scalar tail (built without contraction) -- the same bits, but one row per
@@ -272,11 +282,8 @@ PARETO_AVX512_TARGET inline void f32_tails_x16(const float* a, int64_t row_strid
   __m512 s = _mm512_loadu_ps(sums);
   for (int64_t i0 = begin; i0 < n; i0 += 16) {
     const int cols = static_cast<int>(std::min<int64_t>(16, n - i0));
-    const auto mask = static_cast<__mmask16>((1u << cols) - 1u);
     __m512 r[16];
-#pragma GCC unroll 16
-    for (int m = 0; m < 16; ++m) r[m] = _mm512_maskz_loadu_ps(mask, a + m * row_stride + i0);
-    transpose16x16(r);
+    load_columns16(a, row_stride, i0, cols, r);
     if (cols == 16) {
 #pragma GCC unroll 16
       for (int c = 0; c < 16; ++c) {
@@ -304,11 +311,8 @@ PARETO_AVX512_TARGET inline void f16_valued_tails_x16(const float* a, int64_t ro
       _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(start), 1)));
   for (int64_t i0 = begin; i0 < n; i0 += 16) {
     const int cols = static_cast<int>(std::min<int64_t>(16, n - i0));
-    const auto mask = static_cast<__mmask16>((1u << cols) - 1u);
     __m512 r[16];
-#pragma GCC unroll 16
-    for (int m = 0; m < 16; ++m) r[m] = _mm512_maskz_loadu_ps(mask, a + m * row_stride + i0);
-    transpose16x16(r);
+    load_columns16(a, row_stride, i0, cols, r);
     for (int c = 0; c < cols; ++c) {
       const __m512 p = _mm512_mul_ps(r[c], _mm512_set1_ps(b[i0 + c]));
       lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
@@ -329,11 +333,8 @@ PARETO_AVX512_TARGET inline void f32_tails_x16_tokens(const float* a, int64_t ro
                                                       float* sums) {
   for (int64_t i0 = begin; i0 < n; i0 += 16) {
     const int cols = static_cast<int>(std::min<int64_t>(16, n - i0));
-    const auto mask = static_cast<__mmask16>((1u << cols) - 1u);
     __m512 r[16];
-#pragma GCC unroll 16
-    for (int m = 0; m < 16; ++m) r[m] = _mm512_maskz_loadu_ps(mask, a + m * row_stride + i0);
-    transpose16x16(r);
+    load_columns16(a, row_stride, i0, cols, r);
     for (int64_t t = 0; t < n_tokens; ++t) {
       const float* bt = b + t * b_stride + i0;
       __m512 s = _mm512_loadu_ps(sums + 16 * t);
