@@ -41,10 +41,18 @@ llamacpp_mode() {  # name, extra args...
   local name=$1; shift
   local tokens=0 seconds=0 drafted=0 accepted=0
   for p in "$tmp"/prompt*.txt; do
-    "$bin/llama-speculative-simple" -m "$target" -p "$(cat "$p")" -n "$n_predict" -t "$threads" \
-      --temp 0 -c 512 --spec-draft-n-max "$n_max" "$@" > "$tmp/out.txt" 2>&1 ||
-      { echo "error: llama-speculative-simple failed ($name):" >&2; tail -5 "$tmp/out.txt" >&2; exit 1; }
-    read -r t s < <(sed -n 's/.*decoded *\([0-9]*\) tokens in *\([0-9.]*\) seconds.*/\1 \2/p' "$tmp/out.txt")
+    if ! "$bin/llama-speculative-simple" -m "$target" -p "$(cat "$p")" -n "$n_predict" \
+        -t "$threads" --temp 0 -c 512 --spec-draft-n-max "$n_max" "$@" > "$tmp/out.txt" 2>&1; then
+      echo "error: llama-speculative-simple failed ($name, $p):" >&2; tail -5 "$tmp/out.txt" >&2; exit 1
+    fi
+    local line
+    line=$(sed -n 's/.*decoded *\([0-9]*\) tokens in *\([0-9.]*\) seconds.*/\1 \2/p' "$tmp/out.txt")
+    if [[ -z $line ]]; then
+      echo "error: no 'decoded N tokens in S seconds' line ($name, $p):" >&2
+      tail -5 "$tmp/out.txt" >&2
+      exit 1
+    fi
+    local t=${line% *} s=${line#* }
     d=$(sed -n 's/.*n_drafted *= *\([0-9]*\).*/\1/p' "$tmp/out.txt")
     a=$(sed -n 's/.*n_accept *= *\([0-9]*\).*/\1/p' "$tmp/out.txt")
     tokens=$((tokens + t)); drafted=$((drafted + ${d:-0})); accepted=$((accepted + ${a:-0}))

@@ -100,11 +100,14 @@ void matmul_vec(const WeightView& w, const PreparedActivations& x, int64_t row_b
     // in F32 one row per lane, every token with one transpose of each weight block; else in
     // double, row by row, as vec_dot_rows).
     const int64_t np = w.cols & ~int64_t{63};
+    const int64_t row_stride = w.row_bytes();
     constexpr int kGroup = 16;
     alignas(64) float sums[kTokenBlock * kGroup];
     for (; r + kGroup <= row_end; r += kGroup) {
       const T* rows[kGroup];
-      for (int m = 0; m < kGroup; ++m) rows[m] = reinterpret_cast<const T*>(w.row(r + m));
+      for (int m = 0; m < kGroup; ++m) {
+        rows[m] = reinterpret_cast<const T*>(w.data + (r + m) * row_stride);
+      }
       for (int64_t t = t0; t < t1; ++t) {
         const float* xt = xf + (t - t0) * stride;
         __m512 v[kGroup];
