@@ -41,12 +41,18 @@ llamacpp_mode() {  # name, extra args...
   local name=$1; shift
   local tokens=0 seconds=0 drafted=0 accepted=0
   for p in "$tmp"/prompt*.txt; do
-    if ! "$bin/llama-speculative-simple" -m "$target" -p "$(cat "$p")" -n "$n_predict" \
-        -t "$threads" --temp 0 -c 512 --spec-draft-n-max "$n_max" "$@" > "$tmp/out.txt" 2>&1; then
-      echo "error: llama-speculative-simple failed ($name, $p):" >&2; tail -5 "$tmp/out.txt" >&2; exit 1
-    fi
-    local line
-    line=$(sed -n 's/.*decoded *\([0-9]*\) tokens in *\([0-9.]*\) seconds.*/\1 \2/p' "$tmp/out.txt")
+    # llama-speculative-simple (de3ff81) now and then exits 0 without its summary line (seen with
+    # ngram-simple, not reproducible by hand): up to 3 tries.
+    local line="" try
+    for try in 1 2 3; do
+      if ! "$bin/llama-speculative-simple" -m "$target" -p "$(cat "$p")" -n "$n_predict" \
+          -t "$threads" --temp 0 -c 512 --spec-draft-n-max "$n_max" "$@" > "$tmp/out.txt" 2>&1; then
+        echo "error: llama-speculative-simple failed ($name, $p):" >&2; tail -5 "$tmp/out.txt" >&2; exit 1
+      fi
+      line=$(sed -n 's/.*decoded *\([0-9]*\) tokens in *\([0-9.]*\) seconds.*/\1 \2/p' "$tmp/out.txt")
+      [[ -n $line ]] && break
+      echo "note: no summary line from llama-speculative-simple ($name, $p), try $try" >&2
+    done
     if [[ -z $line ]]; then
       echo "error: no 'decoded N tokens in S seconds' line ($name, $p):" >&2
       tail -5 "$tmp/out.txt" >&2
