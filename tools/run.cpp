@@ -101,6 +101,11 @@ int run(const RunOptions& opt) {
                  static_cast<long long>(sp.drafted), static_cast<long long>(sp.accepted),
                  100.0 * sp.acceptance_rate(), sp.mean_accepted(), sp.draft_seconds,
                  sp.verify_seconds);
+    std::string by_position;
+    for (size_t i = 0; i < sp.drafted_at.size(); ++i) {
+      by_position += str_cat(i == 0 ? "" : " ", sp.accepted_at[i], "/", sp.drafted_at[i]);
+    }
+    std::fprintf(stderr, "accepted by draft position: %s\n", by_position.c_str());
   }
   return kExitOk;
 }

@@ -24,6 +24,11 @@ void finish_rates(SpecResult& r) {
   r.acceptance_rate = r.drafted > 0 ? static_cast<double>(r.accepted) / r.drafted : 0.0;
 }
 
+void add_counts(std::vector<int64_t>& into, const std::vector<int64_t>& counts) {
+  if (into.size() < counts.size()) into.resize(counts.size());
+  for (size_t i = 0; i < counts.size(); ++i) into[i] += counts[i];
+}
+
 void add(SpecResult& into, const Generation& g) {
   into.generated += g.stats.generated_tokens;
   into.seconds += g.stats.generate_seconds;
@@ -33,6 +38,8 @@ void add(SpecResult& into, const Generation& g) {
   into.accepted += s.accepted;
   into.draft_seconds += s.draft_seconds;
   into.verify_seconds += s.verify_seconds;
+  add_counts(into.drafted_at, s.drafted_at);
+  add_counts(into.accepted_at, s.accepted_at);
 }
 
 std::string fixed(double v, int digits) {
@@ -170,6 +177,8 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& o) {
       all.accepted += r.accepted;
       all.draft_seconds += r.draft_seconds;
       all.verify_seconds += r.verify_seconds;
+      add_counts(all.drafted_at, r.drafted_at);
+      add_counts(all.accepted_at, r.accepted_at);
       all.identical = all.identical && r.identical;
       all.differing.insert(all.differing.end(), r.differing.begin(), r.differing.end());
       if (s == 0) report.baseline.push_back(r);
@@ -251,6 +260,16 @@ std::string format_spec_json(const SpecBenchReport& r) {
               {"accepted", x.accepted},
               {"draft_seconds", x.draft_seconds},
               {"verify_seconds", x.verify_seconds}};
+    // Time split: drafting, verifying (the target forwards), and the rest (sampling, streaming,
+    // bookkeeping) of the decode time.
+    j["other_seconds"] = std::max(0.0, x.seconds - x.draft_seconds - x.verify_seconds);
+    Json by_position = Json::array();
+    for (size_t i = 0; i < x.drafted_at.size(); ++i) {
+      by_position.push_back(x.drafted_at[i] > 0 ? static_cast<double>(x.accepted_at[i]) /
+                                                      static_cast<double>(x.drafted_at[i])
+                                                : 0.0);
+    }
+    j["acceptance_by_position"] = by_position;
     j["draft_seconds_per_token"] = x.drafted > 0 ? x.draft_seconds / x.drafted : 0.0;
     j["verify_seconds_per_verification"] = x.steps > 0 ? x.verify_seconds / x.steps : 0.0;
     if (!x.differing.empty()) j["differing_prompts"] = x.differing;

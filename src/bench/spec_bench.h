@@ -48,10 +48,11 @@ struct SpecResult {
   double speedup = 0;  // over plain decoding of the same prompts
   int64_t steps = 0, drafted = 0, accepted = 0;
   double draft_seconds = 0, verify_seconds = 0;
-  double mean_accepted = 0;            // tokens per verification (accepted + 1)
-  double acceptance_rate = 0;          // accepted / drafted
-  bool identical = true;               // every output equal to plain decoding's
-  std::vector<std::string> differing;  // prompt ids whose output differed
+  std::vector<int64_t> drafted_at, accepted_at;  // by draft position (tree: depth)
+  double mean_accepted = 0;                      // tokens per verification (accepted + 1)
+  double acceptance_rate = 0;                    // accepted / drafted
+  bool identical = true;                         // every output equal to plain decoding's
+  std::vector<std::string> differing;            // prompt ids whose output differed
 };
 
 struct SpecBenchReport {

@@ -396,6 +396,7 @@ TEST(CliRun, DraftModelSpeculationGivesPlainGreedyTextAndBadSettingsFail) {
     ASSERT_EQ(o.exit_code, 0) << strategy << ": " << describe(o);
     EXPECT_EQ(o.out, plain.out) << strategy;
     EXPECT_NE(o.err.find("speculation ("), std::string::npos) << strategy << ": " << o.err;
+    EXPECT_NE(o.err.find("accepted by draft position:"), std::string::npos) << o.err;
   }
   // No draft model; a draft model of another vocabulary; draft budget out of range.
   expect_failure(run_pareto({"run", "-m", target, "-p", "hi", "--spec", "tree"}), 1,
@@ -436,6 +437,12 @@ TEST(CliBench, SpecComparesStrategiesWithPlainDecodingInJsonAndSvg) {
     EXPECT_GE(s["mean_accepted"].get<double>(), 1.0);
     EXPECT_GE(s["acceptance_rate"].get<double>(), 0.0);
     EXPECT_LE(s["acceptance_rate"].get<double>(), 1.0);
+    EXPECT_GE(s["other_seconds"].get<double>(), 0.0);
+    ASSERT_TRUE(s["acceptance_by_position"].is_array());
+    for (const json& a : s["acceptance_by_position"]) {
+      EXPECT_GE(a.get<double>(), 0.0);
+      EXPECT_LE(a.get<double>(), 1.0);
+    }
   }
   EXPECT_EQ(names, (std::vector<std::string>{"ngram", "sam", "draft", "draft-adaptive", "layerskip",
                                              "tree", "bandit"}));
