@@ -20,8 +20,10 @@ using Json = nlohmann::ordered_json;
 
 void finish_rates(SpecResult& r) {
   r.tok_per_s = r.seconds > 0 ? static_cast<double>(r.generated) / r.seconds : 0.0;
-  r.mean_accepted = r.steps > 0 ? static_cast<double>(r.accepted) / r.steps + 1.0 : 0.0;
-  r.acceptance_rate = r.drafted > 0 ? static_cast<double>(r.accepted) / r.drafted : 0.0;
+  r.mean_accepted =
+      r.spec.steps > 0 ? static_cast<double>(r.spec.accepted) / r.spec.steps + 1.0 : 0.0;
+  r.acceptance_rate =
+      r.spec.drafted > 0 ? static_cast<double>(r.spec.accepted) / r.spec.drafted : 0.0;
 }
 
 void add_counts(std::vector<int64_t>& into, const std::vector<int64_t>& counts) {
@@ -29,17 +31,14 @@ void add_counts(std::vector<int64_t>& into, const std::vector<int64_t>& counts) 
   for (size_t i = 0; i < counts.size(); ++i) into[i] += counts[i];
 }
 
-void add(SpecResult& into, const Generation& g) {
-  into.generated += g.stats.generated_tokens;
-  into.seconds += g.stats.generate_seconds;
-  const SpeculationStats& s = g.stats.speculation;
-  into.steps += s.steps;
-  into.drafted += s.drafted;
-  into.accepted += s.accepted;
-  into.draft_seconds += s.draft_seconds;
-  into.verify_seconds += s.verify_seconds;
-  add_counts(into.drafted_at, s.drafted_at);
-  add_counts(into.accepted_at, s.accepted_at);
+void add_stats(SpeculationStats& into, const SpeculationStats& from) {
+  into.steps += from.steps;
+  into.drafted += from.drafted;
+  into.accepted += from.accepted;
+  into.draft_seconds += from.draft_seconds;
+  into.verify_seconds += from.verify_seconds;
+  add_counts(into.drafted_at, from.drafted_at);
+  add_counts(into.accepted_at, from.accepted_at);
 }
 
 std::string fixed(double v, int digits) {
@@ -148,7 +147,9 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& o) {
                               ": ", g.error().message);
           }
           SpecResult& t = totals[s][w];
-          add(t, *g);
+          t.generated += g->stats.generated_tokens;
+          t.seconds += g->stats.generate_seconds;
+          add_stats(t.spec, g->stats.speculation);
           if (s == 0) {
             plain_tokens = g->tokens;
           } else if (g->tokens != plain_tokens) {
@@ -172,13 +173,7 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& o) {
       r.speedup = s == 0 ? 1.0 : r.tok_per_s / report.baseline[w].tok_per_s;
       all.generated += r.generated;
       all.seconds += r.seconds;
-      all.steps += r.steps;
-      all.drafted += r.drafted;
-      all.accepted += r.accepted;
-      all.draft_seconds += r.draft_seconds;
-      all.verify_seconds += r.verify_seconds;
-      add_counts(all.drafted_at, r.drafted_at);
-      add_counts(all.accepted_at, r.accepted_at);
+      add_stats(all.spec, r.spec);
       all.identical = all.identical && r.identical;
       all.differing.insert(all.differing.end(), r.differing.begin(), r.differing.end());
       if (s == 0) report.baseline.push_back(r);
@@ -206,9 +201,10 @@ double predicted_speedup(const SpecResult& x, const SpecBenchReport& r) {
   for (const SpecResult& b : r.baseline) {
     if (b.workload == x.workload) plain = &b;
   }
-  if (plain == nullptr || x.steps == 0 || plain->generated == 0) return 0.0;
+  if (plain == nullptr || x.spec.steps == 0 || plain->generated == 0) return 0.0;
   const double t_plain = plain->seconds / static_cast<double>(plain->generated);
-  const double per_step = (x.draft_seconds + x.verify_seconds) / static_cast<double>(x.steps);
+  const double per_step =
+      (x.spec.draft_seconds + x.spec.verify_seconds) / static_cast<double>(x.spec.steps);
   return per_step > 0 ? x.mean_accepted * t_plain / per_step : 0.0;
 }
 
@@ -223,13 +219,13 @@ std::string format_spec_markdown(const SpecBenchReport& r) {
   const auto row = [&](const SpecResult& x) {
     if (!several && x.workload != "all") return;
     out << "| " << x.name << " | " << x.workload << " | " << fixed(x.tok_per_s, 1) << " | "
-        << fixed(x.speedup, 2) << "x | " << (x.steps > 0 ? fixed(x.mean_accepted, 2) : "-") << " | "
-        << (x.drafted > 0 ? fixed(100 * x.acceptance_rate, 1) + "%" : "-") << " | "
-        << fixed(x.draft_seconds, 3) << " | " << fixed(x.verify_seconds, 3) << " | "
+        << fixed(x.speedup, 2) << "x | " << (x.spec.steps > 0 ? fixed(x.mean_accepted, 2) : "-")
+        << " | " << (x.spec.drafted > 0 ? fixed(100 * x.acceptance_rate, 1) + "%" : "-") << " | "
+        << fixed(x.spec.draft_seconds, 3) << " | " << fixed(x.spec.verify_seconds, 3) << " | "
         << (x.name == "autoregressive" ? "-"
             : x.identical              ? "yes"
                                        : "NO")
-        << " | " << (x.steps > 0 ? fixed(predicted_speedup(x, r), 2) + "x" : "-") << " |\n";
+        << " | " << (x.spec.steps > 0 ? fixed(predicted_speedup(x, r), 2) + "x" : "-") << " |\n";
   };
   for (const SpecResult& x : r.baseline) row(x);
   for (const SpecResult& x : r.results) row(x);
@@ -255,23 +251,24 @@ std::string format_spec_json(const SpecBenchReport& r) {
               {"identical_to_baseline", x.identical},
               {"generated_tokens", x.generated},
               {"decode_seconds", x.seconds},
-              {"verifications", x.steps},
-              {"drafted", x.drafted},
-              {"accepted", x.accepted},
-              {"draft_seconds", x.draft_seconds},
-              {"verify_seconds", x.verify_seconds}};
+              {"verifications", x.spec.steps},
+              {"drafted", x.spec.drafted},
+              {"accepted", x.spec.accepted},
+              {"draft_seconds", x.spec.draft_seconds},
+              {"verify_seconds", x.spec.verify_seconds}};
     // Time split: drafting, verifying (the target forwards), and the rest (sampling, streaming,
     // bookkeeping) of the decode time.
-    j["other_seconds"] = std::max(0.0, x.seconds - x.draft_seconds - x.verify_seconds);
+    j["other_seconds"] = std::max(0.0, x.seconds - x.spec.draft_seconds - x.spec.verify_seconds);
     Json by_position = Json::array();
-    for (size_t i = 0; i < x.drafted_at.size(); ++i) {
-      by_position.push_back(x.drafted_at[i] > 0 ? static_cast<double>(x.accepted_at[i]) /
-                                                      static_cast<double>(x.drafted_at[i])
-                                                : 0.0);
+    for (size_t i = 0; i < x.spec.drafted_at.size(); ++i) {
+      by_position.push_back(x.spec.drafted_at[i] > 0 ? static_cast<double>(x.spec.accepted_at[i]) /
+                                                           static_cast<double>(x.spec.drafted_at[i])
+                                                     : 0.0);
     }
     j["acceptance_by_position"] = by_position;
-    j["draft_seconds_per_token"] = x.drafted > 0 ? x.draft_seconds / x.drafted : 0.0;
-    j["verify_seconds_per_verification"] = x.steps > 0 ? x.verify_seconds / x.steps : 0.0;
+    j["draft_seconds_per_token"] = x.spec.drafted > 0 ? x.spec.draft_seconds / x.spec.drafted : 0.0;
+    j["verify_seconds_per_verification"] =
+        x.spec.steps > 0 ? x.spec.verify_seconds / x.spec.steps : 0.0;
     if (!x.differing.empty()) j["differing_prompts"] = x.differing;
     return j;
   };

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "pareto/pareto.h"
 
 namespace pareto::bench {
 
@@ -45,14 +46,12 @@ struct SpecResult {
   int64_t generated = 0;
   double seconds = 0;  // decode time (first generated token to the end), summed
   double tok_per_s = 0;
-  double speedup = 0;  // over plain decoding of the same prompts
-  int64_t steps = 0, drafted = 0, accepted = 0;
-  double draft_seconds = 0, verify_seconds = 0;
-  std::vector<int64_t> drafted_at, accepted_at;  // by draft position (tree: depth)
-  double mean_accepted = 0;                      // tokens per verification (accepted + 1)
-  double acceptance_rate = 0;                    // accepted / drafted
-  bool identical = true;                         // every output equal to plain decoding's
-  std::vector<std::string> differing;            // prompt ids whose output differed
+  double speedup = 0;          // over plain decoding of the same prompts
+  SpeculationStats spec;       // summed over the prompts (by position: tree depth for trees)
+  double mean_accepted = 0;    // tokens per verification (accepted + 1)
+  double acceptance_rate = 0;  // accepted / drafted
+  bool identical = true;       // every output equal to plain decoding's
+  std::vector<std::string> differing;  // prompt ids whose output differed
 };
 
 struct SpecBenchReport {
