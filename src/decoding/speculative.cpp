@@ -172,7 +172,8 @@ int SpeculativeStrategy::accept_tree(SequenceState& seq, std::span<const float> 
   kept_.assign(1, 0);
   int appended = 0;
   int32_t node = -1;
-  std::vector<int> depth_of(n_draft);
+  std::vector<int>& depth_of = depth_of_;
+  depth_of.resize(n_draft);
   for (size_t i = 0; i < n_draft; ++i) {
     const int32_t p = draft_.parents[i];
     depth_of[i] = p < 0 ? 1 : depth_of[static_cast<size_t>(p)] + 1;
@@ -219,7 +220,8 @@ int SpeculativeStrategy::accept_tree(SequenceState& seq, std::span<const float> 
   }
   if (!erase_.empty()) {
     const kv::KvShape shape = seq.cache.shape();
-    std::vector<int> indices(erase_.size());
+    std::vector<int>& indices = erase_indices_;
+    indices.resize(erase_.size());
     for (int l = 0; l < shape.n_layers; ++l) {
       for (int h = 0; h < shape.n_kv_heads; ++h) {
         const int first = seq.cache.length(l, h) - static_cast<int>(n_draft) - 1;

@@ -41,8 +41,9 @@ class SpeculativeStrategy final : public DecodingStrategy {
 
   std::unique_ptr<Drafter> drafter_;
   int max_draft_;
-  std::vector<int> kept_, erase_;  // a tree's entries kept / erased (accept_tree)
-  Draft draft_;                    // the last proposal
+  // accept_tree's buffers, reused: entries kept / erased, node depths, cache indices to erase.
+  std::vector<int> kept_, erase_, depth_of_, erase_indices_;
+  Draft draft_;  // the last proposal
   SpeculationStats stats_;
   sampling::Candidates target_;
   VerifyScratch scratch_;
