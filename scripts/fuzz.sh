@@ -11,7 +11,8 @@ usage() {
   cat <<'EOF'
 usage: scripts/fuzz.sh [RUNS] [TARGET...]
   RUNS     executions per target (a whole number; default 1000000)
-  TARGET   gguf, llama2c or tokenizer (default: all three, one after the other)
+  TARGET   gguf, llama2c, tokenizer, chat_template or openai_request (default: all, one after
+           the other)
 environment:
   PARETO_SHARED  shared test data, for the tokenizer target's vocabularies (default ../shared)
   BUILD_DIR      sanitizer build folder (default build-asan; configured with PARETO_FUZZ=ON)
@@ -34,7 +35,7 @@ if ! [[ "$RUNS" =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 [ $# -gt 0 ] && shift
-ALL=(gguf llama2c tokenizer)
+ALL=(gguf llama2c tokenizer chat_template openai_request)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL[@]}")
 for t in "${TARGETS[@]}"; do
@@ -75,6 +76,7 @@ for t in "${TARGETS[@]}"; do
   flags=(-runs="$RUNS" -timeout=25 -rss_limit_mb=2048 -print_final_stats=1
     -artifact_prefix="$dir/crashes/")
   [ "$t" = gguf ] && flags+=(-dict=tests/fuzz/gguf.dict)
+  [ "$t" = chat_template ] && flags+=(-dict=tests/fuzz/chat_template.dict)
   echo "== fuzz_$t: $RUNS executions from $kept kept inputs (log: $dir/fuzz.log) =="
   start=$(date +%s)
   rc=0

@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev      # unit tests
   libbenchmark-dev               # kernel micro-benchmarks
   g++-aarch64-linux-gnu qemu-user  # ARM (NEON) kernels: cross-built and tested under emulation
+  libcpp-httplib-dev             # HTTP server (pareto serve) and the test client
 )
 
 missing=()
@@ -21,6 +22,11 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+# Node.js and npm run the official openai client against the server (a machine that already has
+# a newer Node.js from elsewhere keeps it).
+if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+  missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

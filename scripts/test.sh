@@ -32,6 +32,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$JOBS" \
   -E 'OtherOrdersFail|OracleControls|F16KvControls|SampledOutputFollowsPlainSamplings'
 
+echo "== npm: the official openai client, for the server test (tests/serve/openai-client) =="
+(cd tests/serve/openai-client && npm ci --no-audit --no-fund --loglevel=error)
+
 echo "== Release build =="
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > build.configure.log
 cmake --build build -j"$JOBS"

@@ -2,6 +2,7 @@
 // CLI11 app and returns the action main() runs when that subcommand was chosen.
 #pragma once
 
+#include <cmath>
 #include <functional>
 #include <string>
 
@@ -19,6 +20,7 @@ struct Command {
 };
 
 Command add_run_command(CLI::App& parent);
+Command add_serve_command(CLI::App& parent);
 Command add_tokenize_command(CLI::App& parent);
 Command add_info_command(CLI::App& parent);
 Command add_convert_command(CLI::App& parent);
@@ -26,6 +28,21 @@ Command add_bench_command(CLI::App& parent);
 Command add_gen_model_command(CLI::App& parent);
 // `pareto bench spec`, a subcommand of `bench` (bench.cpp runs it when chosen).
 Command add_bench_spec_command(CLI::App& bench);
+
+// A number that is finite: CLI11's Range lets NaN through (every comparison with it is false).
+inline CLI::Validator finite_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        try {
+          size_t used = 0;
+          const double v = std::stod(text, &used);
+          if (used == text.size() && std::isfinite(v)) return {};
+        } catch (const std::exception&) {
+        }
+        return "must be a finite number, got '" + text + "'";
+      },
+      "FINITE");
+}
 
 // Prints "pareto: error: MESSAGE" on stderr; returns kExitError.
 int fail(const std::string& message);

@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
   std::vector<Command> commands = {add_run_command(app),   add_tokenize_command(app),
                                    add_info_command(app),  add_convert_command(app),
-                                   add_bench_command(app), add_gen_model_command(app)};
+                                   add_bench_command(app), add_gen_model_command(app),
+                                   add_serve_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

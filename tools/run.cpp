@@ -124,17 +124,18 @@ Command add_run_command(CLI::App& parent) {
       ->capture_default_str()
       ->check(CLI::Range(-1, 1 << 30));
   app->add_option("--temp", opt->params.temperature, "Temperature (<= 0: greedy)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(finite_number());
   app->add_option("--top-k", opt->params.top_k, "Top-k (<= 0: off)")->capture_default_str();
   app->add_option("--top-p", opt->params.top_p, "Top-p (1: off)")
       ->capture_default_str()
-      ->check(CLI::Range(0.0f, 1.0f));
+      ->check(finite_number() & CLI::Range(0.0f, 1.0f));
   app->add_option("--min-p", opt->params.min_p, "Min-p (0: off)")
       ->capture_default_str()
-      ->check(CLI::Range(0.0f, 1.0f));
+      ->check(finite_number() & CLI::Range(0.0f, 1.0f));
   app->add_option("--repeat-penalty", opt->params.repeat_penalty, "Repetition penalty (1: off)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(finite_number() & CLI::PositiveNumber);
   app->add_option("--repeat-last-n", opt->params.repeat_last_n,
                   "Tokens the repetition penalty looks back over")
       ->capture_default_str()

@@ -21,6 +21,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pareto/result.h"
@@ -51,7 +52,16 @@ struct LoadOptions {
   std::string cache_type_v = "f16";
   int max_sequences = 16;  // requests decoded together; more wait in the queue
   int max_queue = 256;     // waiting requests; beyond it submit fails (kResourceExhausted)
-  int step_tokens = 512;   // entries per batched forward (decodes first, then prompt chunks)
+  // KV entries (tokens) the shared page pool holds across all sequences; 0: no limit; < 0:
+  // context_length x max_sequences. Any one request may use up to context_length of them (no
+  // fixed slots); a request that finds the pool full ends with an error (kResourceExhausted).
+  int64_t kv_cache_tokens = 0;
+  // Prefix cache: finished requests' KV pages stay for later requests that start with the same
+  // tokens (a system prompt, a chat history), which then evaluate only the rest. Evicted least
+  // recently used when the pool runs short; with no kv_cache_tokens limit it keeps at most
+  // context_length x max_sequences tokens.
+  bool prefix_cache = false;
+  int step_tokens = 512;  // entries per batched forward (decodes first, then prompt chunks)
   // Batch-invariant numerics: a request's logits do not depend on what shares its forward (every
   // row computed in single-token order). Off (default): llama.cpp's batch-size-dependent order,
   // so a lone request's logits match llama.cpp's bit for bit.
@@ -64,18 +74,24 @@ struct LoadOptions {
   // Threads of the draft model's forwards; <= 0: one for a draft file under 64 MiB (its per-token
   // work is shorter than handing work to other threads), else n_threads.
   int draft_threads = 0;
+  // Beyond this many sequences decoding together, speculative requests decode plainly (drafts
+  // stop paying once a step is compute-bound; still exact). 0: no limit.
+  int speculation_max_batch = 0;
 };
 
 struct GenerateParams {
-  int max_tokens = 128;         // < 0: until end of generation or the context is full
-  float temperature = 0.8f;     // <= 0: greedy (argmax)
-  int top_k = 40;               // <= 0: off
-  float top_p = 0.95f;          // >= 1: off
-  float min_p = 0.05f;          // <= 0: off
-  float repeat_penalty = 1.0f;  // 1: off
-  int repeat_last_n = 64;
-  uint64_t seed = 0x5eed;         // fixed default: runs are reproducible
-  bool add_bos = true;            // prepend BOS when the model's tokenizer does
+  int max_tokens = 128;            // < 0: until end of generation or the context is full
+  float temperature = 0.8f;        // <= 0: greedy (argmax)
+  int top_k = 40;                  // <= 0: off
+  float top_p = 0.95f;             // >= 1: off
+  float min_p = 0.05f;             // <= 0: off
+  float repeat_penalty = 1.0f;     // 1: off
+  int repeat_last_n = 64;          // tokens the penalties look back over
+  float frequency_penalty = 0.0f;  // OpenAI's: logit -= count * frequency + (count > 0) *
+  float presence_penalty = 0.0f;   // presence, count over the last repeat_last_n tokens
+  std::vector<std::pair<int32_t, float>> logit_bias;  // token id, added to its logit
+  uint64_t seed = 0x5eed;                             // fixed default: runs are reproducible
+  bool add_bos = true;                                // prepend BOS when the model's tokenizer does
   std::vector<std::string> stop;  // generation ends before the first of these strings
   bool ignore_eos = false;        // keep generating past end-of-generation tokens
   // Decoding strategy by name: "autoregressive" (also when empty), or a speculative one: "ngram"
@@ -117,7 +133,8 @@ struct SpeculationStats {
 
 struct GenerationStats {
   int prompt_tokens = 0;
-  double prompt_seconds = 0;  // admission to the first generated token
+  int cached_prompt_tokens = 0;  // of them, taken from the prefix cache (not evaluated)
+  double prompt_seconds = 0;     // admission to the first generated token
   int generated_tokens = 0;
   double generate_seconds = 0;
   double queue_seconds = 0;  // waiting for a free sequence slot
@@ -143,10 +160,25 @@ using StreamCallback = std::function<bool(std::string_view text, int32_t token)>
 // Called once when a submitted request ends: its generation, or its error.
 using DoneCallback = std::function<void(const Result<Generation>& result)>;
 
+// What a loaded model is, for servers and tools.
+struct ModelInfo {
+  std::string name;           // general.name, else the file name without extension
+  std::string path;           // as loaded
+  std::string chat_template;  // tokenizer.chat_template (Jinja), "" if none
+  std::string bos_token;      // the texts of BOS and EOS ("" if none), for chat templates
+  std::string eos_token;
+  int32_t n_vocab = 0;
+  int context_length = 0;          // per sequence
+  int trained_context_length = 0;  // as the model file states
+};
+
 struct EngineCounters {
   int running = 0;
   int waiting = 0;
   int64_t kv_pages_in_use = 0;
+  int64_t kv_pages_total = 0;   // the pool's limit (LoadOptions::kv_cache_tokens); 0: none
+  int64_t kv_pages_cached = 0;  // of those in use, held by the prefix cache only (evictable)
+  int64_t prefix_cache_hit_tokens = 0;  // prompt tokens taken from the prefix cache so far
   int64_t kv_bytes_in_use = 0;
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;
@@ -162,10 +194,13 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // add_bos: prepend BOS if the model's tokenizer adds one by default.
-  std::vector<int32_t> tokenize(std::string_view text, bool add_bos = true) const;
+  // add_bos: prepend BOS if the model's tokenizer adds one by default. parse_special: text such
+  // as "<|im_start|>" becomes its special token (chat prompts), not ordinary text.
+  std::vector<int32_t> tokenize(std::string_view text, bool add_bos = true,
+                                bool parse_special = false) const;
   std::string detokenize(std::span<const int32_t> tokens) const;
   int context_length() const;  // per sequence; 0 when loaded vocab-only
+  ModelInfo model_info() const;
 
   // Decodes a fresh sequence to the end. Errors: prompt longer than the context
   // (kContextOverflow: "prompt has N tokens, context is M"), empty prompt, vocab-only engine,

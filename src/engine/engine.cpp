@@ -30,6 +30,7 @@ Result<Generation> to_generation(const engine::RequestResult& r) {
   g.text = r.text;
   g.stop_reason = r.stop_reason;
   g.stats.prompt_tokens = static_cast<int>(r.prompt_tokens.size());
+  g.stats.cached_prompt_tokens = r.cached_prompt_tokens;
   g.stats.prompt_seconds = r.prompt_seconds;
   g.stats.generated_tokens = static_cast<int>(r.tokens.size());
   g.stats.generate_seconds = r.decode_seconds;
@@ -112,9 +113,28 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_path,
     sched.context_length = session->context_length();
     sched.max_sequences = options.max_sequences;
     sched.max_queue = options.max_queue;
+    const int64_t kv_tokens = options.kv_cache_tokens < 0
+                                  ? int64_t{session->context_length()} * options.max_sequences
+                                  : options.kv_cache_tokens;
+    if (kv_tokens > 0) {
+      // Pages hold page_entries entries of one layer and KV head (kv_pool.h).
+      const kv::KvPoolOptions po =
+          session->model().kv_pool_options(sched.key_type, sched.value_type, 0);
+      const int64_t per_head = (kv_tokens + po.page_entries - 1) / po.page_entries;
+      sched.max_kv_pages = per_head * po.n_layers * po.n_kv_heads;
+    }
+    sched.prefix_cache = options.prefix_cache;
+    if (options.prefix_cache && sched.max_kv_pages == 0) {
+      const kv::KvPoolOptions po =
+          session->model().kv_pool_options(sched.key_type, sched.value_type, 0);
+      const int64_t tokens = int64_t{session->context_length()} * options.max_sequences;
+      sched.prefix_cache_max_pages =
+          (tokens + po.page_entries - 1) / po.page_entries * po.n_layers * po.n_kv_heads;
+    }
     sched.step_tokens = options.step_tokens;
     sched.forward.batch_invariant = options.batch_invariant;
     sched.draft_max = options.draft_max;
+    sched.speculation_max_batch = options.speculation_max_batch;
     if (draft) {
       sched.draft_model = &draft->model();
       sched.draft_pool = &draft->pool();
@@ -129,9 +149,10 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_path,
       new Engine(std::move(session), std::move(draft), std::move(scheduler)));
 }
 
-std::vector<int32_t> Engine::tokenize(std::string_view text, bool add_bos) const {
+std::vector<int32_t> Engine::tokenize(std::string_view text, bool add_bos,
+                                      bool parse_special) const {
   const auto& tok = session_->tokenizer();
-  return tok.encode(text, add_bos && tok.add_bos_default());
+  return tok.encode(text, add_bos && tok.add_bos_default(), parse_special);
 }
 
 std::string Engine::detokenize(std::span<const int32_t> tokens) const {
@@ -140,6 +161,26 @@ std::string Engine::detokenize(std::span<const int32_t> tokens) const {
 
 int Engine::context_length() const {
   return session_->context_length();
+}
+
+ModelInfo Engine::model_info() const {
+  ModelInfo info;
+  const formats::ModelFile& file = session_->file();
+  info.path = file.path();
+  info.name = std::filesystem::path(file.path()).stem().string();
+  if (auto name = file.metadata().get_string("general.name"); name && !name->empty()) {
+    info.name = *name;
+  }
+  if (auto tmpl = file.metadata().get_string("tokenizer.chat_template")) info.chat_template = *tmpl;
+  const tokenizer::Tokenizer& tok = session_->tokenizer();
+  info.n_vocab = tok.n_vocab();
+  if (tok.bos_id() >= 0) info.bos_token = tok.token_text(tok.bos_id());
+  if (tok.eos_id() >= 0) info.eos_token = tok.token_text(tok.eos_id());
+  info.context_length = session_->context_length();
+  if (session_->has_model()) {
+    info.trained_context_length = session_->model().config().context_length;
+  }
+  return info;
 }
 
 Result<uint64_t> Engine::submit(std::vector<int32_t> prompt_tokens, const GenerateParams& params,
@@ -154,6 +195,9 @@ Result<uint64_t> Engine::submit(std::vector<int32_t> prompt_tokens, const Genera
   rp.sampling.min_p = params.min_p;
   rp.sampling.repeat_penalty = params.repeat_penalty;
   rp.sampling.repeat_last_n = params.repeat_last_n;
+  rp.sampling.frequency_penalty = params.frequency_penalty;
+  rp.sampling.presence_penalty = params.presence_penalty;
+  rp.sampling.logit_bias = params.logit_bias;
   rp.sampling.seed = params.seed;
   rp.max_tokens = params.max_tokens;
   rp.stop = params.stop;
@@ -190,6 +234,9 @@ EngineCounters Engine::counters() const {
   c.running = s.running;
   c.waiting = s.waiting;
   c.kv_pages_in_use = s.kv_pages_in_use;
+  c.kv_pages_total = scheduler_->kv_pool().options().max_pages;
+  c.kv_pages_cached = s.kv_pages_cached;
+  c.prefix_cache_hit_tokens = s.prefix_cache_hit_tokens;
   c.kv_bytes_in_use = s.kv_bytes_in_use;
   c.prompt_tokens = s.prompt_tokens;
   c.generated_tokens = s.generated_tokens;

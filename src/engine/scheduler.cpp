@@ -43,6 +43,7 @@ struct Scheduler::Sequence {
   std::string held;  // decoded text not yet streamed: it may be the start of a stop string
   bool prompt_done = false;
   bool finished = false;
+  kv::PrefixCache::Lease lease;  // prefix-cache blocks this sequence shares
   Clock::time_point submitted, admitted, first_token;
 };
 
@@ -64,6 +65,9 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
   strategy_context_.ngram_cache = ngram_cache_.get();
   bandit_memory_ = std::make_unique<decoding::BanditMemory>();
   strategy_context_.bandit_memory = bandit_memory_.get();
+  if (options.prefix_cache) {
+    prefix_cache_ = std::make_unique<kv::PrefixCache>(kv_pool_, options.prefix_cache_max_pages);
+  }
   if (options.draft_model != nullptr) {
     const model::Model& d = *options.draft_model;
     draft_.model = &d;
@@ -128,7 +132,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const model::Model& model,
     return make_error("engine: draft_max must be in [0, 64], got ", options.draft_max);
   }
   if (options.context_length <= 0 || options.max_sequences <= 0 || options.max_queue < 0 ||
-      options.step_tokens <= 0 || options.max_kv_pages < 0) {
+      options.step_tokens <= 0 || options.max_kv_pages < 0 || options.prefix_cache_max_pages < 0) {
     return make_error("engine: context_length (", options.context_length, "), max_sequences (",
                       options.max_sequences, ") and step_tokens (", options.step_tokens,
                       ") must be positive, max_queue (", options.max_queue, ") and max_kv_pages (",
@@ -199,6 +203,8 @@ SchedulerCounters Scheduler::counters() const {
   c.running = running_count_.load();
   c.kv_pages_in_use = kv_pool_->pages_in_use();
   c.kv_bytes_in_use = kv_pool_->bytes_in_use();
+  c.kv_pages_cached = cached_pages_.load();
+  c.prefix_cache_hit_tokens = cache_hits_.load();
   c.prompt_tokens = prompt_tokens_.load();
   c.generated_tokens = generated_tokens_.load();
   return c;
@@ -224,6 +230,11 @@ void Scheduler::admit() {
       s->admitted = Clock::now();
       s->result.queue_seconds = seconds_between(s->submitted, s->admitted);
       s->state.cache = kv::KvCache(kv_pool_, options_.context_length);
+      if (prefix_cache_) {
+        // At least the prompt's last token is evaluated: its logits start the generation.
+        s->result.cached_prompt_tokens =
+            prefix_cache_->attach(s->state.tokens, s->state.n_prompt - 1, s->state.cache, s->lease);
+      }
       running_.push_back(std::move(s));
     }
     running_count_ = static_cast<int>(running_.size());
@@ -257,11 +268,27 @@ void Scheduler::finish(Sequence& s, StopReason reason, std::optional<Error> erro
   if (const decoding::SpeculationStats* spec = s.strategy->speculation()) {
     s.result.speculation = *spec;
   }
+  if (prefix_cache_) {
+    if (!error) prefix_cache_->insert(s.state.tokens, s.state.cache);
+    prefix_cache_->release(s.lease);
+  }
   s.state.cache.clear();  // pages back to the pool now, not when the sequence is destroyed
   if (s.callbacks.on_done) s.callbacks.on_done(s.result);
 }
 
-bool Scheduler::plan_decode(Sequence& s, int& budget) {
+Status Scheduler::reserve(kv::KvCache& cache, int n) {
+  Status reserved = cache.reserve(n);
+  if (reserved || !prefix_cache_ || reserved.error().code != ErrorCode::kResourceExhausted) {
+    return reserved;
+  }
+  // What reserve may need at most: the new pages of every slot, plus a copied shared last page.
+  const int e = cache.pool().options().page_entries;
+  const int64_t pages = int64_t{cache.n_slots()} * ((n + e - 1) / e + 1);
+  if (!prefix_cache_->make_room(pages)) return reserved;
+  return cache.reserve(n);
+}
+
+bool Scheduler::plan_decode(Sequence& s, int& budget, bool allow_drafts) {
   decoding::SequenceState& st = s.state;
   const int room = st.cache.capacity() - (static_cast<int>(st.tokens.size()) - 1);
   if (room <= 0) {
@@ -269,10 +296,10 @@ bool Scheduler::plan_decode(Sequence& s, int& budget) {
     return false;
   }
   const size_t first = entries_.size();
-  s.strategy->propose(st, std::min(room, std::max(budget, 1)), entries_);
+  s.strategy->propose(st, allow_drafts ? std::min(room, std::max(budget, 1)) : 1, entries_);
   const int n = static_cast<int>(entries_.size() - first);
   PARETO_CHECK_MSG(n >= 1 && n <= room, "a strategy proposed no entries or more than allowed");
-  if (auto reserved = st.cache.reserve(n); !reserved) {
+  if (auto reserved = reserve(st.cache, n); !reserved) {
     entries_.resize(first);
     finish(s, StopReason::kError, reserved.error());
     return false;
@@ -293,7 +320,7 @@ bool Scheduler::plan_prompt(Sequence& s, int& budget) {
   decoding::SequenceState& st = s.state;
   const int start = st.cache.n_tokens();
   const int n = std::min(budget, st.n_prompt - start);
-  if (auto reserved = st.cache.reserve(n); !reserved) {
+  if (auto reserved = reserve(st.cache, n); !reserved) {
     finish(s, StopReason::kError, reserved.error());
     return false;
   }
@@ -358,8 +385,12 @@ Status Scheduler::step() {
   caches_.clear();
   planned_.clear();
   int budget = options_.step_tokens;
+  int decoding = 0;
+  for (auto& s : running_) decoding += !s->finished && s->prompt_done ? 1 : 0;
+  const bool allow_drafts =
+      options_.speculation_max_batch <= 0 || decoding <= options_.speculation_max_batch;
   for (auto& s : running_) {
-    if (!s->finished && s->prompt_done) plan_decode(*s, budget);
+    if (!s->finished && s->prompt_done) plan_decode(*s, budget, allow_drafts);
   }
   for (auto& s : running_) {
     if (!s->finished && !s->prompt_done) plan_prompt(*s, budget);
@@ -395,6 +426,10 @@ Status Scheduler::step() {
   }
   std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s->finished; });
   running_count_ = static_cast<int>(running_.size());
+  if (prefix_cache_) {
+    cached_pages_ = prefix_cache_->evictable_pages();
+    cache_hits_ = prefix_cache_->hits();
+  }
   return result;
 }
 

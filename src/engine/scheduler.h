@@ -32,6 +32,7 @@
 #include "decoding/ngram.h"
 #include "decoding/strategy.h"
 #include "kv/kv_pool.h"
+#include "kv/prefix_cache.h"
 #include "model/model.h"
 #include "pareto/pareto.h"
 #include "tokenizer/tokenizer.h"
@@ -60,6 +61,7 @@ struct RequestResult {
   double queue_seconds = 0;                // submit to admission
   double prompt_seconds = 0;               // admission to the first generated token
   double decode_seconds = 0;               // first generated token to the end
+  int cached_prompt_tokens = 0;            // prompt tokens taken from the prefix cache
   decoding::SpeculationStats speculation;  // zero unless the strategy speculates
 };
 
@@ -87,13 +89,24 @@ struct SchedulerOptions {
   const model::Model* draft_model = nullptr;
   ThreadPool* draft_pool = nullptr;  // the draft's forwards; null: the target's pool
   int draft_context_length = 0;      // <= 0: the draft's trained context, at most context_length
+  // Keep finished sequences' KV pages for later requests with the same prefix (kv/prefix_cache.h);
+  // at most prefix_cache_max_pages of them (0: bounded by the pool, evicted when it runs short).
+  bool prefix_cache = false;
+  int64_t prefix_cache_max_pages = 0;
+  // Speculation pays while verifying extra entries is nearly free (the weights are read once per
+  // step whatever the batch); with many sequences decoding, the step is compute-bound and drafts
+  // cost. Beyond this many decoding sequences, speculative strategies get room for no draft (plain
+  // decoding, still exact). 0: no limit.
+  int speculation_max_batch = 0;
 };
 
 struct SchedulerCounters {
   int running = 0;
   int waiting = 0;
-  int64_t kv_pages_in_use = 0;
+  int64_t kv_pages_in_use = 0;  // the pool's, the prefix cache's included
   int64_t kv_bytes_in_use = 0;
+  int64_t kv_pages_cached = 0;  // held by the prefix cache only (evictable on demand)
+  int64_t prefix_cache_hit_tokens = 0;
   int64_t prompt_tokens = 0;     // evaluated so far
   int64_t generated_tokens = 0;  // accepted so far
 };
@@ -134,10 +147,12 @@ class Scheduler {
   Scheduler(const model::Model& model, const tokenizer::Tokenizer& tokenizer, ThreadPool& pool,
             const SchedulerOptions& options);
   void admit();
-  bool plan_decode(Sequence& s, int& budget);
+  bool plan_decode(Sequence& s, int& budget, bool allow_drafts);
   bool plan_prompt(Sequence& s, int& budget);
   void emit(Sequence& s, int n_new);
   void finish(Sequence& s, StopReason reason, std::optional<Error> error = std::nullopt);
+  // cache.reserve(n), evicting prefix-cache blocks when the pool is short.
+  Status reserve(kv::KvCache& cache, int n);
 
   const model::Model& model_;
   const tokenizer::Tokenizer& tokenizer_;
@@ -149,6 +164,9 @@ class Scheduler {
   decoding::StrategyContext strategy_context_;
   std::unique_ptr<decoding::NgramCache> ngram_cache_;  // shared by every request's n-gram drafter
   std::unique_ptr<decoding::BanditMemory> bandit_memory_;  // shared by every request's bandit
+  std::unique_ptr<kv::PrefixCache> prefix_cache_;          // null unless options.prefix_cache
+  std::atomic<int64_t> cached_pages_{0};                   // prefix_cache_'s, after each step
+  std::atomic<int64_t> cache_hits_{0};
 
   mutable std::mutex mutex_;  // guards queue_, cancelled_, next_id_
   std::deque<std::unique_ptr<Sequence>> queue_;

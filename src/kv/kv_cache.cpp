@@ -88,6 +88,46 @@ const KvCache::Slot& KvCache::slot(int layer, int head) const {
                 static_cast<size_t>(head)];
 }
 
+int KvCache::full_blocks() const {
+  if (!pool_ || slots_.empty()) return 0;
+  const int e = pool_->options().page_entries;
+  int blocks = n_tokens_ / e;
+  for (const Slot& s : slots_) blocks = std::min(blocks, s.length / e);
+  // A whole block holds positions b * e .. b * e + e - 1 in order; eviction or erasure would
+  // break that, and then that block and those after it are not shareable.
+  for (int b = 0; b < blocks; ++b) {
+    for (const Slot& s : slots_) {
+      const int32_t* pos = pool_->positions(s.pages[static_cast<size_t>(b)]);
+      if (pos[0] != b * e || pos[e - 1] != b * e + e - 1) return b;
+    }
+  }
+  return blocks;
+}
+
+void KvCache::block_pages(int block, std::span<KvPool::PageId> out) const {
+  PARETO_CHECK(out.size() == slots_.size());
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    PARETO_CHECK(block >= 0 && static_cast<size_t>(block) < slots_[i].pages.size());
+    out[i] = slots_[i].pages[static_cast<size_t>(block)];
+  }
+}
+
+void KvCache::append_shared_block(std::span<const KvPool::PageId> pages) {
+  PARETO_CHECK(pages.size() == slots_.size());
+  const int e = pool_->options().page_entries;
+  const int length = slots_.empty() ? 0 : slots_.front().length;
+  PARETO_CHECK_MSG(length % e == 0 && length == n_tokens_ && length + e <= capacity_,
+                   "append_shared_block needs whole blocks only and room for one more");
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    PARETO_CHECK(s.length == length && s.pages.size() == static_cast<size_t>(length / e));
+    pool_->retain(pages[i]);
+    s.pages.push_back(pages[i]);
+    s.length += e;
+  }
+  n_tokens_ += e;
+}
+
 int KvCache::length(int layer, int head) const {
   return slot(layer, head).length;
 }

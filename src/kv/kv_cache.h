@@ -82,6 +82,18 @@ class KvCache {
   // Removes every entry and returns the pages.
   void clear();
 
+  // Prefix sharing by whole pages (kv/prefix_cache.h). Block b is page b of every (layer, head):
+  // entries [b * page_entries, (b + 1) * page_entries), at those positions, while no entry was
+  // evicted or erased. full_blocks(): how many leading blocks are complete and in that shape.
+  int full_blocks() const;
+  // Page b of every (layer, head), in slot order (layer-major), for block_pages.size() == slots.
+  void block_pages(int block, std::span<KvPool::PageId> out) const;
+  // Appends one whole shared block: page `pages[i]` becomes the next page of slot i (retained,
+  // never written: the next append starts a new page). CHECKs that every slot holds whole
+  // blocks only, all the same count, and that the block fits the capacity.
+  void append_shared_block(std::span<const KvPool::PageId> pages);
+  int n_slots() const { return static_cast<int>(slots_.size()); }
+
   // The pages of (layer, head), in entry order (tests, accounting).
   std::span<const KvPool::PageId> pages(int layer, int head) const {
     return slot(layer, head).pages;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "base/check.h"
@@ -60,6 +61,35 @@ void RepetitionPenalty::apply(Candidates& candidates, std::span<const int32_t> h
   for (auto& c : candidates.items) {
     if (!seen.contains(c.id)) continue;
     c.logit = c.logit > 0.0f ? c.logit / penalty_ : c.logit * penalty_;
+  }
+  candidates.sorted = false;
+}
+
+void FrequencyPresencePenalty::apply(Candidates& candidates, std::span<const int32_t> history) {
+  if ((frequency_ == 0.0f && presence_ == 0.0f) || last_n_ <= 0 || history.empty()) return;
+  const size_t n = std::min(history.size(), static_cast<size_t>(last_n_));
+  std::unordered_map<int32_t, int> counts;
+  for (size_t i = history.size() - n; i < history.size(); ++i) ++counts[history[i]];
+  for (auto& c : candidates.items) {
+    const auto it = counts.find(c.id);
+    if (it == counts.end()) continue;
+    c.logit -= static_cast<float>(it->second) * frequency_ + presence_;
+  }
+  candidates.sorted = false;
+}
+
+void LogitBias::apply(Candidates& candidates, std::span<const int32_t> /*history*/) {
+  auto& items = candidates.items;
+  for (const auto& [id, bias] : bias_) {
+    // Fresh candidates are in id order (Candidates::assign); otherwise search.
+    const size_t i = static_cast<size_t>(id);
+    if (i < items.size() && items[i].id == id) {
+      items[i].logit += bias;
+      continue;
+    }
+    for (auto& c : items) {
+      if (c.id == id) c.logit += bias;
+    }
   }
   candidates.sorted = false;
 }
@@ -141,8 +171,14 @@ SamplerChain SamplerChain::from_params(const SamplingParams& params) {
   SamplerChain chain(greedy ? std::unique_ptr<TokenPicker>(std::make_unique<GreedyPicker>())
                             : std::make_unique<RandomPicker>(params.seed));
   chain.greedy_ = greedy;
+  if (!params.logit_bias.empty()) chain.add(std::make_unique<LogitBias>(params.logit_bias));
   if (params.repeat_penalty != 1.0f && params.repeat_last_n > 0) {
     chain.add(std::make_unique<RepetitionPenalty>(params.repeat_penalty, params.repeat_last_n));
+  }
+  if ((params.frequency_penalty != 0.0f || params.presence_penalty != 0.0f) &&
+      params.repeat_last_n > 0) {
+    chain.add(std::make_unique<FrequencyPresencePenalty>(
+        params.frequency_penalty, params.presence_penalty, params.repeat_last_n));
   }
   if (greedy) return chain;  // the filters below never change the argmax
   if (params.top_k > 0) chain.add(std::make_unique<TopK>(params.top_k));

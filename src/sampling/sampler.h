@@ -13,6 +13,7 @@
 #include <random>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace pareto::sampling {
@@ -26,7 +27,13 @@ struct SamplingParams {
   float top_p = 0.95f;          // >= 1: off
   float min_p = 0.05f;          // <= 0: off
   float repeat_penalty = 1.0f;  // 1: off
-  int repeat_last_n = 64;       // tokens of history the penalty looks at; 0: off
+  int repeat_last_n = 64;       // tokens of history the penalties look at; 0: off
+  // OpenAI's penalties (llama.cpp's penalty sampler): logit -= count * frequency + (count > 0) *
+  // presence, count over the last repeat_last_n tokens. 0: off.
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
+  // Added to a token's logit before every other processor (OpenAI's logit_bias; -inf bans).
+  std::vector<std::pair<int32_t, float>> logit_bias;
   uint64_t seed = kDefaultSeed;
 };
 
@@ -68,6 +75,31 @@ class RepetitionPenalty final : public LogitProcessor {
  private:
   float penalty_;
   int last_n_;
+};
+
+// logit -= count * frequency + (count > 0) * presence, count = occurrences among the last
+// `last_n` tokens (OpenAI's frequency and presence penalties, as llama.cpp applies them).
+class FrequencyPresencePenalty final : public LogitProcessor {
+ public:
+  FrequencyPresencePenalty(float frequency, float presence, int last_n)
+      : frequency_(frequency), presence_(presence), last_n_(last_n) {}
+  std::string_view name() const override { return "frequency_presence_penalty"; }
+  void apply(Candidates& candidates, std::span<const int32_t> history) override;
+
+ private:
+  float frequency_, presence_;
+  int last_n_;
+};
+
+// Adds a fixed bias to chosen tokens' logits (OpenAI's logit_bias).
+class LogitBias final : public LogitProcessor {
+ public:
+  explicit LogitBias(std::vector<std::pair<int32_t, float>> bias) : bias_(std::move(bias)) {}
+  std::string_view name() const override { return "logit_bias"; }
+  void apply(Candidates& candidates, std::span<const int32_t> history) override;
+
+ private:
+  std::vector<std::pair<int32_t, float>> bias_;
 };
 
 // Keeps the k highest logits (ties broken towards lower ids).

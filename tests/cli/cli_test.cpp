@@ -352,6 +352,32 @@ TEST(CliErrors, UnknownCacheTypeAndKernelOrderNameTheValidOnes) {
       1, {"q8_0", "multiple of 32"});
 }
 
+TEST(CliErrors, NonFiniteSamplingValuesAreUsageErrors) {
+  for (const char* flag : {"--temp", "--top-p", "--min-p", "--repeat-penalty"}) {
+    for (const char* value : {"nan", "inf", "-inf"}) {
+      expect_failure(
+          run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "hi", flag, value}), 2,
+          {flag, "finite"});
+    }
+  }
+}
+
+TEST(CliServe, BadSettingsFailBeforeServing) {
+  expect_failure(run_pareto({"serve", "-m", stories("stories260K.gguf"), "--port", "70000"}), 2,
+                 {"--port"});
+  expect_failure(run_pareto({"serve", "-m", "/nonexistent/model.gguf", "--port", "0"}), 1,
+                 {"/nonexistent/model.gguf"});
+  const auto dir = pareto::test::temp_dir("cli_serve");
+  const auto tmpl = dir / "bad.jinja";
+  std::ofstream(tmpl) << "{% extends 'base.html' %}";
+  expect_failure(run_pareto({"serve", "-m", stories("stories260K.gguf"), "--port", "0",
+                             "--chat-template", tmpl.string()}),
+                 1, {"extends"});
+  expect_failure(run_pareto({"serve", "-m", stories("stories260K.gguf"), "--port", "0",
+                             "--chat-template", (dir / "missing.jinja").string()}),
+                 1, {"missing.jinja"});
+}
+
 // --spec picks the decoding strategy: ngram gives plain greedy's text; an unknown name is an error
 // naming the valid ones.
 TEST(CliRun, SpecNgramGivesPlainGreedyTextAndUnknownNamesFail) {

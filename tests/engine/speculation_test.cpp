@@ -50,9 +50,11 @@ struct Outcome {
 
 // Each prompt alone (or all together), greedy, `max_tokens` tokens, with `strategy`.
 Outcome run(Session& session, const std::string& strategy, kv::KvType type, int max_sequences,
-            const std::vector<std::string>& prompts = kPrompts, Session* draft = nullptr) {
+            const std::vector<std::string>& prompts = kPrompts, Session* draft = nullptr,
+            int speculation_max_batch = 0) {
   SchedulerOptions o;
   o.max_sequences = max_sequences;
+  o.speculation_max_batch = speculation_max_batch;
   o.forward.batch_invariant = true;
   o.key_type = o.value_type = type;
   if (draft != nullptr) {
@@ -123,6 +125,24 @@ TEST(Speculation, GreedyOutputEqualsPlainGreedyInFewerSteps) {
       }
     }
   }
+}
+
+TEST(Speculation, BeyondTheBatchLimitSpeculativeRequestsDecodePlainly) {
+  SessionOptions so;
+  so.n_threads = 2;
+  auto session = Session::open(test::shared_path("models/stories260K/stories260K.gguf"), so);
+  ASSERT_TRUE(session.has_value()) << session.error().message;
+  const Outcome plain = run(**session, "autoregressive", kv::KvType::kF16, 4);
+  const Outcome drafting = run(**session, "ngram", kv::KvType::kF16, 4);
+  // 4 sequences decode together the whole time (same length, no end of generation): over a
+  // limit of 3 no step drafts, so the steps are plain decoding's; under a limit of 4 drafts pay.
+  const Outcome limited = run(**session, "ngram", kv::KvType::kF16, 4, kPrompts, nullptr, 3);
+  const Outcome allowed = run(**session, "ngram", kv::KvType::kF16, 4, kPrompts, nullptr, 4);
+  EXPECT_EQ(limited.steps, plain.steps);
+  EXPECT_LT(allowed.steps, plain.steps);
+  EXPECT_EQ(allowed.steps, drafting.steps);
+  EXPECT_EQ(limited.tokens, plain.tokens);
+  EXPECT_EQ(allowed.tokens, plain.tokens);
 }
 
 const std::vector<std::string> kCodePrompts = {

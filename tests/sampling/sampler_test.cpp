@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <set>
@@ -58,6 +59,43 @@ TEST(RepetitionPenalty, ReadsOnlyTheHistoryItIsGiven) {
   Candidates d = Candidates::from_logits(std::vector<float>{4.0f, 1.0f});
   rp.apply(d, {});
   EXPECT_FLOAT_EQ(as_map(d).at(0), 4.0f);
+}
+
+TEST(FrequencyPresencePenalty, SubtractsCountTimesFrequencyPlusPresenceOverTheWindow) {
+  const std::vector<float> logits = {2.0f, -1.0f, 0.5f, 3.0f};
+  FrequencyPresencePenalty fp(0.5f, 0.25f, 4);
+  const std::vector<int32_t> history = {3, 0, 1, 0, 0};  // window of 4: {0, 1, 0, 0}
+  Candidates c = Candidates::from_logits(logits);
+  fp.apply(c, history);
+  const auto m = as_map(c);
+  EXPECT_FLOAT_EQ(m.at(0), 2.0f - 3 * 0.5f - 0.25f);
+  EXPECT_FLOAT_EQ(m.at(1), -1.0f - 0.5f - 0.25f);
+  EXPECT_FLOAT_EQ(m.at(2), 0.5f);
+  EXPECT_FLOAT_EQ(m.at(3), 3.0f);  // left the window
+}
+
+TEST(LogitBias, AddsToTheNamedTokensWhateverTheOrder) {
+  LogitBias bias({{1, 5.0f}, {3, -std::numeric_limits<float>::infinity()}});
+  Candidates c = Candidates::from_logits(std::vector<float>{2.0f, -1.0f, 0.5f, 3.0f});
+  bias.apply(c, {});
+  EXPECT_FLOAT_EQ(as_map(c).at(1), 4.0f);
+  EXPECT_TRUE(std::isinf(as_map(c).at(3)));
+  Candidates sorted = Candidates::from_logits(std::vector<float>{2.0f, -1.0f, 0.5f, 3.0f});
+  sorted.sort_descending();
+  bias.apply(sorted, {});
+  EXPECT_FLOAT_EQ(as_map(sorted).at(1), 4.0f);
+}
+
+TEST(SamplerChain, LogitBiasAndPenaltiesApplyToGreedyPicks) {
+  SamplingParams params;
+  params.temperature = 0.0f;
+  params.logit_bias = {{0, 10.0f}};
+  auto chain = SamplerChain::from_params(params);
+  EXPECT_EQ(chain.sample(std::vector<float>{1.0f, 3.0f, 2.0f}), 0);
+  params.logit_bias = {};
+  params.presence_penalty = 2.0f;
+  auto penalized = SamplerChain::from_params(params);
+  EXPECT_EQ(penalized.sample(std::vector<float>{1.0f, 3.0f, 2.0f}, std::vector<int32_t>{1}), 2);
 }
 
 TEST(TopK, KeepsTheKHighestLogitsWithTiesToLowerIds) {

@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+// Load generator for any OpenAI-compatible server (pareto serve, llama-server, vLLM): sends a
+// workload's prompts as streamed /v1/completions at several concurrencies and reports throughput,
+// time to first token and inter-token latency (mean, p50, p99). Node.js 18+, no packages.
+//
+//   node scripts/bench-serve.mjs --url http://127.0.0.1:8080 \
+//     --workload ../shared/workloads/stories.jsonl --concurrency 1,4,8,16 [--requests 32] \
+//     [--max-tokens N] [--temperature 0] [--ignore-eos] [--json out.json] [--label NAME]
+//   node scripts/bench-serve.mjs --url ... --prefix-test 1000 --workload ...
+//     (TTFT of a request whose ~1000-token prefix an earlier request sent, against a cold one)
+//
+// Inter-token latency is the gap between consecutive streamed chunks that carry text (servers
+// stream one token per chunk; speculative decoding may deliver several at once).
+import { readFileSync, writeFileSync } from 'node:fs';
+
+function parseArgs(argv) {
+  const a = { concurrency: '1,4,8,16', temperature: 0, label: '', requests: 0 };
+  for (let i = 2; i < argv.length; ++i) {
+    const key = argv[i].replace(/^--/, '').replace(/-/g, '_');
+    if (key === 'ignore_eos') { a.ignore_eos = true; continue; }
+    a[key] = argv[++i];
+  }
+  if (!a.url || !a.workload) {
+    console.error('usage: bench-serve.mjs --url URL --workload FILE.jsonl [--concurrency 1,4,8,16] ' +
+                  '[--requests N] [--max-tokens N] [--temperature T] [--ignore-eos] [--model NAME] ' +
+                  '[--json OUT] [--label NAME] [--prefix-test TOKENS]');
+    process.exit(2);
+  }
+  return a;
+}
+
+const args = parseArgs(process.argv);
+const workload = readFileSync(args.workload, 'utf8').split('\n').filter((l) => l.trim())
+  .map((l) => JSON.parse(l));
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return 0;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+function stats(values) {
+  const s = [...values].sort((x, y) => x - y);
+  const mean = s.length ? s.reduce((x, y) => x + y, 0) / s.length : 0;
+  return { mean, p50: percentile(s, 50), p99: percentile(s, 99), n: s.length };
+}
+
+// One streamed completion: resolves with its TTFT, chunk gaps and token count.
+async function streamOne(prompt, maxTokens) {
+  const body = {
+    prompt, max_tokens: maxTokens, temperature: Number(args.temperature), stream: true,
+    stream_options: { include_usage: true },
+  };
+  if (args.model) body.model = args.model;
+  if (args.ignore_eos) body.ignore_eos = true;
+  const start = performance.now();
+  const res = await fetch(`${args.url}/v1/completions`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+  });
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let first = 0;
+  let last = 0;
+  const gaps = [];
+  let chunks = 0;
+  let usageTokens = -1;
+  for await (const bytes of res.body) {
+    buffer += decoder.decode(bytes, { stream: true });
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      for (const line of event.split('\n')) {
+        if (!line.startsWith('data: ')) continue;
+        const data = line.slice(6);
+        if (data === '[DONE]') continue;
+        const j = JSON.parse(data);
+        if (j.error) throw new Error(JSON.stringify(j.error));
+        if (j.usage && j.usage.completion_tokens !== undefined) usageTokens = j.usage.completion_tokens;
+        const text = j.choices?.[0]?.text ?? j.choices?.[0]?.delta?.content ?? '';
+        if (!text) continue;
+        const now = performance.now();
+        if (!first) first = now; else gaps.push(now - last);
+        last = now;
+        ++chunks;
+      }
+    }
+  }
+  return { ttft: first ? first - start : performance.now() - start, gaps,
+           tokens: usageTokens >= 0 ? usageTokens : chunks, total: performance.now() - start };
+}
+
+async function runLevel(concurrency, n) {
+  let next = 0;
+  const results = [];
+  const begin = performance.now();
+  async function worker() {
+    while (next < n) {
+      const w = workload[next++ % workload.length];
+      const maxTokens = args.max_tokens ? Number(args.max_tokens) : w.max_tokens;
+      results.push(await streamOne(w.prompt, maxTokens));
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - begin) / 1000;
+  const tokens = results.reduce((x, r) => x + r.tokens, 0);
+  return {
+    concurrency, requests: results.length, seconds, tokens,
+    throughput: tokens / seconds,
+    ttft_ms: stats(results.map((r) => r.ttft)),
+    itl_ms: stats(results.flatMap((r) => r.gaps)),
+  };
+}
+
+async function prefixTest(prefixTokens) {
+  // ~4 characters a token for these tokenizers; the server's own tokenizer decides the count.
+  let prefix = '';
+  for (let i = 0; prefix.length < prefixTokens * 4; ++i) prefix += workload[i % workload.length].prompt + '\n';
+  const ask = (tag, suffix) => streamOne(`${tag}\n${prefix}${suffix}`, 8);
+  await ask('warm-up', 'x');  // loads whatever the server loads lazily
+  const cold = await ask('cold', workload[0].prompt);  // a prefix no earlier request had
+  const warm = await ask('cold', workload[1 % workload.length].prompt);  // shares cold's prefix
+  return { prefix_chars: prefix.length, cold_ttft_ms: cold.ttft, warm_ttft_ms: warm.ttft,
+           ratio: cold.ttft / warm.ttft };
+}
+
+const out = { label: args.label, url: args.url, workload: args.workload, levels: [] };
+if (args.prefix_test) {
+  out.prefix = await prefixTest(Number(args.prefix_test));
+  console.log(`prefix test (${out.prefix.prefix_chars} chars): cold TTFT ` +
+              `${out.prefix.cold_ttft_ms.toFixed(1)} ms, shared-prefix TTFT ` +
+              `${out.prefix.warm_ttft_ms.toFixed(1)} ms, ratio ${out.prefix.ratio.toFixed(2)}x`);
+} else {
+  console.log(`| ${args.label || 'server'} streams | requests | tok/s | TTFT mean / p50 / p99 ms | ` +
+              'ITL mean / p50 / p99 ms |');
+  console.log('|---:|---:|---:|---|---|');
+  await streamOne(workload[0].prompt, 4);  // warm-up
+  for (const c of args.concurrency.split(',').map(Number)) {
+    const n = Number(args.requests) || Math.max(2 * c, workload.length);
+    const r = await runLevel(c, n);
+    out.levels.push(r);
+    const f = (s) => `${s.mean.toFixed(1)} / ${s.p50.toFixed(1)} / ${s.p99.toFixed(1)}`;
+    console.log(`| ${c} | ${r.requests} | ${r.throughput.toFixed(1)} | ${f(r.ttft_ms)} | ${f(r.itl_ms)} |`);
+  }
+}
+if (args.json) writeFileSync(args.json, JSON.stringify(out, null, 2));

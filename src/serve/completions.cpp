@@ -1,0 +1,346 @@
+// POST /v1/chat/completions and /v1/completions: parse, template, tokenize, submit one engine
+// request per choice, then answer with one JSON body or a stream of Server-Sent Events.
+//
+// The engine thread's callbacks only queue events (text, done) on the request's Exchange; the
+// request's HTTP thread turns them into bytes. A failed write (the client went away) cancels
+// every choice of the request, so its KV pages return to the pool at the next step.
+#include <cstdio>
+#include <deque>
+#include <utility>
+#include <vector>
+
+#include "serve/openai_response.h"
+#include "serve/server_impl.h"
+
+namespace pareto::serve {
+namespace {
+
+using nlohmann::json;
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+struct Event {
+  int choice = 0;
+  std::string text;
+  bool done = false;
+  std::optional<Result<Generation>> result;  // with done
+};
+
+// One request's choices as the engine runs them; shared by the HTTP thread and the callbacks.
+struct Exchange {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<Event> events;  // guarded by mutex
+  int finished = 0;          // choices done; guarded by mutex
+  std::vector<uint64_t> ids;
+  std::atomic<bool> abandoned{false};
+  Clock::time_point received = Clock::now();
+  bool stream = false;
+  // Engine thread only: per-choice time of the last token, and whether the first came.
+  std::vector<Clock::time_point> last_token;
+  std::vector<bool> got_token;
+  bool first_seen = false;
+  double ttft_seconds = -1;  // written by the engine thread before the first event it queues
+};
+
+void cancel_all(Engine& engine, Exchange& ex) {
+  ex.abandoned = true;
+  for (uint64_t id : ex.ids) engine.cancel(id);
+}
+
+// What the request did, for the log line and the request metrics.
+struct Outcome {
+  std::vector<ChoiceText> choices;
+  Usage usage;
+  std::optional<ApiError> error;
+  bool cancelled = false;
+  double generate_seconds = 0;
+};
+
+}  // namespace
+
+ApiResult<std::string> Server::Impl::render_chat(const OpenAiRequest& r) const {
+  if (!chat_template) {
+    return bad_request(chat_template_error, "messages", "unsupported_chat_template");
+  }
+  nlohmann::ordered_json context = r.chat_template_kwargs;
+  context["messages"] = r.messages;
+  context["add_generation_prompt"] = r.add_generation_prompt;
+  context["bos_token"] = info.bos_token;
+  context["eos_token"] = info.eos_token;
+  if (!r.tools.is_null()) context["tools"] = r.tools;
+  auto rendered = chat_template->render(context);
+  if (!rendered) {
+    return bad_request(rendered.error().message, "messages",
+                       rendered.error().code == ErrorCode::kUnsupported
+                           ? "unsupported_chat_template"
+                           : "chat_template_error");
+  }
+  std::string text = std::move(*rendered);
+  // Templates write BOS themselves and the tokenizer adds it too: keep one (llama.cpp does so).
+  if (!info.bos_token.empty() && text.starts_with(info.bos_token)) {
+    text.erase(0, info.bos_token.size());
+  }
+  return text;
+}
+
+void Server::Impl::handle_generation(Endpoint endpoint, const httplib::Request& req,
+                                     httplib::Response& res) {
+  Engine* engine = ready();
+  if (!engine) {
+    return reply_error(
+        res, ApiError{503, "the model is still loading", "unavailable", "", "model_loading"});
+  }
+  auto parsed = parse_openai_request(endpoint, req.body, limits);
+  if (!parsed) return reply_error(res, parsed.error());
+  OpenAiRequest& r = *parsed;
+  if (r.params.strategy.empty()) r.params.strategy = options.default_strategy;
+
+  // The prompts as token ids.
+  std::vector<std::vector<int32_t>> prompts;
+  if (endpoint == Endpoint::kChatCompletions) {
+    auto text = render_chat(r);
+    if (!text) return reply_error(res, text.error());
+    prompts.push_back(engine->tokenize(*text, true, true));
+  } else {
+    for (Prompt& p : r.prompts) {
+      prompts.push_back(p.is_tokens ? std::move(p.tokens) : engine->tokenize(p.text, true, true));
+    }
+  }
+
+  const uint64_t serial = next_request++;
+  const bool chat = endpoint == Endpoint::kChatCompletions;
+  ResponseHeader header;
+  header.endpoint = endpoint;
+  header.id = str_cat(chat ? "chatcmpl-" : "cmpl-", started_unix, "-", serial);
+  header.created = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  header.model = model_id;
+
+  auto ex = std::make_shared<Exchange>();
+  ex->stream = r.stream;
+  const int n_choices = static_cast<int>(prompts.size()) * r.n;
+  ex->last_token.resize(static_cast<size_t>(n_choices));
+  ex->got_token.resize(static_cast<size_t>(n_choices), false);
+  Usage usage;
+  for (const auto& p : prompts) usage.prompt_tokens += static_cast<int64_t>(p.size());
+
+  for (int c = 0; c < n_choices; ++c) {
+    GenerateParams params = r.params;
+    params.seed += static_cast<uint64_t>(c % r.n);  // choices of one prompt differ
+    auto on_text = [this, ex, c](std::string_view text, int32_t token) {
+      if (ex->abandoned) return false;
+      const auto now = Clock::now();
+      if (token >= 0) {
+        const auto i = static_cast<size_t>(c);
+        if (!ex->got_token[i]) {
+          ex->got_token[i] = true;
+          if (!ex->first_seen) {
+            ex->first_seen = true;
+            ex->ttft_seconds = seconds_between(ex->received, now);
+            metrics.time_to_first_token.observe(ex->ttft_seconds);
+          }
+        } else {
+          metrics.inter_token_latency.observe(seconds_between(ex->last_token[i], now));
+        }
+        ex->last_token[i] = now;
+      }
+      if (ex->stream && !text.empty()) {
+        std::lock_guard<std::mutex> lock(ex->mutex);
+        ex->events.push_back(Event{c, std::string(text), false, std::nullopt});
+        ex->cv.notify_all();
+      }
+      return true;
+    };
+    auto on_done = [ex, c](const Result<Generation>& result) {
+      std::lock_guard<std::mutex> lock(ex->mutex);
+      ex->events.push_back(Event{c, {}, true, result});
+      ex->cv.notify_all();
+    };
+    auto id = engine->submit(prompts[static_cast<size_t>(c / r.n)], params, std::move(on_text),
+                             std::move(on_done));
+    if (!id) {
+      cancel_all(*engine, *ex);
+      notify_engine();
+      metrics.count_request("rejected");
+      ApiError e = api_error_from(id.error());
+      if (e.status == 400 && id.error().code == ErrorCode::kInvalidArgument &&
+          id.error().message.find("strategy") != std::string::npos) {
+        e.param = "strategy";
+      }
+      return reply_error(res, e);
+    }
+    ex->ids.push_back(*id);
+  }
+  notify_engine();
+
+  // Turns a finished choice's result into the outcome; returns false for an error.
+  const int n_per_prompt = r.n;
+  auto settle = [this, ex, n_per_prompt](const Event& ev, Outcome& out) {
+    const Result<Generation>& result = *ev.result;
+    if (!result) {
+      if (result.error().code == ErrorCode::kCancelled) {
+        out.cancelled = true;
+      } else if (!out.error) {
+        out.error = api_error_from(result.error());
+      }
+      metrics.count_request("error");
+      return false;
+    }
+    const Generation& g = *result;
+    if (g.stop_reason == StopReason::kCancelled || g.stop_reason == StopReason::kCallback) {
+      out.cancelled = true;
+      metrics.count_request("cancelled");
+      return true;
+    }
+    const std::string reason(finish_reason(g.stop_reason));
+    metrics.count_request(reason);
+    metrics.add_speculation(g.stats.speculation.drafted, g.stats.speculation.accepted);
+    out.usage.completion_tokens += static_cast<int64_t>(g.tokens.size());
+    if (ev.choice % n_per_prompt == 0) out.usage.cached_tokens += g.stats.cached_prompt_tokens;
+    out.generate_seconds = std::max(out.generate_seconds, g.stats.generate_seconds);
+    out.choices.push_back(ChoiceText{ev.choice, g.text, reason});
+    return true;
+  };
+  auto log_outcome = [this, ex, header, serial](const Outcome& out, int status) {
+    const double total = seconds_between(ex->received, Clock::now());
+    metrics.request_latency.observe(total);
+    if (!options.log) return;
+    char rate[32];
+    std::snprintf(
+        rate, sizeof rate, "%.1f",
+        out.generate_seconds > 0 ? out.usage.completion_tokens / out.generate_seconds : 0.0);
+    std::string finish = out.error ? "error" : out.cancelled ? "cancelled" : "";
+    for (const ChoiceText& c : out.choices) {
+      if (finish.empty()) finish = c.finish_reason;
+    }
+    log(str_cat(
+        "request ", serial, " ", header.id, " status=", status, " prompt_tokens=",
+        out.usage.prompt_tokens, " completion_tokens=", out.usage.completion_tokens,
+        " ttft_ms=", ex->ttft_seconds >= 0 ? static_cast<int64_t>(ex->ttft_seconds * 1000) : -1,
+        " tok/s=", rate, " total_ms=", static_cast<int64_t>(total * 1000), " finish=", finish));
+  };
+
+  if (!r.stream) {
+    Outcome out;
+    out.usage = usage;
+    int finished = 0;
+    while (finished < n_choices) {
+      std::unique_lock<std::mutex> lock(ex->mutex);
+      ex->cv.wait(lock, [&] { return !ex->events.empty(); });
+      Event ev = std::move(ex->events.front());
+      ex->events.pop_front();
+      lock.unlock();
+      if (!ev.done) continue;
+      ++finished;
+      if (!settle(ev, out)) {
+        cancel_all(*engine, *ex);
+        notify_engine();
+      }
+    }
+    if (out.error) {
+      log_outcome(out, out.error->status);
+      return reply_error(res, *out.error);
+    }
+    std::sort(out.choices.begin(), out.choices.end(),
+              [](const ChoiceText& a, const ChoiceText& b) { return a.index < b.index; });
+    log_outcome(out, 200);
+    return reply_json(res, 200, completion_body(header, out.choices, out.usage));
+  }
+
+  // Streaming. The provider runs on this request's HTTP thread until it calls sink.done() or
+  // returns false (a failed write: the client is gone).
+  struct StreamState {
+    bool started = false;
+    int finished = 0;
+    Outcome out;
+    bool logged = false;
+  };
+  auto state = std::make_shared<StreamState>();
+  state->out.usage = usage;
+  const bool include_usage = r.include_usage;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [this, ex, state, header, n_choices, include_usage, engine, chat, log_outcome, settle](
+          size_t, httplib::DataSink& sink) {
+        auto write = [&](const std::string& bytes) {
+          if (sink.write(bytes.data(), bytes.size())) return true;
+          cancel_all(*engine, *ex);
+          notify_engine();
+          return false;
+        };
+        if (!state->started) {
+          state->started = true;
+          if (chat) {
+            for (int c = 0; c < n_choices; ++c) {
+              if (!write(sse_event(chunk_body(header, c, "", true, std::nullopt, include_usage)))) {
+                return false;
+              }
+            }
+          }
+        }
+        std::deque<Event> events;
+        {
+          std::unique_lock<std::mutex> lock(ex->mutex);
+          ex->cv.wait_for(lock, std::chrono::seconds(1), [&] { return !ex->events.empty(); });
+          events.swap(ex->events);
+        }
+        // A comment line keeps idle streams alive and finds a vanished client (clients ignore it).
+        if (events.empty()) return write(": keep-alive\n\n");
+        for (Event& ev : events) {
+          if (!ev.done) {
+            if (!write(sse_event(
+                    chunk_body(header, ev.choice, ev.text, false, std::nullopt, include_usage)))) {
+              return false;
+            }
+            continue;
+          }
+          ++state->finished;
+          if (!settle(ev, state->out)) {
+            // An error after the stream began: an error event, then the stream ends.
+            cancel_all(*engine, *ex);
+            notify_engine();
+            const ApiError e = state->out.error ? *state->out.error
+                                                : ApiError{499, "cancelled", "cancelled", "", ""};
+            log_outcome(state->out, e.status);
+            state->logged = true;
+            write(sse_event(error_body(e)));
+            sink.done();
+            return true;
+          }
+          if (!state->out.choices.empty() && state->out.choices.back().index == ev.choice) {
+            const std::string reason = state->out.choices.back().finish_reason;
+            if (!write(
+                    sse_event(chunk_body(header, ev.choice, "", false, reason, include_usage)))) {
+              return false;
+            }
+          }
+        }
+        if (state->finished < n_choices) return true;
+        if (include_usage && !write(sse_event(usage_chunk_body(header, state->out.usage)))) {
+          return false;
+        }
+        if (!write(std::string(kSseDone))) return false;
+        log_outcome(state->out, 200);
+        state->logged = true;
+        sink.done();
+        return true;
+      },
+      [this, ex, state, engine, log_outcome](bool success) {
+        if (!success) {
+          cancel_all(*engine, *ex);
+          notify_engine();
+        }
+        if (!state->logged) {  // the client went away before the end
+          state->out.cancelled = true;
+          metrics.count_request("cancelled");
+          log_outcome(state->out, 499);
+        }
+      });
+}
+
+}  // namespace pareto::serve

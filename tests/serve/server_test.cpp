@@ -1,0 +1,581 @@
+// pareto::serve::Server end to end over real HTTP on loopback, with stories260K: the OpenAI
+// shapes (whole and streamed), greedy output equal to the engine's alone and under concurrency,
+// errors as 4xx JSON, cancellation on disconnect freeing KV pages, the bounded queue's 429, and
+// random bodies never giving a 5xx.
+#include "serve/server.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace pareto::serve {
+namespace {
+
+using nlohmann::json;
+
+std::string model_path() {
+  return test::shared_path("models/stories260K/stories260K.gguf");
+}
+
+LoadOptions engine_options() {
+  LoadOptions o;
+  o.n_threads = 2;
+  o.max_sequences = 8;
+  o.max_queue = 64;
+  o.context_length = 256;
+  o.kv_cache_tokens = -1;
+  o.batch_invariant = true;  // a request's output does not depend on what shares its steps
+  return o;
+}
+
+// A server on an ephemeral loopback port, running on its own thread.
+struct RunningServer {
+  explicit RunningServer(ServerOptions options, LoadOptions load = engine_options(),
+                         bool attach_engine = true)
+      : server(with_any_port(std::move(options))) {
+    auto bound = server.bind();
+    EXPECT_TRUE(bound) << bound.error().message;
+    port = bound.value_or(0);
+    thread = std::thread([this] { server.run(); });
+    if (attach_engine) {
+      auto engine = Engine::load(model_path(), load);
+      EXPECT_TRUE(engine) << engine.error().message;
+      auto attached = server.attach(std::move(*engine));
+      EXPECT_TRUE(attached) << attached.error().message;
+    }
+  }
+  ~RunningServer() {
+    server.stop();
+    thread.join();
+  }
+  static ServerOptions with_any_port(ServerOptions o) {
+    o.port = 0;
+    return o;
+  }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+  Server server;
+  int port = 0;
+  std::thread thread;
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { running_ = new RunningServer(ServerOptions{}); }
+  static void TearDownTestSuite() {
+    delete running_;
+    running_ = nullptr;
+  }
+
+ public:
+  static int Port() { return running_->port; }
+
+ protected:
+  static httplib::Client client() { return running_->client(); }
+  static inline RunningServer* running_ = nullptr;
+};
+
+int ServerTestPort() {
+  return ServerTest::Port();
+}
+
+struct Reply {
+  int status = 0;
+  json body;
+  std::string raw;
+};
+
+Reply post(httplib::Client& c, const std::string& path, const std::string& body,
+           const httplib::Headers& headers = {}) {
+  auto r = c.Post(path, headers, body, "application/json");
+  Reply reply;
+  if (!r) return reply;
+  reply.status = r->status;
+  reply.raw = r->body;
+  reply.body = json::parse(r->body, nullptr, false);
+  return reply;
+}
+
+// The events of an SSE body: the JSON of each "data:" line, and whether [DONE] ended it.
+struct Sse {
+  std::vector<json> events;
+  bool done = false;
+};
+
+Sse parse_sse(const std::string& body) {
+  Sse sse;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    size_t end = body.find("\n\n", pos);
+    if (end == std::string::npos) end = body.size();
+    const std::string event = body.substr(pos, end - pos);
+    pos = end + 2;
+    if (event.rfind("data: ", 0) != 0) continue;  // comments (": keep-alive")
+    const std::string data = event.substr(6);
+    if (data == "[DONE]") {
+      sse.done = true;
+      continue;
+    }
+    sse.events.push_back(json::parse(data, nullptr, false));
+  }
+  return sse;
+}
+
+std::string engine_text(const std::string& prompt, int max_tokens) {
+  static std::unique_ptr<Engine> engine = [] {
+    auto e = Engine::load(model_path(), engine_options());
+    EXPECT_TRUE(e) << e.error().message;
+    return std::move(*e);
+  }();
+  GenerateParams p;
+  p.temperature = 0;
+  p.max_tokens = max_tokens;
+  auto g = engine->generate(prompt, p);
+  EXPECT_TRUE(g) << g.error().message;
+  return g ? g->text : "";
+}
+
+TEST_F(ServerTest, HealthModelsAndMetricsAnswer) {
+  auto c = client();
+  auto health = c.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(json::parse(health->body)["status"], "ok");
+  auto models = c.Get("/v1/models");
+  ASSERT_TRUE(models);
+  const json m = json::parse(models->body);
+  EXPECT_EQ(m["object"], "list");
+  ASSERT_EQ(m["data"].size(), 1u);
+  EXPECT_FALSE(m["data"][0]["id"].get<std::string>().empty());
+  auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  for (const char* name :
+       {"vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
+        "vllm:gpu_cache_usage_perc", "pareto_time_to_first_token_seconds_bucket",
+        "pareto_spec_decode_acceptance_ratio"}) {
+    EXPECT_NE(metrics->body.find(name), std::string::npos) << name;
+  }
+}
+
+TEST_F(ServerTest, GreedyCompletionEqualsTheEngineAlone) {
+  auto c = client();
+  const Reply r = post(c, "/v1/completions",
+                       R"({"prompt": "Once upon a time", "max_tokens": 40, "temperature": 0})");
+  ASSERT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(r.body["object"], "text_completion");
+  ASSERT_EQ(r.body["choices"].size(), 1u);
+  EXPECT_EQ(r.body["choices"][0]["text"], engine_text("Once upon a time", 40));
+  EXPECT_EQ(r.body["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(r.body["usage"]["completion_tokens"], 40);
+  EXPECT_EQ(r.body["usage"]["total_tokens"].get<int>(),
+            r.body["usage"]["prompt_tokens"].get<int>() + 40);
+}
+
+TEST_F(ServerTest, EightConcurrentGreedyRequestsEachEqualTheirOutputAlone) {
+  const std::vector<std::string> prompts = {"Once upon a time", "The cat",         "Lily wanted",
+                                            "One day",          "Tom and his dog", "The sun",
+                                            "A little bird",    "Mom said"};
+  std::vector<std::string> got(prompts.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto c = client();
+      const json body = {{"prompt", prompts[i]}, {"max_tokens", 32}, {"temperature", 0}};
+      const Reply r = post(c, "/v1/completions", body.dump());
+      if (r.status == 200) got[i] = r.body["choices"][0]["text"];
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(got[i], engine_text(prompts[i], 32)) << prompts[i];
+  }
+}
+
+TEST_F(ServerTest, ChatStreamMatchesTheWholeResponse) {
+  auto c = client();
+  const std::string messages = R"("messages": [{"role": "user", "content": "Tell a story"}])";
+  const Reply whole =
+      post(c, "/v1/chat/completions", "{" + messages + R"(, "max_tokens": 24, "temperature": 0})");
+  ASSERT_EQ(whole.status, 200) << whole.raw;
+  EXPECT_EQ(whole.body["object"], "chat.completion");
+  EXPECT_EQ(whole.body["choices"][0]["message"]["role"], "assistant");
+  const std::string content = whole.body["choices"][0]["message"]["content"];
+
+  const Reply streamed = post(c, "/v1/chat/completions",
+                              "{" + messages +
+                                  R"(, "max_tokens": 24, "temperature": 0, "stream": true,
+                                  "stream_options": {"include_usage": true}})");
+  ASSERT_EQ(streamed.status, 200);
+  const Sse sse = parse_sse(streamed.raw);
+  ASSERT_TRUE(sse.done) << streamed.raw;
+  ASSERT_GE(sse.events.size(), 3u);
+  EXPECT_EQ(sse.events.front()["choices"][0]["delta"]["role"], "assistant");
+  std::string joined;
+  std::string finish;
+  for (const json& e : sse.events) {
+    EXPECT_EQ(e["object"], "chat.completion.chunk");
+    if (e["choices"].empty()) continue;
+    const json& choice = e["choices"][0];
+    if (choice["delta"].contains("content"))
+      joined += choice["delta"]["content"].get<std::string>();
+    if (!choice["finish_reason"].is_null()) finish = choice["finish_reason"];
+  }
+  EXPECT_EQ(joined, content);
+  EXPECT_EQ(finish, "length");
+  const json& usage = sse.events.back();
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 24);
+}
+
+TEST_F(ServerTest, StopStringsSeedsAndSeveralChoices) {
+  auto c = client();
+  const std::string full = engine_text("Once upon a time", 40);
+  ASSERT_GT(full.size(), 12u);
+  const std::string stop = full.substr(8, 4);
+  const json body = {
+      {"prompt", "Once upon a time"}, {"max_tokens", 40}, {"temperature", 0}, {"stop", stop}};
+  const Reply stopped = post(c, "/v1/completions", body.dump());
+  ASSERT_EQ(stopped.status, 200);
+  EXPECT_EQ(stopped.body["choices"][0]["text"], full.substr(0, full.find(stop)));
+  EXPECT_EQ(stopped.body["choices"][0]["finish_reason"], "stop");
+
+  const std::string sampled = R"({"prompt": "Once upon a time", "max_tokens": 24,
+      "temperature": 1.0, "seed": 42, "n": 2})";
+  const Reply a = post(c, "/v1/completions", sampled);
+  const Reply b = post(c, "/v1/completions", sampled);
+  ASSERT_EQ(a.status, 200);
+  ASSERT_EQ(a.body["choices"].size(), 2u);
+  EXPECT_EQ(a.body["choices"], b.body["choices"]);  // the seed fixes every choice
+  EXPECT_NE(a.body["choices"][0]["text"], a.body["choices"][1]["text"]);
+  EXPECT_EQ(a.body["choices"][1]["index"], 1);
+}
+
+TEST_F(ServerTest, ErrorsAreClient4xxWithOpenAiShape) {
+  auto c = client();
+  auto expect_error = [](const Reply& r, int status, const std::string& what) {
+    EXPECT_EQ(r.status, status) << what << ": " << r.raw;
+    ASSERT_TRUE(r.body.is_object()) << what << ": " << r.raw;
+    ASSERT_TRUE(r.body.contains("error")) << what;
+    EXPECT_TRUE(r.body["error"]["message"].is_string()) << what;
+    EXPECT_TRUE(r.body["error"]["type"].is_string()) << what;
+    EXPECT_TRUE(r.body["error"].contains("param")) << what;
+    EXPECT_TRUE(r.body["error"].contains("code")) << what;
+  };
+  expect_error(post(c, "/v1/chat/completions", "{not json"), 400, "bad JSON");
+  expect_error(post(c, "/v1/chat/completions", R"({"messages": "hi"})"), 400, "wrong type");
+  expect_error(post(c, "/v1/completions", R"({"prompt": "a", "temperature": 1e999})"), 400,
+               "infinity");
+  expect_error(post(c, "/v1/completions", R"({"prompt": "a", "strategy": "nope"})"), 400,
+               "unknown strategy");
+  std::string long_prompt;
+  for (int i = 0; i < 400; ++i) long_prompt += "the cat sat. ";
+  const Reply overflow =
+      post(c, "/v1/completions", json{{"prompt", long_prompt}, {"max_tokens", 4}}.dump());
+  expect_error(overflow, 400, "prompt longer than the context");
+  EXPECT_EQ(overflow.body["error"]["code"], "context_length_exceeded");
+  expect_error(post(c, "/v1/nothing", "{}"), 404, "unknown route");
+  auto get = c.Get("/v1/nothing");
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->status, 404);
+  const std::string huge(size_t{9} << 20, 'x');
+  const Reply too_large = post(c, "/v1/completions", huge);
+  EXPECT_EQ(too_large.status, 413) << too_large.raw.substr(0, 200);
+  // max_tokens beyond the context is clamped, not refused.
+  const Reply clamped =
+      post(c, "/v1/completions", R"({"prompt": "Once", "max_tokens": 100000, "temperature": 0})");
+  ASSERT_EQ(clamped.status, 200) << clamped.raw;
+  EXPECT_EQ(clamped.body["choices"][0]["finish_reason"], "length");
+}
+
+TEST_F(ServerTest, TokenizeAndDetokenizeRoundTrip) {
+  auto c = client();
+  const Reply t = post(c, "/tokenize", R"({"content": "Once upon a time"})");
+  ASSERT_EQ(t.status, 200) << t.raw;
+  ASSERT_TRUE(t.body["tokens"].is_array());
+  ASSERT_FALSE(t.body["tokens"].empty());
+  const Reply d = post(c, "/detokenize", json{{"tokens", t.body["tokens"]}}.dump());
+  ASSERT_EQ(d.status, 200) << d.raw;
+  EXPECT_EQ(d.body["content"], "Once upon a time");
+  EXPECT_EQ(post(c, "/detokenize", R"({"tokens": [999999]})").status, 400);
+  EXPECT_EQ(post(c, "/tokenize", R"({"content": 5})").status, 400);
+}
+
+int64_t kv_pages_in_use(httplib::Client& c) {
+  auto r = c.Get("/metrics");
+  if (!r) return -1;
+  const std::string key = "\npareto_kv_cache_pages_in_use ";
+  const size_t at = r->body.find(key);
+  if (at == std::string::npos) return -1;
+  return std::stoll(r->body.substr(at + key.size()));
+}
+
+int gauge(httplib::Client& c, const std::string& name) {
+  auto r = c.Get("/metrics");
+  const std::string key = "\n" + name + " ";
+  const size_t at = r ? r->body.find(key) : std::string::npos;
+  return at == std::string::npos ? -1 : std::stoi(r->body.substr(at + key.size()));
+}
+
+int requests_running(httplib::Client& c) {
+  return gauge(c, "pareto_requests_running");
+}
+
+// Waits (bounded) until the server has no running request.
+void wait_idle(httplib::Client& c) {
+  for (int i = 0; i < 500 && requests_running(c) != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+int64_t rss_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+// 16 streams: the even ones hang up after their first chunk, the odd ones read to the end.
+// Returns how many of the odd ones ended with [DONE].
+int sixteen_streams_half_disconnecting() {
+  std::vector<std::thread> threads;
+  std::atomic<int> completed{0};
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&, i] {
+      httplib::Client own("127.0.0.1", ServerTestPort());
+      own.set_read_timeout(60, 0);
+      httplib::Request req;
+      req.method = "POST";
+      req.path = "/v1/completions";
+      req.set_header("Content-Type", "application/json");
+      req.body = json{
+          {"prompt", "Once upon a time"},
+          {"max_tokens", i % 2 ? 24 : 200},
+          {"temperature", 0},
+          {"stream", true},
+          {"ignore_eos",
+           true}}.dump();
+      std::string received;
+      req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+        received.append(data, n);
+        return i % 2 == 1;  // false: abort the connection
+      };
+      httplib::Response res;
+      httplib::Error error = httplib::Error::Success;
+      own.send(req, res, error);
+      if (i % 2 == 1 && parse_sse(received).done) ++completed;
+    });
+  }
+  for (auto& t : threads) t.join();
+  return completed.load();
+}
+
+TEST_F(ServerTest, DisconnectedStreamsAreCancelledAndFreeTheirPages) {
+  auto c = client();
+  wait_idle(c);
+  const int64_t baseline = kv_pages_in_use(c);
+  ASSERT_GE(baseline, 0);
+  EXPECT_EQ(sixteen_streams_half_disconnecting(), 8);
+  wait_idle(c);
+  EXPECT_EQ(requests_running(c), 0);
+  EXPECT_EQ(kv_pages_in_use(c), baseline);
+  auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("pareto_requests_total{outcome=\"cancelled\"}"), std::string::npos);
+  // Memory: once a few rounds have warmed the HTTP thread pool and the allocator's per-thread
+  // arenas (measured: +300, +200, +60 KiB, then +10-50 KiB a round, on 15 MiB), more rounds
+  // leave RSS where it was, within 5%. (A leak per request shows under LeakSanitizer too.)
+  for (int round = 0; round < 3; ++round) EXPECT_EQ(sixteen_streams_half_disconnecting(), 8);
+  wait_idle(c);
+  const int64_t rss_before = rss_kib();
+  for (int round = 0; round < 4; ++round) EXPECT_EQ(sixteen_streams_half_disconnecting(), 8);
+  wait_idle(c);
+  EXPECT_EQ(kv_pages_in_use(c), baseline);
+  EXPECT_LT(rss_kib(), rss_before + rss_before / 20) << "RSS grew from " << rss_before << " KiB";
+}
+
+TEST_F(ServerTest, RandomBodiesNeverGiveA5xx) {
+  std::mt19937 rng(1234);
+  const std::vector<std::string> pieces = {"{",
+                                           "}",
+                                           "[",
+                                           "]",
+                                           ",",
+                                           ":",
+                                           "\"prompt\"",
+                                           "\"messages\"",
+                                           "\"max_tokens\"",
+                                           "1e999",
+                                           "-1",
+                                           "0",
+                                           "3.5",
+                                           "null",
+                                           "true",
+                                           "\"\xff\"",
+                                           "\"role\"",
+                                           "\"user\"",
+                                           "\"content\"",
+                                           "\"n\"",
+                                           "99999999999999999999",
+                                           "\"stop\"",
+                                           "\"x\"",
+                                           "\"temperature\"",
+                                           "\"stream\"",
+                                           "\"logit_bias\"",
+                                           "{\"1\":1}",
+                                           "\"prompt\":[1,2]",
+                                           "\\u0000"};
+  auto c = client();
+  for (int i = 0; i < 150; ++i) {
+    std::string body;
+    const int n = 1 + static_cast<int>(rng() % 12);
+    for (int k = 0; k < n; ++k) body += pieces[rng() % pieces.size()];
+    for (const char* path : {"/v1/completions", "/v1/chat/completions", "/tokenize"}) {
+      auto r = c.Post(path, body, "application/json");
+      ASSERT_TRUE(r) << path << " " << body;
+      EXPECT_LT(r->status, 500) << path << " " << body << " -> " << r->body;
+    }
+  }
+  auto health = c.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
+TEST(ServerAlone, HealthIs503UntilTheModelIsAttached) {
+  RunningServer s(ServerOptions{}, engine_options(), /*attach_engine=*/false);
+  auto c = s.client();
+  auto health = c.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 503);
+  const Reply r = post(c, "/v1/completions", R"({"prompt": "a"})");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_TRUE(r.body.contains("error"));
+}
+
+TEST(ServerAlone, ApiKeyIsRequiredOnV1RoutesOnly) {
+  ServerOptions o;
+  o.api_key = "sesame";
+  RunningServer s(o);
+  auto c = s.client();
+  EXPECT_EQ(post(c, "/v1/completions", R"({"prompt": "a", "max_tokens": 2})").status, 401);
+  EXPECT_EQ(post(c, "/v1/completions", R"({"prompt": "a", "max_tokens": 2})",
+                 {{"Authorization", "Bearer wrong"}})
+                .status,
+            401);
+  EXPECT_EQ(post(c, "/v1/completions", R"({"prompt": "a", "max_tokens": 2})",
+                 {{"Authorization", "Bearer sesame"}})
+                .status,
+            200);
+  auto health = c.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
+TEST(ServerAlone, AFullQueueIs429WithRetryAfter) {
+  LoadOptions load = engine_options();
+  load.max_sequences = 1;
+  load.max_queue = 1;
+  load.context_length = 4096;  // the held stream runs until released, seconds at most
+  RunningServer s(ServerOptions{}, load);
+  auto c = s.client();
+  // One running (a long stream, held open), one waiting; the next is refused.
+  std::atomic<bool> release{false};
+  std::thread running([&] {
+    httplib::Client own = s.client();
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.set_header("Content-Type", "application/json");
+    req.body = R"({"prompt": "Once", "max_tokens": 4000, "stream": true, "ignore_eos": true})";
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return !release; };
+    httplib::Response res;
+    httplib::Error error = httplib::Error::Success;
+    own.send(req, res, error);
+  });
+  for (int i = 0; i < 500 && requests_running(c) != 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::thread waiting([&] {
+    httplib::Client own = s.client();
+    post(own, "/v1/completions", R"({"prompt": "Once", "max_tokens": 2})");
+  });
+  for (int i = 0; i < 500 && gauge(c, "pareto_requests_waiting") != 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  int refused = 0;
+  std::string retry_after;
+  const bool full = gauge(c, "pareto_requests_waiting") == 1 && requests_running(c) == 1;
+  EXPECT_TRUE(full) << "the queue did not fill";
+  if (full) {  // else the probe would wait behind the held stream
+    auto r =
+        c.Post("/v1/completions", R"({"prompt": "Once", "max_tokens": 2})", "application/json");
+    EXPECT_TRUE(r);
+    if (r && r->status == 429) {
+      refused = 1;
+      retry_after = r->get_header_value("Retry-After");
+      EXPECT_EQ(json::parse(r->body)["error"]["type"], "rate_limit_error");
+    }
+  }
+  release = true;
+  running.join();
+  waiting.join();
+  EXPECT_EQ(refused, 1);
+  EXPECT_EQ(retry_after, "1");
+}
+
+}  // namespace
+}  // namespace pareto::serve
+
+namespace pareto::serve {
+namespace {
+
+TEST(ServerAlone, AChatTemplateOverrideShapesThePrompt) {
+  ServerOptions o;
+  o.chat_template = "{{ messages[-1]['content'] }}";  // the last message's text, nothing else
+  RunningServer s(o);
+  auto c = s.client();
+  const Reply chat = post(c, "/v1/chat/completions", R"({"messages": [
+      {"role": "user", "content": "Once upon a time"}], "max_tokens": 24, "temperature": 0})");
+  ASSERT_EQ(chat.status, 200) << chat.raw;
+  EXPECT_EQ(chat.body["choices"][0]["message"]["content"], engine_text("Once upon a time", 24));
+}
+
+TEST(ServerAlone, AnUnusableTemplateOverrideIsRefusedAtStart) {
+  ServerOptions o;
+  o.chat_template = "{% extends 'base.html' %}";
+  o.port = 0;
+  Server server(o);
+  auto engine = Engine::load(model_path(), engine_options());
+  ASSERT_TRUE(engine);
+  auto attached = server.attach(std::move(*engine));
+  ASSERT_FALSE(attached);
+  EXPECT_NE(attached.error().message.find("extends"), std::string::npos)
+      << attached.error().message;
+}
+
+TEST(ServerAlone, TemplateErrorsRaisedWhileRenderingAreA400) {
+  ServerOptions o;
+  o.chat_template = "{{ raise_exception('roles must alternate') }}";
+  RunningServer s(o);
+  auto c = s.client();
+  const Reply r =
+      post(c, "/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}]})");
+  EXPECT_EQ(r.status, 400) << r.raw;
+  EXPECT_NE(r.raw.find("roles must alternate"), std::string::npos) << r.raw;
+}
+
+}  // namespace
+}  // namespace pareto::serve
