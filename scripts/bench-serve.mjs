@@ -8,6 +8,9 @@
 //     [--max-tokens N] [--temperature 0] [--ignore-eos] [--json out.json] [--label NAME]
 //   node scripts/bench-serve.mjs --url ... --prefix-test 1000 --workload ...
 //     (TTFT of a request whose ~1000-token prefix an earlier request sent, against a cold one)
+//   node scripts/bench-serve.mjs --url ... --soak 600 --concurrency 8 --disconnect 0.25 --pid PID
+//     (streams for 600 s; a quarter of them hang up after their first chunk; every other request
+//     must complete; the server's RSS (from /proc/PID) is sampled: first minute vs the end)
 //
 // Inter-token latency is the gap between consecutive streamed chunks that carry text (servers
 // stream one token per chunk; speculative decoding may deliver several at once).
@@ -45,7 +48,7 @@ function stats(values) {
 }
 
 // One streamed completion: resolves with its TTFT, chunk gaps and token count.
-async function streamOne(prompt, maxTokens) {
+async function streamOne(prompt, maxTokens, hangUp = false) {
   const body = {
     prompt, max_tokens: maxTokens, temperature: Number(args.temperature), stream: true,
     stream_options: { include_usage: true },
@@ -53,8 +56,10 @@ async function streamOne(prompt, maxTokens) {
   if (args.model) body.model = args.model;
   if (args.ignore_eos) body.ignore_eos = true;
   const start = performance.now();
+  const abort = new AbortController();
   const res = await fetch(`${args.url}/v1/completions`, {
     method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+    signal: abort.signal,
   });
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   const decoder = new TextDecoder();
@@ -80,6 +85,10 @@ async function streamOne(prompt, maxTokens) {
         const text = j.choices?.[0]?.text ?? j.choices?.[0]?.delta?.content ?? '';
         if (!text) continue;
         const now = performance.now();
+        if (hangUp) {  // the client goes away mid-stream
+          abort.abort();
+          return { ttft: now - start, gaps, tokens: 0, total: now - start, hungUp: true };
+        }
         if (!first) first = now; else gaps.push(now - last);
         last = now;
         ++chunks;
@@ -124,8 +133,52 @@ async function prefixTest(prefixTokens) {
            ratio: cold.ttft / warm.ttft };
 }
 
+function rssKiB(pid) {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/);
+    return m ? Number(m[1]) : -1;
+  } catch { return -1; }
+}
+
+async function soak(seconds, concurrency, disconnect) {
+  const end = performance.now() + seconds * 1000;
+  const counts = { completed: 0, hung_up: 0, failed: 0, errors: [] };
+  const rss = [];
+  let next = 0;
+  const sampler = setInterval(() => { if (args.pid) rss.push([performance.now(), rssKiB(args.pid)]); }, 5000);
+  async function worker() {
+    while (performance.now() < end) {
+      const i = next++;
+      const w = workload[i % workload.length];
+      const hangUp = disconnect > 0 && (i % Math.round(1 / disconnect)) === 0;
+      try {
+        const r = await streamOne(w.prompt, args.max_tokens ? Number(args.max_tokens) : w.max_tokens, hangUp);
+        if (r.hungUp) ++counts.hung_up; else if (r.tokens > 0) ++counts.completed; else ++counts.failed;
+      } catch (e) {
+        if (hangUp && e.name === 'AbortError') { ++counts.hung_up; continue; }
+        ++counts.failed;
+        if (counts.errors.length < 5) counts.errors.push(String(e.message ?? e));
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  clearInterval(sampler);
+  if (args.pid) rss.push([performance.now(), rssKiB(args.pid)]);
+  const t0 = rss.length ? rss[0][0] : 0;
+  const firstMinute = rss.filter(([t]) => t - t0 <= 60000).map(([, v]) => v);
+  const base = firstMinute.length ? Math.max(...firstMinute) : -1;
+  const last = rss.length ? rss[rss.length - 1][1] : -1;
+  return { seconds, concurrency, disconnect, ...counts, rss_first_minute_max_kib: base,
+           rss_end_kib: last, rss_growth: base > 0 ? (last - base) / base : null };
+}
+
 const out = { label: args.label, url: args.url, workload: args.workload, levels: [] };
-if (args.prefix_test) {
+if (args.soak) {
+  const c = Number(args.concurrency.split(',')[0]);
+  out.soak = await soak(Number(args.soak), c, Number(args.disconnect ?? 0));
+  console.log(JSON.stringify(out.soak));
+  if (out.soak.failed > 0) process.exitCode = 1;
+} else if (args.prefix_test) {
   out.prefix = await prefixTest(Number(args.prefix_test));
   console.log(`prefix test (${out.prefix.prefix_chars} chars): cold TTFT ` +
               `${out.prefix.cold_ttft_ms.toFixed(1)} ms, shared-prefix TTFT ` +
