@@ -18,8 +18,12 @@ fi
 bash scripts/install-deps.sh
 
 echo "== sanitizer build (ASan + UBSan, libFuzzer) =="
+# The pareto CLI and the kernel micro-benchmarks are built and tested in the Release build only:
+# the CLI is a thin layer over the libraries, whose own tests and fuzzers run here, and leaving it
+# out saves about 80 s of CI's 20 minutes.
 CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DPARETO_SANITIZE=ON -DPARETO_FUZZ=ON > build-asan.configure.log
+  -DPARETO_SANITIZE=ON -DPARETO_FUZZ=ON -DPARETO_BUILD_TOOLS=OFF -DPARETO_BUILD_BENCHMARKS=OFF \
+  > build-asan.configure.log
 cmake --build build-asan -j"$JOBS"
 # The negative controls (every other kernel order, or an F32 cache, must fail each llama.cpp
 # reference) run in the Release build only: they re-run whole models in other orders to show the
@@ -44,4 +48,9 @@ echo "== aarch64: kernels, model and logits oracle (cross-compiled, run under qe
 cmake -S tests/aarch64 -B build-aarch64 -G Ninja \
   -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchain-aarch64-linux-gnu.cmake" > build-aarch64.configure.log
 cmake --build build-aarch64 -j"$JOBS"
-ctest --test-dir build-aarch64 --output-on-failure --no-tests=error -j"$JOBS"
+# The whole-model references of the AVX-512 and AMX builds' orders are left out under emulation
+# (about 30 s of CI): the NEON forms of every order are checked bit for bit against the lane loops
+# here (FloatNeon.*, QuantNeon.*), the x86 builds check those orders against the same references,
+# and ARM's default order keeps its whole-model references (SharedOracle, Avx2Reference).
+ctest --test-dir build-aarch64 --output-on-failure --no-tests=error -j"$JOBS" \
+  -E '^(Avx512Reference|AmxReference)/'

@@ -103,6 +103,16 @@ struct GenerateParams {
   // summation order), and sampled output follows the same distribution (rejection sampling). An
   // unknown name fails the request with the valid names.
   std::string strategy;
+  // Log-probabilities (OpenAI's logprobs): < 0 off; n in [0, 20]: each generated token's log
+  // softmax of the raw logits, and its n most likely alternatives (Generation::logprobs, and the
+  // LogprobCallback of submit). Not with the "tree" strategy.
+  int logprobs = -1;
+};
+
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0.0f;
+  std::vector<std::pair<int32_t, float>> top;  // (token, logprob), most likely first
 };
 
 enum class StopReason {
@@ -148,6 +158,7 @@ struct Generation {
   std::vector<int32_t> prompt_tokens;  // as evaluated (with BOS where added)
   std::vector<int32_t> tokens;         // generated, without the end-of-generation token
   std::string text;                    // the generated tokens' text (cut before a stop string)
+  std::vector<TokenLogprob> logprobs;  // per generated token, with GenerateParams::logprobs >= 0
   StopReason stop_reason = StopReason::kMaxTokens;
   GenerationStats stats;
 };
@@ -157,6 +168,9 @@ struct Generation {
 // last call with token -1 may carry bytes still pending at the end (invalid UTF-8 replaced by
 // U+FFFD).
 using StreamCallback = std::function<bool(std::string_view text, int32_t token)>;
+// With GenerateParams::logprobs >= 0: each generated token's logprobs, just before its
+// StreamCallback call.
+using LogprobCallback = std::function<void(const TokenLogprob& logprob)>;
 // Called once when a submitted request ends: its generation, or its error.
 using DoneCallback = std::function<void(const Result<Generation>& result)>;
 
@@ -199,6 +213,9 @@ class Engine {
   std::vector<int32_t> tokenize(std::string_view text, bool add_bos = true,
                                 bool parse_special = false) const;
   std::string detokenize(std::span<const int32_t> tokens) const;
+  // One token's bytes as it contributes to text, special tokens as their text ("<|eot_id|>");
+  // may be part of a UTF-8 character.
+  std::string token_piece(int32_t token) const;
   int context_length() const;  // per sequence; 0 when loaded vocab-only
   ModelInfo model_info() const;
 
@@ -213,7 +230,8 @@ class Engine {
 
   // Queues a request and returns its id; it advances as step() runs. Same errors as generate.
   Result<uint64_t> submit(std::vector<int32_t> prompt_tokens, const GenerateParams& params,
-                          StreamCallback on_text = {}, DoneCallback on_done = {});
+                          StreamCallback on_text = {}, DoneCallback on_done = {},
+                          LogprobCallback on_logprob = {});
   // Ends a queued or running request at the next step (StopReason::kCancelled); its KV pages
   // return to the pool. Unknown ids are ignored.
   void cancel(uint64_t id);

@@ -28,6 +28,10 @@ Result<Generation> to_generation(const engine::RequestResult& r) {
   g.prompt_tokens = r.prompt_tokens;
   g.tokens = r.tokens;
   g.text = r.text;
+  g.logprobs.reserve(r.logprobs.size());
+  for (const sampling::TokenLogprobs& lp : r.logprobs) {
+    g.logprobs.push_back({lp.token, lp.logprob, lp.top});
+  }
   g.stop_reason = r.stop_reason;
   g.stats.prompt_tokens = static_cast<int>(r.prompt_tokens.size());
   g.stats.cached_prompt_tokens = r.cached_prompt_tokens;
@@ -159,6 +163,10 @@ std::string Engine::detokenize(std::span<const int32_t> tokens) const {
   return session_->tokenizer().decode(tokens);
 }
 
+std::string Engine::token_piece(int32_t token) const {
+  return session_->tokenizer().token_to_piece(token, /*special=*/true);
+}
+
 int Engine::context_length() const {
   return session_->context_length();
 }
@@ -184,7 +192,8 @@ ModelInfo Engine::model_info() const {
 }
 
 Result<uint64_t> Engine::submit(std::vector<int32_t> prompt_tokens, const GenerateParams& params,
-                                StreamCallback on_text, DoneCallback on_done) {
+                                StreamCallback on_text, DoneCallback on_done,
+                                LogprobCallback on_logprob) {
   if (!scheduler_) {
     return make_error(session_->file().path(), ": loaded vocab-only; no model to run");
   }
@@ -203,8 +212,14 @@ Result<uint64_t> Engine::submit(std::vector<int32_t> prompt_tokens, const Genera
   rp.stop = params.stop;
   rp.ignore_eos = params.ignore_eos;
   if (!params.strategy.empty()) rp.strategy = params.strategy;
+  rp.logprobs = params.logprobs;
   engine::RequestCallbacks callbacks;
   callbacks.on_token = std::move(on_text);
+  if (on_logprob) {
+    callbacks.on_logprob = [cb = std::move(on_logprob)](const sampling::TokenLogprobs& lp) {
+      cb(TokenLogprob{lp.token, lp.logprob, lp.top});
+    };
+  }
   if (on_done) {
     callbacks.on_done = [done = std::move(on_done)](const engine::RequestResult& r) {
       done(to_generation(r));

@@ -158,6 +158,15 @@ Result<uint64_t> Scheduler::submit(std::vector<int32_t> prompt, const RequestPar
   for (const std::string& stop : params.stop) {
     if (stop.empty()) return make_error("stop strings must not be empty");
   }
+  if (params.logprobs > 20) {
+    return make_error("logprobs: at most 20 alternatives per token, got ", params.logprobs);
+  }
+  if (params.logprobs >= 0 && params.strategy.find("tree") != std::string::npos) {
+    // A token tree's logit rows follow its nodes, not the accepted tokens.
+    return make_error_code(ErrorCode::kUnsupported,
+                           "logprobs are not reported for the token-tree strategy (use a chain "
+                           "strategy: draft, draft-adaptive, ngram, ...)");
+  }
   PARETO_TRY(auto strategy, decoding::make_strategy(params.strategy, strategy_context_));
   std::lock_guard<std::mutex> lock(mutex_);
   if (static_cast<int>(queue_.size()) >= options_.max_queue) {
@@ -340,13 +349,22 @@ bool Scheduler::plan_prompt(Sequence& s, int& budget) {
   return true;
 }
 
-void Scheduler::emit(Sequence& s, int n_new) {
+void Scheduler::emit(Sequence& s, int n_new, std::span<const float> rows) {
   const std::vector<int32_t>& tokens = s.state.tokens;
   const std::vector<std::string>& stops = s.params.stop;
-  for (size_t i = tokens.size() - static_cast<size_t>(n_new); i < tokens.size(); ++i) {
+  const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
+  const size_t first_new = tokens.size() - static_cast<size_t>(n_new);
+  for (size_t i = first_new; i < tokens.size(); ++i) {
     const int32_t token = tokens[i];
     if (!s.params.ignore_eos && tokenizer_.is_end_of_generation(token)) {
       return finish(s, StopReason::kEndOfGeneration);
+    }
+    const size_t row = i - first_new;
+    if (s.params.logprobs >= 0 && (row + 1) * n_vocab <= rows.size()) {
+      sampling::TokenLogprobs lp =
+          sampling::token_logprobs(rows.subspan(row * n_vocab, n_vocab), token, s.params.logprobs);
+      if (s.callbacks.on_logprob) s.callbacks.on_logprob(lp);
+      s.result.logprobs.push_back(std::move(lp));
     }
     s.result.tokens.push_back(token);
     ++generated_tokens_;
@@ -420,7 +438,7 @@ Status Scheduler::step() {
           continue;
         }
       }
-      emit(s, s.strategy->accept(s.state, rows));
+      emit(s, s.strategy->accept(s.state, rows), rows);
     }
     if (!forwarded) result = forwarded;
   }

@@ -35,6 +35,7 @@
 #include "kv/prefix_cache.h"
 #include "model/model.h"
 #include "pareto/pareto.h"
+#include "sampling/logprobs.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pareto::engine {
@@ -49,6 +50,7 @@ struct RequestParams {
   std::vector<std::string> stop;  // stop strings: generation ends before the first occurrence
   bool ignore_eos = false;        // keep going past end-of-generation tokens
   std::string strategy = "autoregressive";
+  int logprobs = -1;  // < 0: off; n >= 0: each token's logprob and its n most likely alternatives
 };
 
 struct RequestResult {
@@ -57,12 +59,13 @@ struct RequestResult {
   std::vector<int32_t> tokens;  // generated, without an end-of-generation token
   std::string text;             // their text, cut before a stop string
   StopReason stop_reason = StopReason::kMaxTokens;
-  std::optional<Error> error;              // with kError
-  double queue_seconds = 0;                // submit to admission
-  double prompt_seconds = 0;               // admission to the first generated token
-  double decode_seconds = 0;               // first generated token to the end
-  int cached_prompt_tokens = 0;            // prompt tokens taken from the prefix cache
-  decoding::SpeculationStats speculation;  // zero unless the strategy speculates
+  std::optional<Error> error;                     // with kError
+  double queue_seconds = 0;                       // submit to admission
+  double prompt_seconds = 0;                      // admission to the first generated token
+  double decode_seconds = 0;                      // first generated token to the end
+  int cached_prompt_tokens = 0;                   // prompt tokens taken from the prefix cache
+  std::vector<sampling::TokenLogprobs> logprobs;  // per generated token, when asked for
+  decoding::SpeculationStats speculation;         // zero unless the strategy speculates
 };
 
 struct RequestCallbacks {
@@ -70,6 +73,8 @@ struct RequestCallbacks {
   // progress, or text held back while it may start a stop string). Return false to stop. A last
   // call with token -1 may carry text still pending at the end.
   std::function<bool(std::string_view text, int32_t token)> on_token;
+  // With RequestParams::logprobs >= 0: each generated token's logprobs, just before its on_token.
+  std::function<void(const sampling::TokenLogprobs& logprobs)> on_logprob;
   // Once, when the request ends for any reason.
   std::function<void(const RequestResult& result)> on_done;
 };
@@ -149,7 +154,8 @@ class Scheduler {
   void admit();
   bool plan_decode(Sequence& s, int& budget, bool allow_drafts);
   bool plan_prompt(Sequence& s, int& budget);
-  void emit(Sequence& s, int n_new);
+  // rows: the logit rows the strategy accepted from (row j predicted the j-th new token).
+  void emit(Sequence& s, int n_new, std::span<const float> rows);
   void finish(Sequence& s, StopReason reason, std::optional<Error> error = std::nullopt);
   // cache.reserve(n), evicting prefix-cache blocks when the pool is short.
   Status reserve(kv::KvCache& cache, int n);

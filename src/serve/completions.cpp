@@ -6,6 +6,7 @@
 // every choice of the request, so its KV pages return to the pool at the next step.
 #include <cstdio>
 #include <deque>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -26,7 +27,53 @@ struct Event {
   std::string text;
   bool done = false;
   std::optional<Result<Generation>> result;  // with done
+  std::vector<TokenLogprob> logprobs;        // of the tokens since the last event with text
 };
+
+json piece_bytes(const std::string& piece) {
+  json bytes = json::array();
+  for (char c : piece) bytes.push_back(static_cast<int>(static_cast<unsigned char>(c)));
+  return bytes;
+}
+
+// OpenAI's chat form: {"content": [{"token", "logprob", "bytes", "top_logprobs": [...]}]}.
+json chat_logprobs(const Engine& engine, std::span<const TokenLogprob> lps) {
+  json content = json::array();
+  for (const TokenLogprob& lp : lps) {
+    json top = json::array();
+    for (const auto& [id, logprob] : lp.top) {
+      const std::string piece = engine.token_piece(id);
+      top.push_back({{"token", piece}, {"logprob", logprob}, {"bytes", piece_bytes(piece)}});
+    }
+    const std::string piece = engine.token_piece(lp.token);
+    content.push_back({{"token", piece},
+                       {"logprob", lp.logprob},
+                       {"bytes", piece_bytes(piece)},
+                       {"top_logprobs", std::move(top)}});
+  }
+  return {{"content", std::move(content)}};
+}
+
+// The legacy completions form: parallel arrays, top_logprobs as {token text: logprob} objects,
+// text_offset in bytes from the start of the choice's text (`offset` carries it across chunks).
+json completion_logprobs(const Engine& engine, std::span<const TokenLogprob> lps, int64_t& offset) {
+  json tokens = json::array(), token_logprobs = json::array(), top = json::array(),
+       offsets = json::array();
+  for (const TokenLogprob& lp : lps) {
+    const std::string piece = engine.token_piece(lp.token);
+    tokens.push_back(piece);
+    token_logprobs.push_back(lp.logprob);
+    json alternatives = json::object();
+    for (const auto& [id, logprob] : lp.top) alternatives[engine.token_piece(id)] = logprob;
+    top.push_back(std::move(alternatives));
+    offsets.push_back(offset);
+    offset += static_cast<int64_t>(piece.size());
+  }
+  return {{"tokens", std::move(tokens)},
+          {"token_logprobs", std::move(token_logprobs)},
+          {"top_logprobs", std::move(top)},
+          {"text_offset", std::move(offsets)}};
+}
 
 // One request's choices as the engine runs them; shared by the HTTP thread and the callbacks.
 struct Exchange {
@@ -38,7 +85,9 @@ struct Exchange {
   std::atomic<bool> abandoned{false};
   Clock::time_point received = Clock::now();
   bool stream = false;
-  // Engine thread only: per-choice time of the last token, and whether the first came.
+  // Engine thread only: per-choice time of the last token, and whether the first came; logprobs
+  // of tokens whose text is not out yet.
+  std::vector<std::vector<TokenLogprob>> pending_logprobs;
   std::vector<Clock::time_point> last_token;
   std::vector<bool> got_token;
   bool first_seen = false;
@@ -125,6 +174,7 @@ void Server::Impl::handle_generation(Endpoint endpoint, const httplib::Request& 
   const int n_choices = static_cast<int>(prompts.size()) * r.n;
   ex->last_token.resize(static_cast<size_t>(n_choices));
   ex->got_token.resize(static_cast<size_t>(n_choices), false);
+  ex->pending_logprobs.resize(static_cast<size_t>(n_choices));
   Usage usage;
   for (const auto& p : prompts) usage.prompt_tokens += static_cast<int64_t>(p.size());
 
@@ -150,18 +200,28 @@ void Server::Impl::handle_generation(Endpoint endpoint, const httplib::Request& 
       }
       if (ex->stream && !text.empty()) {
         std::lock_guard<std::mutex> lock(ex->mutex);
-        ex->events.push_back(Event{c, std::string(text), false, std::nullopt});
+        auto& pending = ex->pending_logprobs[static_cast<size_t>(c)];
+        ex->events.push_back(Event{c, std::string(text), false, std::nullopt, std::move(pending)});
+        pending.clear();
         ex->cv.notify_all();
       }
       return true;
     };
     auto on_done = [ex, c](const Result<Generation>& result) {
       std::lock_guard<std::mutex> lock(ex->mutex);
-      ex->events.push_back(Event{c, {}, true, result});
+      auto& pending = ex->pending_logprobs[static_cast<size_t>(c)];
+      ex->events.push_back(Event{c, {}, true, result, std::move(pending)});
+      pending.clear();
       ex->cv.notify_all();
     };
+    LogprobCallback on_logprob;
+    if (r.stream && params.logprobs >= 0) {
+      on_logprob = [ex, c](const TokenLogprob& lp) {
+        ex->pending_logprobs[static_cast<size_t>(c)].push_back(lp);
+      };
+    }
     auto id = engine->submit(prompts[static_cast<size_t>(c / r.n)], params, std::move(on_text),
-                             std::move(on_done));
+                             std::move(on_done), std::move(on_logprob));
     if (!id) {
       cancel_all(*engine, *ex);
       notify_engine();
@@ -179,7 +239,9 @@ void Server::Impl::handle_generation(Endpoint endpoint, const httplib::Request& 
 
   // Turns a finished choice's result into the outcome; returns false for an error.
   const int n_per_prompt = r.n;
-  auto settle = [this, ex, n_per_prompt](const Event& ev, Outcome& out) {
+  const bool whole_logprobs = !r.stream && r.params.logprobs >= 0;
+  auto settle = [this, ex, n_per_prompt, whole_logprobs, chat, engine](const Event& ev,
+                                                                       Outcome& out) {
     const Result<Generation>& result = *ev.result;
     if (!result) {
       if (result.error().code == ErrorCode::kCancelled) {
@@ -202,7 +264,13 @@ void Server::Impl::handle_generation(Endpoint endpoint, const httplib::Request& 
     out.usage.completion_tokens += static_cast<int64_t>(g.tokens.size());
     if (ev.choice % n_per_prompt == 0) out.usage.cached_tokens += g.stats.cached_prompt_tokens;
     out.generate_seconds = std::max(out.generate_seconds, g.stats.generate_seconds);
-    out.choices.push_back(ChoiceText{ev.choice, g.text, reason});
+    json logprobs;
+    if (whole_logprobs) {
+      int64_t offset = 0;
+      logprobs = chat ? chat_logprobs(*engine, g.logprobs)
+                      : completion_logprobs(*engine, g.logprobs, offset);
+    }
+    out.choices.push_back(ChoiceText{ev.choice, g.text, reason, std::move(logprobs)});
     return true;
   };
   auto log_outcome = [this, ex, header, serial](const Outcome& out, int status) {
@@ -258,15 +326,24 @@ void Server::Impl::handle_generation(Endpoint endpoint, const httplib::Request& 
     int finished = 0;
     Outcome out;
     bool logged = false;
+    std::vector<int64_t> text_offsets;  // per choice: bytes streamed (completions' text_offset)
   };
   auto state = std::make_shared<StreamState>();
+  state->text_offsets.resize(static_cast<size_t>(n_choices), 0);
+  // The logprobs of a chunk's tokens, in the endpoint's form (null when not asked for).
+  auto chunk_logprobs = [state, engine, chat](const Event& ev) -> json {
+    if (ev.logprobs.empty()) return nullptr;
+    return chat ? chat_logprobs(*engine, ev.logprobs)
+                : completion_logprobs(*engine, ev.logprobs,
+                                      state->text_offsets[static_cast<size_t>(ev.choice)]);
+  };
   state->out.usage = usage;
   const bool include_usage = r.include_usage;
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, ex, state, header, n_choices, include_usage, engine, chat, log_outcome, settle](
-          size_t, httplib::DataSink& sink) {
+      [this, ex, state, header, n_choices, include_usage, engine, chat, log_outcome, settle,
+       chunk_logprobs](size_t, httplib::DataSink& sink) {
         auto write = [&](const std::string& bytes) {
           if (sink.write(bytes.data(), bytes.size())) return true;
           cancel_all(*engine, *ex);
@@ -293,11 +370,18 @@ void Server::Impl::handle_generation(Endpoint endpoint, const httplib::Request& 
         if (events.empty()) return write(": keep-alive\n\n");
         for (Event& ev : events) {
           if (!ev.done) {
-            if (!write(sse_event(
-                    chunk_body(header, ev.choice, ev.text, false, std::nullopt, include_usage)))) {
+            if (!write(sse_event(chunk_body(header, ev.choice, ev.text, false, std::nullopt,
+                                            include_usage, chunk_logprobs(ev))))) {
               return false;
             }
             continue;
+          }
+          // Tokens whose text never came out (held back for a stop string, say) still get their
+          // logprobs, in a chunk of their own.
+          if (!ev.logprobs.empty() && ev.result && *ev.result &&
+              !write(sse_event(chunk_body(header, ev.choice, "", false, std::nullopt, include_usage,
+                                          chunk_logprobs(ev))))) {
+            return false;
           }
           ++state->finished;
           if (!settle(ev, state->out)) {

@@ -326,24 +326,20 @@ ApiResult<void> parse_sampling(const json& body, const RequestLimits& limits, En
   return {};
 }
 
-ApiResult<void> refuse_unsupported(const json& body, Endpoint endpoint) {
-  // logprobs: a boolean for chat, an integer (top-n) for completions.
-  if (const json* lp = field(body, "logprobs")) {
-    const bool asked =
-        lp->is_boolean() ? lp->get<bool>() : (lp->is_number() && lp->get<double>() != 0);
-    if (!lp->is_boolean() && !lp->is_number()) {
-      return wrong_type("logprobs",
-                        endpoint == Endpoint::kChatCompletions ? "a boolean" : "an integer", *lp);
+ApiResult<void> parse_logprobs_and_refuse_unsupported(const json& body, Endpoint endpoint,
+                                                      GenerateParams& params) {
+  // logprobs: a boolean for chat (with top_logprobs alternatives), an integer (top-n) for
+  // completions.
+  if (endpoint == Endpoint::kChatCompletions) {
+    API_TRY(auto logprobs, get_bool(body, "logprobs"));
+    API_TRY(auto top_logprobs, get_integer(body, "top_logprobs", 0, 20));
+    if (top_logprobs && !logprobs.value_or(false)) {
+      return bad_request("'top_logprobs' needs 'logprobs': true", "top_logprobs", "invalid_value");
     }
-    if (asked) {
-      return bad_request("'logprobs' is not supported by this server yet", "logprobs",
-                         "unsupported_parameter");
-    }
-  }
-  API_TRY(auto top_logprobs, get_integer(body, "top_logprobs", 0, 20));
-  if (top_logprobs && *top_logprobs > 0) {
-    return bad_request("'top_logprobs' is not supported by this server yet", "top_logprobs",
-                       "unsupported_parameter");
+    params.logprobs = logprobs.value_or(false) ? static_cast<int>(top_logprobs.value_or(0)) : -1;
+  } else {
+    API_TRY(auto logprobs, get_integer(body, "logprobs", 0, 20));
+    params.logprobs = logprobs ? static_cast<int>(*logprobs) : -1;
   }
   if (const json* rf = field(body, "response_format")) {
     if (!rf->is_object()) return wrong_type("response_format", "an object", *rf);
@@ -393,7 +389,7 @@ ApiResult<OpenAiRequest> parse_openai_request(Endpoint endpoint, std::string_vie
   }
   API_TRY(auto n, get_integer(parsed, "n", 1, limits.max_choices));
   r.n = static_cast<int>(n.value_or(1));
-  if (auto refused = refuse_unsupported(parsed, endpoint); !refused) {
+  if (auto refused = parse_logprobs_and_refuse_unsupported(parsed, endpoint, r.params); !refused) {
     return tl::unexpected<ApiError>(refused.error());
   }
   if (auto sampling = parse_sampling(parsed, limits, endpoint, r.params); !sampling) {

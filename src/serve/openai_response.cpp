@@ -48,7 +48,8 @@ json completion_body(const ResponseHeader& h, const std::vector<ChoiceText>& cho
   json body = header_json(h, false);
   json list = json::array();
   for (const ChoiceText& c : choices) {
-    json choice = {{"index", c.index}, {"logprobs", nullptr}, {"finish_reason", c.finish_reason}};
+    json choice = {
+        {"index", c.index}, {"logprobs", c.logprobs}, {"finish_reason", c.finish_reason}};
     if (h.endpoint == Endpoint::kChatCompletions) {
       choice["message"] = {{"role", "assistant"}, {"content", c.text}};
     } else {
@@ -62,9 +63,10 @@ json completion_body(const ResponseHeader& h, const std::vector<ChoiceText>& cho
 }
 
 json chunk_body(const ResponseHeader& h, int index, std::string_view text, bool with_role,
-                std::optional<std::string_view> finish, bool with_usage_field) {
+                std::optional<std::string_view> finish, bool with_usage_field,
+                const json& logprobs) {
   json body = header_json(h, true);
-  json choice = {{"index", index}, {"logprobs", nullptr}};
+  json choice = {{"index", index}, {"logprobs", logprobs}};
   if (h.endpoint == Endpoint::kChatCompletions) {
     json delta = json::object();
     if (with_role) delta["role"] = "assistant";

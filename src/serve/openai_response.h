@@ -33,6 +33,7 @@ struct ChoiceText {
   int index = 0;
   std::string text;
   std::string finish_reason;  // "stop" or "length"
+  nlohmann::json logprobs;    // null, or the endpoint's logprobs object
 };
 
 // "stop" (end of generation or a stop string) or "length" (max_tokens or the context).
@@ -46,7 +47,8 @@ nlohmann::json completion_body(const ResponseHeader& h, const std::vector<Choice
 // carries finish_reason with an empty delta. with_usage_field adds "usage": null (what OpenAI
 // sends on every chunk once stream_options.include_usage is set).
 nlohmann::json chunk_body(const ResponseHeader& h, int index, std::string_view text, bool with_role,
-                          std::optional<std::string_view> finish, bool with_usage_field);
+                          std::optional<std::string_view> finish, bool with_usage_field,
+                          const nlohmann::json& logprobs = nullptr);
 // The usage chunk: "choices": [] and the totals.
 nlohmann::json usage_chunk_body(const ResponseHeader& h, const Usage& usage);
 

@@ -1,6 +1,7 @@
 // Each processor against its definition on small hand-made logit vectors, plus reproducibility
 // and a goodness-of-fit test of the random draw.
 #include "sampling/sampler.h"
+#include "sampling/logprobs.h"
 
 #include <gtest/gtest.h>
 
@@ -274,6 +275,32 @@ TEST(RandomPicker, TemperatureDrawsFollowTheSoftmaxDistribution) {
     chi2 += (counts[i] - expected) * (counts[i] - expected) / expected;
   }
   EXPECT_LT(chi2, 20.515) << "draws do not follow softmax(logits / T)";
+}
+
+}  // namespace
+}  // namespace pareto::sampling
+
+namespace pareto::sampling {
+namespace {
+
+TEST(TokenLogprobs, LogSoftmaxOfTheChosenTokenAndTheTopAlternativesInOrder) {
+  const std::vector<float> logits = {1.0f, 3.0f, -2.0f, 3.0f, 0.5f};
+  double z = 0;
+  for (float l : logits) z += std::exp(static_cast<double>(l));
+  const auto expected = [&](int id) { return static_cast<float>(logits[id] - std::log(z)); };
+  const TokenLogprobs lp = token_logprobs(logits, 4, 3);
+  EXPECT_EQ(lp.token, 4);
+  EXPECT_FLOAT_EQ(lp.logprob, expected(4));
+  ASSERT_EQ(lp.top.size(), 3u);
+  EXPECT_EQ(lp.top[0].first, 1);  // ties: the lower id first
+  EXPECT_EQ(lp.top[1].first, 3);
+  EXPECT_EQ(lp.top[2].first, 0);
+  EXPECT_FLOAT_EQ(lp.top[2].second, expected(0));
+  double mass = 0;
+  for (int id = 0; id < 5; ++id) mass += std::exp(token_logprobs(logits, id, 0).logprob);
+  EXPECT_NEAR(mass, 1.0, 1e-6);
+  EXPECT_TRUE(token_logprobs(logits, 0, 0).top.empty());
+  EXPECT_EQ(token_logprobs(logits, 0, 20).top.size(), 5u);  // at most the vocabulary
 }
 
 }  // namespace

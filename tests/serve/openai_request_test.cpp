@@ -200,11 +200,29 @@ TEST(OpenAiRequest, CompletionPromptsAsStringArrayOrTokenIds) {
   expect_400(completion(R"({"prompt": ["a", "b", "c"], "n": 6})"), "n");
 }
 
+TEST(OpenAiRequest, LogprobsAsEachEndpointSpellsThem) {
+  auto off = chat(R"(, "logprobs": false)");
+  ASSERT_TRUE(off);
+  EXPECT_EQ(off->params.logprobs, -1);
+  auto on = chat(R"(, "logprobs": true)");
+  ASSERT_TRUE(on);
+  EXPECT_EQ(on->params.logprobs, 0);
+  auto top = chat(R"(, "logprobs": true, "top_logprobs": 5)");
+  ASSERT_TRUE(top);
+  EXPECT_EQ(top->params.logprobs, 5);
+  auto legacy = completion(R"({"prompt": "a", "logprobs": 3})");
+  ASSERT_TRUE(legacy);
+  EXPECT_EQ(legacy->params.logprobs, 3);
+  expect_400(chat(R"(, "top_logprobs": 3)"), "top_logprobs");  // needs logprobs: true
+  expect_400(chat(R"(, "logprobs": true, "top_logprobs": 21)"), "top_logprobs");
+  expect_400(chat(R"(, "logprobs": 2)"), "logprobs");
+  expect_400(completion(R"({"prompt": "a", "logprobs": true})"), "logprobs");
+  expect_400(completion(R"({"prompt": "a", "logprobs": 21})"), "logprobs");
+}
+
 TEST(OpenAiRequest, UnsupportedFeaturesAreRefusedClearly) {
-  expect_400(chat(R"(, "logprobs": true)"), "logprobs");
-  expect_400(chat(R"(, "top_logprobs": 3)"), "top_logprobs");
   expect_400(chat(R"(, "response_format": {"type": "json_object"})"), "response_format");
-  EXPECT_TRUE(chat(R"(, "logprobs": false, "response_format": {"type": "text"})"));
+  EXPECT_TRUE(chat(R"(, "response_format": {"type": "text"})"));
   expect_400(completion(R"({"prompt": "a", "echo": true})"), "echo");
 }
 

@@ -299,6 +299,56 @@ TEST_F(ServerTest, ErrorsAreClient4xxWithOpenAiShape) {
   EXPECT_EQ(clamped.body["choices"][0]["finish_reason"], "length");
 }
 
+TEST_F(ServerTest, LogprobsOfEveryTokenWithTheirAlternatives) {
+  auto c = client();
+  const Reply chat = post(c, "/v1/chat/completions", R"({"messages": [{"role": "user",
+      "content": "Tell a story"}], "max_tokens": 12, "temperature": 0, "logprobs": true,
+      "top_logprobs": 3})");
+  ASSERT_EQ(chat.status, 200) << chat.raw;
+  const json& content = chat.body["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 12u);
+  std::string joined;
+  for (const json& t : content) {
+    joined += t["token"].get<std::string>();
+    EXPECT_LE(t["logprob"].get<double>(), 0.0);
+    ASSERT_EQ(t["top_logprobs"].size(), 3u);
+    // Greedy without penalties picks the most likely token of the raw logits.
+    EXPECT_EQ(t["top_logprobs"][0]["token"], t["token"]);
+    EXPECT_FLOAT_EQ(t["top_logprobs"][0]["logprob"].get<float>(), t["logprob"].get<float>());
+    EXPECT_GE(t["top_logprobs"][1]["logprob"].get<double>(),
+              t["top_logprobs"][2]["logprob"].get<double>());
+    EXPECT_EQ(t["bytes"].size(), t["token"].get<std::string>().size());
+  }
+  EXPECT_EQ(joined, chat.body["choices"][0]["message"]["content"]);
+
+  // Streamed completions: the legacy form, spread over the chunks, the same tokens in all.
+  const Reply streamed = post(c, "/v1/completions", R"({"prompt": "Once upon a time",
+      "max_tokens": 16, "temperature": 0, "logprobs": 2, "stream": true})");
+  ASSERT_EQ(streamed.status, 200);
+  std::vector<std::string> tokens;
+  std::vector<int64_t> offsets;
+  std::string text;
+  for (const json& e : parse_sse(streamed.raw).events) {
+    if (e["choices"].empty()) continue;
+    text += e["choices"][0]["text"].get<std::string>();
+    const json& lp = e["choices"][0]["logprobs"];
+    if (lp.is_null()) continue;
+    for (size_t i = 0; i < lp["tokens"].size(); ++i) {
+      tokens.push_back(lp["tokens"][i]);
+      offsets.push_back(lp["text_offset"][i]);
+      EXPECT_EQ(lp["top_logprobs"][i].size(), 2u);
+    }
+  }
+  ASSERT_EQ(tokens.size(), 16u);
+  std::string from_tokens;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    EXPECT_EQ(offsets[i], static_cast<int64_t>(from_tokens.size()));
+    from_tokens += tokens[i];
+  }
+  EXPECT_EQ(from_tokens, text);
+  EXPECT_EQ(text, engine_text("Once upon a time", 16));
+}
+
 TEST_F(ServerTest, TokenizeAndDetokenizeRoundTrip) {
   auto c = client();
   const Reply t = post(c, "/tokenize", R"({"content": "Once upon a time"})");
