@@ -89,12 +89,7 @@ Command add_bench_command(CLI::App& parent) {
   app->add_option("--bandwidth-mib", opt->bandwidth_mib,
                   "buffer of the memory-bandwidth probe in MiB (0: skip the probe)")
       ->capture_default_str();
-  app->add_option("--cache-type-k,--ctk", opt->cache_type_k,
-                  std::string("KV cache type of keys: ") + kCacheTypes)
-      ->capture_default_str();
-  app->add_option("--cache-type-v,--ctv", opt->cache_type_v,
-                  std::string("KV cache type of values: ") + kCacheTypes)
-      ->capture_default_str();
+  add_cache_type_options(*app, opt->cache_type_k, opt->cache_type_v);
   app->add_option("--parallel,--npl", opt->parallel,
                   "multi-sequence mode, like llama-batched-bench -npl: comma-separated numbers "
                   "of sequences, each with a -p token prompt then -n decode steps together");

@@ -63,6 +63,16 @@ KernelEnvironment kernel_environment();
 // The valid --cache-type-k / --cache-type-v names.
 inline constexpr const char* kCacheTypes = "f32, f16, q8_0, q4_0";
 
+// --cache-type-k / --ctk and --cache-type-v / --ctv (run, bench, serve).
+inline void add_cache_type_options(CLI::App& app, std::string& key_type, std::string& value_type) {
+  app.add_option("--cache-type-k,--ctk", key_type,
+                 std::string("KV cache type of keys: ") + kCacheTypes)
+      ->capture_default_str();
+  app.add_option("--cache-type-v,--ctv", value_type,
+                 std::string("KV cache type of values: ") + kCacheTypes)
+      ->capture_default_str();
+}
+
 // `model` if given; else the default model if it exists; else empty after printing an error that
 // says how to pass one.
 std::string resolve_model_path(const std::string& model);

@@ -149,12 +149,7 @@ Command add_run_command(CLI::App& parent) {
       ->check(CLI::Range(1, 1 << 20));
   app->add_flag("--flash-attn,--fa", opt->flash_attention,
                 "online-softmax attention, one pass over the cache (llama.cpp -fa)");
-  app->add_option("--cache-type-k,--ctk", opt->cache_type_k,
-                  std::string("KV cache type of keys: ") + kCacheTypes)
-      ->capture_default_str();
-  app->add_option("--cache-type-v,--ctv", opt->cache_type_v,
-                  std::string("KV cache type of values: ") + kCacheTypes)
-      ->capture_default_str();
+  add_cache_type_options(*app, opt->cache_type_k, opt->cache_type_v);
   app->add_option("--stop", opt->stop, "Stop string (repeatable): output ends before it");
   app->add_option("--spec", opt->params.strategy,
                   "Decoding strategy: autoregressive (default), or speculative (lossless): ngram "

@@ -156,12 +156,7 @@ Command add_serve_command(CLI::App& parent) {
                   "Jinja chat template file (default: the model's tokenizer.chat_template, else "
                   "ChatML)");
   app->add_option("--alias", opt->alias, "Model id to list and report (default: the model's name)");
-  app->add_option("--cache-type-k,--ctk", opt->cache_type_k,
-                  std::string("KV cache type of keys: ") + kCacheTypes)
-      ->capture_default_str();
-  app->add_option("--cache-type-v,--ctv", opt->cache_type_v,
-                  std::string("KV cache type of values: ") + kCacheTypes)
-      ->capture_default_str();
+  add_cache_type_options(*app, opt->cache_type_k, opt->cache_type_v);
   app->add_option("--spec", opt->strategy,
                   "Default decoding strategy of requests (a request's \"strategy\" field "
                   "overrides it): autoregressive, ngram, sam, draft, draft-adaptive, tree, "
