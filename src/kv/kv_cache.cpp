@@ -112,20 +112,36 @@ void KvCache::block_pages(int block, std::span<KvPool::PageId> out) const {
   }
 }
 
-void KvCache::append_shared_block(std::span<const KvPool::PageId> pages) {
+int KvCache::tail_entries() const {
+  if (!pool_ || slots_.empty()) return 0;
+  const int e = pool_->options().page_entries;
+  const int blocks = full_blocks();
+  const int tail = n_tokens_ - blocks * e;
+  if (tail <= 0 || tail >= e) return 0;
+  for (const Slot& s : slots_) {
+    if (s.length != n_tokens_ || s.pages.size() != static_cast<size_t>(blocks + 1)) return 0;
+    const int32_t* pos = pool_->positions(s.pages.back());
+    if (pos[0] != blocks * e || pos[tail - 1] != blocks * e + tail - 1) return 0;
+  }
+  return tail;
+}
+
+void KvCache::append_shared_block(std::span<const KvPool::PageId> pages, int entries) {
   PARETO_CHECK(pages.size() == slots_.size());
   const int e = pool_->options().page_entries;
+  const int n = entries < 0 ? e : entries;
   const int length = slots_.empty() ? 0 : slots_.front().length;
-  PARETO_CHECK_MSG(length % e == 0 && length == n_tokens_ && length + e <= capacity_,
-                   "append_shared_block needs whole blocks only and room for one more");
+  PARETO_CHECK_MSG(
+      n >= 1 && n <= e && length % e == 0 && length == n_tokens_ && length + n <= capacity_,
+      "append_shared_block needs whole blocks only and room for the entries");
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = slots_[i];
     PARETO_CHECK(s.length == length && s.pages.size() == static_cast<size_t>(length / e));
     pool_->retain(pages[i]);
     s.pages.push_back(pages[i]);
-    s.length += e;
+    s.length += n;
   }
-  n_tokens_ += e;
+  n_tokens_ += n;
 }
 
 int KvCache::length(int layer, int head) const {

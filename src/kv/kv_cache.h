@@ -86,12 +86,16 @@ class KvCache {
   // entries [b * page_entries, (b + 1) * page_entries), at those positions, while no entry was
   // evicted or erased. full_blocks(): how many leading blocks are complete and in that shape.
   int full_blocks() const;
+  // Entries of the incomplete block after full_blocks() whole ones (0 when there is none, or it
+  // is not in block shape: positions full_blocks() * page_entries onwards, in order).
+  int tail_entries() const;
   // Page b of every (layer, head), in slot order (layer-major), for block_pages.size() == slots.
   void block_pages(int block, std::span<KvPool::PageId> out) const;
-  // Appends one whole shared block: page `pages[i]` becomes the next page of slot i (retained,
-  // never written: the next append starts a new page). CHECKs that every slot holds whole
-  // blocks only, all the same count, and that the block fits the capacity.
-  void append_shared_block(std::span<const KvPool::PageId> pages);
+  // Appends the first `entries` entries (1..page_entries; -1: all) of one shared block: page
+  // `pages[i]` becomes the next page of slot i (retained, never written: a whole block's next
+  // append starts a new page, a partial one's copies the page first). CHECKs that every slot holds
+  // whole blocks only, all the same count, and that the entries fit the capacity.
+  void append_shared_block(std::span<const KvPool::PageId> pages, int entries = -1);
   int n_slots() const { return static_cast<int>(slots_.size()); }
 
   // The pages of (layer, head), in entry order (tests, accounting).

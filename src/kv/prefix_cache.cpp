@@ -61,6 +61,32 @@ int PrefixCache::attach(std::span<const int32_t> tokens, int max_tokens, KvCache
     node = child;
     n += e;
   }
+  // Token granularity for the rest: the child (a whole block or a partial one) sharing the
+  // longest run of the next tokens lends that many entries; the sequence's first append copies
+  // the page (copy-on-write), so the shared block stays as it was.
+  Node* best = nullptr;
+  int best_n = 0;
+  const std::span<const int32_t> next = tokens.subspan(
+      static_cast<size_t>(n), static_cast<size_t>(std::min(e, std::max(limit - n, 0))));
+  for (auto& [child_key, child] : node->children) {
+    const size_t m = std::min(child_key.size(), next.size());
+    const auto common =
+        static_cast<int>(std::mismatch(next.begin(), next.begin() + static_cast<std::ptrdiff_t>(m),
+                                       child_key.begin())
+                             .first -
+                         next.begin());
+    if (common > best_n) {
+      best = child.get();
+      best_n = common;
+    }
+  }
+  if (best != nullptr) {
+    cache.append_shared_block(best->pages, best_n);
+    if (best->pins++ == 0) --unpinned_nodes_;
+    best->last_used = ++clock_;
+    lease.nodes.push_back(best);
+    n += best_n;
+  }
   hit_tokens_ += n;
   return n;
 }
@@ -83,16 +109,7 @@ void PrefixCache::insert(std::span<const int32_t> tokens, const KvCache& cache) 
     std::copy(tokens.begin() + b * e, tokens.begin() + (b + 1) * e, key.begin());
     auto it = node->children.find(key);
     if (it == node->children.end()) {
-      bool room = true;
-      while (max_pages_ > 0 && pages_held() + pages_per_block_ > max_pages_) {
-        Node* victim = lru_leaf();
-        if (!victim) {
-          room = false;
-          break;
-        }
-        evict(victim);
-      }
-      if (!room) break;
+      if (!make_block_room()) break;
       auto child = std::make_unique<Node>();
       child->key = key;
       child->parent = node;
@@ -107,10 +124,61 @@ void PrefixCache::insert(std::span<const int32_t> tokens, const KvCache& cache) 
     child->last_used = ++clock_;
     if (child->pins++ == 0) --unpinned_nodes_;
     path.push_back(child);
+    drop_covered_partials(node, key);
     node = child;
+  }
+  // The incomplete last block, as a partial leaf, unless a sibling already holds its tokens.
+  const int tail = static_cast<int>(path.size()) == cache.full_blocks() ? cache.tail_entries() : 0;
+  const int start = static_cast<int>(path.size()) * e;
+  if (tail > 0 && start + tail <= static_cast<int>(tokens.size())) {
+    const std::vector<int32_t> part(tokens.begin() + start, tokens.begin() + start + tail);
+    Node* covering = nullptr;
+    for (auto& [child_key, child] : node->children) {
+      if (child_key.size() >= part.size() &&
+          std::equal(part.begin(), part.end(), child_key.begin())) {
+        covering = child.get();
+        break;
+      }
+    }
+    if (covering != nullptr) {
+      covering->last_used = ++clock_;
+    } else if (make_block_room()) {
+      drop_covered_partials(node, part);
+      auto child = std::make_unique<Node>();
+      child->key = part;
+      child->parent = node;
+      child->pages.resize(static_cast<size_t>(cache.n_slots()));
+      cache.block_pages(static_cast<int>(path.size()), child->pages);
+      for (KvPool::PageId p : child->pages) pool_->retain(p);
+      child->last_used = ++clock_;
+      ++n_nodes_;
+      ++unpinned_nodes_;
+      node->children.emplace(part, std::move(child));
+    }
   }
   Lease pinned{std::move(path)};
   release(pinned);
+}
+
+bool PrefixCache::make_block_room() {
+  while (max_pages_ > 0 && pages_held() + pages_per_block_ > max_pages_) {
+    Node* victim = lru_leaf();
+    if (!victim) return false;
+    evict(victim);
+  }
+  return true;
+}
+
+void PrefixCache::drop_covered_partials(Node* parent, const std::vector<int32_t>& tokens) {
+  // Partial leaves whose tokens start `tokens` are covered by it: any request they would serve,
+  // the longer block serves as well.
+  for (auto it = parent->children.begin(); it != parent->children.end();) {
+    Node* c = it->second.get();
+    const bool covered = c->key.size() < tokens.size() && c->pins == 0 &&
+                         std::equal(c->key.begin(), c->key.end(), tokens.begin());
+    ++it;  // evict() erases c from the map
+    if (covered) evict(c);
+  }
 }
 
 PrefixCache::Node* PrefixCache::lru_leaf() const {

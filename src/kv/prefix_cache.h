@@ -3,11 +3,13 @@
 // RadixAttention idea, at page granularity as vLLM's automatic prefix caching).
 //
 // A trie of blocks: each node is one block of page_entries tokens, holding that block's page of
-// every (layer, KV head) slot. A new sequence takes the longest cached run of whole blocks that
-// matches its prompt (pages shared by reference count, nothing copied) and evaluates only the
-// rest. Blocks in use by a running sequence are pinned; the others are evicted least recently
-// used first (leaves first, so a kept block's prefix is kept too) when the pool runs short or the
-// cache passes its own limit.
+// every (layer, KV head) slot; a finished sequence's incomplete last block is a partial leaf. A
+// new sequence takes the longest cached run of whole blocks that matches its prompt (pages shared
+// by reference count, nothing copied), then, at token granularity, the longest match among the
+// next node's children (its page shared and copied on the sequence's first write to it), and
+// evaluates only the rest. Blocks in use by a running sequence are pinned; the others are evicted
+// least recently used first (leaves first, so a kept block's prefix is kept too) when the pool
+// runs short or the cache passes its own limit.
 //
 // Exact reuse: a block's keys and values are what a cold evaluation of the same tokens at the
 // same positions stores (the same in batch-invariant mode bit for bit; otherwise up to the
@@ -41,13 +43,14 @@ class PrefixCache {
     std::vector<Node*> nodes;
   };
 
-  // Puts the longest cached prefix of `tokens` into the empty `cache` (whole blocks, at most
-  // max_tokens tokens) and pins it. Returns the tokens reused (a multiple of page_entries).
+  // Puts the longest cached prefix of `tokens` into the empty `cache` (at most max_tokens
+  // tokens) and pins it. Returns the tokens reused.
   int attach(std::span<const int32_t> tokens, int max_tokens, KvCache& cache, Lease& lease);
   // Unpins what attach() pinned.
   void release(Lease& lease);
   // Adds the whole blocks of a finished sequence (tokens[i] is the token at position i; the
-  // cache holds at least its first full_blocks() blocks) and marks them recently used.
+  // cache holds at least its first full_blocks() blocks) and its incomplete last block, and marks
+  // them recently used.
   void insert(std::span<const int32_t> tokens, const KvCache& cache);
   // Evicts unpinned blocks, least recently used first, until `pages` pages are free in the pool
   // (or nothing is left to evict). Returns whether that many are free.
@@ -62,6 +65,9 @@ class PrefixCache {
  private:
   void evict(Node* node);
   Node* lru_leaf() const;
+  // Evicts least recently used leaves until one more block fits the cache's own limit.
+  bool make_block_room();
+  void drop_covered_partials(Node* parent, const std::vector<int32_t>& tokens);
 
   std::shared_ptr<KvPool> pool_;
   int64_t max_pages_ = 0;

@@ -1,5 +1,7 @@
 #include "serve/server.h"
 
+#include <sys/socket.h>
+
 #include <utility>
 
 #include "serve/openai_response.h"
@@ -66,6 +68,13 @@ void Server::Impl::routes() {
   // Each streamed token is a small write: without TCP_NODELAY, Nagle's algorithm holds it until the
   // client's delayed ACK (~40 ms), which showed up as a 40-50 ms p99 time to first token.
   http.set_tcp_nodelay(true);
+  // httplib's default sets SO_REUSEPORT, which lets a second server bind the same port and take
+  // half its connections; SO_REUSEADDR alone only allows a restart over TIME_WAIT connections.
+  http.set_socket_options([this](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listen_socket = sock;
+  });
   const int threads = options.http_threads > 0 ? options.http_threads : 64;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
 
@@ -218,6 +227,10 @@ Result<int> Server::bind() {
     return make_error("cannot bind ", s.options.host, ":", port,
                       " (in use, or not an address of this machine)");
   }
+  // httplib listens with a backlog of 5: 16 clients connecting at once overflowed it, and the
+  // dropped connections' SYNs were retried after 1 s (a 1-s time to first token seen at 16
+  // streams). Listening again on the bound socket raises the backlog.
+  if (s.listen_socket >= 0) ::listen(s.listen_socket, SOMAXCONN);
   s.bound = true;
   return port;
 }

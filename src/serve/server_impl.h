@@ -29,6 +29,7 @@ struct Server::Impl {
   ServerOptions options;
   httplib::Server http;
   bool bound = false;
+  int listen_socket = -1;  // the bound socket (its backlog is raised after binding)
   std::atomic<bool> run_called{false}, run_returned{false}, stop_requested{false};
   ServerMetrics metrics;
   const int64_t started_unix = std::chrono::duration_cast<std::chrono::seconds>(

@@ -1,6 +1,7 @@
-// The prefix cache: whole blocks shared by reference (no copy), longest-prefix matching, pinning
-// while in use, least-recently-used eviction of leaves under the pool's limit and its own, and
-// blocks broken by eviction or erasure never shared.
+// The prefix cache: blocks shared by reference (no copy until a sequence writes to a partly
+// reused one), longest-prefix matching to the token, pinning while in use, least-recently-used
+// eviction of leaves under the pool's limit and its own, and blocks broken by eviction or erasure
+// never shared.
 #include "kv/prefix_cache.h"
 
 #include <numeric>
@@ -57,7 +58,7 @@ std::vector<int32_t> tokens(int n, int salt = 0) {
   return t;
 }
 
-TEST(PrefixCache, ASecondSequenceSharesTheWholeBlocksOfTheFirst) {
+TEST(PrefixCache, ASecondSequenceSharesTheBlocksOfTheFirst) {
   auto pool = make_pool();
   PrefixCache prefix(pool, 0);
   const std::vector<int32_t> first = tokens(40);
@@ -65,33 +66,36 @@ TEST(PrefixCache, ASecondSequenceSharesTheWholeBlocksOfTheFirst) {
     KvCache a(pool, 256);
     fill(a, first);
     EXPECT_EQ(a.full_blocks(), 2);
+    EXPECT_EQ(a.tail_entries(), 8);
     prefix.insert(first, a);
   }
-  EXPECT_EQ(prefix.blocks(), 2);
-  EXPECT_EQ(pool->pages_in_use(), 2 * kSlots);  // only the cached blocks' pages stay
-  EXPECT_EQ(prefix.evictable_pages(), 2 * kSlots);
+  EXPECT_EQ(prefix.blocks(), 3);                // two whole blocks and the 8-token tail
+  EXPECT_EQ(pool->pages_in_use(), 3 * kSlots);  // only the cached blocks' pages stay
+  EXPECT_EQ(prefix.evictable_pages(), 3 * kSlots);
 
   std::vector<int32_t> second = first;
   second.resize(37);
   second.push_back(5);
   KvCache b(pool, 256);
   PrefixCache::Lease lease;
-  EXPECT_EQ(prefix.attach(second, static_cast<int>(second.size()) - 1, b, lease), 32);
-  EXPECT_EQ(b.n_tokens(), 32);
-  EXPECT_EQ(pool->pages_in_use(), 2 * kSlots);  // shared, not copied
+  // Whole blocks 0 and 1, then 5 of the tail's 8 tokens (the 6th differs).
+  EXPECT_EQ(prefix.attach(second, static_cast<int>(second.size()) - 1, b, lease), 37);
+  EXPECT_EQ(b.n_tokens(), 37);
+  EXPECT_EQ(pool->pages_in_use(), 3 * kSlots);  // shared, not copied
   EXPECT_EQ(prefix.evictable_pages(), 0);       // pinned while b runs
   fill(b, second);
+  EXPECT_EQ(pool->pages_in_use(), 4 * kSlots);  // the tail's page copied on b's first write
   KvCache cold(pool, 256);
   fill(cold, second);
   for (int l = 0; l < kLayers; ++l) {
     for (int h = 0; h < kHeads; ++h) EXPECT_EQ(keys(b, l, h), keys(cold, l, h));
   }
   prefix.release(lease);
-  EXPECT_EQ(prefix.evictable_pages(), 2 * kSlots);
-  EXPECT_EQ(prefix.hits(), 32);
+  EXPECT_EQ(prefix.evictable_pages(), 3 * kSlots);
+  EXPECT_EQ(prefix.hits(), 37);
 }
 
-TEST(PrefixCache, MatchesOnlyUpToTheFirstDifferentBlockAndTheLimit) {
+TEST(PrefixCache, MatchesOnlyUpToTheFirstDifferentTokenAndTheLimit) {
   auto pool = make_pool();
   PrefixCache prefix(pool, 0);
   const std::vector<int32_t> t = tokens(64);
@@ -99,16 +103,84 @@ TEST(PrefixCache, MatchesOnlyUpToTheFirstDifferentBlockAndTheLimit) {
   fill(a, t);
   prefix.insert(t, a);
   std::vector<int32_t> other = t;
-  other[20] = 96;  // block 1 differs
+  other[20] = 96;  // block 1 differs from its 5th token on
   KvCache b(pool, 256);
   PrefixCache::Lease lease;
-  EXPECT_EQ(prefix.attach(other, 63, b, lease), 16);
+  EXPECT_EQ(prefix.attach(other, 63, b, lease), 20);
   prefix.release(lease);
   KvCache c(pool, 256);
-  EXPECT_EQ(prefix.attach(t, 47, c, lease), 32);  // a whole prompt still evaluates its last token
+  EXPECT_EQ(prefix.attach(t, 47, c, lease), 47);  // a whole prompt still evaluates its last token
   prefix.release(lease);
   KvCache d(pool, 256);
   EXPECT_EQ(prefix.attach(tokens(64, 5), 63, d, lease), 0);
+  prefix.release(lease);
+}
+
+// A sequence that continues a shared block part-way writes its own copy: the cached block, and
+// every later sequence that reads it, see the entries of the sequence that inserted it.
+TEST(PrefixCache, APartlyReusedBlockIsCopiedOnWriteAndStaysIntact) {
+  auto pool = make_pool();
+  PrefixCache prefix(pool, 0);
+  const std::vector<int32_t> t = tokens(48);
+  {
+    KvCache a(pool, 256);
+    fill(a, t);
+    prefix.insert(t, a);
+  }
+  std::vector<int32_t> fork = t;
+  for (int i = 24; i < 48; ++i) fork[i] = (fork[i] + 1) % 97;  // diverges inside block 1
+  PrefixCache::Lease lease;
+  {
+    KvCache b(pool, 256);
+    EXPECT_EQ(prefix.attach(fork, 47, b, lease), 24);
+    fill(b, fork);
+    KvCache cold(pool, 256);
+    fill(cold, fork);
+    for (int l = 0; l < kLayers; ++l) {
+      for (int h = 0; h < kHeads; ++h) EXPECT_EQ(keys(b, l, h), keys(cold, l, h));
+    }
+    prefix.release(lease);
+  }
+  KvCache c(pool, 256);
+  EXPECT_EQ(prefix.attach(t, 48, c, lease), 48);
+  KvCache cold(pool, 256);
+  fill(cold, t);
+  for (int l = 0; l < kLayers; ++l) {
+    for (int h = 0; h < kHeads; ++h) EXPECT_EQ(keys(c, l, h), keys(cold, l, h));
+  }
+  prefix.release(lease);
+}
+
+// A finished sequence's incomplete last block is kept as a partial leaf; a longer one replaces
+// it, a shorter one adds nothing.
+TEST(PrefixCache, PartialTailsAreKeptUntilALongerBlockCoversThem) {
+  auto pool = make_pool();
+  PrefixCache prefix(pool, 0);
+  const std::vector<int32_t> t = tokens(64);
+  const auto insert_first = [&](int n) {
+    const std::vector<int32_t> part(t.begin(), t.begin() + n);
+    KvCache a(pool, 256);
+    fill(a, part);
+    prefix.insert(part, a);
+  };
+  insert_first(20);  // block 0 + a 4-token tail
+  EXPECT_EQ(prefix.blocks(), 2);
+  insert_first(26);  // a 10-token tail covers the 4-token one
+  EXPECT_EQ(prefix.blocks(), 2);
+  EXPECT_EQ(pool->pages_in_use(), 2 * kSlots);
+  insert_first(18);  // a 2-token tail: covered already
+  EXPECT_EQ(prefix.blocks(), 2);
+  KvCache b(pool, 256);
+  PrefixCache::Lease lease;
+  EXPECT_EQ(prefix.attach(t, 63, b, lease), 26);
+  prefix.release(lease);
+  b.clear();
+  insert_first(40);  // block 1 whole now: the tail goes, block 2's 8-token tail comes
+  EXPECT_EQ(prefix.blocks(), 3);
+  EXPECT_EQ(pool->pages_in_use(), 3 * kSlots);
+  KvCache c(pool, 256);
+  EXPECT_EQ(prefix.attach(t, 63, c, lease), 40);
+  prefix.release(lease);
 }
 
 TEST(PrefixCache, EvictsLeastRecentlyUsedLeavesWhenThePoolIsShort) {

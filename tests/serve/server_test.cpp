@@ -632,6 +632,20 @@ TEST(ServerAlone, AnUnusableTemplateOverrideIsRefusedAtStart) {
       << attached.error().message;
 }
 
+TEST(ServerAlone, APortAnotherServerHoldsIsRefused) {
+  ServerOptions o;
+  o.port = 0;
+  Server first(o);
+  auto port = first.bind();
+  ASSERT_TRUE(port) << port.error().message;
+  o.port = *port;
+  Server second(o);  // no SO_REUSEPORT: it must not share the port
+  auto again = second.bind();
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().message.find(std::to_string(*port)), std::string::npos)
+      << again.error().message;
+}
+
 TEST(ServerAlone, TemplateErrorsRaisedWhileRenderingAreA400) {
   ServerOptions o;
   o.chat_template = "{{ raise_exception('roles must alternate') }}";
