@@ -34,7 +34,7 @@ struct ServeOptions {
   std::string strategy;
   std::string draft_model;
   int draft_max = 8;
-  int spec_max_batch = 0;
+  std::string spec_max_batch = "auto";
   bool batch_invariant = false;
   bool flash_attention = false;
   bool no_prefix_cache = false;
@@ -93,7 +93,8 @@ int serve(const ServeOptions& opt) {
   load.flash_attention = opt.flash_attention;
   load.draft_model_path = opt.draft_model;
   load.draft_max = opt.draft_max;
-  load.speculation_max_batch = opt.spec_max_batch;
+  load.speculation_max_batch =
+      opt.spec_max_batch == "auto" ? -1 : std::stoi(opt.spec_max_batch);  // checked by CLI11
   const KernelEnvironment env = kernel_environment();
   load.kernels = env.kernels;
   load.place_weights = env.place_weights;
@@ -167,10 +168,11 @@ Command add_serve_command(CLI::App& parent) {
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app->add_option("--spec-max-batch", opt->spec_max_batch,
-                  "beyond this many sequences decoding together, speculative requests decode "
-                  "plainly (0: no limit)")
+                  "auto: speculative requests draft only at batch sizes where drafting measured "
+                  "faster than plain decoding; N: beyond N sequences decoding together they decode "
+                  "plainly; 0: always draft")
       ->capture_default_str()
-      ->check(CLI::Range(0, 4096));
+      ->check(CLI::IsMember({"auto"}) | CLI::Range(0, 4096));
   app->add_flag("--batch-invariant", opt->batch_invariant,
                 "compute every row in single-token order (output independent of the batch)");
   app->add_flag("--flash-attn,--fa", opt->flash_attention, "online-softmax attention");

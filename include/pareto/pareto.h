@@ -75,7 +75,9 @@ struct LoadOptions {
   // work is shorter than handing work to other threads), else n_threads.
   int draft_threads = 0;
   // Beyond this many sequences decoding together, speculative requests decode plainly (drafts
-  // stop paying once a step is compute-bound; still exact). 0: no limit.
+  // stop paying once a step is compute-bound; still exact). 0: no limit. -1: automatic, per step
+  // from the throughput measured with and without drafts at each batch size (the server's
+  // default; a lone run keeps 0 so that its strategy is what is measured).
   int speculation_max_batch = 0;
 };
 
@@ -193,6 +195,10 @@ struct EngineCounters {
   int64_t kv_pages_total = 0;   // the pool's limit (LoadOptions::kv_cache_tokens); 0: none
   int64_t kv_pages_cached = 0;  // of those in use, held by the prefix cache only (evictable)
   int64_t prefix_cache_hit_tokens = 0;  // prompt tokens taken from the prefix cache so far
+  // Steps with speculative requests decoding, by whether drafts were allowed
+  // (LoadOptions::speculation_max_batch).
+  int64_t speculation_steps_drafted = 0;
+  int64_t speculation_steps_plain = 0;
   int64_t kv_bytes_in_use = 0;
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;

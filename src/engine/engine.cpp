@@ -252,6 +252,8 @@ EngineCounters Engine::counters() const {
   c.kv_pages_total = scheduler_->kv_pool().options().max_pages;
   c.kv_pages_cached = s.kv_pages_cached;
   c.prefix_cache_hit_tokens = s.prefix_cache_hit_tokens;
+  c.speculation_steps_drafted = s.speculation_steps_drafted;
+  c.speculation_steps_plain = s.speculation_steps_plain;
   c.kv_bytes_in_use = s.kv_bytes_in_use;
   c.prompt_tokens = s.prompt_tokens;
   c.generated_tokens = s.generated_tokens;

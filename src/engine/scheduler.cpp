@@ -43,6 +43,8 @@ struct Scheduler::Sequence {
   std::string held;  // decoded text not yet streamed: it may be the start of a stop string
   bool prompt_done = false;
   bool finished = false;
+  bool drafted_before = false;   // has had a drafting step (the automatic switch's measurements)
+  double propose_seconds = 0;    // its strategy's propose, this step
   kv::PrefixCache::Lease lease;  // prefix-cache blocks this sequence shares
   Clock::time_point submitted, admitted, first_token;
 };
@@ -216,6 +218,8 @@ SchedulerCounters Scheduler::counters() const {
   c.prefix_cache_hit_tokens = cache_hits_.load();
   c.prompt_tokens = prompt_tokens_.load();
   c.generated_tokens = generated_tokens_.load();
+  c.speculation_steps_drafted = spec_steps_drafted_.load();
+  c.speculation_steps_plain = spec_steps_plain_.load();
   return c;
 }
 
@@ -305,7 +309,9 @@ bool Scheduler::plan_decode(Sequence& s, int& budget, bool allow_drafts) {
     return false;
   }
   const size_t first = entries_.size();
+  const Clock::time_point start = Clock::now();
   s.strategy->propose(st, allow_drafts ? std::min(room, std::max(budget, 1)) : 1, entries_);
+  s.propose_seconds = seconds_between(start, Clock::now());
   const int n = static_cast<int>(entries_.size() - first);
   PARETO_CHECK_MSG(n >= 1 && n <= room, "a strategy proposed no entries or more than allowed");
   if (auto reserved = reserve(st.cache, n); !reserved) {
@@ -319,7 +325,7 @@ bool Scheduler::plan_decode(Sequence& s, int& budget, bool allow_drafts) {
     rows += entries_[i].logits ? 1 : 0;
   }
   caches_.push_back(&st.cache);
-  planned_.push_back({&s, rows, n, true});
+  planned_.push_back({&s, rows, n, true, true});
   budget -= n;
   return true;
 }
@@ -344,7 +350,7 @@ bool Scheduler::plan_prompt(Sequence& s, int& budget) {
   }
   caches_.push_back(&st.cache);
   const bool completes = start + n == st.n_prompt;
-  planned_.push_back({&s, completes ? 1 : 0, n, completes});
+  planned_.push_back({&s, completes ? 1 : 0, n, completes, false});
   budget -= n;
   return true;
 }
@@ -397,6 +403,12 @@ void Scheduler::emit(Sequence& s, int n_new, std::span<const float> rows) {
   }
 }
 
+bool Scheduler::drafts_allowed(int decoding) {
+  const int limit = options_.speculation_max_batch;
+  if (limit == SchedulerOptions::kAutomatic) return speculation_switch_.allow(decoding);
+  return limit <= 0 || decoding <= limit;
+}
+
 Status Scheduler::step() {
   admit();
   entries_.clear();
@@ -404,19 +416,39 @@ Status Scheduler::step() {
   planned_.clear();
   int budget = options_.step_tokens;
   int decoding = 0;
-  for (auto& s : running_) decoding += !s->finished && s->prompt_done ? 1 : 0;
-  const bool allow_drafts =
-      options_.speculation_max_batch <= 0 || decoding <= options_.speculation_max_batch;
+  bool speculative = false;
+  for (auto& s : running_) {
+    if (s->finished || !s->prompt_done) continue;
+    ++decoding;
+    speculative = speculative || s->strategy->speculation() != nullptr;
+  }
+  const bool allow_drafts = !speculative || drafts_allowed(decoding);
+  if (speculative) ++(allow_drafts ? spec_steps_drafted_ : spec_steps_plain_);
   for (auto& s : running_) {
     if (!s->finished && s->prompt_done) plan_decode(*s, budget, allow_drafts);
   }
+  const size_t decode_plans = planned_.size();
   for (auto& s : running_) {
     if (!s->finished && !s->prompt_done) plan_prompt(*s, budget);
   }
+  const bool decode_only = planned_.size() == decode_plans;
+  // Drafting steps measure what drafts cost and yield (engine/speculation_switch.h).
+  const bool measure =
+      speculative && allow_drafts && options_.speculation_max_batch == SchedulerOptions::kAutomatic;
+  int spec_sequences = 0;
+  int64_t drafted = 0, accepted = 0;
+  double draft_seconds = 0;  // the strategies' propose and accept
   Status result = ok();
   if (!entries_.empty()) {
+    const Clock::time_point forward_start = Clock::now();
     const auto forwarded =
         model_.forward(entries_, caches_, logits_, workspace_, pool_, options_.forward);
+    // Decode steps only: the line is wanted where the decision lies, between m and m (1 + k)
+    // entries, and a prompt chunk's entries cost what decodes do not (long rows of attention).
+    if (forwarded && decode_only) {
+      speculation_switch_.record_forward(static_cast<int>(entries_.size()),
+                                         seconds_between(forward_start, Clock::now()));
+    }
     const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
     size_t row = 0;
     for (const Planned& p : planned_) {
@@ -438,9 +470,25 @@ Status Scheduler::step() {
           continue;
         }
       }
-      emit(s, s.strategy->accept(s.state, rows), rows);
+      // A sequence's first drafting step also brings a draft model through the whole prompt: a
+      // cost per request, not per step, left out of the per-step estimate.
+      const bool drafting = measure && p.decode && s.strategy->speculation() != nullptr;
+      const bool first_draft = drafting && !s.drafted_before;
+      s.drafted_before = s.drafted_before || drafting;
+      const Clock::time_point accept_start = Clock::now();
+      const int n_new = s.strategy->accept(s.state, rows);
+      if (drafting && !first_draft) {
+        draft_seconds += s.propose_seconds + seconds_between(accept_start, Clock::now());
+        ++spec_sequences;
+        drafted += p.n_entries - 1;
+        accepted += std::max(0, n_new - 1);
+      }
+      emit(s, n_new, rows);
     }
     if (!forwarded) result = forwarded;
+    if (forwarded && spec_sequences > 0) {
+      speculation_switch_.record_drafts(spec_sequences, drafted, accepted, draft_seconds);
+    }
   }
   std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s->finished; });
   running_count_ = static_cast<int>(running_.size());

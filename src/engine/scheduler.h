@@ -31,6 +31,7 @@
 #include "decoding/drafter.h"
 #include "decoding/ngram.h"
 #include "decoding/strategy.h"
+#include "engine/speculation_switch.h"
 #include "kv/kv_pool.h"
 #include "kv/prefix_cache.h"
 #include "model/model.h"
@@ -100,8 +101,10 @@ struct SchedulerOptions {
   int64_t prefix_cache_max_pages = 0;
   // Speculation pays while verifying extra entries is nearly free (the weights are read once per
   // step whatever the batch); with many sequences decoding, the step is compute-bound and drafts
-  // cost. Beyond this many decoding sequences, speculative strategies get room for no draft (plain
-  // decoding, still exact). 0: no limit.
+  // cost. N > 0: beyond N decoding sequences, speculative strategies get room for no draft (plain
+  // decoding, still exact); 0: never switched off; kAutomatic: switched per step by measured
+  // throughput at each batch size (engine/speculation_switch.h).
+  static constexpr int kAutomatic = -1;
   int speculation_max_batch = 0;
 };
 
@@ -114,6 +117,9 @@ struct SchedulerCounters {
   int64_t prefix_cache_hit_tokens = 0;
   int64_t prompt_tokens = 0;     // evaluated so far
   int64_t generated_tokens = 0;  // accepted so far
+  // Steps with speculative sequences decoding, by whether they could draft.
+  int64_t speculation_steps_drafted = 0;
+  int64_t speculation_steps_plain = 0;
 };
 
 // The draft model must share the target's vocabulary token for token (llama.cpp checks the
@@ -152,6 +158,8 @@ class Scheduler {
   Scheduler(const model::Model& model, const tokenizer::Tokenizer& tokenizer, ThreadPool& pool,
             const SchedulerOptions& options);
   void admit();
+  // Whether speculative sequences may draft in a step with `decoding` sequences decoding.
+  bool drafts_allowed(int decoding);
   bool plan_decode(Sequence& s, int& budget, bool allow_drafts);
   bool plan_prompt(Sequence& s, int& budget);
   // rows: the logit rows the strategy accepted from (row j predicted the j-th new token).
@@ -181,8 +189,11 @@ class Scheduler {
   std::atomic<int> running_count_{0};
   std::atomic<int64_t> prompt_tokens_{0};
   std::atomic<int64_t> generated_tokens_{0};
+  std::atomic<int64_t> spec_steps_drafted_{0};
+  std::atomic<int64_t> spec_steps_plain_{0};
 
   // Step thread only.
+  SpeculationSwitch speculation_switch_;
   std::vector<std::unique_ptr<Sequence>> running_;
   std::vector<model::BatchEntry> entries_;
   std::vector<kv::KvCache*> caches_;
@@ -191,6 +202,7 @@ class Scheduler {
     int n_rows;      // logit rows its entries asked for
     int n_entries;   // entries it put in the batch
     bool completes;  // a decode, or the prompt chunk that completes the prompt
+    bool decode;     // a decode (the strategy's proposal), not a prompt chunk
   };
   std::vector<Planned> planned_;
   std::vector<float> logits_;

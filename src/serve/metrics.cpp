@@ -108,6 +108,12 @@ std::string ServerMetrics::render(const EngineCounters* engine) const {
         double(drafted_.load()), "counter");
   gauge(out, "pareto_spec_decode_accepted_tokens_total", "Draft tokens accepted",
         double(accepted_.load()), "counter");
+  gauge(out, "pareto_spec_decode_steps_drafted_total",
+        "Steps with speculative requests decoding that allowed drafts",
+        double(c.speculation_steps_drafted), "counter");
+  gauge(out, "pareto_spec_decode_steps_plain_total",
+        "Steps with speculative requests decoding that did not (--spec-max-batch)",
+        double(c.speculation_steps_plain), "counter");
   const double acceptance = drafted_ > 0 ? double(accepted_) / double(drafted_) : 0.0;
   gauge(out, "pareto_spec_decode_acceptance_ratio", "Accepted / drafted tokens (0-1)", acceptance);
   time_to_first_token.render(out, "pareto_time_to_first_token_seconds",
