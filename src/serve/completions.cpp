@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "serve/connection.h"
 #include "serve/openai_response.h"
 #include "serve/server_impl.h"
 
@@ -97,6 +98,31 @@ struct Exchange {
 void cancel_all(Engine& engine, Exchange& ex) {
   ex.abandoned = true;
   for (uint64_t id : ex.ids) engine.cancel(id);
+}
+
+// How often a waiting request looks at its connection: a client that left is cancelled within
+// this (a step of a small model is shorter; the engine drops the sequence at its next step).
+constexpr auto kConnectionCheck = std::chrono::milliseconds(20);
+
+// Waits up to `limit` for events of `ex` and moves them to `out`. Returns false, with nothing
+// waited for, once the client has closed its connection.
+bool wait_events(Exchange& ex, const ClientConnection& connection,
+                 std::chrono::steady_clock::duration limit, std::deque<Event>& out) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(ex.mutex);
+      const auto slice = std::min<std::chrono::steady_clock::duration>(
+          kConnectionCheck, deadline - std::chrono::steady_clock::now());
+      ex.cv.wait_for(lock, slice, [&] { return !ex.events.empty(); });
+      if (!ex.events.empty()) {
+        out.swap(ex.events);
+        return true;
+      }
+    }
+    if (connection.closed()) return false;
+    if (std::chrono::steady_clock::now() >= deadline) return true;
+  }
 }
 
 // What the request did, for the log line and the request metrics.
@@ -246,9 +272,10 @@ void Server::Impl::handle_generation(Endpoint endpoint, const httplib::Request& 
     if (!result) {
       if (result.error().code == ErrorCode::kCancelled) {
         out.cancelled = true;
-      } else if (!out.error) {
-        out.error = api_error_from(result.error());
+        metrics.count_request("cancelled");
+        return false;
       }
+      if (!out.error) out.error = api_error_from(result.error());
       metrics.count_request("error");
       return false;
     }
@@ -292,22 +319,36 @@ void Server::Impl::handle_generation(Endpoint endpoint, const httplib::Request& 
         " tok/s=", rate, " total_ms=", static_cast<int64_t>(total * 1000), " finish=", finish));
   };
 
+  const auto connection = std::make_shared<ClientConnection>(
+      ClientConnection::find(req.remote_addr, req.remote_port, req.local_port));
   if (!r.stream) {
     Outcome out;
     out.usage = usage;
     int finished = 0;
+    bool left = false;  // the client closed its connection: the choices are cancelled
+    std::deque<Event> events;
     while (finished < n_choices) {
-      std::unique_lock<std::mutex> lock(ex->mutex);
-      ex->cv.wait(lock, [&] { return !ex->events.empty(); });
-      Event ev = std::move(ex->events.front());
-      ex->events.pop_front();
-      lock.unlock();
-      if (!ev.done) continue;
-      ++finished;
-      if (!settle(ev, out)) {
+      if (!wait_events(*ex, left ? ClientConnection() : *connection, std::chrono::hours(24),
+                       events)) {
+        left = true;
         cancel_all(*engine, *ex);
         notify_engine();
+        continue;
       }
+      for (Event& ev : events) {
+        if (!ev.done) continue;
+        ++finished;
+        if (!settle(ev, out)) {
+          cancel_all(*engine, *ex);
+          notify_engine();
+        }
+      }
+      events.clear();
+    }
+    if (left) {
+      log_outcome(out, 499);  // nobody to answer
+      return reply_error(
+          res, ApiError{499, "the client closed the connection", "cancelled", "", "client_closed"});
     }
     if (out.error) {
       log_outcome(out, out.error->status);
@@ -343,7 +384,7 @@ void Server::Impl::handle_generation(Endpoint endpoint, const httplib::Request& 
   res.set_chunked_content_provider(
       "text/event-stream",
       [this, ex, state, header, n_choices, include_usage, engine, chat, log_outcome, settle,
-       chunk_logprobs](size_t, httplib::DataSink& sink) {
+       chunk_logprobs, connection](size_t, httplib::DataSink& sink) {
         auto write = [&](const std::string& bytes) {
           if (sink.write(bytes.data(), bytes.size())) return true;
           cancel_all(*engine, *ex);
@@ -361,10 +402,10 @@ void Server::Impl::handle_generation(Endpoint endpoint, const httplib::Request& 
           }
         }
         std::deque<Event> events;
-        {
-          std::unique_lock<std::mutex> lock(ex->mutex);
-          ex->cv.wait_for(lock, std::chrono::seconds(1), [&] { return !ex->events.empty(); });
-          events.swap(ex->events);
+        if (!wait_events(*ex, *connection, std::chrono::seconds(1), events)) {
+          cancel_all(*engine, *ex);
+          notify_engine();
+          return false;
         }
         // A comment line keeps idle streams alive and finds a vanished client (clients ignore it).
         if (events.empty()) return write(": keep-alive\n\n");
