@@ -199,6 +199,7 @@ struct EngineCounters {
   // (LoadOptions::speculation_max_batch).
   int64_t speculation_steps_drafted = 0;
   int64_t speculation_steps_plain = 0;
+  int64_t speculation_steps_explored = 0;  // automatic: one speculative request drafted
   int64_t kv_bytes_in_use = 0;
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;

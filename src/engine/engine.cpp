@@ -254,6 +254,7 @@ EngineCounters Engine::counters() const {
   c.prefix_cache_hit_tokens = s.prefix_cache_hit_tokens;
   c.speculation_steps_drafted = s.speculation_steps_drafted;
   c.speculation_steps_plain = s.speculation_steps_plain;
+  c.speculation_steps_explored = s.speculation_steps_explored;
   c.kv_bytes_in_use = s.kv_bytes_in_use;
   c.prompt_tokens = s.prompt_tokens;
   c.generated_tokens = s.generated_tokens;

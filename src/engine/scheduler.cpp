@@ -43,9 +43,10 @@ struct Scheduler::Sequence {
   std::string held;  // decoded text not yet streamed: it may be the start of a stop string
   bool prompt_done = false;
   bool finished = false;
-  bool drafted_before = false;   // has had a drafting step (the automatic switch's measurements)
-  double propose_seconds = 0;    // its strategy's propose, this step
-  kv::PrefixCache::Lease lease;  // prefix-cache blocks this sequence shares
+  bool may_draft = true;           // this step
+  bool drafted_last_step = false;  // (the automatic switch's measurements)
+  double propose_seconds = 0;      // its strategy's propose, this step
+  kv::PrefixCache::Lease lease;    // prefix-cache blocks this sequence shares
   Clock::time_point submitted, admitted, first_token;
 };
 
@@ -220,6 +221,7 @@ SchedulerCounters Scheduler::counters() const {
   c.generated_tokens = generated_tokens_.load();
   c.speculation_steps_drafted = spec_steps_drafted_.load();
   c.speculation_steps_plain = spec_steps_plain_.load();
+  c.speculation_steps_explored = spec_steps_explored_.load();
   return c;
 }
 
@@ -403,10 +405,11 @@ void Scheduler::emit(Sequence& s, int n_new, std::span<const float> rows) {
   }
 }
 
-bool Scheduler::drafts_allowed(int decoding) {
+SpeculationSwitch::Drafts Scheduler::drafts_allowed(int decoding) {
+  using Drafts = SpeculationSwitch::Drafts;
   const int limit = options_.speculation_max_batch;
-  if (limit == SchedulerOptions::kAutomatic) return speculation_switch_.allow(decoding);
-  return limit <= 0 || decoding <= limit;
+  if (limit == SchedulerOptions::kAutomatic) return speculation_switch_.decide(decoding);
+  return limit <= 0 || decoding <= limit ? Drafts::kAll : Drafts::kNone;
 }
 
 Status Scheduler::step() {
@@ -416,26 +419,37 @@ Status Scheduler::step() {
   planned_.clear();
   int budget = options_.step_tokens;
   int decoding = 0;
-  bool speculative = false;
+  int speculative = 0;
   for (auto& s : running_) {
     if (s->finished || !s->prompt_done) continue;
     ++decoding;
-    speculative = speculative || s->strategy->speculation() != nullptr;
+    speculative += s->strategy->speculation() != nullptr ? 1 : 0;
   }
-  const bool allow_drafts = !speculative || drafts_allowed(decoding);
-  if (speculative) ++(allow_drafts ? spec_steps_drafted_ : spec_steps_plain_);
+  using Drafts = SpeculationSwitch::Drafts;
+  const Drafts drafts = speculative > 0 ? drafts_allowed(decoding) : Drafts::kAll;
+  if (speculative > 0) {
+    ++(drafts == Drafts::kAll    ? spec_steps_drafted_
+       : drafts == Drafts::kNone ? spec_steps_plain_
+                                 : spec_steps_explored_);
+  }
+  // An exploration lets one speculative sequence draft, each in turn.
+  const int explorer = drafts == Drafts::kOne
+                           ? static_cast<int>(explore_turn_++ % static_cast<uint64_t>(speculative))
+                           : -1;
+  int spec_index = 0;
   for (auto& s : running_) {
-    if (!s->finished && s->prompt_done) plan_decode(*s, budget, allow_drafts);
+    if (s->finished || !s->prompt_done) continue;
+    const bool spec = s->strategy->speculation() != nullptr;
+    s->may_draft = drafts == Drafts::kAll || (spec && spec_index == explorer);
+    spec_index += spec ? 1 : 0;
+    plan_decode(*s, budget, s->may_draft);
   }
-  const size_t decode_plans = planned_.size();
   for (auto& s : running_) {
     if (!s->finished && !s->prompt_done) plan_prompt(*s, budget);
   }
-  const bool decode_only = planned_.size() == decode_plans;
   // Drafting steps measure what drafts cost and yield (engine/speculation_switch.h).
-  const bool measure =
-      speculative && allow_drafts && options_.speculation_max_batch == SchedulerOptions::kAutomatic;
-  int spec_sequences = 0;
+  const bool measure = options_.speculation_max_batch == SchedulerOptions::kAutomatic;
+  int spec_sequences = 0, timed_sequences = 0;
   int64_t drafted = 0, accepted = 0;
   double draft_seconds = 0;  // the strategies' propose and accept
   Status result = ok();
@@ -443,9 +457,7 @@ Status Scheduler::step() {
     const Clock::time_point forward_start = Clock::now();
     const auto forwarded =
         model_.forward(entries_, caches_, logits_, workspace_, pool_, options_.forward);
-    // Decode steps only: the line is wanted where the decision lies, between m and m (1 + k)
-    // entries, and a prompt chunk's entries cost what decodes do not (long rows of attention).
-    if (forwarded && decode_only) {
+    if (forwarded && measure) {
       speculation_switch_.record_forward(static_cast<int>(entries_.size()),
                                          seconds_between(forward_start, Clock::now()));
     }
@@ -470,24 +482,30 @@ Status Scheduler::step() {
           continue;
         }
       }
-      // A sequence's first drafting step also brings a draft model through the whole prompt: a
-      // cost per request, not per step, left out of the per-step estimate.
-      const bool drafting = measure && p.decode && s.strategy->speculation() != nullptr;
-      const bool first_draft = drafting && !s.drafted_before;
-      s.drafted_before = s.drafted_before || drafting;
+      // Drafting time counts only for sequences that drafted in their previous step as well: a
+      // draft model that sat out steps (or a new request's prompt) first catches up, a cost of
+      // switching, not of drafting.
+      const bool drafting =
+          measure && p.decode && s.may_draft && s.strategy->speculation() != nullptr;
+      const bool timed = drafting && s.drafted_last_step;
+      s.drafted_last_step = drafting;
       const Clock::time_point accept_start = Clock::now();
       const int n_new = s.strategy->accept(s.state, rows);
-      if (drafting && !first_draft) {
-        draft_seconds += s.propose_seconds + seconds_between(accept_start, Clock::now());
+      if (drafting) {
         ++spec_sequences;
         drafted += p.n_entries - 1;
         accepted += std::max(0, n_new - 1);
       }
+      if (timed) {
+        draft_seconds += s.propose_seconds + seconds_between(accept_start, Clock::now());
+        ++timed_sequences;
+      }
       emit(s, n_new, rows);
     }
     if (!forwarded) result = forwarded;
-    if (forwarded && spec_sequences > 0) {
-      speculation_switch_.record_drafts(spec_sequences, drafted, accepted, draft_seconds);
+    if (forwarded) {
+      speculation_switch_.record_drafts(spec_sequences, drafted, accepted);
+      speculation_switch_.record_draft_time(timed_sequences, draft_seconds);
     }
   }
   std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s->finished; });

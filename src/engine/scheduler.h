@@ -120,6 +120,7 @@ struct SchedulerCounters {
   // Steps with speculative sequences decoding, by whether they could draft.
   int64_t speculation_steps_drafted = 0;
   int64_t speculation_steps_plain = 0;
+  int64_t speculation_steps_explored = 0;  // one speculative sequence drafted (automatic switch)
 };
 
 // The draft model must share the target's vocabulary token for token (llama.cpp checks the
@@ -159,7 +160,7 @@ class Scheduler {
             const SchedulerOptions& options);
   void admit();
   // Whether speculative sequences may draft in a step with `decoding` sequences decoding.
-  bool drafts_allowed(int decoding);
+  SpeculationSwitch::Drafts drafts_allowed(int decoding);
   bool plan_decode(Sequence& s, int& budget, bool allow_drafts);
   bool plan_prompt(Sequence& s, int& budget);
   // rows: the logit rows the strategy accepted from (row j predicted the j-th new token).
@@ -191,9 +192,11 @@ class Scheduler {
   std::atomic<int64_t> generated_tokens_{0};
   std::atomic<int64_t> spec_steps_drafted_{0};
   std::atomic<int64_t> spec_steps_plain_{0};
+  std::atomic<int64_t> spec_steps_explored_{0};
 
   // Step thread only.
   SpeculationSwitch speculation_switch_;
+  uint64_t explore_turn_ = 0;
   std::vector<std::unique_ptr<Sequence>> running_;
   std::vector<model::BatchEntry> entries_;
   std::vector<kv::KvCache*> caches_;

@@ -114,6 +114,9 @@ std::string ServerMetrics::render(const EngineCounters* engine) const {
   gauge(out, "pareto_spec_decode_steps_plain_total",
         "Steps with speculative requests decoding that did not (--spec-max-batch)",
         double(c.speculation_steps_plain), "counter");
+  gauge(out, "pareto_spec_decode_steps_explored_total",
+        "Steps in which one speculative request drafted to re-measure drafting (automatic)",
+        double(c.speculation_steps_explored), "counter");
   const double acceptance = drafted_ > 0 ? double(accepted_) / double(drafted_) : 0.0;
   gauge(out, "pareto_spec_decode_acceptance_ratio", "Accepted / drafted tokens (0-1)", acceptance);
   time_to_first_token.render(out, "pareto_time_to_first_token_seconds",

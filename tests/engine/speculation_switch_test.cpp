@@ -10,38 +10,52 @@
 namespace pareto::engine {
 namespace {
 
-// Forwards that take a + b n seconds for n entries, n = 1..64.
+using Drafts = SpeculationSwitch::Drafts;
+
+bool allow(SpeculationSwitch& sw, int m) {
+  return sw.decide(m) != Drafts::kNone;
+}
+
+// Forwards that take a + b n seconds for n entries, n = 1..256.
 void fit(SpeculationSwitch& sw, double a, double b) {
   for (int round = 0; round < 20; ++round) {
-    for (int n = 1; n <= 64; ++n) sw.record_forward(n, a + b * n);
+    for (int n = 1; n <= 256; ++n) sw.record_forward(n, a + b * n);
   }
 }
 
 // Drafting steps of m sequences, each drafting k tokens with `accepted` kept, d seconds each.
 void drafts(SpeculationSwitch& sw, int steps, int m, int k, double accepted, double d) {
   for (int i = 0; i < steps; ++i) {
-    sw.record_drafts(m, int64_t{m} * k, static_cast<int64_t>(m * accepted), m * d);
+    sw.record_drafts(m, int64_t{m} * k, static_cast<int64_t>(m * accepted));
+    sw.record_draft_time(m, m * d);
   }
 }
 
-TEST(SpeculationSwitch, FitsTheForwardTimeToALine) {
+TEST(SpeculationSwitch, InterpolatesForwardTimesBetweenBatchSizes) {
   SpeculationSwitch sw;
-  fit(sw, 0.002, 0.0001);
-  EXPECT_NEAR(sw.forward_seconds(1), 0.0021, 1e-9);
-  EXPECT_NEAR(sw.forward_seconds(40), 0.006, 1e-9);
-  SpeculationSwitch flat;  // one batch size only: time taken as proportional to entries
-  for (int i = 0; i < 10; ++i) flat.record_forward(8, 0.004);
-  EXPECT_NEAR(flat.forward_seconds(16), 0.008, 1e-12);
+  EXPECT_EQ(sw.forward_seconds(4), 0);
+  sw.record_forward(1, 0.001);
+  sw.record_forward(8, 0.002);
+  sw.record_forward(64, 0.010);
+  EXPECT_NEAR(sw.forward_seconds(1), 0.001, 1e-12);
+  EXPECT_NEAR(sw.forward_seconds(4.5), 0.0015, 1e-12);
+  EXPECT_NEAR(sw.forward_seconds(36), 0.006, 1e-12);
+  EXPECT_NEAR(sw.forward_seconds(0.5), 0.001, 1e-12);  // flat below the smallest batch seen
+  EXPECT_NEAR(sw.forward_seconds(128), 0.020, 1e-12);  // in proportion beyond the largest
+  SpeculationSwitch line;
+  fit(line, 0.002, 0.0001);  // a line is reproduced between the buckets' means
+  EXPECT_NEAR(line.forward_seconds(1), 0.0021, 1e-9);
+  EXPECT_NEAR(line.forward_seconds(40), 0.006, 1e-9);
 }
 
 TEST(SpeculationSwitch, DraftsUntilItHasMeasuredDrafting) {
   SpeculationSwitch sw;
   fit(sw, 0.0, 0.001);  // compute-bound: drafting would not pay
   for (int i = 0; i < SpeculationSwitch::kWarmSteps; ++i) {
-    EXPECT_TRUE(sw.allow(16));
+    EXPECT_TRUE(allow(sw, 16));
     drafts(sw, 1, 16, 4, 0.5, 0.0002);
   }
-  EXPECT_FALSE(sw.allow(16));
+  EXPECT_FALSE(allow(sw, 16));
 }
 
 TEST(SpeculationSwitch, PredictsBothArms) {
@@ -59,14 +73,16 @@ TEST(SpeculationSwitch, DraftsWhereVerifyingIsCheapAndNotWhereItIsNot) {
   // m = 1 and a lot at m = 64.
   fit(sw, 0.002, 0.00005);
   drafts(sw, 20, 4, 5, 2.0, 0.0001);
-  EXPECT_TRUE(sw.allow(1));
+  EXPECT_TRUE(allow(sw, 1));
   EXPECT_GT(sw.estimate(1).draft_tokens_per_second, sw.estimate(1).plain_tokens_per_second);
   EXPECT_LT(sw.estimate(64).draft_tokens_per_second, sw.estimate(64).plain_tokens_per_second);
   // Explorations only, each wait twice the last up to 64 steps: after 16, 32, 64, 64 plain ones.
   std::vector<int> explored;
   const int n = 16 + 32 + 64 + 64 + 50;
   for (int i = 1; i <= n; ++i) {
-    if (sw.allow(64)) explored.push_back(i);
+    const Drafts d = sw.decide(64);
+    EXPECT_NE(d, Drafts::kAll);  // an exploration lets one sequence draft, not all
+    if (d == Drafts::kOne) explored.push_back(i);
   }
   EXPECT_EQ(explored, (std::vector<int>{16, 48, 112, 176}));
 }
@@ -75,22 +91,23 @@ TEST(SpeculationSwitch, FollowsAChangeInTheTraffic) {
   SpeculationSwitch sw;
   fit(sw, 0.002, 0.00005);
   drafts(sw, 50, 2, 5, 3.0, 0.0001);
-  EXPECT_TRUE(sw.allow(2));
+  EXPECT_TRUE(allow(sw, 2));
   // The text stops being predictable: drafts are rejected. The measurements of the drafting
   // steps (explorations included) move the estimate, and drafting stops.
   drafts(sw, 100, 2, 5, 0.0, 0.0001);
-  EXPECT_FALSE(sw.allow(2) && sw.allow(2));
+  EXPECT_FALSE(allow(sw, 2) && allow(sw, 2));
 }
 
 TEST(SpeculationSwitch, IgnoresEmptyMeasurements) {
   SpeculationSwitch sw;
   sw.record_forward(0, 0.01);
   sw.record_forward(4, 0);
-  sw.record_drafts(0, 3, 1, 0.01);
-  sw.record_drafts(4, 0, 0, 0.01);  // nothing drafted: no measurement of drafting
+  sw.record_drafts(0, 3, 1);
+  sw.record_drafts(4, 0, 0);  // nothing drafted: no measurement of drafting
+  sw.record_draft_time(0, 0.01);
   EXPECT_EQ(sw.forward_seconds(4), 0);
   EXPECT_EQ(sw.drafting_steps(), 0);
-  EXPECT_TRUE(sw.allow(4));
+  EXPECT_TRUE(allow(sw, 4));
 }
 
 }  // namespace
