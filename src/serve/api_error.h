@@ -37,4 +37,10 @@ nlohmann::json error_body(const ApiError& error);
 // pool 429 (retry later), cancellation 499, Pareto's own failures 500.
 ApiError api_error_from(const Error& error);
 
+// Any endpoint that needs the engine, before the model has loaded.
+inline ApiError model_loading_error() {
+  return ApiError{503, "the model is still loading; retry when GET /health answers 200",
+                  "unavailable", "", "model_loading"};
+}
+
 }  // namespace pareto::serve

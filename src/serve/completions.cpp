@@ -164,10 +164,7 @@ ApiResult<std::string> Server::Impl::render_chat(const OpenAiRequest& r) const {
 void Server::Impl::handle_generation(Endpoint endpoint, const httplib::Request& req,
                                      httplib::Response& res) {
   Engine* engine = ready();
-  if (!engine) {
-    return reply_error(
-        res, ApiError{503, "the model is still loading", "unavailable", "", "model_loading"});
-  }
+  if (!engine) return reply_error(res, model_loading_error());
   auto parsed = parse_openai_request(endpoint, req.body, limits);
   if (!parsed) return reply_error(res, parsed.error());
   OpenAiRequest& r = *parsed;

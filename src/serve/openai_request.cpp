@@ -112,26 +112,6 @@ ApiResult<std::optional<std::string>> get_string(const json& object, std::string
     return tl::unexpected<ApiError>(std::move(PARETO_CONCAT(_api_r_, __LINE__)).error()); \
   decl = std::move(*PARETO_CONCAT(_api_r_, __LINE__))
 
-ApiResult<std::vector<int32_t>> token_array(const json& array, std::string_view name,
-                                            int32_t n_vocab) {
-  std::vector<int32_t> tokens;
-  tokens.reserve(array.size());
-  for (size_t i = 0; i < array.size(); ++i) {
-    const json& t = array[i];
-    if (!t.is_number_integer() && !t.is_number_unsigned()) {
-      return wrong_type(str_cat(name, "[", i, "]"), "a token id (integer)", t);
-    }
-    const bool negative = t.is_number_integer() && t.get<int64_t>() < 0;
-    if (negative || (t.is_number_unsigned() && t.get<uint64_t>() >= uint64_t(n_vocab)) ||
-        (!t.is_number_unsigned() && t.get<int64_t>() >= n_vocab)) {
-      return out_of_range(str_cat(name, "[", i, "]"), str_cat("a token id in [0, ", n_vocab, ")"),
-                          t.dump());
-    }
-    tokens.push_back(static_cast<int32_t>(t.get<int64_t>()));
-  }
-  return tokens;
-}
-
 ApiResult<std::vector<Prompt>> parse_prompts(const json& body, int32_t n_vocab) {
   const json* p = field(body, "prompt");
   if (!p) return bad_request("'prompt' is required", "prompt", "missing_required_parameter");
@@ -359,6 +339,26 @@ ApiResult<void> parse_logprobs_and_refuse_unsupported(const json& body, Endpoint
 }
 
 }  // namespace
+
+ApiResult<std::vector<int32_t>> token_array(const json& array, std::string_view name,
+                                            int32_t n_vocab) {
+  std::vector<int32_t> tokens;
+  tokens.reserve(array.size());
+  for (size_t i = 0; i < array.size(); ++i) {
+    const json& t = array[i];
+    if (!t.is_number_integer() && !t.is_number_unsigned()) {
+      return wrong_type(str_cat(name, "[", i, "]"), "a token id (integer)", t);
+    }
+    const bool negative = t.is_number_integer() && t.get<int64_t>() < 0;
+    if (negative || (t.is_number_unsigned() && t.get<uint64_t>() >= uint64_t(n_vocab)) ||
+        (!t.is_number_unsigned() && t.get<int64_t>() >= n_vocab)) {
+      return out_of_range(str_cat(name, "[", i, "]"), str_cat("a token id in [0, ", n_vocab, ")"),
+                          t.dump());
+    }
+    tokens.push_back(static_cast<int32_t>(t.get<int64_t>()));
+  }
+  return tokens;
+}
 
 ApiResult<json> parse_json_object(std::string_view body) {
   json parsed = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);

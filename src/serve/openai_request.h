@@ -55,5 +55,8 @@ ApiResult<OpenAiRequest> parse_openai_request(Endpoint endpoint, std::string_vie
 // them): an object, or a 400 naming what is wrong (invalid JSON or UTF-8,
 // not an object).
 ApiResult<nlohmann::ordered_json> parse_json_object(std::string_view body);
+// A JSON array of token ids in [0, n_vocab); errors name `name` and the element.
+ApiResult<std::vector<int32_t>> token_array(const nlohmann::ordered_json& array,
+                                            std::string_view name, int32_t n_vocab);
 
 }  // namespace pareto::serve

@@ -52,11 +52,6 @@ void Server::Impl::reply_error(httplib::Response& res, const ApiError& error) {
 
 namespace {
 
-ApiError loading_error() {
-  return ApiError{503, "the model is still loading; retry when GET /health answers 200",
-                  "unavailable", "", "model_loading"};
-}
-
 bool is_public_path(const std::string& path) {
   return path == "/health" || path == "/metrics";
 }
@@ -139,7 +134,7 @@ void Server::Impl::routes() {
     res.set_content(metrics.render(counters ? &*counters : nullptr), "text/plain; version=0.0.4");
   });
   http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-    if (!ready()) return reply_error(res, loading_error());
+    if (!ready()) return reply_error(res, model_loading_error());
     json model = {{"id", model_id},
                   {"object", "model"},
                   {"created", started_unix},
@@ -160,7 +155,7 @@ void Server::Impl::routes() {
   // {"tokens"}; {"tokens"} -> {"content"}.
   http.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
     Engine* e = ready();
-    if (!e) return reply_error(res, loading_error());
+    if (!e) return reply_error(res, model_loading_error());
     auto body = parse_json_object(req.body);
     if (!body) return reply_error(res, body.error());
     const auto content = body->find("content");
@@ -184,7 +179,7 @@ void Server::Impl::routes() {
   });
   http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
     Engine* e = ready();
-    if (!e) return reply_error(res, loading_error());
+    if (!e) return reply_error(res, model_loading_error());
     auto body = parse_json_object(req.body);
     if (!body) return reply_error(res, body.error());
     const auto tokens = body->find("tokens");
@@ -192,19 +187,9 @@ void Server::Impl::routes() {
       return reply_error(res, ApiError{400, "'tokens' is required and must be an array of ids",
                                        "invalid_request_error", "tokens", "invalid_type"});
     }
-    std::vector<int32_t> ids;
-    for (size_t i = 0; i < tokens->size(); ++i) {
-      const auto& t = (*tokens)[i];
-      const bool integer = t.is_number_integer() || t.is_number_unsigned();
-      if (!integer || t.get<int64_t>() < 0 || t.get<int64_t>() >= info.n_vocab) {
-        return reply_error(res, ApiError{400,
-                                         str_cat("'tokens[", i, "]' must be a token id in [0, ",
-                                                 info.n_vocab, "), got ", t.dump()),
-                                         "invalid_request_error", "tokens", "invalid_value"});
-      }
-      ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
-    }
-    reply_json(res, 200, {{"content", e->detokenize(ids)}});
+    auto ids = token_array(*tokens, "tokens", info.n_vocab);
+    if (!ids) return reply_error(res, ids.error());
+    reply_json(res, 200, {{"content", e->detokenize(*ids)}});
   });
 }
 
