@@ -47,6 +47,8 @@ function stats(values) {
   return { mean, p50: percentile(s, 50), p99: percentile(s, 99), n: s.length };
 }
 
+let retried = 0;  // requests sent again after the connection closed before any response
+
 // One streamed completion: resolves with its TTFT, chunk gaps and token count.
 async function streamOne(prompt, maxTokens, hangUp = false) {
   const body = {
@@ -57,10 +59,23 @@ async function streamOne(prompt, maxTokens, hangUp = false) {
   if (args.ignore_eos) body.ignore_eos = true;
   const start = performance.now();
   const abort = new AbortController();
-  const res = await fetch(`${args.url}/v1/completions`, {
+  const send = () => fetch(`${args.url}/v1/completions`, {
     method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
     signal: abort.signal,
   });
+  // A server that closes idle keep-alive connections as the next request goes out on one of them
+  // (seen with llama-server): no response came, so the request is sent again, as the official
+  // clients do (up to 3 times), and counted.
+  let res;
+  for (let attempt = 0; ; ++attempt) {
+    try {
+      res = await send();
+      break;
+    } catch (e) {
+      if (attempt === 3) throw e;
+      ++retried;
+    }
+  }
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   const decoder = new TextDecoder();
   let buffer = '';
@@ -168,7 +183,7 @@ async function soak(seconds, concurrency, disconnect) {
   const firstMinute = rss.filter(([t]) => t - t0 <= 60000).map(([, v]) => v);
   const base = firstMinute.length ? Math.max(...firstMinute) : -1;
   const last = rss.length ? rss[rss.length - 1][1] : -1;
-  return { seconds, concurrency, disconnect, ...counts, rss_first_minute_max_kib: base,
+  return { seconds, concurrency, disconnect, ...counts, retried, rss_first_minute_max_kib: base,
            rss_end_kib: last, rss_growth: base > 0 ? (last - base) / base : null };
 }
 
@@ -195,5 +210,9 @@ if (args.soak) {
     const f = (s) => `${s.mean.toFixed(1)} / ${s.p50.toFixed(1)} / ${s.p99.toFixed(1)}`;
     console.log(`| ${c} | ${r.requests} | ${r.throughput.toFixed(1)} | ${f(r.ttft_ms)} | ${f(r.itl_ms)} |`);
   }
+  if (retried > 0) {
+    console.log(`(${retried} requests sent again: the server closed the connection before answering)`);
+  }
+  out.retried = retried;
 }
 if (args.json) writeFileSync(args.json, JSON.stringify(out, null, 2));

@@ -71,7 +71,9 @@ SpeculationSwitch::Estimate SpeculationSwitch::estimate(int m) const {
 }
 
 SpeculationSwitch::Drafts SpeculationSwitch::decide(int m) {
-  if (draft_steps_ < kWarmSteps) return Drafts::kAll;
+  // Alone, a sequence's drafts cost no batch anything: whether they pay is its strategy's call
+  // (draft-adaptive's stopping rule, the bandit's arms).
+  if (m <= 1 || draft_steps_ < kWarmSteps) return Drafts::kAll;
   const Estimate e = estimate(m);
   if (e.draft_tokens_per_second >= e.plain_tokens_per_second) {
     explore_interval_ = kExploreEvery;

@@ -16,8 +16,9 @@
 // in proportion beyond the largest). k, a and d come from drafting steps; d only from sequences
 // that also drafted in their previous step, since a draft model that sat out plain steps first
 // catches up on the tokens it skipped, a cost of switching and not of drafting. Drafting runs
-// where its predicted tokens per second are the higher; while it is not, one sequence drafts
-// anyway after kExploreEvery plain steps (re-measuring k, a and d at 1/m of a full drafting
+// where its predicted tokens per second are the higher (and always for a sequence decoding alone:
+// then there is no batch to slow down, and its strategy decides); while it is not, one sequence
+// drafts anyway after kExploreEvery plain steps (re-measuring k, a and d at 1/m of a full drafting
 // step's cost), the wait doubling after each exploration (up to kMaxExploreEvery) and starting
 // over once drafting wins. Either way the output is exact: a sequence that may not draft proposes
 // its last token alone and decodes plainly.

@@ -63,6 +63,9 @@ void Server::Impl::routes() {
   // Each streamed token is a small write: without TCP_NODELAY, Nagle's algorithm holds it until the
   // client's delayed ACK (~40 ms), which showed up as a 40-50 ms p99 time to first token.
   http.set_tcp_nodelay(true);
+  // httplib closes a keep-alive connection after 5 requests by default, and a client that sends
+  // its next request as the connection closes gets no answer (a retry at best).
+  http.set_keep_alive_max_count(100000);
   // httplib's default sets SO_REUSEPORT, which lets a second server bind the same port and take
   // half its connections; SO_REUSEADDR alone only allows a restart over TIME_WAIT connections.
   http.set_socket_options([this](socket_t sock) {

@@ -73,8 +73,8 @@ TEST(SpeculationSwitch, DraftsWhereVerifyingIsCheapAndNotWhereItIsNot) {
   // m = 1 and a lot at m = 64.
   fit(sw, 0.002, 0.00005);
   drafts(sw, 20, 4, 5, 2.0, 0.0001);
-  EXPECT_TRUE(allow(sw, 1));
-  EXPECT_GT(sw.estimate(1).draft_tokens_per_second, sw.estimate(1).plain_tokens_per_second);
+  EXPECT_TRUE(allow(sw, 2));
+  EXPECT_GT(sw.estimate(2).draft_tokens_per_second, sw.estimate(2).plain_tokens_per_second);
   EXPECT_LT(sw.estimate(64).draft_tokens_per_second, sw.estimate(64).plain_tokens_per_second);
   // Explorations only, each wait twice the last up to 64 steps: after 16, 32, 64, 64 plain ones.
   std::vector<int> explored;
@@ -96,6 +96,14 @@ TEST(SpeculationSwitch, FollowsAChangeInTheTraffic) {
   // steps (explorations included) move the estimate, and drafting stops.
   drafts(sw, 100, 2, 5, 0.0, 0.0001);
   EXPECT_FALSE(allow(sw, 2) && allow(sw, 2));
+}
+
+TEST(SpeculationSwitch, ASequenceAloneAlwaysMayDraft) {
+  SpeculationSwitch sw;
+  fit(sw, 0.0, 0.001);                    // compute-bound
+  drafts(sw, 20, 1, 8, 0.0, 0.001);       // and every draft rejected
+  EXPECT_FALSE(allow(sw, 2));             // in a batch: plain
+  EXPECT_EQ(sw.decide(1), Drafts::kAll);  // alone: the strategy's own call
 }
 
 TEST(SpeculationSwitch, IgnoresEmptyMeasurements) {
