@@ -52,6 +52,14 @@ std::vector<float> keys(const KvCache& cache, int l, int h) {
   return k;
 }
 
+// A finished sequence of `t`: filled, then handed to the prefix cache (its pages go back after).
+void insert_sequence(const std::shared_ptr<KvPool>& pool, PrefixCache& prefix,
+                     const std::vector<int32_t>& t) {
+  KvCache a(pool, 256);
+  fill(a, t);
+  prefix.insert(t, a);
+}
+
 std::vector<int32_t> tokens(int n, int salt = 0) {
   std::vector<int32_t> t(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) t[i] = (i * 31 + salt) % 97;
@@ -99,9 +107,7 @@ TEST(PrefixCache, MatchesOnlyUpToTheFirstDifferentTokenAndTheLimit) {
   auto pool = make_pool();
   PrefixCache prefix(pool, 0);
   const std::vector<int32_t> t = tokens(64);
-  KvCache a(pool, 256);
-  fill(a, t);
-  prefix.insert(t, a);
+  insert_sequence(pool, prefix, t);
   std::vector<int32_t> other = t;
   other[20] = 96;  // block 1 differs from its 5th token on
   KvCache b(pool, 256);
@@ -122,11 +128,7 @@ TEST(PrefixCache, APartlyReusedBlockIsCopiedOnWriteAndStaysIntact) {
   auto pool = make_pool();
   PrefixCache prefix(pool, 0);
   const std::vector<int32_t> t = tokens(48);
-  {
-    KvCache a(pool, 256);
-    fill(a, t);
-    prefix.insert(t, a);
-  }
+  insert_sequence(pool, prefix, t);
   std::vector<int32_t> fork = t;
   for (int i = 24; i < 48; ++i) fork[i] = (fork[i] + 1) % 97;  // diverges inside block 1
   PrefixCache::Lease lease;
@@ -158,10 +160,7 @@ TEST(PrefixCache, PartialTailsAreKeptUntilALongerBlockCoversThem) {
   PrefixCache prefix(pool, 0);
   const std::vector<int32_t> t = tokens(64);
   const auto insert_first = [&](int n) {
-    const std::vector<int32_t> part(t.begin(), t.begin() + n);
-    KvCache a(pool, 256);
-    fill(a, part);
-    prefix.insert(part, a);
+    insert_sequence(pool, prefix, std::vector<int32_t>(t.begin(), t.begin() + n));
   };
   insert_first(20);  // block 0 + a 4-token tail
   EXPECT_EQ(prefix.blocks(), 2);
@@ -187,10 +186,7 @@ TEST(PrefixCache, EvictsLeastRecentlyUsedLeavesWhenThePoolIsShort) {
   auto pool = make_pool(/*max_pages=*/6 * kSlots);
   PrefixCache prefix(pool, 0);
   for (int salt : {1, 2, 3}) {  // three 2-block chains fill the pool
-    const std::vector<int32_t> t = tokens(32, salt);
-    KvCache a(pool, 256);
-    fill(a, t);
-    prefix.insert(t, a);
+    insert_sequence(pool, prefix, tokens(32, salt));
   }
   EXPECT_EQ(pool->pages_in_use(), 6 * kSlots);
   KvCache touch(pool, 256);
@@ -216,10 +212,7 @@ TEST(PrefixCache, KeepsToItsOwnLimit) {
   auto pool = make_pool();
   PrefixCache prefix(pool, /*max_pages=*/3 * kSlots);
   for (int salt : {1, 2}) {
-    const std::vector<int32_t> t = tokens(32, salt);
-    KvCache a(pool, 256);
-    fill(a, t);
-    prefix.insert(t, a);
+    insert_sequence(pool, prefix, tokens(32, salt));
   }
   EXPECT_LE(prefix.pages_held(), 3 * kSlots);
   EXPECT_EQ(pool->pages_in_use(), prefix.pages_held());
