@@ -1,7 +1,10 @@
 #include "kv/prefix_cache.h"
 
 #include <algorithm>
+#include <functional>
 #include <limits>
+#include <queue>
+#include <utility>
 
 #include "base/check.h"
 
@@ -205,10 +208,27 @@ void PrefixCache::evict(Node* node) {
 }
 
 bool PrefixCache::make_room(int64_t pages) {
+  if (pool_->can_allocate(pages)) return true;
+  // The evictable leaves, least recently used on top, found in one pass; a parent joins them
+  // when its last child goes (the order of repeated lru_leaf() calls, without a scan each).
+  using Item = std::pair<uint64_t, Node*>;
+  std::priority_queue<Item, std::vector<Item>, std::greater<>> leaves;
+  std::vector<Node*> stack = {root_.get()};
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    if (n != root_.get() && n->children.empty() && n->pins == 0) leaves.emplace(n->last_used, n);
+    for (auto& [key, child] : n->children) stack.push_back(child.get());
+  }
   while (!pool_->can_allocate(pages)) {
-    Node* victim = lru_leaf();
-    if (!victim) return false;
+    if (leaves.empty()) return false;
+    Node* victim = leaves.top().second;
+    leaves.pop();
+    Node* parent = victim->parent;
     evict(victim);
+    if (parent != root_.get() && parent->children.empty() && parent->pins == 0) {
+      leaves.emplace(parent->last_used, parent);
+    }
   }
   return true;
 }

@@ -31,14 +31,14 @@ inline LoadOptions engine_options() {
 // A server on an ephemeral loopback port, running on its own thread.
 struct RunningServer {
   explicit RunningServer(ServerOptions options, LoadOptions load = engine_options(),
-                         bool attach_engine = true)
+                         bool attach_engine = true, const std::string& model = model_path())
       : server(with_any_port(std::move(options))) {
     auto bound = server.bind();
     EXPECT_TRUE(bound) << bound.error().message;
     port = bound.value_or(0);
     thread = std::thread([this] { server.run(); });
     if (attach_engine) {
-      auto engine = Engine::load(model_path(), load);
+      auto engine = Engine::load(model, load);
       EXPECT_TRUE(engine) << engine.error().message;
       auto attached = server.attach(std::move(*engine));
       EXPECT_TRUE(attached) << attached.error().message;
