@@ -78,9 +78,20 @@ int run(const RunOptions& opt) {
     return fail(generation.error().message);
   }
   if (opt.json) {
-    const nlohmann::ordered_json out = {{"prompt_tokens", generation->prompt_tokens},
-                                        {"tokens", generation->tokens},
-                                        {"text", generation->text}};
+    nlohmann::ordered_json out = {{"prompt_tokens", generation->prompt_tokens},
+                                  {"tokens", generation->tokens},
+                                  {"text", generation->text}};
+    if (params.logprobs >= 0) {
+      // Per generated token: its log-probability and the most likely alternatives, as
+      // [token, logprob] pairs (natural log of the softmax of the raw logits).
+      nlohmann::ordered_json lps = nlohmann::ordered_json::array();
+      for (const TokenLogprob& lp : generation->logprobs) {
+        nlohmann::ordered_json top = nlohmann::ordered_json::array();
+        for (const auto& [token, logprob] : lp.top) top.push_back({token, logprob});
+        lps.push_back({{"token", lp.token}, {"logprob", lp.logprob}, {"top", top}});
+      }
+      out["logprobs"] = lps;
+    }
     std::puts(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::fputc('\n', stdout);
@@ -163,8 +174,14 @@ Command add_run_command(CLI::App& parent) {
       ->capture_default_str();
   app->add_flag("--batch-invariant", opt->batch_invariant,
                 "compute every row in single-token order (results independent of the batch)");
-  app->add_flag("--json", opt->json,
-                "Print one JSON object {prompt_tokens, tokens, text} instead of streaming");
+  CLI::Option* json =
+      app->add_flag("--json", opt->json,
+                    "Print one JSON object {prompt_tokens, tokens, text} instead of streaming");
+  app->add_option("--logprobs", opt->params.logprobs,
+                  "With --json: each generated token's log-probability and its N most likely "
+                  "alternatives (\"logprobs\": [{token, logprob, top: [[token, logprob], ...]}])")
+      ->check(CLI::Range(0, 20))
+      ->needs(json);
   return {app, [opt] { return run(*opt); }};
 }
 

@@ -362,6 +362,31 @@ TEST(CliErrors, NonFiniteSamplingValuesAreUsageErrors) {
   }
 }
 
+TEST(CliRun, LogprobsInTheJsonOutput) {
+  const Outcome o = run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "Once upon a time",
+                                "--temp", "0", "-n", "8", "-t", "2", "--json", "--logprobs", "3"});
+  ASSERT_EQ(o.exit_code, 0) << describe(o);
+  const json out = json::parse(o.out);
+  const auto& lps = out.at("logprobs");
+  ASSERT_EQ(lps.size(), out.at("tokens").size());
+  for (size_t i = 0; i < lps.size(); ++i) {
+    const json& lp = lps[i];
+    EXPECT_EQ(lp.at("token"), out.at("tokens")[i]);
+    EXPECT_LE(lp.at("logprob").get<double>(), 0.0);
+    ASSERT_EQ(lp.at("top").size(), 3u);
+    // Greedy: the token taken is the most likely one.
+    EXPECT_EQ(lp.at("top")[0][0], lp.at("token"));
+    EXPECT_DOUBLE_EQ(lp.at("top")[0][1].get<double>(), lp.at("logprob").get<double>());
+    EXPECT_GE(lp.at("top")[0][1].get<double>(), lp.at("top")[1][1].get<double>());
+  }
+  expect_failure(
+      run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "hi", "--logprobs", "2"}), 2,
+      {"--logprobs", "--json"});
+  expect_failure(run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "hi", "--json",
+                             "--logprobs", "21"}),
+                 2, {"--logprobs"});
+}
+
 TEST(CliServe, BadSettingsFailBeforeServing) {
   expect_failure(run_pareto({"serve", "-m", stories("stories260K.gguf"), "--port", "70000"}), 2,
                  {"--port"});
