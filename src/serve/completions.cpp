@@ -106,7 +106,7 @@ constexpr auto kConnectionCheck = std::chrono::milliseconds(20);
 
 // Waits up to `limit` for events of `ex` and moves them to `out`. Returns false, with nothing
 // waited for, once the client has closed its connection.
-bool wait_events(Exchange& ex, const ClientConnection& connection,
+bool wait_events(Exchange& ex, ClientConnection& connection,
                  std::chrono::steady_clock::duration limit, std::deque<Event>& out) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
@@ -316,17 +316,17 @@ void Server::Impl::handle_generation(Endpoint endpoint, const httplib::Request& 
         " tok/s=", rate, " total_ms=", static_cast<int64_t>(total * 1000), " finish=", finish));
   };
 
-  const auto connection = std::make_shared<ClientConnection>(
-      ClientConnection::find(req.remote_addr, req.remote_port, req.local_port));
+  const auto connection =
+      std::make_shared<ClientConnection>(req.remote_addr, req.remote_port, req.local_port);
   if (!r.stream) {
     Outcome out;
     out.usage = usage;
     int finished = 0;
     bool left = false;  // the client closed its connection: the choices are cancelled
     std::deque<Event> events;
+    ClientConnection none;  // watched once the client has left: the cancelled choices still end
     while (finished < n_choices) {
-      if (!wait_events(*ex, left ? ClientConnection() : *connection, std::chrono::hours(24),
-                       events)) {
+      if (!wait_events(*ex, left ? none : *connection, std::chrono::hours(24), events)) {
         left = true;
         cancel_all(*engine, *ex);
         notify_engine();

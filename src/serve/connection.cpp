@@ -34,11 +34,10 @@ bool describe(const sockaddr_storage& a, std::string* addr, int* port) {
 
 }  // namespace
 
-ClientConnection ClientConnection::find(const std::string& peer_addr, int peer_port,
-                                        int local_port) {
-  ClientConnection c;
+int ClientConnection::find(const std::string& peer_addr, int peer_port, int local_port) {
+  int found = -1;
   DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return c;
+  if (dir == nullptr) return found;
   while (const dirent* entry = readdir(dir)) {
     char* end = nullptr;
     const long fd = std::strtol(entry->d_name, &end, 10);
@@ -55,15 +54,17 @@ ClientConnection ClientConnection::find(const std::string& peer_addr, int peer_p
     std::string paddr;
     if (!describe(local, nullptr, &lport) || !describe(peer, &paddr, &pport)) continue;
     if (lport == local_port && pport == peer_port && paddr == peer_addr) {
-      c.fd_ = static_cast<int>(fd);
+      found = static_cast<int>(fd);
       break;
     }
   }
   closedir(dir);
-  return c;
+  return found;
 }
 
-bool ClientConnection::closed() const {
+bool ClientConnection::closed() {
+  if (!looked_up_ && peer_port_ >= 0) fd_ = find(peer_addr_, peer_port_, local_port_);
+  looked_up_ = true;
   if (fd_ < 0) return false;
   pollfd p{fd_, POLLRDHUP, 0};
   if (poll(&p, 1, 0) <= 0) return false;
