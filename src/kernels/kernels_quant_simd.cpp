@@ -304,6 +304,17 @@ void quantize_q8_0_avx2(const float* x, BlockQ8_0* y, int64_t n) {
   }
 }
 
+// F32 -> F16 with round to nearest even, 8 at a time (F16C's vcvtps2ph, as ggml's
+// GGML_CPU_FP32_TO_FP16 on x86): the bits of f32_to_f16 for every value but a NaN's payload.
+void f32_to_f16_row_avx2(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), h);
+  }
+  for (; i < n; ++i) y[i] = f32_to_f16(x[i]);
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -364,6 +375,13 @@ void quantize_activations_q8_0_fast(const float* x, BlockQ8_0* y, int64_t n) {
   return quantize_activations_q8_0_neon(x, y, n);
 #endif
   quantize_activations_q8_0(x, y, n);
+}
+
+void f32_to_f16_row_fast(const float* x, uint16_t* y, int64_t n) {
+#ifdef PARETO_QUANT_SIMD_X86
+  if (has_avx2_fma_f16c()) return f32_to_f16_row_avx2(x, y, n);
+#endif
+  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(x[i]);
 }
 
 float dot_q8_0_lanes_fast(const uint8_t* w, const uint8_t* x, int64_t n) {

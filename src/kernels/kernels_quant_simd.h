@@ -23,6 +23,10 @@ bool quant_simd_available();
 // quantize_activations_q8_0 (quant.h), vectorized; bit-identical.
 void quantize_activations_q8_0_fast(const float* x, BlockQ8_0* y, int64_t n);
 
+// F32 -> F16, round to nearest even (f32_to_f16 per element; vcvtps2ph on x86 with F16C, whose
+// NaNs keep their payload's top bits: only NaN bits may differ from f32_to_f16's).
+void f32_to_f16_row_fast(const float* x, uint16_t* y, int64_t n);
+
 // Row dot products of n elements (a multiple of 32) against a Q8_0 activation row.
 // "lanes": ggml_vec_dot_{q8_0,q4_0}_q8_0 / tinyBLAS_Q0_AVX order (8 fma lanes, then hsum8).
 // "repacked": ggml_gemv/gemm_q4_0_8x8_q8_0 order (acc = fma((float)block_sum, d_w * d_x, acc)).

@@ -36,12 +36,12 @@ TEST(FloatAvx512, SelectedWhenSupported) {
 
 // Rows: 1, 5, 37 (vec_dot only: not multiples of 4) and 4, 12, 40 (tinyBLAS for 2+ tokens when
 // cols is a multiple of 16); cols: 16, 48, 64, 100, 200 (tails), 2048; tokens around the 6-token
-// tile and the 24-token block.
+// tile, the 24-token block (F32) and the 72-token block (F16 and BF16: 80 = 72 + a short block).
 TEST(FloatAvx512, MatmulsEqualLaneLoopsBitForBit) {
   if (!float_avx512_supported()) GTEST_SKIP() << "no AVX-512 F/BW/VL";
   const int64_t row_counts[] = {1, 4, 5, 12, 37, 40};
   const int64_t col_counts[] = {16, 48, 64, 100, 200, 2048};
-  const int64_t token_counts[] = {1, 2, 3, 7, 19, 31};
+  const int64_t token_counts[] = {1, 2, 3, 7, 19, 31, 80};
   for (TensorType type : {TensorType::F32, TensorType::F16, TensorType::BF16}) {
     for (int64_t rows : row_counts) {
       for (int64_t cols : col_counts) {

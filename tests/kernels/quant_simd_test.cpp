@@ -3,8 +3,10 @@
 // differential tests check against llama.cpp itself).
 #include "kernels/kernels_quant_simd.h"
 
+#include <bit>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <vector>
 
@@ -68,6 +70,39 @@ TEST(QuantSimd, ActivationQuantizationIsBitIdentical) {
     quantize_activations_q8_0_fast(x.data(), reinterpret_cast<BlockQ8_0*>(got.data()), n);
     EXPECT_EQ(got, expected) << "n=" << n;
   }
+}
+
+// F16 activations (prepare_activations): the vectorized conversion rounds as f32_to_f16 on every
+// bit pattern class: random magnitudes from 2^-30 to 2^20 (F16 subnormals, normals, overflow to
+// infinity), exact ties between two halves, signed zeros and infinities; a NaN stays a NaN.
+TEST(QuantSimd, F16ActivationConversionIsBitIdentical) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> exponent(-30.0f, 20.0f);
+  std::uniform_int_distribution<int> sign(0, 1);
+  for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{8}, int64_t{2048}, int64_t{4099}}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (float& v : x) v = (sign(rng) != 0 ? -1.0f : 1.0f) * std::exp2(exponent(rng));
+    const float specials[] = {0.0f,
+                              -0.0f,
+                              INFINITY,
+                              -INFINITY,
+                              65504.0f,
+                              65520.0f,
+                              1.00048828125f /* tie: 1 + 2^-11 */,
+                              1.00146484375f /* tie, odd */,
+                              5.9604645e-8f /* 2^-24 */,
+                              2.9802322e-8f /* 2^-25: tie to 0 */};
+    for (size_t i = 0; i < std::size(specials) && i < x.size(); ++i) x[i] = specials[i];
+    std::vector<uint16_t> got(x.size());
+    f32_to_f16_row_fast(x.data(), got.data(), n);
+    for (size_t i = 0; i < x.size(); ++i) {
+      ASSERT_EQ(got[i], f32_to_f16(x[i])) << "n=" << n << " i=" << i << " x=" << x[i];
+    }
+  }
+  const float nans[] = {NAN, -NAN, std::bit_cast<float>(0x7f800001u)};
+  uint16_t got[3];
+  f32_to_f16_row_fast(nans, got, 3);
+  for (uint16_t h : got) EXPECT_TRUE(std::isnan(f16_to_f32(h))) << std::hex << h;
 }
 
 TEST(QuantSimd, RowDotsAreBitIdenticalToLaneLoops) {
