@@ -97,7 +97,12 @@ Command add_bench_command(CLI::App& parent) {
                 "compute every row in single-token order (results independent of the batch)");
   app->add_flag("--json", opt->json, "print one JSON object instead of a Markdown table");
   const Command spec = add_bench_spec_command(*app);
-  return {app, [opt, spec] { return spec.app->parsed() ? spec.run() : run_bench_command(*opt); }};
+  const Command kv = add_bench_kv_command(*app);
+  return {app, [opt, spec, kv] {
+            if (spec.app->parsed()) return spec.run();
+            if (kv.app->parsed()) return kv.run();
+            return run_bench_command(*opt);
+          }};
 }
 
 }  // namespace pareto::cli

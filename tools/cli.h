@@ -28,6 +28,8 @@ Command add_bench_command(CLI::App& parent);
 Command add_gen_model_command(CLI::App& parent);
 // `pareto bench spec`, a subcommand of `bench` (bench.cpp runs it when chosen).
 Command add_bench_spec_command(CLI::App& bench);
+// `pareto bench kv`, the KV-budget policies' quality against the full cache (bench_kv.cpp).
+Command add_bench_kv_command(CLI::App& bench);
 
 // A number that is finite: CLI11's Range lets NaN through (every comparison with it is false).
 inline CLI::Validator finite_number() {

@@ -131,6 +131,56 @@ void for_each_row_block(const BatchRun& run, bool batch_invariant, Fn&& fn) {
   for (int64_t t = run.begin; t < run.end; ++t) fn(t, 1);
 }
 
+// The attention weights of a causal run's queries (rows [run.begin, run.end) of ws.q, after RoPE)
+// over the cache's entries of every KV head, handed to the observer (model.h). A plain scalar pass
+// apart from the attention kernels: it runs only for sequences whose KV policy scores entries.
+void observe_attention(const ModelConfig& c, int layer, const BatchRun& run,
+                       const kv::KvCache& cache, ForwardWorkspace& ws, AttentionObserver& observer) {
+  const int hd = c.head_dim;
+  const int group = c.n_heads / c.n_kv_heads;
+  const int64_t q_dim = int64_t{c.n_heads} * hd;
+  const int n_q = static_cast<int>(run.end - run.begin);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int g = 0; g < c.n_kv_heads; ++g) {
+    const int len = cache.length(layer, g);
+    grow(ws.kv_keys, static_cast<size_t>(len) * static_cast<size_t>(hd));
+    grow(ws.kv_values, static_cast<size_t>(len) * static_cast<size_t>(hd));
+    grow(ws.kv_positions, static_cast<size_t>(len));
+    cache.gather(layer, g, ws.kv_keys.data(), ws.kv_values.data(), ws.kv_positions.data());
+    ws.observed.assign(static_cast<size_t>(n_q) * static_cast<size_t>(len), 0.0f);
+    grow(ws.observed_row, static_cast<size_t>(len));
+    for (int t = 0; t < n_q; ++t) {
+      const int32_t pos = ws.positions[static_cast<size_t>(run.begin + t)];
+      float* out = ws.observed.data() + static_cast<size_t>(t) * static_cast<size_t>(len);
+      for (int j = 0; j < group; ++j) {
+        const float* q = ws.q.data() + (run.begin + t) * q_dim + static_cast<int64_t>(g * group + j) * hd;
+        float* s = ws.observed_row.data();
+        float mx = -INFINITY;
+        for (int e = 0; e < len; ++e) {
+          if (ws.kv_positions[static_cast<size_t>(e)] > pos) {
+            s[e] = -INFINITY;
+            continue;
+          }
+          const float* k = ws.kv_keys.data() + static_cast<size_t>(e) * static_cast<size_t>(hd);
+          float dot = 0;
+          for (int d = 0; d < hd; ++d) dot += q[d] * k[d];
+          s[e] = dot * scale;
+          mx = std::max(mx, s[e]);
+        }
+        if (mx == -INFINITY) continue;
+        double sum = 0;
+        for (int e = 0; e < len; ++e) {
+          s[e] = s[e] == -INFINITY ? 0.0f : std::exp(s[e] - mx);
+          sum += s[e];
+        }
+        const auto inv = static_cast<float>(1.0 / sum);
+        for (int e = 0; e < len; ++e) out[e] += s[e] * inv;
+      }
+    }
+    observer.observe(run.seq, layer, g, ws.observed, n_q, len);
+  }
+}
+
 }  // namespace
 
 // Every short causal run's attention in one dispatch over units (run, KV head): a unit decodes
@@ -332,6 +382,14 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
     for (const BatchRun& run : runs) {
       if (run.tree || run.end - run.begin > kShortRun) {
         attend(l, run, *caches[run.seq], ws, pool, path, options);
+      }
+    }
+
+    if (options.attention_observer != nullptr) {
+      for (const BatchRun& run : runs) {
+        if (!run.tree && options.attention_observer->wants(run.seq)) {
+          observe_attention(c, l, run, *caches[run.seq], ws, *options.attention_observer);
+        }
       }
     }
 

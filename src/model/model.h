@@ -13,6 +13,7 @@
 #include "base/thread_pool.h"
 #include "formats/model_file.h"
 #include "kernels/attention.h"
+#include "kv/kv_policy.h"
 #include "kernels/kernel_path.h"
 #include "kv/kv_cache.h"
 #include "model/batch.h"
@@ -55,6 +56,40 @@ struct ModelConfig {
   bool tied_output = false;  // output projection reuses token_embd
 };
 
+// Receives attention weights for the KV-budget policies (kv/kv_policy.h). When
+// ForwardOptions::attention_observer is set, after each layer's attention the forward computes,
+// for every causal sequence of the batch that wants() them, the softmax weights of its new queries
+// over its cache's entries: per KV head, each query's rows summed over the query heads sharing it
+// (weights[q * length + e], entry order; entries at later positions 0). Unset: nothing computed.
+class AttentionObserver {
+ public:
+  virtual ~AttentionObserver() = default;
+  virtual bool wants(int seq) const = 0;
+  virtual void observe(int seq, int layer, int head, std::span<const float> weights, int n_queries,
+                       int length) = 0;
+};
+
+// Routes each sequence's attention weights to its KV policy, for the policies that need them.
+class KvPolicyObserver final : public AttentionObserver {
+ public:
+  // policy null: sequence `seq` has none.
+  void set(int seq, kv::KvPolicy* policy) {
+    if (seq >= static_cast<int>(policies_.size())) policies_.resize(static_cast<size_t>(seq) + 1);
+    policies_[static_cast<size_t>(seq)] = policy;
+  }
+  bool wants(int seq) const override {
+    return seq < static_cast<int>(policies_.size()) && policies_[static_cast<size_t>(seq)] &&
+           policies_[static_cast<size_t>(seq)]->needs_attention();
+  }
+  void observe(int seq, int layer, int head, std::span<const float> weights, int n_queries,
+               int length) override {
+    policies_[static_cast<size_t>(seq)]->observe(layer, head, weights, n_queries, length);
+  }
+
+ private:
+  std::vector<kv::KvPolicy*> policies_;
+};
+
 struct ForwardOptions {
   // For the single-sequence forward only: logits for every token of the batch ([n_tokens,
   // n_vocab]) or only the last ([1, n_vocab]).
@@ -76,6 +111,7 @@ struct ForwardOptions {
   // and appends no KV entries; the first and the last layer cannot be skipped. A cache used with
   // one skip set must not be used with another.
   std::span<const uint8_t> skip_layers;
+  AttentionObserver* attention_observer = nullptr;
 };
 
 struct ModelLoadOptions {

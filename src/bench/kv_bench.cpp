@@ -1,0 +1,282 @@
+// `pareto bench kv` (kv_bench.h).
+#include "bench/kv_bench.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "base/thread_pool.h"
+#include "bench/bench_runner.h"
+#include "bench/spec_bench.h"
+#include "formats/model_file.h"
+#include "kv/kv_policy.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace pareto::bench {
+
+namespace {
+
+// log-softmax of one logits row, in double.
+void log_softmax(const float* logits, int n, std::vector<double>& out) {
+  out.resize(static_cast<size_t>(n));
+  double mx = -INFINITY;
+  for (int i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(logits[i]));
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - mx);
+  const double lse = mx + std::log(sum);
+  for (int i = 0; i < n; ++i) out[static_cast<size_t>(i)] = static_cast<double>(logits[i]) - lse;
+}
+
+struct RunResult {
+  std::vector<std::vector<double>> logprobs;  // per predicted position (kept for the full cache)
+  std::vector<int32_t> top1;
+  double nll = 0;
+  int64_t evicted = 0;
+  double kv_bytes_per_token = 0;
+};
+
+// tokens[0, prompt) in one forward, then one token per step; the budget is enforced after each
+// forward. Position i (i >= prompt) is predicted from the logits after tokens[0, i). `keep_rows`:
+// keep every log-softmax row (the reference run). `full_rows`: compare with these as it goes.
+Result<RunResult> evaluate(const model::Model& m, ThreadPool& pool,
+                           const std::vector<int32_t>& tokens, int prompt,
+                           const std::string& policy_name, const kv::KvBudget& budget,
+                           bool keep_rows, const RunResult* full, double* kl_sum, int* agree) {
+  const int n = static_cast<int>(tokens.size());
+  kv::KvCache cache = m.make_cache(n, kv::KvType::kF16, kv::KvType::kF16);
+  PARETO_TRY(std::unique_ptr<kv::KvPolicy> policy, kv::make_kv_policy(policy_name, cache.shape()));
+  model::KvPolicyObserver observer;
+  observer.set(0, policy.get());
+  model::ForwardOptions fo;
+  fo.attention_observer = &observer;
+  RunResult r;
+  std::vector<float> logits;
+  std::vector<double> lp;
+  const int n_vocab = m.config().n_vocab;
+  for (int i = prompt; i <= n; ++i) {
+    const std::span<const int32_t> in =
+        i == prompt ? std::span<const int32_t>(tokens.data(), static_cast<size_t>(prompt))
+                    : std::span<const int32_t>(tokens.data() + i - 1, 1);
+    PARETO_RETURN_IF_ERROR(m.forward(in, cache, logits, pool, fo));
+    r.evicted += kv::enforce_kv_budget(cache, *policy, budget);
+    if (i == n) break;
+    log_softmax(logits.data(), n_vocab, lp);
+    const auto at = static_cast<size_t>(i - prompt);
+    const auto best = static_cast<int32_t>(std::max_element(lp.begin(), lp.end()) - lp.begin());
+    r.top1.push_back(best);
+    r.nll -= lp[static_cast<size_t>(tokens[static_cast<size_t>(i)])];
+    if (full != nullptr) {
+      const std::vector<double>& f = full->logprobs[at];
+      double kl = 0;
+      for (int v = 0; v < n_vocab; ++v) {
+        const double pf = std::exp(f[static_cast<size_t>(v)]);
+        kl += pf * (f[static_cast<size_t>(v)] - lp[static_cast<size_t>(v)]);
+      }
+      *kl_sum += std::max(0.0, kl);
+      *agree += full->top1[at] == best ? 1 : 0;
+    }
+    if (keep_rows) r.logprobs.push_back(lp);
+  }
+  r.kv_bytes_per_token =
+      static_cast<double>(cache.bytes_held()) / static_cast<double>(std::max(1, cache.n_tokens()));
+  return r;
+}
+
+// Copy probes per window: the repeated span starts 1/16, 2/16, 3/16 and 4/16 into it.
+constexpr int kProbes = 4;
+
+// A window with a span of 2 * span tokens from k/16 into it repeated at its end (same length).
+std::vector<int32_t> copy_probe(const std::vector<int32_t>& window, int span, int k) {
+  const int n = static_cast<int>(window.size());
+  const int src = n * k / 16;
+  std::vector<int32_t> out(window.begin(), window.begin() + (n - 2 * span));
+  out.insert(out.end(), window.begin() + src, window.begin() + src + 2 * span);
+  return out;
+}
+
+int copy_hits(const RunResult& r, const std::vector<int32_t>& probe, int span) {
+  int hits = 0;
+  const int n = static_cast<int>(probe.size());
+  for (int j = 0; j < span; ++j) {
+    hits += r.top1[static_cast<size_t>(j)] == probe[static_cast<size_t>(n - span + j)] ? 1 : 0;
+  }
+  return hits;
+}
+
+Result<std::string> read_text(const KvBenchOptions& o) {
+  if (!o.text_path.empty()) {
+    std::ifstream in(o.text_path, std::ios::binary);
+    if (!in) return make_error("bench kv: cannot read --text ", o.text_path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  PARETO_TRY(auto items, read_workload(o.workload));
+  std::string text;
+  for (const WorkloadItem& item : items) text += item.prompt + "\n";
+  return text;
+}
+
+}  // namespace
+
+Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
+  std::vector<std::string> policies = o.policies;
+  if (policies.empty()) {
+    for (const std::string& p : kv::kv_policy_names()) {
+      if (p != "full") policies.push_back(p);
+    }
+  }
+  std::vector<double> budgets = o.budgets;
+  if (budgets.empty()) budgets = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+  for (double b : budgets) {
+    if (!(b > 0 && b <= 1)) return make_error("bench kv: budget ", b, " outside (0, 1]");
+  }
+  PARETO_TRY(formats::ModelFile file, formats::open_model_file(o.model));
+  auto shared = std::make_shared<const formats::ModelFile>(std::move(file));
+  PARETO_TRY(std::unique_ptr<model::Model> m, model::Model::load(shared));
+  for (const std::string& p : policies) {
+    PARETO_TRY(auto check, kv::make_kv_policy(p, m->make_cache(1).shape()));
+    (void)check;
+  }
+  PARETO_TRY(tokenizer::Tokenizer tok, tokenizer::Tokenizer::from_metadata(shared->metadata()));
+  PARETO_TRY(std::string text, read_text(o));
+  const std::vector<int32_t> tokens = tok.encode(text, tok.add_bos_default());
+  const int context = o.context > 0 ? o.context : m->config().context_length;
+  if (context < 4 * o.copy_span || context < 16) {
+    return make_error("bench kv: context ", context, " too short (at least ",
+                      std::max(16, 4 * o.copy_span), " tokens)");
+  }
+  if (static_cast<int>(tokens.size()) < context) {
+    return make_error("bench kv: the text has ", tokens.size(), " tokens, shorter than the ",
+                      context, "-token context evaluated (",
+                      o.text_path.empty() ? o.workload : o.text_path, ")");
+  }
+  const int windows =
+      std::max(1, std::min(o.windows, static_cast<int>(tokens.size()) / context));
+  const int threads = o.threads > 0
+                          ? o.threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  ThreadPool pool(threads);
+  KvBenchReport report;
+  report.model = o.model;
+  report.context = context;
+  report.windows = windows;
+  report.text_tokens = static_cast<int>(tokens.size());
+  const kv::KvBudget full_budget;
+  struct Window {
+    std::vector<int32_t> tokens;
+    std::vector<std::vector<int32_t>> probes;
+    RunResult full;
+  };
+  std::vector<Window> ws(static_cast<size_t>(windows));
+  double full_nll = 0, full_bytes = 0;
+  int full_copy = 0;
+  for (int w = 0; w < windows; ++w) {
+    Window& win = ws[static_cast<size_t>(w)];
+    win.tokens.assign(tokens.begin() + static_cast<int64_t>(w) * context,
+                      tokens.begin() + static_cast<int64_t>(w + 1) * context);
+    PARETO_TRY(win.full, evaluate(*m, pool, win.tokens, context / 2, "full", full_budget, true,
+                                  nullptr, nullptr, nullptr));
+    for (int k = 1; k <= kProbes; ++k) {
+      win.probes.push_back(copy_probe(win.tokens, o.copy_span, k));
+      PARETO_TRY(RunResult c, evaluate(*m, pool, win.probes.back(), context - o.copy_span, "full",
+                                       full_budget, false, nullptr, nullptr, nullptr));
+      full_copy += copy_hits(c, win.probes.back(), o.copy_span);
+    }
+    full_nll += win.full.nll;
+    full_bytes += win.full.kv_bytes_per_token;
+    report.positions += context - context / 2;
+  }
+  const double positions = report.positions;
+  const double probes = static_cast<double>(windows) * kProbes * o.copy_span;
+  for (const std::string& p : policies) {
+    for (double b : budgets) {
+      kv::KvBudget budget;
+      budget.fraction = b;
+      KvBenchRow row;
+      row.policy = p;
+      row.budget = b;
+      double kl = 0, nll = 0, bytes = 0;
+      int agree = 0, copy = 0;
+      for (Window& win : ws) {
+        PARETO_TRY(RunResult r, evaluate(*m, pool, win.tokens, context / 2, p, budget, false,
+                                         &win.full, &kl, &agree));
+        for (const std::vector<int32_t>& probe : win.probes) {
+          PARETO_TRY(RunResult c, evaluate(*m, pool, probe, context - o.copy_span, p, budget,
+                                           false, nullptr, nullptr, nullptr));
+          copy += copy_hits(c, probe, o.copy_span);
+        }
+        nll += r.nll;
+        bytes += r.kv_bytes_per_token;
+        row.evicted += r.evicted;
+      }
+      row.kl = kl / positions;
+      row.top1_agreement = agree / positions;
+      row.perplexity = std::exp(nll / positions);
+      row.perplexity_full = std::exp(full_nll / positions);
+      row.copy_accuracy = copy / probes;
+      row.copy_accuracy_full = full_copy / probes;
+      row.kv_bytes_per_token = bytes / windows;
+      row.kv_bytes_per_token_full = full_bytes / windows;
+      report.rows.push_back(row);
+    }
+  }
+  report.peak_rss_bytes = peak_rss_bytes();
+  return report;
+}
+
+std::string format_kv_markdown(const KvBenchReport& r) {
+  std::ostringstream s;
+  s << "model " << r.model << ", context " << r.context << ", " << r.windows << " window(s) of "
+    << r.text_tokens << " text tokens, " << r.positions
+    << " predicted positions per row; peak RSS " << r.peak_rss_bytes / (1 << 20) << " MiB\n\n";
+  s << "| policy | budget | KL (nats) | top-1 agreement | perplexity (full) | copy accuracy (full) "
+       "| KV bytes/token (full) | evicted |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
+  s.setf(std::ios::fixed);
+  for (const KvBenchRow& x : r.rows) {
+    s.precision(0);
+    s << "| " << x.policy << " | " << x.budget * 100 << "% | ";
+    s.precision(4);
+    s << x.kl << " | " << x.top1_agreement << " | ";
+    s.precision(3);
+    s << x.perplexity << " (" << x.perplexity_full << ") | " << x.copy_accuracy << " ("
+      << x.copy_accuracy_full << ") | ";
+    s.precision(0);
+    s << x.kv_bytes_per_token << " (" << x.kv_bytes_per_token_full << ") | " << x.evicted
+      << " |\n";
+  }
+  return s.str();
+}
+
+std::string format_kv_json(const KvBenchReport& r) {
+  nlohmann::json j;
+  j["model"] = r.model;
+  j["context"] = r.context;
+  j["windows"] = r.windows;
+  j["text_tokens"] = r.text_tokens;
+  j["positions"] = r.positions;
+  j["peak_rss_bytes"] = r.peak_rss_bytes;
+  nlohmann::json rows = nlohmann::json::array();
+  for (const KvBenchRow& x : r.rows) {
+    rows.push_back({{"policy", x.policy},
+                    {"budget", x.budget},
+                    {"kl", x.kl},
+                    {"top1_agreement", x.top1_agreement},
+                    {"perplexity", x.perplexity},
+                    {"perplexity_full", x.perplexity_full},
+                    {"copy_accuracy", x.copy_accuracy},
+                    {"copy_accuracy_full", x.copy_accuracy_full},
+                    {"kv_bytes_per_token", x.kv_bytes_per_token},
+                    {"kv_bytes_per_token_full", x.kv_bytes_per_token_full},
+                    {"evicted", x.evicted}});
+  }
+  j["results"] = rows;
+  return j.dump(2);
+}
+
+}  // namespace pareto::bench

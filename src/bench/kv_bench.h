@@ -1,0 +1,64 @@
+// `pareto bench kv`: what each KV-budget policy (kv/kv_policy.h) costs in quality at each budget,
+// against the full cache on the same text, in one process:
+//   - quality: the first half of each window of `context` tokens is the prompt (one forward, then
+//     the budget is enforced), the second half is fed one token per step (teacher forcing, the
+//     budget enforced after every step); at every predicted position, the KL divergence
+//     KL(full || policy) of the next-token distributions, whether their top-1 tokens agree, and
+//     the perplexity of the text under each;
+//   - copy probe: a span of 2 x copy_span tokens from early in the window is repeated at its end;
+//     after the repeat's first half, the share of the second half's tokens that are the top-1
+//     prediction (small models copy through induction heads: evicting the source breaks it);
+//   - memory: KV bytes held per token seen at the end of the quality run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace pareto::bench {
+
+struct KvBenchOptions {
+  std::string model;
+  std::vector<std::string> policies;  // empty: every registered policy but "full"
+  std::vector<double> budgets;        // fractions in (0, 1]; empty: 0.1, 0.2, ..., 0.9
+  std::string text_path;              // evaluated text; empty: the prompts of `workload` joined
+  std::string workload;               // JSONL prompts (bench/spec_bench.h's format)
+  int context = 0;                    // tokens per window; 0: the model's trained context
+  int windows = 2;                    // windows of the text evaluated (fewer when it is shorter)
+  int copy_span = 16;
+  int threads = 0;
+};
+
+struct KvBenchRow {
+  std::string policy;
+  double budget = 1;  // fraction of entries kept
+  double kl = 0;      // mean over predicted positions, nats
+  double top1_agreement = 1;
+  double perplexity = 0;
+  double perplexity_full = 0;
+  double copy_accuracy = 0;
+  double copy_accuracy_full = 0;
+  double kv_bytes_per_token = 0;
+  double kv_bytes_per_token_full = 0;
+  int64_t evicted = 0;  // entries evicted over the quality run
+};
+
+struct KvBenchReport {
+  std::string model;
+  int context = 0;
+  int windows = 0;
+  int text_tokens = 0;
+  int positions = 0;  // predicted positions per policy and budget (all windows)
+  std::vector<KvBenchRow> rows;
+  uint64_t peak_rss_bytes = 0;
+};
+
+Result<KvBenchReport> run_kv_bench(const KvBenchOptions& options);
+std::string format_kv_markdown(const KvBenchReport& report);
+// {"model", "context", ..., "results": [{"policy", "budget", "kl", "top1_agreement", "perplexity",
+// "perplexity_full", "copy_accuracy", "copy_accuracy_full", "kv_bytes_per_token", ...}, ...]}
+std::string format_kv_json(const KvBenchReport& report);
+
+}  // namespace pareto::bench

@@ -1,0 +1,141 @@
+// The KV-budget registry, budget parsing and the enforcement loop (kv_policy.h); `full` is here
+// too: it never evicts (the reference every policy is measured against).
+#include "kv/kv_policy.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <sstream>
+
+#include "base/check.h"
+
+namespace pareto::kv {
+
+int KvBudget::keep(int seen) const {
+  if (entries > 0) return entries;
+  return std::max(1, static_cast<int>(std::ceil(fraction * seen - 1e-9)));
+}
+
+std::string KvBudget::to_string() const {
+  std::ostringstream s;
+  if (entries > 0) {
+    s << entries;
+  } else {
+    s << fraction * 100 << "%";
+  }
+  return s.str();
+}
+
+Result<KvBudget> parse_kv_budget(std::string_view text) {
+  const auto bad = [&](std::string_view why) {
+    return make_error("--kv-budget '", text, "': ", why,
+                      " (expected a percentage such as 20%, a fraction in (0, 1] or a whole "
+                      "number of entries >= 1)");
+  };
+  if (text.empty()) return bad("empty");
+  std::string_view number = text;
+  const bool percent = text.back() == '%';
+  if (percent) number.remove_suffix(1);
+  double value = 0;
+  const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+  if (ec != std::errc() || end != number.data() + number.size() || number.empty()) {
+    return bad("not a number");
+  }
+  if (!std::isfinite(value) || value <= 0) return bad("must be above 0");
+  KvBudget b;
+  if (percent) {
+    if (value > 100) return bad("above 100%");
+    b.fraction = value / 100;
+  } else if (number.find_first_of(".eE") != std::string_view::npos || value <= 1) {
+    if (value > 1) return bad("a fraction above 1");
+    b.fraction = value;
+  } else {
+    if (value != std::floor(value) || value > 1e9) return bad("not a whole number of entries");
+    b.entries = static_cast<int>(value);
+  }
+  return b;
+}
+
+namespace {
+
+class FullPolicy final : public KvPolicy {
+ public:
+  std::string_view name() const override { return "full"; }
+  std::vector<int> select(const KvCache&, int, int, int) override { return {}; }
+};
+
+}  // namespace
+
+std::vector<std::string> kv_policy_names() {
+  return {"full", "window", "h2o", "snapkv"};
+}
+
+Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const KvShape& shape) {
+  if (name == "full") return std::unique_ptr<KvPolicy>(std::make_unique<FullPolicy>());
+  if (name == "window") return make_window_policy(shape);
+  if (name == "h2o") return make_h2o_policy(shape);
+  if (name == "snapkv") return make_snapkv_policy(shape);
+  std::string known;
+  for (const std::string& n : kv_policy_names()) known += (known.empty() ? "" : ", ") + n;
+  return make_error("--kv-policy: unknown policy '", name, "' (known: ", known, ")");
+}
+
+int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budget) {
+  if (budget.is_full()) return 0;
+  const KvShape s = cache.shape();
+  const int keep = budget.keep(cache.n_tokens());
+  int64_t evicted = 0;
+  for (int l = 0; l < s.n_layers; ++l) {
+    for (int h = 0; h < s.n_kv_heads; ++h) {
+      const int length = cache.length(l, h);
+      if (length <= keep) continue;
+      const std::vector<int> drop = policy.select(cache, l, h, keep);
+      if (drop.empty()) continue;
+      PARETO_CHECK_MSG(static_cast<int>(drop.size()) == length - keep,
+                       "KvPolicy::select must leave exactly `keep` entries");
+      cache.erase(l, h, drop);
+      policy.erased(l, h, drop);
+      evicted += static_cast<int64_t>(drop.size());
+    }
+  }
+  return evicted;
+}
+
+std::vector<float>& EntryScores::sized(int layer, int head, int length) {
+  std::vector<float>& v = at(layer, head);
+  if (static_cast<int>(v.size()) < length) v.resize(static_cast<size_t>(length), 0.0f);
+  return v;
+}
+
+void EntryScores::erase(int layer, int head, std::span<const int> indices) {
+  std::vector<float>& v = at(layer, head);
+  size_t next = 0, out = 0;
+  for (size_t j = 0; j < v.size(); ++j) {
+    if (next < indices.size() && indices[next] == static_cast<int>(j)) {
+      ++next;
+      continue;
+    }
+    v[out++] = v[j];
+  }
+  v.resize(out);
+}
+
+void EntryScores::truncate(int layer, int head, int length) {
+  std::vector<float>& v = at(layer, head);
+  if (static_cast<int>(v.size()) > length) v.resize(static_cast<size_t>(length));
+}
+
+std::vector<int> complement(std::vector<int> kept, int length) {
+  std::sort(kept.begin(), kept.end());
+  std::vector<int> out;
+  out.reserve(static_cast<size_t>(std::max(0, length - static_cast<int>(kept.size()))));
+  size_t k = 0;
+  for (int i = 0; i < length; ++i) {
+    while (k < kept.size() && kept[k] < i) ++k;
+    if (k < kept.size() && kept[k] == i) continue;
+    out.push_back(i);
+  }
+  return out;
+}
+
+}  // namespace pareto::kv

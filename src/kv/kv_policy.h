@@ -1,0 +1,96 @@
+// KV-cache budgets: a KvPolicy decides which entries of a sequence's cache to evict, the cache
+// (kv_cache.h, erase per layer and KV head) acts, enforce_kv_budget() joins the two after each
+// forward. Policy decides, mechanism acts: each policy is one file (kv_policy_*.cpp) registered
+// by name in kv_policy.cpp.
+//
+// Scored policies (h2o, snapkv) aggregate attention weights: the forward computes them only for
+// sequences whose policy asks (model::AttentionObserver), so plain decoding pays nothing.
+// Per-entry state is kept in entry order and compacted with the cache on every eviction.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "kv/kv_cache.h"
+
+namespace pareto::kv {
+
+// How many entries each (layer, KV head) keeps: a fraction of the tokens the sequence has seen
+// ("20%", "0.2") or a fixed count ("512").
+struct KvBudget {
+  double fraction = 1.0;  // used when entries <= 0
+  int entries = 0;
+  // Entries to keep after `seen` tokens (at least 1).
+  int keep(int seen) const;
+  bool is_full() const { return entries <= 0 && fraction >= 1.0; }
+  std::string to_string() const;
+};
+
+// "20%" (0 < p <= 100), "0.2" (0 < f <= 1) or "512" (a whole number >= 1 of entries).
+Result<KvBudget> parse_kv_budget(std::string_view text);
+
+class KvPolicy {
+ public:
+  virtual ~KvPolicy() = default;
+  virtual std::string_view name() const = 0;
+  // Whether observe() must be fed attention weights.
+  virtual bool needs_attention() const { return false; }
+  // The attention weights of n_queries new queries over (layer, head)'s `length` entries, in entry
+  // order: weights[q * length + e], each row the softmax of one query head summed over the query
+  // heads that share this KV head (entries a query may not see have weight 0). Called once per
+  // layer and head after each forward that appended entries, before any eviction.
+  virtual void observe(int layer, int head, std::span<const float> weights, int n_queries,
+                       int length) {
+    (void)layer, (void)head, (void)weights, (void)n_queries, (void)length;
+  }
+  // Entries of (layer, head) to evict, ascending, so that `keep` (< length) remain.
+  virtual std::vector<int> select(const KvCache& cache, int layer, int head, int keep) = 0;
+  // The cache erased `indices` of (layer, head) (ascending) or, after a rollback, holds only
+  // `length` entries: per-entry state follows.
+  virtual void erased(int layer, int head, std::span<const int> indices) {
+    (void)layer, (void)head, (void)indices;
+  }
+  virtual void truncated(int layer, int head, int length) { (void)layer, (void)head, (void)length; }
+};
+
+// A policy by name, for caches of `shape`. Unknown names: an error listing the known ones.
+Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const KvShape& shape);
+std::vector<std::string> kv_policy_names();
+
+// Evicts, per (layer, head), what `policy` selects so that at most budget.keep(n_tokens())
+// entries remain. Returns the entries evicted in all.
+int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budget);
+
+// The policies' constructors (one file each), for the registry.
+std::unique_ptr<KvPolicy> make_window_policy(const KvShape& shape);
+std::unique_ptr<KvPolicy> make_h2o_policy(const KvShape& shape);
+std::unique_ptr<KvPolicy> make_snapkv_policy(const KvShape& shape);
+
+// Per-entry scores of every (layer, head), in entry order, compacted with the cache: the state
+// the scored policies keep.
+class EntryScores {
+ public:
+  explicit EntryScores(const KvShape& shape)
+      : heads_(shape.n_kv_heads), scores_(static_cast<size_t>(shape.n_layers * shape.n_kv_heads)) {}
+  std::vector<float>& at(int layer, int head) {
+    return scores_[static_cast<size_t>(layer * heads_ + head)];
+  }
+  // Grows (layer, head) to `length` entries (new ones score 0).
+  std::vector<float>& sized(int layer, int head, int length);
+  void erase(int layer, int head, std::span<const int> indices);
+  void truncate(int layer, int head, int length);
+
+ private:
+  int heads_;
+  std::vector<std::vector<float>> scores_;
+};
+
+// Indices [0, length) not in `kept` (which may be unsorted), ascending.
+std::vector<int> complement(std::vector<int> kept, int length);
+
+}  // namespace pareto::kv

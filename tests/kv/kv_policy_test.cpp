@@ -1,0 +1,185 @@
+// KV budgets (kv/kv_policy.h): budget parsing and its errors, the registry, each policy's choice
+// on a cache of known entries and scores, per-entry state compacted with the cache.
+#include "kv/kv_policy.h"
+
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace pareto::kv {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+TEST(KvBudget, ParsesPercentagesFractionsAndEntryCounts) {
+  auto p = parse_kv_budget("20%");
+  ASSERT_TRUE(p.has_value());
+  EXPECT_DOUBLE_EQ(p->fraction, 0.2);
+  EXPECT_EQ(p->keep(100), 20);
+  EXPECT_EQ(p->keep(101), 21);  // rounded up
+  EXPECT_EQ(p->keep(1), 1);
+  auto f = parse_kv_budget("0.5");
+  ASSERT_TRUE(f.has_value());
+  EXPECT_DOUBLE_EQ(f->fraction, 0.5);
+  EXPECT_FALSE(f->is_full());
+  auto e = parse_kv_budget("512");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->entries, 512);
+  EXPECT_EQ(e->keep(10000), 512);
+  EXPECT_TRUE(parse_kv_budget("100%")->is_full());
+  EXPECT_TRUE(parse_kv_budget("1")->is_full());  // a fraction of 1, not one entry
+}
+
+TEST(KvBudget, BadBudgetsAreErrorsNamingTheText) {
+  for (const char* bad : {"", "0", "0%", "-5", "-20%", "101%", "1.5", "abc", "20%%", "3.7e99",
+                          "nan", "inf", "12x"}) {
+    auto r = parse_kv_budget(bad);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_THAT(r.error().message, HasSubstr(std::string("'") + bad + "'"));
+  }
+}
+
+TEST(KvPolicyRegistry, KnowsEveryPolicyAndRejectsOthers) {
+  const KvShape shape{2, 2, 4, 64};
+  for (const std::string& name : kv_policy_names()) {
+    auto p = make_kv_policy(name, shape);
+    ASSERT_TRUE(p.has_value()) << name;
+    EXPECT_EQ((*p)->name(), name);
+  }
+  auto bad = make_kv_policy("h3o", shape);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_THAT(bad.error().message, HasSubstr("unknown policy 'h3o'"));
+  EXPECT_THAT(bad.error().message, HasSubstr("snapkv"));
+}
+
+// A cache whose (layer, head) entries sit at positions 0..n-1 (keys and values: the position).
+KvCache filled_cache(const KvShape& shape, int n) {
+  KvCache cache(shape);
+  EXPECT_TRUE(cache.reserve(n).has_value());
+  std::vector<float> v(static_cast<size_t>(shape.head_dim));
+  for (int t = 0; t < n; ++t) {
+    std::fill(v.begin(), v.end(), static_cast<float>(t));
+    for (int l = 0; l < shape.n_layers; ++l) {
+      for (int h = 0; h < shape.n_kv_heads; ++h) cache.append(l, h, t, v.data(), v.data());
+    }
+  }
+  cache.set_n_tokens(n);
+  return cache;
+}
+
+std::vector<int32_t> positions(const KvCache& cache, int layer, int head) {
+  std::vector<int32_t> out;
+  for (int e = 0; e < cache.length(layer, head); ++e) out.push_back(cache.position(layer, head, e));
+  return out;
+}
+
+TEST(KvPolicies, WindowKeepsSinksAndTheRecentEntries) {
+  const KvShape shape{1, 1, 4, 64};
+  KvCache cache = filled_cache(shape, 20);
+  auto p = make_kv_policy("window", shape);
+  ASSERT_TRUE(p.has_value());
+  KvBudget b;
+  b.entries = 10;
+  EXPECT_EQ(enforce_kv_budget(cache, **p, b), 10);
+  EXPECT_THAT(positions(cache, 0, 0), ElementsAre(0, 1, 2, 3, 14, 15, 16, 17, 18, 19));
+  // Nothing more while within the budget.
+  EXPECT_EQ(enforce_kv_budget(cache, **p, b), 0);
+}
+
+// Attention rows that favour `heavy` entries (weight 1 each, spread over one query row each).
+void observe_heavy(KvPolicy& p, int length, std::vector<int> heavy, int layer = 0, int head = 0) {
+  std::vector<float> w(static_cast<size_t>(heavy.size() * static_cast<size_t>(length)), 0.0f);
+  for (size_t q = 0; q < heavy.size(); ++q) {
+    w[q * static_cast<size_t>(length) + static_cast<size_t>(heavy[q])] = 1.0f;
+  }
+  p.observe(layer, head, w, static_cast<int>(heavy.size()), length);
+}
+
+TEST(KvPolicies, H2OKeepsHeavyHittersAndTheRecentHalf) {
+  const KvShape shape{1, 1, 4, 64};
+  KvCache cache = filled_cache(shape, 20);
+  auto p = make_kv_policy("h2o", shape);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_TRUE((*p)->needs_attention());
+  observe_heavy(**p, 20, {7, 7, 7, 11, 11, 2});
+  KvBudget b;
+  b.entries = 6;  // 3 recent + 3 heavy
+  EXPECT_EQ(enforce_kv_budget(cache, **p, b), 14);
+  EXPECT_THAT(positions(cache, 0, 0), ElementsAre(2, 7, 11, 17, 18, 19));
+  // The scores moved with their entries: position 7 is still the heaviest.
+  observe_heavy(**p, 6, {3});  // index 3 = position 17
+  b.entries = 4;               // 2 recent + 2 heavy: 7 (3.0) and 11 (2.0) over 17 (1.0), 2 (1.0)
+  EXPECT_EQ(enforce_kv_budget(cache, **p, b), 2);
+  EXPECT_THAT(positions(cache, 0, 0), ElementsAre(7, 11, 18, 19));
+}
+
+TEST(KvPolicies, SnapKvKeepsItsObservationWindowAndPooledImportantEntries) {
+  const KvShape shape{1, 1, 4, 256};
+  KvCache cache = filled_cache(shape, 100);
+  auto p = make_kv_policy("snapkv", shape);
+  ASSERT_TRUE(p.has_value());
+  // 32 queries all attending to entry 40: pooling spreads its weight to 38..42.
+  observe_heavy(**p, 100, std::vector<int>(32, 40));
+  KvBudget b;
+  b.entries = 37;  // the 32 most recent entries (68..99) + the 5 around 40
+  EXPECT_EQ(enforce_kv_budget(cache, **p, b), 63);
+  std::vector<int32_t> want = {38, 39, 40, 41, 42};
+  for (int i = 68; i < 100; ++i) want.push_back(i);
+  EXPECT_EQ(positions(cache, 0, 0), want);
+}
+
+TEST(KvPolicies, EveryPolicyKeepsExactlyTheBudgetPerLayerAndHead) {
+  const KvShape shape{3, 2, 4, 128};
+  for (const std::string& name : kv_policy_names()) {
+    KvCache cache = filled_cache(shape, 90);
+    auto p = make_kv_policy(name, shape);
+    ASSERT_TRUE(p.has_value());
+    for (int l = 0; l < 3; ++l) {
+      for (int h = 0; h < 2; ++h) observe_heavy(**p, 90, {l * 10 + h, 50, 89}, l, h);
+    }
+    KvBudget b;
+    b.fraction = 0.3;  // 27 of 90
+    enforce_kv_budget(cache, **p, b);
+    for (int l = 0; l < 3; ++l) {
+      for (int h = 0; h < 2; ++h) {
+        const auto pos = positions(cache, l, h);
+        EXPECT_EQ(static_cast<int>(pos.size()), name == "full" ? 90 : 27) << name;
+        EXPECT_TRUE(std::is_sorted(pos.begin(), pos.end())) << name;  // order kept
+        EXPECT_EQ(pos.back(), 89) << name;  // the newest entry always stays
+      }
+    }
+  }
+}
+
+TEST(KvPolicies, ABudgetOfEverythingNeverEvicts) {
+  const KvShape shape{2, 2, 4, 64};
+  for (const std::string& name : kv_policy_names()) {
+    KvCache cache = filled_cache(shape, 40);
+    auto p = make_kv_policy(name, shape);
+    ASSERT_TRUE(p.has_value());
+    EXPECT_EQ(enforce_kv_budget(cache, **p, *parse_kv_budget("100%")), 0) << name;
+    KvBudget fixed;
+    fixed.entries = 40;
+    EXPECT_EQ(enforce_kv_budget(cache, **p, fixed), 0) << name;
+    EXPECT_EQ(cache.length(1, 1), 40);
+  }
+}
+
+TEST(KvPolicies, ComplementAndEntryScoresCompaction) {
+  EXPECT_THAT(complement({4, 1, 2}, 6), ElementsAre(0, 3, 5));
+  EntryScores s(KvShape{1, 1, 4, 16});
+  std::vector<float>& v = s.sized(0, 0, 5);
+  std::iota(v.begin(), v.end(), 0.0f);
+  const int drop[] = {1, 3};
+  s.erase(0, 0, drop);
+  EXPECT_THAT(s.at(0, 0), ElementsAre(0.0f, 2.0f, 4.0f));
+  s.truncate(0, 0, 2);
+  EXPECT_THAT(s.at(0, 0), ElementsAre(0.0f, 2.0f));
+}
+
+}  // namespace
+}  // namespace pareto::kv

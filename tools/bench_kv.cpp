@@ -1,0 +1,88 @@
+// `pareto bench kv`: each KV-budget policy's quality cost against the full cache, per budget.
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/kv_bench.h"
+#include "cli.h"
+#include "kv/kv_policy.h"
+
+namespace pareto::cli {
+namespace {
+
+struct KvCliOptions {
+  bench::KvBenchOptions bench;
+  std::string policies;  // "window,h2o"
+  std::string budgets;   // "10%,20%"
+  bool json = false;
+};
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  for (size_t at = 0; !text.empty() && at <= text.size();) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    if (comma > at) out.push_back(text.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return out;
+}
+
+int run_kv(KvCliOptions opt) {
+  opt.bench.model = resolve_model_path(opt.bench.model);
+  if (opt.bench.model.empty()) return kExitError;
+  if (opt.bench.workload.empty()) {
+    std::string shared = default_model_path();
+    shared = shared.substr(0, shared.find("/models/"));
+    opt.bench.workload = shared + (opt.bench.model.find("pycode") != std::string::npos
+                                       ? "/workloads/code.jsonl"
+                                       : "/workloads/stories.jsonl");
+  }
+  opt.bench.policies = split_commas(opt.policies);
+  for (const std::string& b : split_commas(opt.budgets)) {
+    auto budget = kv::parse_kv_budget(b);
+    if (!budget) return fail(budget.error().message);
+    if (budget->entries > 0) return fail("bench kv: --budgets takes fractions or percentages");
+    opt.bench.budgets.push_back(budget->fraction);
+  }
+  auto report = bench::run_kv_bench(opt.bench);
+  if (!report) return fail(report.error().message);
+  const std::string text =
+      opt.json ? bench::format_kv_json(*report) + "\n" : bench::format_kv_markdown(*report);
+  std::fputs(text.c_str(), stdout);
+  return kExitOk;
+}
+
+}  // namespace
+
+Command add_bench_kv_command(CLI::App& bench) {
+  auto opt = std::make_shared<KvCliOptions>();
+  CLI::App* app = bench.add_subcommand(
+      "kv", "KV-cache budgets: each policy's quality against the full cache, per budget");
+  app->add_option("-m,--model", opt->bench.model, "model (default: stories260K)");
+  app->add_option("--policies", opt->policies,
+                  "comma-separated KV policies (default: every one but full)");
+  app->add_option("--budgets", opt->budgets,
+                  "comma-separated budgets, fractions or percentages (default: 10%..90%)");
+  app->add_option("--text", opt->bench.text_path,
+                  "evaluate on this text (default: the shared workload's prompts joined)");
+  app->add_option("--workload", opt->bench.workload,
+                  "JSONL prompts joined into the default text (default: shared/workloads/"
+                  "code.jsonl for pycode models, stories.jsonl otherwise)");
+  app->add_option("-c,--context", opt->bench.context,
+                  "tokens per evaluated window (default: the model's trained context)")
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--windows", opt->bench.windows, "windows of the text evaluated")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--copy-span", opt->bench.copy_span,
+                  "copy probe: the repeated span is twice this many tokens")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app->add_option("-t,--threads", opt->bench.threads, "threads (default: hardware threads)");
+  app->add_flag("--json", opt->json, "print one JSON object instead of a Markdown table");
+  return {app, [opt] { return run_kv(*opt); }};
+}
+
+}  // namespace pareto::cli
