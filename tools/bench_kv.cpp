@@ -35,9 +35,9 @@ int run_kv(KvCliOptions opt) {
   if (opt.bench.workload.empty()) {
     std::string shared = default_model_path();
     shared = shared.substr(0, shared.find("/models/"));
-    opt.bench.workload = shared + (opt.bench.model.find("pycode") != std::string::npos
-                                       ? "/workloads/code.jsonl"
-                                       : "/workloads/stories.jsonl");
+    opt.bench.workload =
+        shared + (opt.bench.model.find("pycode") != std::string::npos ? "/workloads/code.jsonl"
+                                                                      : "/workloads/stories.jsonl");
   }
   opt.bench.policies = split_commas(opt.policies);
   for (const std::string& b : split_commas(opt.budgets)) {

@@ -8,6 +8,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "kv/kv_policy.h"
+
 namespace pareto::cli {
 
 inline constexpr int kExitOk = 0;
@@ -30,6 +32,31 @@ Command add_gen_model_command(CLI::App& parent);
 Command add_bench_spec_command(CLI::App& bench);
 // `pareto bench kv`, the KV-budget policies' quality against the full cache (bench_kv.cpp).
 Command add_bench_kv_command(CLI::App& bench);
+
+// --kv-policy NAME and --kv-budget B (run, serve), checked when parsed by the engine's own parser
+// and registry.
+inline void add_kv_budget_options(CLI::App& app, std::string& policy, std::string& budget,
+                                  const std::string& what) {
+  std::string names;
+  for (const std::string& n : kv::kv_policy_names()) names += (names.empty() ? "" : ", ") + n;
+  app.add_option("--kv-policy", policy, what + ": the policy that evicts (" + names + ")")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            auto p = kv::make_kv_policy(text, kv::KvShape{1, 1, 1, 1});
+            return p ? std::string() : p.error().message;
+          },
+          "NAME"));
+  app.add_option("--kv-budget", budget,
+                 what +
+                     ": entries each layer and KV head keeps: 20% (of the tokens seen), 0.2, "
+                     "or a count such as 512")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            auto b = kv::parse_kv_budget(text);
+            return b ? std::string() : b.error().message;
+          },
+          "BUDGET"));
+}
 
 // A number that is finite: CLI11's Range lets NaN through (every comparison with it is false).
 inline CLI::Validator finite_number() {

@@ -167,6 +167,7 @@ Command add_run_command(CLI::App& parent) {
                   "(prompt lookup), sam (suffix automaton), draft, draft-adaptive, tree (need "
                   "--draft-model), bandit (picks among them by measured speed), or a list "
                   "NAME,NAME,... (a bandit over those)");
+  add_kv_budget_options(*app, opt->params.kv_policy, opt->params.kv_budget, "KV budget");
   app->add_option("--draft-model,--md", opt->draft_model,
                   "draft model for --spec draft / draft-adaptive (same vocabulary as -m)");
   app->add_option("--draft-max", opt->draft_max, "longest draft per step (speculative --spec)")

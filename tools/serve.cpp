@@ -32,6 +32,7 @@ struct ServeOptions {
   std::string cache_type_k = "f16";
   std::string cache_type_v = "f16";
   std::string strategy;
+  std::string kv_policy, kv_budget;
   std::string draft_model;
   int draft_max = 8;
   std::string spec_max_batch = "auto";
@@ -52,6 +53,8 @@ int serve(const ServeOptions& opt) {
   so.model_id = opt.alias;
   so.max_body_bytes = opt.max_body_bytes;
   so.default_strategy = opt.strategy;
+  so.default_kv_policy = opt.kv_policy;
+  so.default_kv_budget = opt.kv_budget;
   so.http_threads = std::max(64, 4 * opt.parallel);
   if (!opt.chat_template_file.empty()) {
     std::ifstream in(opt.chat_template_file, std::ios::binary);
@@ -162,6 +165,9 @@ Command add_serve_command(CLI::App& parent) {
                   "Default decoding strategy of requests (a request's \"strategy\" field "
                   "overrides it): autoregressive, ngram, sam, draft, draft-adaptive, tree, "
                   "bandit, or NAME,NAME,...");
+  add_kv_budget_options(*app, opt->kv_policy, opt->kv_budget,
+                        "Default KV budget of requests (their \"kv_policy\" and \"kv_budget\" "
+                        "fields override it)");
   app->add_option("--draft-model,--md", opt->draft_model,
                   "draft model for the draft strategies (same vocabulary as -m)");
   app->add_option("--draft-max", opt->draft_max, "longest draft per step")

@@ -109,6 +109,12 @@ struct GenerateParams {
   // softmax of the raw logits, and its n most likely alternatives (Generation::logprobs, and the
   // LogprobCallback of submit). Not with the "tree" strategy.
   int logprobs = -1;
+  // KV-cache budget: a policy by name ("full" when empty: nothing evicted; "window", "h2o",
+  // "snapkv") and how many entries each layer and KV head keeps ("20%" of the tokens seen, "0.2",
+  // or a count such as "512"; empty: everything). Lossy: the evicted entries are gone for the rest
+  // of the request. Bad names or budgets fail the request naming the value.
+  std::string kv_policy;
+  std::string kv_budget;
 };
 
 struct TokenLogprob {
@@ -203,6 +209,10 @@ struct EngineCounters {
   int64_t kv_bytes_in_use = 0;
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;
+  // KV-cache budgets (GenerateParams::kv_policy): entries evicted so far (one layer and KV head
+  // each) and the bytes they held.
+  int64_t kv_evicted_entries = 0;
+  int64_t kv_evicted_bytes = 0;
 };
 
 class Engine {

@@ -156,8 +156,7 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
                       context, "-token context evaluated (",
                       o.text_path.empty() ? o.workload : o.text_path, ")");
   }
-  const int windows =
-      std::max(1, std::min(o.windows, static_cast<int>(tokens.size()) / context));
+  const int windows = std::max(1, std::min(o.windows, static_cast<int>(tokens.size()) / context));
   const int threads = o.threads > 0
                           ? o.threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -207,8 +206,8 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
         PARETO_TRY(RunResult r, evaluate(*m, pool, win.tokens, context / 2, p, budget, false,
                                          &win.full, &kl, &agree));
         for (const std::vector<int32_t>& probe : win.probes) {
-          PARETO_TRY(RunResult c, evaluate(*m, pool, probe, context - o.copy_span, p, budget,
-                                           false, nullptr, nullptr, nullptr));
+          PARETO_TRY(RunResult c, evaluate(*m, pool, probe, context - o.copy_span, p, budget, false,
+                                           nullptr, nullptr, nullptr));
           copy += copy_hits(c, probe, o.copy_span);
         }
         nll += r.nll;
@@ -233,8 +232,8 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
 std::string format_kv_markdown(const KvBenchReport& r) {
   std::ostringstream s;
   s << "model " << r.model << ", context " << r.context << ", " << r.windows << " window(s) of "
-    << r.text_tokens << " text tokens, " << r.positions
-    << " predicted positions per row; peak RSS " << r.peak_rss_bytes / (1 << 20) << " MiB\n\n";
+    << r.text_tokens << " text tokens, " << r.positions << " predicted positions per row; peak RSS "
+    << r.peak_rss_bytes / (1 << 20) << " MiB\n\n";
   s << "| policy | budget | KL (nats) | top-1 agreement | perplexity (full) | copy accuracy (full) "
        "| KV bytes/token (full) | evicted |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
   s.setf(std::ios::fixed);
@@ -247,8 +246,7 @@ std::string format_kv_markdown(const KvBenchReport& r) {
     s << x.perplexity << " (" << x.perplexity_full << ") | " << x.copy_accuracy << " ("
       << x.copy_accuracy_full << ") | ";
     s.precision(0);
-    s << x.kv_bytes_per_token << " (" << x.kv_bytes_per_token_full << ") | " << x.evicted
-      << " |\n";
+    s << x.kv_bytes_per_token << " (" << x.kv_bytes_per_token_full << ") | " << x.evicted << " |\n";
   }
   return s.str();
 }

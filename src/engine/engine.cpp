@@ -213,6 +213,17 @@ Result<uint64_t> Engine::submit(std::vector<int32_t> prompt_tokens, const Genera
   rp.ignore_eos = params.ignore_eos;
   if (!params.strategy.empty()) rp.strategy = params.strategy;
   rp.logprobs = params.logprobs;
+  if (!params.kv_policy.empty()) rp.kv_policy = params.kv_policy;
+  if (!params.kv_budget.empty()) {
+    PARETO_TRY(rp.kv_budget, kv::parse_kv_budget(params.kv_budget));
+  }
+  if (params.kv_policy.empty() && !params.kv_budget.empty()) {
+    return make_error("kv budget '", params.kv_budget,
+                      "' needs a kv policy to choose what to evict (window, h2o, snapkv)");
+  }
+  if (rp.kv_policy != "full" && params.kv_budget.empty()) {
+    return make_error("kv policy '", rp.kv_policy, "' needs a budget (kv_budget, e.g. 20%)");
+  }
   engine::RequestCallbacks callbacks;
   callbacks.on_token = std::move(on_text);
   if (on_logprob) {
@@ -258,6 +269,8 @@ EngineCounters Engine::counters() const {
   c.kv_bytes_in_use = s.kv_bytes_in_use;
   c.prompt_tokens = s.prompt_tokens;
   c.generated_tokens = s.generated_tokens;
+  c.kv_evicted_entries = s.kv_evicted_entries;
+  c.kv_evicted_bytes = s.kv_evicted_bytes;
   return c;
 }
 

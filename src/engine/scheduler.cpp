@@ -43,10 +43,11 @@ struct Scheduler::Sequence {
   std::string held;  // decoded text not yet streamed: it may be the start of a stop string
   bool prompt_done = false;
   bool finished = false;
-  bool may_draft = true;           // this step
-  bool drafted_last_step = false;  // (the automatic switch's measurements)
-  double propose_seconds = 0;      // its strategy's propose, this step
-  kv::PrefixCache::Lease lease;    // prefix-cache blocks this sequence shares
+  bool may_draft = true;                    // this step
+  bool drafted_last_step = false;           // (the automatic switch's measurements)
+  double propose_seconds = 0;               // its strategy's propose, this step
+  kv::PrefixCache::Lease lease;             // prefix-cache blocks this sequence shares
+  std::unique_ptr<kv::KvPolicy> kv_policy;  // null: no budget
   Clock::time_point submitted, admitted, first_token;
 };
 
@@ -171,6 +172,19 @@ Result<uint64_t> Scheduler::submit(std::vector<int32_t> prompt, const RequestPar
                            "strategy: draft, draft-adaptive, ngram, ...)");
   }
   PARETO_TRY(auto strategy, decoding::make_strategy(params.strategy, strategy_context_));
+  std::unique_ptr<kv::KvPolicy> kv_policy;
+  if (params.kv_policy != "full" || !params.kv_budget.is_full()) {
+    const model::ModelConfig& c = model_.config();
+    PARETO_TRY(kv_policy, kv::make_kv_policy(params.kv_policy,
+                                             kv::KvShape{c.n_layers, c.n_kv_heads, c.head_dim,
+                                                         options_.context_length}));
+    if (kv_policy->min_prompt_tokens() > static_cast<int>(prompt.size())) {
+      return make_error("kv policy '", params.kv_policy, "' needs a prompt of at least ",
+                        kv_policy->min_prompt_tokens(),
+                        " tokens (its observation window); this one has ", prompt.size());
+    }
+    if (params.kv_policy == "full" || params.kv_budget.is_full()) kv_policy.reset();
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   if (static_cast<int>(queue_.size()) >= options_.max_queue) {
     return make_error_code(ErrorCode::kResourceExhausted, "request queue full (", queue_.size(),
@@ -180,6 +194,7 @@ Result<uint64_t> Scheduler::submit(std::vector<int32_t> prompt, const RequestPar
   s->params = params;
   s->callbacks = std::move(callbacks);
   s->strategy = std::move(strategy);
+  s->kv_policy = std::move(kv_policy);
   s->state.n_prompt = static_cast<int>(prompt.size());
   s->state.n_vocab = n_vocab;
   s->state.sampler = sampling::SamplerChain::from_params(params.sampling);
@@ -219,6 +234,9 @@ SchedulerCounters Scheduler::counters() const {
   c.prefix_cache_hit_tokens = cache_hits_.load();
   c.prompt_tokens = prompt_tokens_.load();
   c.generated_tokens = generated_tokens_.load();
+  c.kv_evicted_entries = kv_evicted_.load();
+  c.kv_evicted_bytes = c.kv_evicted_entries *
+                       static_cast<int64_t>(kv_pool_->key_bytes() + kv_pool_->value_bytes());
   c.speculation_steps_drafted = spec_steps_drafted_.load();
   c.speculation_steps_plain = spec_steps_plain_.load();
   c.speculation_steps_explored = spec_steps_explored_.load();
@@ -303,6 +321,14 @@ Status Scheduler::reserve(kv::KvCache& cache, int n) {
   return cache.reserve(n);
 }
 
+void Scheduler::apply_kv_budget(Sequence& s, int seq_index, int32_t first_position) {
+  if (!s.kv_policy) return;
+  step_attention_.commit(seq_index, first_position, s.state.cache);
+  const int64_t evicted = kv::enforce_kv_budget(s.state.cache, *s.kv_policy, s.params.kv_budget);
+  s.result.kv_evicted += evicted;
+  kv_evicted_ += evicted;
+}
+
 bool Scheduler::plan_decode(Sequence& s, int& budget, bool allow_drafts) {
   decoding::SequenceState& st = s.state;
   const int room = st.cache.capacity() - (static_cast<int>(st.tokens.size()) - 1);
@@ -327,7 +353,7 @@ bool Scheduler::plan_decode(Sequence& s, int& budget, bool allow_drafts) {
     rows += entries_[i].logits ? 1 : 0;
   }
   caches_.push_back(&st.cache);
-  planned_.push_back({&s, rows, n, true, true});
+  planned_.push_back({&s, rows, n, true, true, entries_[first].position});
   budget -= n;
   return true;
 }
@@ -352,7 +378,7 @@ bool Scheduler::plan_prompt(Sequence& s, int& budget) {
   }
   caches_.push_back(&st.cache);
   const bool completes = start + n == st.n_prompt;
-  planned_.push_back({&s, completes ? 1 : 0, n, completes, false});
+  planned_.push_back({&s, completes ? 1 : 0, n, completes, false, start});
   budget -= n;
   return true;
 }
@@ -454,16 +480,24 @@ Status Scheduler::step() {
   double draft_seconds = 0;  // the strategies' propose and accept
   Status result = ok();
   if (!entries_.empty()) {
+    // Sequences with a KV policy that scores entries get the forward's attention weights.
+    step_attention_.begin_step(static_cast<int>(caches_.size()));
+    for (size_t i = 0; i < planned_.size(); ++i) {
+      step_attention_.set(static_cast<int>(i), planned_[i].seq->kv_policy.get());
+    }
+    model::ForwardOptions forward_options = options_.forward;
+    if (step_attention_.any()) forward_options.attention_observer = &step_attention_;
     const Clock::time_point forward_start = Clock::now();
     const auto forwarded =
-        model_.forward(entries_, caches_, logits_, workspace_, pool_, options_.forward);
+        model_.forward(entries_, caches_, logits_, workspace_, pool_, forward_options);
     if (forwarded && measure) {
       speculation_switch_.record_forward(static_cast<int>(entries_.size()),
                                          seconds_between(forward_start, Clock::now()));
     }
     const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
     size_t row = 0;
-    for (const Planned& p : planned_) {
+    for (size_t index = 0; index < planned_.size(); ++index) {
+      const Planned& p = planned_[index];
       Sequence& s = *p.seq;
       if (!forwarded) {
         finish(s, StopReason::kError, forwarded.error());
@@ -474,7 +508,10 @@ Status Scheduler::step() {
       row += static_cast<size_t>(p.n_rows);
       if (!s.prompt_done) {
         prompt_tokens_ += p.n_entries;
-        if (!p.completes) continue;
+        if (!p.completes) {
+          apply_kv_budget(s, static_cast<int>(index), p.first_position);
+          continue;
+        }
         s.prompt_done = true;
         s.first_token = Clock::now();
         if (s.params.max_tokens == 0) {
@@ -491,6 +528,7 @@ Status Scheduler::step() {
       s.drafted_last_step = drafting;
       const Clock::time_point accept_start = Clock::now();
       const int n_new = s.strategy->accept(s.state, rows);
+      apply_kv_budget(s, static_cast<int>(index), p.first_position);
       if (drafting) {
         ++spec_sequences;
         drafted += p.n_entries - 1;

@@ -32,6 +32,7 @@
 #include "decoding/ngram.h"
 #include "decoding/strategy.h"
 #include "engine/speculation_switch.h"
+#include "engine/step_attention.h"
 #include "kv/kv_pool.h"
 #include "kv/prefix_cache.h"
 #include "model/model.h"
@@ -52,6 +53,10 @@ struct RequestParams {
   bool ignore_eos = false;        // keep going past end-of-generation tokens
   std::string strategy = "autoregressive";
   int logprobs = -1;  // < 0: off; n >= 0: each token's logprob and its n most likely alternatives
+  // KV budget (kv/kv_policy.h): the policy that picks the entries to evict, and how many each
+  // layer and head keeps. "full" or a budget of everything: nothing is evicted.
+  std::string kv_policy = "full";
+  kv::KvBudget kv_budget;
 };
 
 struct RequestResult {
@@ -67,6 +72,7 @@ struct RequestResult {
   int cached_prompt_tokens = 0;                   // prompt tokens taken from the prefix cache
   std::vector<sampling::TokenLogprobs> logprobs;  // per generated token, when asked for
   decoding::SpeculationStats speculation;         // zero unless the strategy speculates
+  int64_t kv_evicted = 0;                         // KV entries its budget evicted (all layers)
 };
 
 struct RequestCallbacks {
@@ -115,8 +121,10 @@ struct SchedulerCounters {
   int64_t kv_bytes_in_use = 0;
   int64_t kv_pages_cached = 0;  // held by the prefix cache only (evictable on demand)
   int64_t prefix_cache_hit_tokens = 0;
-  int64_t prompt_tokens = 0;     // evaluated so far
-  int64_t generated_tokens = 0;  // accepted so far
+  int64_t prompt_tokens = 0;       // evaluated so far
+  int64_t generated_tokens = 0;    // accepted so far
+  int64_t kv_evicted_entries = 0;  // by KV budgets, so far (entries of one layer and head each)
+  int64_t kv_evicted_bytes = 0;    // what they held
   // Steps with speculative sequences decoding, by whether they could draft.
   int64_t speculation_steps_drafted = 0;
   int64_t speculation_steps_plain = 0;
@@ -190,6 +198,7 @@ class Scheduler {
   std::atomic<int> running_count_{0};
   std::atomic<int64_t> prompt_tokens_{0};
   std::atomic<int64_t> generated_tokens_{0};
+  std::atomic<int64_t> kv_evicted_{0};
   std::atomic<int64_t> spec_steps_drafted_{0};
   std::atomic<int64_t> spec_steps_plain_{0};
   std::atomic<int64_t> spec_steps_explored_{0};
@@ -202,14 +211,18 @@ class Scheduler {
   std::vector<kv::KvCache*> caches_;
   struct Planned {
     Sequence* seq;
-    int n_rows;      // logit rows its entries asked for
-    int n_entries;   // entries it put in the batch
-    bool completes;  // a decode, or the prompt chunk that completes the prompt
-    bool decode;     // a decode (the strategy's proposal), not a prompt chunk
+    int n_rows;              // logit rows its entries asked for
+    int n_entries;           // entries it put in the batch
+    bool completes;          // a decode, or the prompt chunk that completes the prompt
+    bool decode;             // a decode (the strategy's proposal), not a prompt chunk
+    int32_t first_position;  // of its first entry
   };
   std::vector<Planned> planned_;
   std::vector<float> logits_;
   model::ForwardWorkspace workspace_;
+  StepAttention step_attention_;  // attention weights for the sequences' KV policies
+  // After a forward: hands the step's attention to s's KV policy and enforces its budget.
+  void apply_kv_budget(Sequence& s, int seq_index, int32_t first_position);
 };
 
 }  // namespace pareto::engine

@@ -28,7 +28,7 @@ std::string KvBudget::to_string() const {
 
 Result<KvBudget> parse_kv_budget(std::string_view text) {
   const auto bad = [&](std::string_view why) {
-    return make_error("--kv-budget '", text, "': ", why,
+    return make_error("kv budget '", text, "': ", why,
                       " (expected a percentage such as 20%, a fraction in (0, 1] or a whole "
                       "number of entries >= 1)");
   };
@@ -77,7 +77,7 @@ Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const Kv
   if (name == "snapkv") return make_snapkv_policy(shape);
   std::string known;
   for (const std::string& n : kv_policy_names()) known += (known.empty() ? "" : ", ") + n;
-  return make_error("--kv-policy: unknown policy '", name, "' (known: ", known, ")");
+  return make_error("kv policy: unknown policy '", name, "' (known: ", known, ")");
 }
 
 int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budget) {

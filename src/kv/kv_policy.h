@@ -38,6 +38,8 @@ class KvPolicy {
  public:
   virtual ~KvPolicy() = default;
   virtual std::string_view name() const = 0;
+  // The shortest prompt the policy can work from (snapkv: its observation window needs 2).
+  virtual int min_prompt_tokens() const { return 1; }
   // Whether observe() must be fed attention weights.
   virtual bool needs_attention() const { return false; }
   // The attention weights of n_queries new queries over (layer, head)'s `length` entries, in entry

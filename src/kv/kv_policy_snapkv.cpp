@@ -20,10 +20,11 @@ constexpr int kPool = 5;     // pooling kernel over entries
 class SnapKvPolicy final : public KvPolicy {
  public:
   explicit SnapKvPolicy(const KvShape& shape)
-      : heads_(shape.n_kv_heads),
-        rows_(static_cast<size_t>(shape.n_layers * shape.n_kv_heads)) {}
+      : heads_(shape.n_kv_heads), rows_(static_cast<size_t>(shape.n_layers * shape.n_kv_heads)) {}
   std::string_view name() const override { return "snapkv"; }
   bool needs_attention() const override { return true; }
+  // A one-token prompt has no query before the generation to tell what matters.
+  int min_prompt_tokens() const override { return 2; }
 
   void observe(int layer, int head, std::span<const float> weights, int n_queries,
                int length) override {

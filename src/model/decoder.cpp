@@ -135,7 +135,8 @@ void for_each_row_block(const BatchRun& run, bool batch_invariant, Fn&& fn) {
 // over the cache's entries of every KV head, handed to the observer (model.h). A plain scalar pass
 // apart from the attention kernels: it runs only for sequences whose KV policy scores entries.
 void observe_attention(const ModelConfig& c, int layer, const BatchRun& run,
-                       const kv::KvCache& cache, ForwardWorkspace& ws, AttentionObserver& observer) {
+                       const kv::KvCache& cache, ForwardWorkspace& ws,
+                       AttentionObserver& observer) {
   const int hd = c.head_dim;
   const int group = c.n_heads / c.n_kv_heads;
   const int64_t q_dim = int64_t{c.n_heads} * hd;
@@ -153,7 +154,8 @@ void observe_attention(const ModelConfig& c, int layer, const BatchRun& run,
       const int32_t pos = ws.positions[static_cast<size_t>(run.begin + t)];
       float* out = ws.observed.data() + static_cast<size_t>(t) * static_cast<size_t>(len);
       for (int j = 0; j < group; ++j) {
-        const float* q = ws.q.data() + (run.begin + t) * q_dim + static_cast<int64_t>(g * group + j) * hd;
+        const float* q =
+            ws.q.data() + (run.begin + t) * q_dim + static_cast<int64_t>(g * group + j) * hd;
         float* s = ws.observed_row.data();
         float mx = -INFINITY;
         for (int e = 0; e < len; ++e) {

@@ -13,9 +13,9 @@
 #include "base/thread_pool.h"
 #include "formats/model_file.h"
 #include "kernels/attention.h"
-#include "kv/kv_policy.h"
 #include "kernels/kernel_path.h"
 #include "kv/kv_cache.h"
+#include "kv/kv_policy.h"
 #include "model/batch.h"
 
 namespace pareto::model {

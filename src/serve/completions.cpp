@@ -169,6 +169,10 @@ void Server::Impl::handle_generation(Endpoint endpoint, const httplib::Request& 
   if (!parsed) return reply_error(res, parsed.error());
   OpenAiRequest& r = *parsed;
   if (r.params.strategy.empty()) r.params.strategy = options.default_strategy;
+  if (r.params.kv_policy.empty() && r.params.kv_budget.empty()) {
+    r.params.kv_policy = options.default_kv_policy;
+    r.params.kv_budget = options.default_kv_budget;
+  }
 
   // The prompts as token ids.
   std::vector<std::vector<int32_t>> prompts;

@@ -104,6 +104,11 @@ std::string ServerMetrics::render(const EngineCounters* engine) const {
         "counter");
   gauge(out, "pareto_generation_tokens_total", "Tokens generated", double(c.generated_tokens),
         "counter");
+  gauge(out, "pareto_kv_evicted_entries_total",
+        "KV entries (one layer and KV head each) evicted by requests' KV budgets",
+        double(c.kv_evicted_entries), "counter");
+  gauge(out, "pareto_kv_evicted_bytes_total", "KV bytes those evicted entries held",
+        double(c.kv_evicted_bytes), "counter");
   gauge(out, "pareto_spec_decode_draft_tokens_total", "Draft tokens proposed",
         double(drafted_.load()), "counter");
   gauge(out, "pareto_spec_decode_accepted_tokens_total", "Draft tokens accepted",

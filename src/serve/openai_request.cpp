@@ -303,6 +303,11 @@ ApiResult<void> parse_sampling(const json& body, const RequestLimits& limits, En
   // Pareto's extension: the decoding strategy by name (the engine checks the name).
   API_TRY(auto strategy, get_string(body, "strategy"));
   if (strategy) p.strategy = *strategy;
+  // Pareto's extension: a KV budget (the engine checks the policy and parses the budget, "20%").
+  API_TRY(auto kv_policy, get_string(body, "kv_policy"));
+  if (kv_policy) p.kv_policy = *kv_policy;
+  API_TRY(auto kv_budget, get_string(body, "kv_budget"));
+  if (kv_budget) p.kv_budget = *kv_budget;
   return {};
 }
 

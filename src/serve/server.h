@@ -34,6 +34,8 @@ struct ServerOptions {
   std::string model_id;          // the name /v1/models lists; "": the model's name
   int max_choices = 16;          // n (x prompts) per request
   std::string default_strategy;  // decoding strategy for requests that name none
+  // KV budget for requests that set neither kv_policy nor kv_budget ("" and "": none).
+  std::string default_kv_policy, default_kv_budget;
   std::function<void(std::string_view line)> log;  // one line per request; null: silent
 };
 

@@ -35,8 +35,8 @@ TEST(KvBudget, ParsesPercentagesFractionsAndEntryCounts) {
 }
 
 TEST(KvBudget, BadBudgetsAreErrorsNamingTheText) {
-  for (const char* bad : {"", "0", "0%", "-5", "-20%", "101%", "1.5", "abc", "20%%", "3.7e99",
-                          "nan", "inf", "12x"}) {
+  for (const char* bad :
+       {"", "0", "0%", "-5", "-20%", "101%", "1.5", "abc", "20%%", "3.7e99", "nan", "inf", "12x"}) {
     auto r = parse_kv_budget(bad);
     ASSERT_FALSE(r.has_value()) << bad;
     EXPECT_THAT(r.error().message, HasSubstr(std::string("'") + bad + "'"));

@@ -140,8 +140,8 @@ TEST(KvBudgetForward, KeptEntriesAreTheKeysComputedAtTheirOriginalPositions) {
   const ModelConfig& c = m->config();
   ThreadPool pool(2);
   const auto prompt = prompt_tokens(64, c.n_vocab);
-  for (const std::string& name : {std::string("window"), std::string("h2o"),
-                                  std::string("snapkv")}) {
+  for (const std::string& name :
+       {std::string("window"), std::string("h2o"), std::string("snapkv")}) {
     kv::KvCache full, cut;
     const Trace a = greedy(*m, pool, prompt, 30, "full", kv::KvBudget{}, false, &full);
     const Trace b = greedy(*m, pool, prompt, 30, name, *kv::parse_kv_budget("25%"), true, &cut);
@@ -177,8 +177,8 @@ TEST(KvBudgetForward, KeptEntriesAreTheKeysComputedAtTheirOriginalPositions) {
                 a.tokens[static_cast<size_t>(pos - static_cast<int32_t>(prompt.size()))] ==
                     b.tokens[static_cast<size_t>(pos - static_cast<int32_t>(prompt.size()))];
             if (!same_token) continue;
-            EXPECT_TRUE(std::equal(kc.begin() + e * hd, kc.begin() + (e + 1) * hd,
-                                   kf.begin() + pos * hd))
+            EXPECT_TRUE(
+                std::equal(kc.begin() + e * hd, kc.begin() + (e + 1) * hd, kf.begin() + pos * hd))
                 << name << " head " << h << " position " << pos;
           }
         }

@@ -135,6 +135,32 @@ TEST_F(ServerTest, GreedyCompletionEqualsTheEngineAlone) {
             r.body["usage"]["prompt_tokens"].get<int>() + 40);
 }
 
+// A request's KV budget (Pareto's kv_policy / kv_budget fields): served, evictions counted in
+// /metrics; a bad policy or budget is a 400 naming it.
+TEST_F(ServerTest, KvBudgetPerRequest) {
+  auto c = client();
+  const Reply r = post(c, "/v1/completions",
+                       R"({"prompt": "Once upon a time", "max_tokens": 60, "temperature": 0,
+                           "ignore_eos": true, "kv_policy": "h2o", "kv_budget": "25%"})");
+  ASSERT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(r.body["usage"]["completion_tokens"], 60);
+  auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  const std::string key = "\npareto_kv_evicted_entries_total ";
+  const size_t at = metrics->body.find(key);
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_GT(std::stod(metrics->body.substr(at + key.size())), 0.0);
+  EXPECT_NE(metrics->body.find("pareto_kv_evicted_bytes_total"), std::string::npos);
+  for (const char* bad : {R"({"prompt": "a", "kv_policy": "lru", "kv_budget": "20%"})",
+                          R"({"prompt": "a", "kv_policy": "h2o", "kv_budget": "120%"})",
+                          R"({"prompt": "a", "kv_budget": "20%"})",
+                          R"({"prompt": "a", "kv_policy": "h2o", "kv_budget": 5})"}) {
+    const Reply e = post(c, "/v1/completions", bad);
+    EXPECT_EQ(e.status, 400) << bad << ": " << e.raw;
+    EXPECT_TRUE(e.body.contains("error")) << bad;
+  }
+}
+
 TEST_F(ServerTest, EightConcurrentGreedyRequestsEachEqualTheirOutputAlone) {
   const std::vector<std::string> prompts = {"Once upon a time", "The cat",         "Lily wanted",
                                             "One day",          "Tom and his dog", "The sun",
