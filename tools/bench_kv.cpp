@@ -17,6 +17,10 @@ struct KvCliOptions {
   std::string policies;  // "window,h2o"
   std::string budgets;   // "10%,20%"
   bool json = false;
+  bool speed = false;
+  std::string contexts = "4096,16384,32768";
+  int steps = 32;
+  bool flash = false;
 };
 
 std::vector<std::string> split_commas(const std::string& text) {
@@ -45,6 +49,28 @@ int run_kv(KvCliOptions opt) {
     if (!budget) return fail(budget.error().message);
     if (budget->entries > 0) return fail("bench kv: --budgets takes fractions or percentages");
     opt.bench.budgets.push_back(budget->fraction);
+  }
+  if (opt.speed) {
+    bench::KvSpeedOptions so;
+    so.model = opt.bench.model;
+    so.policies = opt.bench.policies;
+    so.budgets = opt.bench.budgets;
+    so.threads = opt.bench.threads;
+    so.steps = opt.steps;
+    so.flash_attention = opt.flash;
+    for (const std::string& c : split_commas(opt.contexts)) {
+      try {
+        so.contexts.push_back(std::stoi(c));
+      } catch (const std::exception&) {
+        return fail("bench kv: --contexts: '" + c + "' is not a number");
+      }
+    }
+    auto report = bench::run_kv_speed(so);
+    if (!report) return fail(report.error().message);
+    const std::string text = opt.json ? bench::format_kv_speed_json(*report) + "\n"
+                                      : bench::format_kv_speed_markdown(*report);
+    std::fputs(text.c_str(), stdout);
+    return kExitOk;
   }
   auto report = bench::run_kv_bench(opt.bench);
   if (!report) return fail(report.error().message);
@@ -81,6 +107,15 @@ Command add_bench_kv_command(CLI::App& bench) {
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   app->add_option("-t,--threads", opt->bench.threads, "threads (default: hardware threads)");
+  app->add_flag("--speed", opt->speed,
+                "decode speed instead of quality: random entries at each --contexts length, "
+                "each policy at each budget against the full cache (any model file)");
+  app->add_option("--contexts", opt->contexts, "--speed: comma-separated cache lengths")
+      ->default_str("4096,16384,32768");
+  app->add_option("--steps", opt->steps, "--speed: timed decode steps per run")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app->add_flag("--flash-attn,--fa", opt->flash, "--speed: online-softmax attention");
   app->add_flag("--json", opt->json, "print one JSON object instead of a Markdown table");
   return {app, [opt] { return run_kv(*opt); }};
 }

@@ -2,7 +2,9 @@
 #include "bench/kv_bench.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <random>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -227,6 +229,141 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
   }
   report.peak_rss_bytes = peak_rss_bytes();
   return report;
+}
+
+namespace {
+
+// Decode `steps` tokens after `context` random entries with `policy` at `budget`; tok/s.
+Result<std::pair<double, double>> time_decode(const model::Model& m, ThreadPool& pool,
+                                              int context, int steps, const std::string& name,
+                                              const kv::KvBudget& budget, bool flash) {
+  const model::ModelConfig& c = m.config();
+  kv::KvCache cache = m.make_cache(context + steps + 1, kv::KvType::kF16, kv::KvType::kF16);
+  PARETO_TRY(std::unique_ptr<kv::KvPolicy> policy, kv::make_kv_policy(name, cache.shape()));
+  PARETO_RETURN_IF_ERROR(cache.reserve(context));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> k(static_cast<size_t>(c.head_dim)), v(k.size());
+  for (int t = 0; t < context; ++t) {
+    for (int l = 0; l < c.n_layers; ++l) {
+      for (int h = 0; h < c.n_kv_heads; ++h) {
+        for (size_t i = 0; i < k.size(); ++i) {
+          k[i] = normal(rng);
+          v[i] = normal(rng);
+        }
+        cache.append(l, h, t, k.data(), v.data());
+      }
+    }
+  }
+  cache.set_n_tokens(context);
+  kv::enforce_kv_budget(cache, *policy, budget);
+  model::KvPolicyObserver observer;
+  observer.set(0, policy.get());
+  model::ForwardOptions fo;
+  fo.attention_observer = &observer;
+  if (flash) fo.attention = kernels::AttentionAlgorithm::kOnlineSoftmax;
+  std::vector<float> logits;
+  int32_t token = 1;
+  const auto start = std::chrono::steady_clock::now();
+  for (int s = 0; s < steps; ++s) {
+    PARETO_RETURN_IF_ERROR(m.forward(std::span<const int32_t>(&token, 1), cache, logits, pool, fo));
+    kv::enforce_kv_budget(cache, *policy, budget);
+    token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return std::make_pair(steps / seconds, static_cast<double>(cache.bytes_held()));
+}
+
+}  // namespace
+
+Result<KvSpeedReport> run_kv_speed(const KvSpeedOptions& o) {
+  std::vector<std::string> policies = o.policies;
+  if (policies.empty()) {
+    for (const std::string& p : kv::kv_policy_names()) {
+      if (p != "full") policies.push_back(p);
+    }
+  }
+  std::vector<double> budgets = o.budgets.empty() ? std::vector<double>{0.2} : o.budgets;
+  if (o.contexts.empty()) return make_error("bench kv --speed: no contexts (--contexts 4096,...)");
+  PARETO_TRY(formats::ModelFile file, formats::open_model_file(o.model));
+  auto shared = std::make_shared<const formats::ModelFile>(std::move(file));
+  PARETO_TRY(std::unique_ptr<model::Model> m, model::Model::load(shared));
+  const int threads = o.threads > 0
+                          ? o.threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  ThreadPool pool(threads);
+  KvSpeedReport report;
+  report.model = o.model;
+  report.threads = threads;
+  for (int context : o.contexts) {
+    if (context < 1) return make_error("bench kv --speed: context ", context, " below 1");
+    // Full first, then each policy; the full run is repeated after them and averaged, so a
+    // machine that drifts during the runs affects both sides alike.
+    PARETO_TRY(auto full_a, time_decode(*m, pool, context, o.steps, "full", kv::KvBudget{},
+                                        o.flash_attention));
+    std::vector<KvSpeedRow> rows;
+    for (const std::string& p : policies) {
+      for (double b : budgets) {
+        kv::KvBudget budget;
+        budget.fraction = b;
+        PARETO_TRY(auto r, time_decode(*m, pool, context, o.steps, p, budget, o.flash_attention));
+        KvSpeedRow row;
+        row.context = context;
+        row.policy = p;
+        row.budget = b;
+        row.tok_per_s = r.first;
+        row.kv_bytes = r.second;
+        rows.push_back(row);
+      }
+    }
+    PARETO_TRY(auto full_b, time_decode(*m, pool, context, o.steps, "full", kv::KvBudget{},
+                                        o.flash_attention));
+    for (KvSpeedRow& row : rows) {
+      row.tok_per_s_full = (full_a.first + full_b.first) / 2;
+      row.kv_bytes_full = full_b.second;
+      report.rows.push_back(row);
+    }
+  }
+  report.peak_rss_bytes = peak_rss_bytes();
+  return report;
+}
+
+std::string format_kv_speed_markdown(const KvSpeedReport& r) {
+  std::ostringstream s;
+  s << "model " << r.model << ", " << r.threads << " threads, F16 KV cache; peak RSS "
+    << r.peak_rss_bytes / (1 << 20) << " MiB\n\n";
+  s << "| context | policy | budget | decode tok/s | full cache tok/s | speed-up | KV MiB (full) "
+       "|\n|---:|---|---:|---:|---:|---:|---:|\n";
+  s.setf(std::ios::fixed);
+  for (const KvSpeedRow& x : r.rows) {
+    s.precision(0);
+    s << "| " << x.context << " | " << x.policy << " | " << x.budget * 100 << "% | ";
+    s.precision(2);
+    s << x.tok_per_s << " | " << x.tok_per_s_full << " | " << x.tok_per_s / x.tok_per_s_full
+      << "x | ";
+    s.precision(1);
+    s << x.kv_bytes / (1 << 20) << " (" << x.kv_bytes_full / (1 << 20) << ") |\n";
+  }
+  return s.str();
+}
+
+std::string format_kv_speed_json(const KvSpeedReport& r) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const KvSpeedRow& x : r.rows) {
+    rows.push_back({{"context", x.context},
+                    {"policy", x.policy},
+                    {"budget", x.budget},
+                    {"tok_per_s", x.tok_per_s},
+                    {"tok_per_s_full", x.tok_per_s_full},
+                    {"kv_bytes", x.kv_bytes},
+                    {"kv_bytes_full", x.kv_bytes_full}});
+  }
+  return nlohmann::json{{"model", r.model},
+                        {"threads", r.threads},
+                        {"peak_rss_bytes", r.peak_rss_bytes},
+                        {"speed", rows}}
+      .dump(2);
 }
 
 std::string format_kv_markdown(const KvBenchReport& r) {

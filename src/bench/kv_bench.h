@@ -31,6 +31,42 @@ struct KvBenchOptions {
   int threads = 0;
 };
 
+// Speed: decode tokens per second after `context` entries per layer and KV head, with each policy
+// at each budget against the full cache. The entries are random keys and values at positions
+// 0..context-1 (decode cost depends on how many entries there are, not on what they hold; no
+// trained weights or hour-long prefill needed), the budget enforced once before timing, then
+// after every step as in serving.
+struct KvSpeedOptions {
+  std::string model;
+  std::vector<int> contexts;          // e.g. 4096, 16384, 32768
+  std::vector<std::string> policies;  // empty: every one but "full"
+  std::vector<double> budgets;        // empty: 0.2
+  int steps = 32;                     // timed decode steps per run
+  int threads = 0;
+  bool flash_attention = false;
+};
+
+struct KvSpeedRow {
+  int context = 0;
+  std::string policy;
+  double budget = 1;
+  double tok_per_s = 0;
+  double tok_per_s_full = 0;
+  double kv_bytes = 0;  // held when timing ends
+  double kv_bytes_full = 0;
+};
+
+struct KvSpeedReport {
+  std::string model;
+  int threads = 0;
+  std::vector<KvSpeedRow> rows;
+  uint64_t peak_rss_bytes = 0;
+};
+
+Result<KvSpeedReport> run_kv_speed(const KvSpeedOptions& options);
+std::string format_kv_speed_markdown(const KvSpeedReport& report);
+std::string format_kv_speed_json(const KvSpeedReport& report);
+
 struct KvBenchRow {
   std::string policy;
   double budget = 1;  // fraction of entries kept

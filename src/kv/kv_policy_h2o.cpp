@@ -35,7 +35,7 @@ class H2OPolicy final : public KvPolicy {
     std::vector<int> idx(static_cast<size_t>(old));
     std::iota(idx.begin(), idx.end(), 0);
     // Largest accumulated weight first; ties to the earlier entry (deterministic).
-    std::partial_sort(idx.begin(), idx.begin() + heavy, idx.end(), [&](int a, int b) {
+    std::nth_element(idx.begin(), idx.begin() + heavy, idx.end(), [&](int a, int b) {
       return s[static_cast<size_t>(a)] != s[static_cast<size_t>(b)]
                  ? s[static_cast<size_t>(a)] > s[static_cast<size_t>(b)]
                  : a < b;

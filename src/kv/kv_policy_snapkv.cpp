@@ -57,7 +57,7 @@ class SnapKvPolicy final : public KvPolicy {
     const int top = keep - window;
     std::vector<int> idx(static_cast<size_t>(old));
     std::iota(idx.begin(), idx.end(), 0);
-    std::partial_sort(idx.begin(), idx.begin() + top, idx.end(), [&](int a, int b) {
+    std::nth_element(idx.begin(), idx.begin() + top, idx.end(), [&](int a, int b) {
       return pooled[static_cast<size_t>(a)] != pooled[static_cast<size_t>(b)]
                  ? pooled[static_cast<size_t>(a)] > pooled[static_cast<size_t>(b)]
                  : a < b;

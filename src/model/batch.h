@@ -47,7 +47,7 @@ struct ForwardWorkspace {
   std::vector<int32_t> tree_positions, chain;
   std::vector<kernels::KvHeadView> views;     // [n_kv_heads]
   std::vector<size_t> head_first;             // [n_kv_heads]: head g's first gathered entry
-  std::vector<float> observed, observed_row;  // attention weights for an AttentionObserver
+  std::vector<float> observed;  // attention weights for an AttentionObserver
   std::vector<BatchRun> runs;
   std::vector<uint8_t> seen;  // [n caches]
   // Short causal runs attended in one dispatch (decoder.cpp): their indices into `runs`, and per

@@ -131,55 +131,94 @@ void for_each_row_block(const BatchRun& run, bool batch_invariant, Fn&& fn) {
   for (int64_t t = run.begin; t < run.end; ++t) fn(t, 1);
 }
 
+// q . k over hd elements in 16 independent lanes (vectorizable; these weights only rank entries
+// for a KV policy, they need not match the attention kernels' summation order).
+float dot_lanes(const float* q, const float* k, int hd) {
+  float lanes[16] = {};
+  int d = 0;
+  for (; d + 16 <= hd; d += 16) {
+    for (int i = 0; i < 16; ++i) lanes[i] += q[d + i] * k[d + i];
+  }
+  float sum = 0;
+  for (; d < hd; ++d) sum += q[d] * k[d];
+  for (float v : lanes) sum += v;
+  return sum;
+}
+
 // The attention weights of a causal run's queries (rows [run.begin, run.end) of ws.q, after RoPE)
-// over the cache's entries of every KV head, handed to the observer (model.h). A plain scalar pass
-// apart from the attention kernels: it runs only for sequences whose KV policy scores entries.
+// over the cache's entries of every KV head, handed to the observer (model.h). A pass apart from
+// the attention kernels (KV heads spread over the pool), run only for sequences whose KV policy
+// scores entries.
 void observe_attention(const ModelConfig& c, int layer, const BatchRun& run,
-                       const kv::KvCache& cache, ForwardWorkspace& ws,
+                       const kv::KvCache& cache, ForwardWorkspace& ws, ThreadPool& pool,
                        AttentionObserver& observer) {
   const int hd = c.head_dim;
   const int group = c.n_heads / c.n_kv_heads;
   const int64_t q_dim = int64_t{c.n_heads} * hd;
   const int n_q = static_cast<int>(run.end - run.begin);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  // Per KV head: its slice of the gathered entries and of the weights.
+  std::vector<size_t>& first = ws.head_first;
+  first.resize(static_cast<size_t>(c.n_kv_heads) + 1);
+  first[0] = 0;
   for (int g = 0; g < c.n_kv_heads; ++g) {
-    const int len = cache.length(layer, g);
-    grow(ws.kv_keys, static_cast<size_t>(len) * static_cast<size_t>(hd));
-    grow(ws.kv_values, static_cast<size_t>(len) * static_cast<size_t>(hd));
-    grow(ws.kv_positions, static_cast<size_t>(len));
-    cache.gather(layer, g, ws.kv_keys.data(), ws.kv_values.data(), ws.kv_positions.data());
-    ws.observed.assign(static_cast<size_t>(n_q) * static_cast<size_t>(len), 0.0f);
-    grow(ws.observed_row, static_cast<size_t>(len));
-    for (int t = 0; t < n_q; ++t) {
-      const int32_t pos = ws.positions[static_cast<size_t>(run.begin + t)];
-      float* out = ws.observed.data() + static_cast<size_t>(t) * static_cast<size_t>(len);
-      for (int j = 0; j < group; ++j) {
-        const float* q =
-            ws.q.data() + (run.begin + t) * q_dim + static_cast<int64_t>(g * group + j) * hd;
-        float* s = ws.observed_row.data();
-        float mx = -INFINITY;
-        for (int e = 0; e < len; ++e) {
-          if (ws.kv_positions[static_cast<size_t>(e)] > pos) {
-            s[e] = -INFINITY;
-            continue;
+    first[static_cast<size_t>(g) + 1] = first[static_cast<size_t>(g)] +
+                                        static_cast<size_t>(cache.length(layer, g));
+  }
+  const size_t total = first.back();
+  grow(ws.kv_keys, total * static_cast<size_t>(hd));
+  grow(ws.kv_values, total * static_cast<size_t>(hd));
+  grow(ws.kv_positions, total);
+  ws.observed.assign(total * static_cast<size_t>(n_q), 0.0f);
+  if (ws.head_scratch.size() < static_cast<size_t>(pool.size())) {
+    ws.head_scratch.resize(static_cast<size_t>(pool.size()));
+  }
+  pool.parallel_for(static_cast<size_t>(c.n_kv_heads), [&](size_t begin, size_t end, int thread) {
+    AlignedVector<float>& s = ws.head_scratch[static_cast<size_t>(thread)].keys;
+    for (size_t g = begin; g < end; ++g) {
+      const size_t at = first[g];
+      const int len = static_cast<int>(first[g + 1] - at);
+      float* keys = ws.kv_keys.data() + at * static_cast<size_t>(hd);
+      int32_t* positions = ws.kv_positions.data() + at;
+      cache.gather(layer, static_cast<int>(g), keys,
+                   ws.kv_values.data() + at * static_cast<size_t>(hd), positions);
+      grow(s, static_cast<size_t>(len));
+      float* weights = ws.observed.data() + at * static_cast<size_t>(n_q);
+      for (int t = 0; t < n_q; ++t) {
+        const int32_t pos = ws.positions[static_cast<size_t>(run.begin + t)];
+        float* out = weights + static_cast<size_t>(t) * static_cast<size_t>(len);
+        for (int j = 0; j < group; ++j) {
+          const float* q = ws.q.data() + (run.begin + t) * q_dim +
+                           static_cast<int64_t>(static_cast<int>(g) * group + j) * hd;
+          float mx = -INFINITY;
+          for (int e = 0; e < len; ++e) {
+            s[static_cast<size_t>(e)] =
+                positions[e] > pos
+                    ? -INFINITY
+                    : dot_lanes(q, keys + static_cast<size_t>(e) * static_cast<size_t>(hd), hd) *
+                          scale;
+            mx = std::max(mx, s[static_cast<size_t>(e)]);
           }
-          const float* k = ws.kv_keys.data() + static_cast<size_t>(e) * static_cast<size_t>(hd);
-          float dot = 0;
-          for (int d = 0; d < hd; ++d) dot += q[d] * k[d];
-          s[e] = dot * scale;
-          mx = std::max(mx, s[e]);
+          if (mx == -INFINITY) continue;
+          double sum = 0;
+          for (int e = 0; e < len; ++e) {
+            float& x = s[static_cast<size_t>(e)];
+            x = x == -INFINITY ? 0.0f : std::exp(x - mx);
+            sum += x;
+          }
+          const auto inv = static_cast<float>(1.0 / sum);
+          for (int e = 0; e < len; ++e) out[e] += s[static_cast<size_t>(e)] * inv;
         }
-        if (mx == -INFINITY) continue;
-        double sum = 0;
-        for (int e = 0; e < len; ++e) {
-          s[e] = s[e] == -INFINITY ? 0.0f : std::exp(s[e] - mx);
-          sum += s[e];
-        }
-        const auto inv = static_cast<float>(1.0 / sum);
-        for (int e = 0; e < len; ++e) out[e] += s[e] * inv;
       }
     }
-    observer.observe(run.seq, layer, g, ws.observed, n_q, len);
+  });
+  for (int g = 0; g < c.n_kv_heads; ++g) {
+    const size_t at = first[static_cast<size_t>(g)];
+    const int len = static_cast<int>(first[static_cast<size_t>(g) + 1] - at);
+    observer.observe(run.seq, layer, g,
+                     std::span<const float>(ws.observed.data() + at * static_cast<size_t>(n_q),
+                                            static_cast<size_t>(n_q) * static_cast<size_t>(len)),
+                     n_q, len);
   }
 }
 
@@ -390,7 +429,7 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
     if (options.attention_observer != nullptr) {
       for (const BatchRun& run : runs) {
         if (!run.tree && options.attention_observer->wants(run.seq)) {
-          observe_attention(c, l, run, *caches[run.seq], ws, *options.attention_observer);
+          observe_attention(c, l, run, *caches[run.seq], ws, pool, *options.attention_observer);
         }
       }
     }
