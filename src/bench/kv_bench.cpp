@@ -233,8 +233,8 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
 namespace {
 
 // Decode `steps` tokens after `context` random entries with `policy` at `budget`; tok/s.
-Result<std::pair<double, double>> time_decode(const model::Model& m, ThreadPool& pool,
-                                              int context, int steps, const std::string& name,
+Result<std::pair<double, double>> time_decode(const model::Model& m, ThreadPool& pool, int context,
+                                              int steps, const std::string& name,
                                               const kv::KvBudget& budget, bool flash) {
   const model::ModelConfig& c = m.config();
   kv::KvCache cache = m.make_cache(context + steps + 1, kv::KvType::kF16, kv::KvType::kF16);
@@ -304,8 +304,8 @@ Result<KvSpeedReport> run_kv_speed(const KvSpeedOptions& o) {
     if (context < 1) return make_error("bench kv --speed: context ", context, " below 1");
     // Full first, then each policy; the full run is repeated after them and averaged, so a
     // machine that drifts during the runs affects both sides alike.
-    PARETO_TRY(auto full_a, time_decode(*m, pool, context, o.steps, "full", kv::KvBudget{},
-                                        o.flash_attention));
+    PARETO_TRY(auto full_a,
+               time_decode(*m, pool, context, o.steps, "full", kv::KvBudget{}, o.flash_attention));
     std::vector<KvSpeedRow> rows;
     for (const std::string& p : policies) {
       for (double b : budgets) {
@@ -321,8 +321,8 @@ Result<KvSpeedReport> run_kv_speed(const KvSpeedOptions& o) {
         rows.push_back(row);
       }
     }
-    PARETO_TRY(auto full_b, time_decode(*m, pool, context, o.steps, "full", kv::KvBudget{},
-                                        o.flash_attention));
+    PARETO_TRY(auto full_b,
+               time_decode(*m, pool, context, o.steps, "full", kv::KvBudget{}, o.flash_attention));
     for (KvSpeedRow& row : rows) {
       row.tok_per_s_full = (full_a.first + full_b.first) / 2;
       row.kv_bytes_full = full_b.second;

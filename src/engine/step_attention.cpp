@@ -23,9 +23,9 @@ bool StepAttention::wants(int seq) const {
 }
 
 void StepAttention::observe(int seq, int layer, int head, std::span<const float> weights,
-                            int n_queries, int length) {
+                            int n_queries, int group, int length) {
   records_[static_cast<size_t>(seq)].push_back(
-      {layer, head, n_queries, length, std::vector<float>(weights.begin(), weights.end())});
+      {layer, head, n_queries, group, length, std::vector<float>(weights.begin(), weights.end())});
 }
 
 void StepAttention::commit(int seq, int32_t first_position, const kv::KvCache& cache) {
@@ -35,12 +35,13 @@ void StepAttention::commit(int seq, int32_t first_position, const kv::KvCache& c
     const int rows = std::clamp(cache.n_tokens() - first_position, 0, r.n_queries);
     const int length = std::min(r.length, cache.length(r.layer, r.head));
     if (rows == 0) continue;
-    trimmed_.resize(static_cast<size_t>(rows) * static_cast<size_t>(length));
-    for (int q = 0; q < rows; ++q) {
+    const int n_rows = rows * r.group;  // a query's rows are consecutive
+    trimmed_.resize(static_cast<size_t>(n_rows) * static_cast<size_t>(length));
+    for (int q = 0; q < n_rows; ++q) {
       std::copy_n(r.weights.begin() + static_cast<ptrdiff_t>(q) * r.length, length,
                   trimmed_.begin() + static_cast<ptrdiff_t>(q) * length);
     }
-    policy->observe(r.layer, r.head, trimmed_, rows, length);
+    policy->observe(r.layer, r.head, trimmed_, rows, r.group, length);
   }
   records_[static_cast<size_t>(seq)].clear();
   const kv::KvShape s = cache.shape();

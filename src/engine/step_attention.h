@@ -21,7 +21,7 @@ class StepAttention final : public model::AttentionObserver {
   bool any() const { return any_; }
   bool wants(int seq) const override;
   void observe(int seq, int layer, int head, std::span<const float> weights, int n_queries,
-               int length) override;
+               int group, int length) override;
   // Hands sequence `seq`'s weights to its policy: the rows of queries at positions below
   // cache.n_tokens() (the run's first entry at `first_position`; its entries are consecutive
   // positions), trimmed to each (layer, head)'s current length; then tells the policy each
@@ -30,7 +30,7 @@ class StepAttention final : public model::AttentionObserver {
 
  private:
   struct Record {
-    int layer, head, n_queries, length;
+    int layer, head, n_queries, group, length;
     std::vector<float> weights;
   };
   std::vector<kv::KvPolicy*> policies_;

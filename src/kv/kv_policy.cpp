@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <numeric>
 #include <sstream>
 
 #include "base/check.h"
@@ -67,7 +68,7 @@ class FullPolicy final : public KvPolicy {
 }  // namespace
 
 std::vector<std::string> kv_policy_names() {
-  return {"full", "window", "h2o", "snapkv"};
+  return {"full", "window", "h2o", "snapkv", "pyramid", "defensive"};
 }
 
 Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const KvShape& shape) {
@@ -75,6 +76,8 @@ Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const Kv
   if (name == "window") return make_window_policy(shape);
   if (name == "h2o") return make_h2o_policy(shape);
   if (name == "snapkv") return make_snapkv_policy(shape);
+  if (name == "pyramid") return make_pyramid_policy(shape);
+  if (name == "defensive") return make_defensive_policy(shape);
   std::string known;
   for (const std::string& n : kv_policy_names()) known += (known.empty() ? "" : ", ") + n;
   return make_error("kv policy: unknown policy '", name, "' (known: ", known, ")");
@@ -83,9 +86,13 @@ Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const Kv
 int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budget) {
   if (budget.is_full()) return 0;
   const KvShape s = cache.shape();
-  const int keep = budget.keep(cache.n_tokens());
+  const int budget_keep = budget.keep(cache.n_tokens());
+  // A budget that holds every token seen binds nothing (a policy that moves budget between layers
+  // must not evict then either).
+  if (budget_keep >= cache.n_tokens()) return 0;
   int64_t evicted = 0;
   for (int l = 0; l < s.n_layers; ++l) {
+    const int keep = std::max(1, policy.layer_keep(l, budget_keep));
     for (int h = 0; h < s.n_kv_heads; ++h) {
       const int length = cache.length(l, h);
       if (length <= keep) continue;
@@ -123,6 +130,21 @@ void EntryScores::erase(int layer, int head, std::span<const int> indices) {
 void EntryScores::truncate(int layer, int head, int length) {
   std::vector<float>& v = at(layer, head);
   if (static_cast<int>(v.size()) > length) v.resize(static_cast<size_t>(length));
+}
+
+std::vector<int> drop_all_but_recent_and_top(std::span<const float> score, int keep, int recent) {
+  const int length = static_cast<int>(score.size());
+  const int old = length - recent;  // candidates [0, old)
+  const int top = keep - recent;
+  std::vector<int> idx(static_cast<size_t>(old));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::nth_element(idx.begin(), idx.begin() + top, idx.end(), [&](int a, int b) {
+    const float sa = score[static_cast<size_t>(a)], sb = score[static_cast<size_t>(b)];
+    return sa != sb ? sa > sb : a < b;
+  });
+  idx.resize(static_cast<size_t>(top));
+  for (int i = old; i < length; ++i) idx.push_back(i);
+  return complement(std::move(idx), length);
 }
 
 std::vector<int> complement(std::vector<int> kept, int length) {

@@ -38,17 +38,23 @@ class KvPolicy {
  public:
   virtual ~KvPolicy() = default;
   virtual std::string_view name() const = 0;
+  // Entries layer `layer` keeps when the budget is `keep` per layer on average (PyramidKV gives
+  // lower layers more); at least 1.
+  virtual int layer_keep(int layer, int keep) const {
+    (void)layer;
+    return keep;
+  }
   // The shortest prompt the policy can work from (snapkv: its observation window needs 2).
   virtual int min_prompt_tokens() const { return 1; }
   // Whether observe() must be fed attention weights.
   virtual bool needs_attention() const { return false; }
   // The attention weights of n_queries new queries over (layer, head)'s `length` entries, in entry
-  // order: weights[q * length + e], each row the softmax of one query head summed over the query
-  // heads that share this KV head (entries a query may not see have weight 0). Called once per
-  // layer and head after each forward that appended entries, before any eviction.
+  // order, one softmax row per query head that shares this KV head (`group` of them):
+  // weights[(q * group + j) * length + e] (entries a query may not see have weight 0). Called once
+  // per layer and head after each forward that appended entries, before any eviction.
   virtual void observe(int layer, int head, std::span<const float> weights, int n_queries,
-                       int length) {
-    (void)layer, (void)head, (void)weights, (void)n_queries, (void)length;
+                       int group, int length) {
+    (void)layer, (void)head, (void)weights, (void)n_queries, (void)group, (void)length;
   }
   // Entries of (layer, head) to evict, ascending, so that `keep` (< length) remain.
   virtual std::vector<int> select(const KvCache& cache, int layer, int head, int keep) = 0;
@@ -64,14 +70,17 @@ class KvPolicy {
 Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const KvShape& shape);
 std::vector<std::string> kv_policy_names();
 
-// Evicts, per (layer, head), what `policy` selects so that at most budget.keep(n_tokens())
-// entries remain. Returns the entries evicted in all.
+// Evicts, per (layer, head), what `policy` selects so that at most
+// policy.layer_keep(layer, budget.keep(n_tokens())) entries remain; nothing while the budget holds
+// every token seen. Returns the entries evicted in all.
 int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budget);
 
 // The policies' constructors (one file each), for the registry.
 std::unique_ptr<KvPolicy> make_window_policy(const KvShape& shape);
 std::unique_ptr<KvPolicy> make_h2o_policy(const KvShape& shape);
 std::unique_ptr<KvPolicy> make_snapkv_policy(const KvShape& shape);
+std::unique_ptr<KvPolicy> make_pyramid_policy(const KvShape& shape);
+std::unique_ptr<KvPolicy> make_defensive_policy(const KvShape& shape);
 
 // Per-entry scores of every (layer, head), in entry order, compacted with the cache: the state
 // the scored policies keep.
@@ -91,6 +100,10 @@ class EntryScores {
   int heads_;
   std::vector<std::vector<float>> scores_;
 };
+
+// The entries to evict so that `keep` of score.size() remain: the last `recent` always stay, the
+// others by score, highest first (ties: the earlier entry). Ascending.
+std::vector<int> drop_all_but_recent_and_top(std::span<const float> score, int keep, int recent);
 
 // Indices [0, length) not in `kept` (which may be unsorted), ascending.
 std::vector<int> complement(std::vector<int> kept, int length);

@@ -3,7 +3,6 @@
 // queries give it; the budget is split between the most recent entries and, among the older ones,
 // those with the largest accumulated weight (the paper's equal split).
 #include <algorithm>
-#include <numeric>
 
 #include "kv/kv_policy.h"
 
@@ -17,10 +16,10 @@ class H2OPolicy final : public KvPolicy {
   std::string_view name() const override { return "h2o"; }
   bool needs_attention() const override { return true; }
 
-  void observe(int layer, int head, std::span<const float> weights, int n_queries,
+  void observe(int layer, int head, std::span<const float> weights, int n_queries, int group,
                int length) override {
     std::vector<float>& s = scores_.sized(layer, head, length);
-    for (int q = 0; q < n_queries; ++q) {
+    for (int q = 0; q < n_queries * group; ++q) {
       const float* row = weights.data() + static_cast<size_t>(q) * static_cast<size_t>(length);
       for (int e = 0; e < length; ++e) s[static_cast<size_t>(e)] += row[e];
     }
@@ -28,21 +27,7 @@ class H2OPolicy final : public KvPolicy {
 
   std::vector<int> select(const KvCache& cache, int layer, int head, int keep) override {
     const int length = cache.length(layer, head);
-    const std::vector<float>& s = scores_.sized(layer, head, length);
-    const int recent = keep - keep / 2;
-    const int heavy = keep - recent;
-    const int old = length - recent;  // candidates [0, old)
-    std::vector<int> idx(static_cast<size_t>(old));
-    std::iota(idx.begin(), idx.end(), 0);
-    // Largest accumulated weight first; ties to the earlier entry (deterministic).
-    std::nth_element(idx.begin(), idx.begin() + heavy, idx.end(), [&](int a, int b) {
-      return s[static_cast<size_t>(a)] != s[static_cast<size_t>(b)]
-                 ? s[static_cast<size_t>(a)] > s[static_cast<size_t>(b)]
-                 : a < b;
-    });
-    idx.resize(static_cast<size_t>(heavy));
-    for (int i = old; i < length; ++i) idx.push_back(i);
-    return complement(std::move(idx), length);
+    return drop_all_but_recent_and_top(scores_.sized(layer, head, length), keep, keep - keep / 2);
   }
 
   void erased(int layer, int head, std::span<const int> indices) override {

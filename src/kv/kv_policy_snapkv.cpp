@@ -5,10 +5,10 @@
 // kept, the rest of the budget goes to the most important older entries. The paper compresses the
 // prompt once; here the same rule runs whenever the budget is exceeded.
 #include <algorithm>
-#include <deque>
-#include <numeric>
+#include <cmath>
 
 #include "kv/kv_policy.h"
+#include "kv/observation_window.h"
 
 namespace pareto::kv {
 
@@ -17,31 +17,25 @@ namespace {
 constexpr int kWindow = 32;  // observation window (queries), as the paper's default
 constexpr int kPool = 5;     // pooling kernel over entries
 
-class SnapKvPolicy final : public KvPolicy {
+class SnapKvPolicy : public KvPolicy {
  public:
-  explicit SnapKvPolicy(const KvShape& shape)
-      : heads_(shape.n_kv_heads), rows_(static_cast<size_t>(shape.n_layers * shape.n_kv_heads)) {}
+  explicit SnapKvPolicy(const KvShape& shape) : window_(shape, kWindow) {}
   std::string_view name() const override { return "snapkv"; }
   bool needs_attention() const override { return true; }
   // A one-token prompt has no query before the generation to tell what matters.
   int min_prompt_tokens() const override { return 2; }
 
-  void observe(int layer, int head, std::span<const float> weights, int n_queries,
+  void observe(int layer, int head, std::span<const float> weights, int n_queries, int group,
                int length) override {
-    std::deque<std::vector<float>>& rows = at(layer, head);
-    for (int q = std::max(0, n_queries - kWindow); q < n_queries; ++q) {
-      const float* row = weights.data() + static_cast<size_t>(q) * static_cast<size_t>(length);
-      rows.emplace_back(row, row + length);
-      if (static_cast<int>(rows.size()) > kWindow) rows.pop_front();
-    }
+    window_.push(layer, head, weights, n_queries, group, length);
   }
 
   std::vector<int> select(const KvCache& cache, int layer, int head, int keep) override {
     const int length = cache.length(layer, head);
     std::vector<float> importance(static_cast<size_t>(length), 0.0f);
-    for (const std::vector<float>& row : at(layer, head)) {
+    window_.for_each_row(layer, head, [&](std::span<const float> row) {
       for (size_t e = 0; e < row.size() && e < importance.size(); ++e) importance[e] += row[e];
-    }
+    });
     std::vector<float> pooled(importance.size(), 0.0f);
     for (int e = 0; e < length; ++e) {
       float sum = 0;
@@ -52,52 +46,53 @@ class SnapKvPolicy final : public KvPolicy {
       }
       pooled[static_cast<size_t>(e)] = sum / static_cast<float>(n);
     }
-    const int window = std::min(kWindow, keep);
-    const int old = length - window;
-    const int top = keep - window;
-    std::vector<int> idx(static_cast<size_t>(old));
-    std::iota(idx.begin(), idx.end(), 0);
-    std::nth_element(idx.begin(), idx.begin() + top, idx.end(), [&](int a, int b) {
-      return pooled[static_cast<size_t>(a)] != pooled[static_cast<size_t>(b)]
-                 ? pooled[static_cast<size_t>(a)] > pooled[static_cast<size_t>(b)]
-                 : a < b;
-    });
-    idx.resize(static_cast<size_t>(top));
-    for (int i = old; i < length; ++i) idx.push_back(i);
-    return complement(std::move(idx), length);
+    return drop_all_but_recent_and_top(pooled, keep, std::min(kWindow, keep));
   }
 
   void erased(int layer, int head, std::span<const int> indices) override {
-    for (std::vector<float>& row : at(layer, head)) {
-      size_t next = 0, out = 0;
-      for (size_t j = 0; j < row.size(); ++j) {
-        if (next < indices.size() && indices[next] == static_cast<int>(j)) {
-          ++next;
-          continue;
-        }
-        row[out++] = row[j];
-      }
-      row.resize(out);
-    }
+    window_.erase(layer, head, indices);
   }
   void truncated(int layer, int head, int length) override {
-    for (std::vector<float>& row : at(layer, head)) {
-      if (static_cast<int>(row.size()) > length) row.resize(static_cast<size_t>(length));
-    }
+    window_.truncate(layer, head, length);
   }
 
  private:
-  std::deque<std::vector<float>>& at(int layer, int head) {
-    return rows_[static_cast<size_t>(layer * heads_ + head)];
-  }
-  int heads_;
-  std::vector<std::deque<std::vector<float>>> rows_;
+  ObservationWindow window_;
 };
 
 }  // namespace
 
 std::unique_ptr<KvPolicy> make_snapkv_policy(const KvShape& shape) {
   return std::make_unique<SnapKvPolicy>(shape);
+}
+
+namespace {
+
+// `pyramid` (Cai et al., "PyramidKV: Dynamic KV Cache Compression based on Pyramidal Information
+// Funneling", 2024): attention is spread wide in the lower layers and concentrated in the upper
+// ones, so the budget falls linearly from the bottom layer to the top (the top keeps keep / 20,
+// the paper's beta, and the bottom what makes the mean `keep`); each layer chooses as SnapKV does.
+class PyramidPolicy final : public SnapKvPolicy {
+ public:
+  explicit PyramidPolicy(const KvShape& shape) : SnapKvPolicy(shape), layers_(shape.n_layers) {}
+  std::string_view name() const override { return "pyramid"; }
+  int layer_keep(int layer, int keep) const override {
+    if (layers_ <= 1) return keep;
+    constexpr double kBeta = 20;
+    const double top = keep / kBeta;
+    const double bottom = 2.0 * keep - top;
+    const double k = bottom - (bottom - top) * layer / (layers_ - 1);
+    return std::max(1, static_cast<int>(std::lround(k)));
+  }
+
+ private:
+  int layers_;
+};
+
+}  // namespace
+
+std::unique_ptr<KvPolicy> make_pyramid_policy(const KvShape& shape) {
+  return std::make_unique<PyramidPolicy>(shape);
 }
 
 }  // namespace pareto::kv

@@ -162,14 +162,15 @@ void observe_attention(const ModelConfig& c, int layer, const BatchRun& run,
   first.resize(static_cast<size_t>(c.n_kv_heads) + 1);
   first[0] = 0;
   for (int g = 0; g < c.n_kv_heads; ++g) {
-    first[static_cast<size_t>(g) + 1] = first[static_cast<size_t>(g)] +
-                                        static_cast<size_t>(cache.length(layer, g));
+    first[static_cast<size_t>(g) + 1] =
+        first[static_cast<size_t>(g)] + static_cast<size_t>(cache.length(layer, g));
   }
   const size_t total = first.back();
   grow(ws.kv_keys, total * static_cast<size_t>(hd));
   grow(ws.kv_values, total * static_cast<size_t>(hd));
   grow(ws.kv_positions, total);
-  ws.observed.assign(total * static_cast<size_t>(n_q), 0.0f);
+  const size_t rows = static_cast<size_t>(n_q) * static_cast<size_t>(group);
+  ws.observed.assign(total * rows, 0.0f);
   if (ws.head_scratch.size() < static_cast<size_t>(pool.size())) {
     ws.head_scratch.resize(static_cast<size_t>(pool.size()));
   }
@@ -183,11 +184,11 @@ void observe_attention(const ModelConfig& c, int layer, const BatchRun& run,
       cache.gather(layer, static_cast<int>(g), keys,
                    ws.kv_values.data() + at * static_cast<size_t>(hd), positions);
       grow(s, static_cast<size_t>(len));
-      float* weights = ws.observed.data() + at * static_cast<size_t>(n_q);
+      float* weights = ws.observed.data() + at * rows;
       for (int t = 0; t < n_q; ++t) {
         const int32_t pos = ws.positions[static_cast<size_t>(run.begin + t)];
-        float* out = weights + static_cast<size_t>(t) * static_cast<size_t>(len);
         for (int j = 0; j < group; ++j) {
+          float* out = weights + static_cast<size_t>(t * group + j) * static_cast<size_t>(len);
           const float* q = ws.q.data() + (run.begin + t) * q_dim +
                            static_cast<int64_t>(static_cast<int>(g) * group + j) * hd;
           float mx = -INFINITY;
@@ -207,7 +208,7 @@ void observe_attention(const ModelConfig& c, int layer, const BatchRun& run,
             sum += x;
           }
           const auto inv = static_cast<float>(1.0 / sum);
-          for (int e = 0; e < len; ++e) out[e] += s[static_cast<size_t>(e)] * inv;
+          for (int e = 0; e < len; ++e) out[e] = s[static_cast<size_t>(e)] * inv;
         }
       }
     }
@@ -215,10 +216,10 @@ void observe_attention(const ModelConfig& c, int layer, const BatchRun& run,
   for (int g = 0; g < c.n_kv_heads; ++g) {
     const size_t at = first[static_cast<size_t>(g)];
     const int len = static_cast<int>(first[static_cast<size_t>(g) + 1] - at);
-    observer.observe(run.seq, layer, g,
-                     std::span<const float>(ws.observed.data() + at * static_cast<size_t>(n_q),
-                                            static_cast<size_t>(n_q) * static_cast<size_t>(len)),
-                     n_q, len);
+    observer.observe(
+        run.seq, layer, g,
+        std::span<const float>(ws.observed.data() + at * rows, rows * static_cast<size_t>(len)),
+        n_q, group, len);
   }
 }
 

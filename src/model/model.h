@@ -59,14 +59,15 @@ struct ModelConfig {
 // Receives attention weights for the KV-budget policies (kv/kv_policy.h). When
 // ForwardOptions::attention_observer is set, after each layer's attention the forward computes,
 // for every causal sequence of the batch that wants() them, the softmax weights of its new queries
-// over its cache's entries: per KV head, each query's rows summed over the query heads sharing it
-// (weights[q * length + e], entry order; entries at later positions 0). Unset: nothing computed.
+// over its cache's entries: per KV head, one row per query and query head sharing the KV head
+// (weights[(q * group + j) * length + e], entry order; entries at later positions 0). Unset:
+// nothing computed.
 class AttentionObserver {
  public:
   virtual ~AttentionObserver() = default;
   virtual bool wants(int seq) const = 0;
   virtual void observe(int seq, int layer, int head, std::span<const float> weights, int n_queries,
-                       int length) = 0;
+                       int group, int length) = 0;
 };
 
 // Routes each sequence's attention weights to its KV policy, for the policies that need them.
@@ -82,8 +83,8 @@ class KvPolicyObserver final : public AttentionObserver {
            policies_[static_cast<size_t>(seq)]->needs_attention();
   }
   void observe(int seq, int layer, int head, std::span<const float> weights, int n_queries,
-               int length) override {
-    policies_[static_cast<size_t>(seq)]->observe(layer, head, weights, n_queries, length);
+               int group, int length) override {
+    policies_[static_cast<size_t>(seq)]->observe(layer, head, weights, n_queries, group, length);
   }
 
  private:

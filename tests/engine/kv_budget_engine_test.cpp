@@ -77,8 +77,8 @@ TEST(KvBudgetEngine, ARequestsBudgetGivesThePolicyAppliedAfterEveryForward) {
   o.context_length = 256;
   o.forward.batch_invariant = true;
   const std::string prompt = "Once upon a time, there was a little girl named Lily who loved";
-  for (const std::string& name :
-       {std::string("window"), std::string("h2o"), std::string("snapkv")}) {
+  for (const std::string& name : kv::kv_policy_names()) {
+    if (name == "full") continue;
     RequestParams p;
     p.sampling.temperature = 0;
     p.max_tokens = 64;
@@ -104,8 +104,9 @@ class Recording final : public kv::KvPolicy {
  public:
   std::string_view name() const override { return "recording"; }
   bool needs_attention() const override { return true; }
-  void observe(int layer, int head, std::span<const float> weights, int n_queries,
+  void observe(int layer, int head, std::span<const float> weights, int n_queries, int group,
                int length) override {
+    EXPECT_EQ(group, 1);
     fed.push_back({layer, head, n_queries, length, {weights.begin(), weights.end()}});
   }
   std::vector<int> select(const kv::KvCache&, int, int, int) override { return {}; }
@@ -134,7 +135,7 @@ TEST(KvBudgetEngine, RejectedDraftsNeverReachThePolicy) {
   for (int q = 0; q < 4; ++q) {
     for (int e = 0; e <= 10 + q; ++e) w[static_cast<size_t>(q * 14 + e)] = 1.0f + q;
   }
-  step.observe(0, 0, 0, w, 4, 14);
+  step.observe(0, 0, 0, w, 4, 1, 14);
   cache.truncate(12);
   step.commit(0, 10, cache);
   ASSERT_EQ(policy.fed.size(), 1u);

@@ -96,7 +96,7 @@ void observe_heavy(KvPolicy& p, int length, std::vector<int> heavy, int layer = 
   for (size_t q = 0; q < heavy.size(); ++q) {
     w[q * static_cast<size_t>(length) + static_cast<size_t>(heavy[q])] = 1.0f;
   }
-  p.observe(layer, head, w, static_cast<int>(heavy.size()), length);
+  p.observe(layer, head, w, static_cast<int>(heavy.size()), 1, length);
 }
 
 TEST(KvPolicies, H2OKeepsHeavyHittersAndTheRecentHalf) {
@@ -132,6 +132,34 @@ TEST(KvPolicies, SnapKvKeepsItsObservationWindowAndPooledImportantEntries) {
   EXPECT_EQ(positions(cache, 0, 0), want);
 }
 
+// DefensiveKV's worst-case aggregation against SnapKV's sum: entry 5 draws 0.9 of one query's
+// attention, entry 10 0.05 of each of the 32 window queries (1.6 in all). SnapKV keeps the
+// neighbourhood of 10, DefensiveKV that of 5 (values all equal, so their norms weigh alike).
+TEST(KvPolicies, DefensiveKeepsWhatOneQueryNeededMostWhereSnapKvKeepsTheSum) {
+  const KvShape shape{1, 1, 4, 128};
+  const auto run = [&](const std::string& name) {
+    KvCache cache(shape);
+    EXPECT_TRUE(cache.reserve(100).has_value());
+    const std::vector<float> ones(4, 1.0f);
+    for (int t = 0; t < 100; ++t) cache.append(0, 0, t, ones.data(), ones.data());
+    cache.set_n_tokens(100);
+    auto p = make_kv_policy(name, shape);
+    EXPECT_TRUE(p.has_value());
+    std::vector<float> w(32 * 100, 0.0f);
+    w[5] = 0.9f;
+    for (int q = 0; q < 32; ++q) w[static_cast<size_t>(q * 100 + 10)] = 0.05f;
+    (*p)->observe(0, 0, w, 32, 1, 100);
+    KvBudget b;
+    b.entries = 37;  // 32 recent + 5
+    enforce_kv_budget(cache, **p, b);
+    auto pos = positions(cache, 0, 0);
+    pos.resize(5);
+    return pos;
+  };
+  EXPECT_THAT(run("snapkv"), ElementsAre(8, 9, 10, 11, 12));
+  EXPECT_THAT(run("defensive"), ElementsAre(3, 4, 5, 6, 7));
+}
+
 TEST(KvPolicies, EveryPolicyKeepsExactlyTheBudgetPerLayerAndHead) {
   const KvShape shape{3, 2, 4, 128};
   for (const std::string& name : kv_policy_names()) {
@@ -147,12 +175,35 @@ TEST(KvPolicies, EveryPolicyKeepsExactlyTheBudgetPerLayerAndHead) {
     for (int l = 0; l < 3; ++l) {
       for (int h = 0; h < 2; ++h) {
         const auto pos = positions(cache, l, h);
-        EXPECT_EQ(static_cast<int>(pos.size()), name == "full" ? 90 : 27) << name;
+        EXPECT_EQ(static_cast<int>(pos.size()), name == "full" ? 90 : (*p)->layer_keep(l, 27))
+            << name;
         EXPECT_TRUE(std::is_sorted(pos.begin(), pos.end())) << name;  // order kept
         EXPECT_EQ(pos.back(), 89) << name;  // the newest entry always stays
       }
     }
   }
+}
+
+TEST(KvPolicies, PyramidGivesLowerLayersMoreAndKeepsTheMean) {
+  const KvShape shape{8, 1, 4, 4096};
+  auto p = make_kv_policy("pyramid", shape);
+  ASSERT_TRUE(p.has_value());
+  int sum = 0;
+  for (int l = 0; l < 8; ++l) {
+    sum += (*p)->layer_keep(l, 400);
+    if (l > 0) {
+      EXPECT_LT((*p)->layer_keep(l, 400), (*p)->layer_keep(l - 1, 400));
+    }
+  }
+  EXPECT_EQ((*p)->layer_keep(7, 400), 20);   // keep / beta at the top
+  EXPECT_EQ((*p)->layer_keep(0, 400), 780);  // 2 keep - top at the bottom
+  EXPECT_NEAR(sum / 8.0, 400, 1);
+  // Enforced per layer: a cache of 1000 entries at 40% keeps those counts.
+  KvCache cache = filled_cache(shape, 1000);
+  KvBudget b;
+  b.fraction = 0.4;
+  enforce_kv_budget(cache, **p, b);
+  for (int l = 0; l < 8; ++l) EXPECT_EQ(cache.length(l, 0), (*p)->layer_keep(l, 400)) << l;
 }
 
 TEST(KvPolicies, ABudgetOfEverythingNeverEvicts) {
