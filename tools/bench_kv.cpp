@@ -17,6 +17,7 @@ struct KvCliOptions {
   std::string policies;  // "window,h2o"
   std::string budgets;   // "10%,20%"
   bool json = false;
+  std::string plot;
   bool speed = false;
   std::string contexts = "4096,16384,32768";
   int steps = 32;
@@ -77,6 +78,11 @@ int run_kv(KvCliOptions opt) {
   const std::string text =
       opt.json ? bench::format_kv_json(*report) + "\n" : bench::format_kv_markdown(*report);
   std::fputs(text.c_str(), stdout);
+  if (!opt.plot.empty()) {
+    std::ofstream out(opt.plot);
+    out << bench::format_kv_svg(*report);
+    if (!out) return fail(opt.plot + ": cannot write the plot");
+  }
   return kExitOk;
 }
 
@@ -116,6 +122,7 @@ Command add_bench_kv_command(CLI::App& bench) {
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   app->add_flag("--flash-attn,--fa", opt->flash, "--speed: online-softmax attention");
+  app->add_option("--plot", opt->plot, "write top-1 agreement against KV memory per policy (SVG)");
   app->add_flag("--json", opt->json, "print one JSON object instead of a Markdown table");
   return {app, [opt] { return run_kv(*opt); }};
 }

@@ -96,5 +96,7 @@ std::string format_kv_markdown(const KvBenchReport& report);
 // {"model", "context", ..., "results": [{"policy", "budget", "kl", "top1_agreement", "perplexity",
 // "perplexity_full", "copy_accuracy", "copy_accuracy_full", "kv_bytes_per_token", ...}, ...]}
 std::string format_kv_json(const KvBenchReport& report);
+// Top-1 agreement against KV bytes per token, one line per policy (kv_plot.cpp).
+std::string format_kv_svg(const KvBenchReport& report);
 
 }  // namespace pareto::bench

@@ -515,6 +515,59 @@ TEST(CliBench, SpecComparesStrategiesWithPlainDecodingInJsonAndSvg) {
                  1, {workload + ":2", "prompt"});
 }
 
+// `pareto bench kv`: every row of the JSON report holds the fields with values in range;
+// a budget of everything matches the full cache; the speed mode reports tok/s; bad input fails
+// naming the problem (a text shorter than the context names both lengths).
+TEST(CliBench, KvBudgetsReportQualityAgainstTheFullCache) {
+  const std::string plot = testing::TempDir() + "/kv.svg";
+  const Outcome o =
+      run_pareto({"bench", "kv", "-m", stories("stories260K.gguf"), "--policies", "window,h2o",
+                  "--budgets", "30%,100%", "-t", "1", "--json", "--plot", plot});
+  ASSERT_EQ(o.exit_code, 0) << describe(o);
+  const json j = json::parse(o.out);
+  ASSERT_EQ(j["results"].size(), 4u);
+  for (const json& r : j["results"]) {
+    for (const char* key : {"kl", "top1_agreement", "perplexity", "perplexity_full",
+                            "copy_accuracy", "copy_accuracy_full", "kv_bytes_per_token"}) {
+      ASSERT_TRUE(r.contains(key)) << key;
+    }
+    EXPECT_GE(r["kl"].get<double>(), 0);
+    EXPECT_GE(r["top1_agreement"].get<double>(), 0);
+    EXPECT_LE(r["top1_agreement"].get<double>(), 1);
+    if (r["budget"].get<double>() == 1.0) {
+      EXPECT_EQ(r["kl"].get<double>(), 0) << r.dump();
+      EXPECT_EQ(r["top1_agreement"].get<double>(), 1) << r.dump();
+      EXPECT_EQ(r["perplexity"], r["perplexity_full"]);
+      EXPECT_EQ(r["copy_accuracy"], r["copy_accuracy_full"]);
+    } else {
+      EXPECT_GT(r["kl"].get<double>(), 0) << r.dump();
+      EXPECT_LT(r["kv_bytes_per_token"].get<double>(), r["kv_bytes_per_token_full"].get<double>());
+    }
+  }
+  EXPECT_NE(slurp(plot).find("</svg>"), std::string::npos);
+  const Outcome speed =
+      run_pareto({"bench", "kv", "--speed", "-m", stories("stories260K.gguf"), "--contexts", "200",
+                  "--policies", "window", "--steps", "4", "-t", "1", "--json"});
+  ASSERT_EQ(speed.exit_code, 0) << describe(speed);
+  const json js = json::parse(speed.out);
+  ASSERT_EQ(js["speed"].size(), 1u);
+  EXPECT_GT(js["speed"][0]["tok_per_s"].get<double>(), 0);
+  EXPECT_LT(js["speed"][0]["kv_bytes"].get<double>(),
+            js["speed"][0]["kv_bytes_full"].get<double>());
+  const std::string text = testing::TempDir() + "/short.txt";
+  std::ofstream(text) << "Once upon a time.";
+  expect_failure(run_pareto({"bench", "kv", "-m", stories("stories260K.gguf"), "--text", text}), 1,
+                 {"tokens, shorter than the 512-token context"});
+  expect_failure(
+      run_pareto({"bench", "kv", "-m", stories("stories260K.gguf"), "--policies", "lru"}), 1,
+      {"unknown policy 'lru'"});
+  expect_failure(run_pareto({"bench", "kv", "-m", stories("stories260K.gguf"), "--budgets", "0%"}),
+                 1, {"'0%'"});
+  expect_failure(run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "x", "--kv-policy",
+                             "h2o", "--kv-budget", "150%"}),
+                 2, {"above 100%"});
+}
+
 TEST(CliBench, ParallelModeReportsAggregateSpeedAndKvBytesPerLevel) {
   const Outcome o = run_pareto({"bench", "-m", stories("stories260K.gguf"), "-p", "8", "-n", "4",
                                 "--parallel", "1,3", "-r", "1", "-t", "1", "--json"});
