@@ -92,7 +92,7 @@ int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budg
   if (budget_keep >= cache.n_tokens()) return 0;
   int64_t evicted = 0;
   for (int l = 0; l < s.n_layers; ++l) {
-    const int keep = std::max(1, policy.layer_keep(l, budget_keep));
+    const int keep = std::max(1, policy.layer_keep(l, budget_keep, cache.n_tokens()));
     for (int h = 0; h < s.n_kv_heads; ++h) {
       const int length = cache.length(l, h);
       if (length <= keep) continue;

@@ -38,10 +38,10 @@ class KvPolicy {
  public:
   virtual ~KvPolicy() = default;
   virtual std::string_view name() const = 0;
-  // Entries layer `layer` keeps when the budget is `keep` per layer on average (PyramidKV gives
-  // lower layers more); at least 1.
-  virtual int layer_keep(int layer, int keep) const {
-    (void)layer;
+  // Entries layer `layer` keeps when the budget is `keep` per layer on average and the sequence
+  // has seen `seen` tokens (PyramidKV gives lower layers more); at least 1.
+  virtual int layer_keep(int layer, int keep, int seen) const {
+    (void)layer, (void)seen;
     return keep;
   }
   // The shortest prompt the policy can work from (snapkv: its observation window needs 2).

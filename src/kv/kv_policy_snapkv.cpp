@@ -71,16 +71,22 @@ namespace {
 // `pyramid` (Cai et al., "PyramidKV: Dynamic KV Cache Compression based on Pyramidal Information
 // Funneling", 2024): attention is spread wide in the lower layers and concentrated in the upper
 // ones, so the budget falls linearly from the bottom layer to the top (the top keeps keep / 20,
-// the paper's beta, and the bottom what makes the mean `keep`); each layer chooses as SnapKV does.
+// the paper's beta, and the bottom what makes the mean `keep`; when that is more than the tokens
+// seen, the bottom keeps them all and the top the rest, as the paper's code does); each layer
+// chooses as SnapKV does.
 class PyramidPolicy final : public SnapKvPolicy {
  public:
   explicit PyramidPolicy(const KvShape& shape) : SnapKvPolicy(shape), layers_(shape.n_layers) {}
   std::string_view name() const override { return "pyramid"; }
-  int layer_keep(int layer, int keep) const override {
+  int layer_keep(int layer, int keep, int seen) const override {
     if (layers_ <= 1) return keep;
     constexpr double kBeta = 20;
-    const double top = keep / kBeta;
-    const double bottom = 2.0 * keep - top;
+    double top = keep / kBeta;
+    double bottom = 2.0 * keep - top;
+    if (bottom > seen) {
+      bottom = seen;
+      top = 2.0 * keep - bottom;
+    }
     const double k = bottom - (bottom - top) * layer / (layers_ - 1);
     return std::max(1, static_cast<int>(std::lround(k)));
   }

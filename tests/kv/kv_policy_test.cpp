@@ -175,7 +175,7 @@ TEST(KvPolicies, EveryPolicyKeepsExactlyTheBudgetPerLayerAndHead) {
     for (int l = 0; l < 3; ++l) {
       for (int h = 0; h < 2; ++h) {
         const auto pos = positions(cache, l, h);
-        EXPECT_EQ(static_cast<int>(pos.size()), name == "full" ? 90 : (*p)->layer_keep(l, 27))
+        EXPECT_EQ(static_cast<int>(pos.size()), name == "full" ? 90 : (*p)->layer_keep(l, 27, 90))
             << name;
         EXPECT_TRUE(std::is_sorted(pos.begin(), pos.end())) << name;  // order kept
         EXPECT_EQ(pos.back(), 89) << name;  // the newest entry always stays
@@ -190,20 +190,25 @@ TEST(KvPolicies, PyramidGivesLowerLayersMoreAndKeepsTheMean) {
   ASSERT_TRUE(p.has_value());
   int sum = 0;
   for (int l = 0; l < 8; ++l) {
-    sum += (*p)->layer_keep(l, 400);
+    sum += (*p)->layer_keep(l, 400, 1000);
     if (l > 0) {
-      EXPECT_LT((*p)->layer_keep(l, 400), (*p)->layer_keep(l - 1, 400));
+      EXPECT_LT((*p)->layer_keep(l, 400, 1000), (*p)->layer_keep(l - 1, 400, 1000));
     }
   }
-  EXPECT_EQ((*p)->layer_keep(7, 400), 20);   // keep / beta at the top
-  EXPECT_EQ((*p)->layer_keep(0, 400), 780);  // 2 keep - top at the bottom
+  EXPECT_EQ((*p)->layer_keep(7, 400, 1000), 20);   // keep / beta at the top
+  EXPECT_EQ((*p)->layer_keep(0, 400, 1000), 780);  // 2 keep - top at the bottom
   EXPECT_NEAR(sum / 8.0, 400, 1);
+  // With 600 tokens seen the bottom keeps them all and the top what is left of the mean.
+  EXPECT_EQ((*p)->layer_keep(0, 400, 600), 600);
+  EXPECT_EQ((*p)->layer_keep(7, 400, 600), 200);
   // Enforced per layer: a cache of 1000 entries at 40% keeps those counts.
   KvCache cache = filled_cache(shape, 1000);
   KvBudget b;
   b.fraction = 0.4;
   enforce_kv_budget(cache, **p, b);
-  for (int l = 0; l < 8; ++l) EXPECT_EQ(cache.length(l, 0), (*p)->layer_keep(l, 400)) << l;
+  for (int l = 0; l < 8; ++l) {
+    EXPECT_EQ(cache.length(l, 0), (*p)->layer_keep(l, 400, 1000)) << l;
+  }
 }
 
 TEST(KvPolicies, ABudgetOfEverythingNeverEvicts) {
