@@ -158,12 +158,14 @@ void matmul_vec(const WeightView& w, const PreparedActivations& x, int64_t row_b
   }
 }
 
-// tinyBLAS outputs of kRows weight rows x kTokens f32 activation rows (stride n): each output is
-// its own 16-lane accumulator (lane t sums elements t, t + 16, ... with fma), then reduce_add16,
-// as in llamafile_sgemm. n is a multiple of 16. y[t * y_stride + m].
-template <class E, int kRows, int kTokens>
-void tinyblas_tile(const typename E::T* const* w, const float* x, int64_t n, float* y,
-                   int64_t y_stride) {
+// tinyBLAS outputs of kRows weight rows (element type E) x kTokens activation rows (element type
+// XE, x_stride elements apart): each output is its own 16-lane accumulator (lane t sums elements
+// t, t + 16, ... with fma), then reduce_add16, as in llamafile_sgemm. 16-bit activations are
+// widened in the loop as llama.cpp's own tile does (widening is exact). n is a multiple of 16.
+// y[t * y_stride + m].
+template <class E, class XE, int kRows, int kTokens>
+void tinyblas_tile(const typename E::T* const* w, const typename XE::T* x, int64_t x_stride,
+                   int64_t n, float* y, int64_t y_stride) {
   __m512 acc[kRows][kTokens];
   for (auto& row : acc) {
     for (auto& v : row) v = _mm512_setzero_ps();
@@ -174,7 +176,7 @@ void tinyblas_tile(const typename E::T* const* w, const float* x, int64_t n, flo
     for (int m = 0; m < kRows; ++m) wv[m] = E::load(w[m] + l);
 #pragma GCC unroll 8
     for (int t = 0; t < kTokens; ++t) {
-      const __m512 xv = _mm512_load_ps(x + t * n + l);
+      const __m512 xv = XE::load(x + t * x_stride + l);
 #pragma GCC unroll 8
       for (int m = 0; m < kRows; ++m) acc[m][t] = _mm512_fmadd_ps(wv[m], xv, acc[m][t]);
     }
@@ -184,11 +186,14 @@ void tinyblas_tile(const typename E::T* const* w, const float* x, int64_t n, flo
   }
 }
 
-// tinyblas_tile for n_tokens in [1, kTileTokens] (the last tile of a token block may be short).
-template <class E, int kRows, int... kT>
-void tinyblas_tile_n(int n_tokens, const typename E::T* const* w, const float* x, int64_t n,
-                     float* y, int64_t y_stride, std::integer_sequence<int, kT...>) {
-  ((n_tokens == kT + 1 ? tinyblas_tile<E, kRows, kT + 1>(w, x, n, y, y_stride) : void()), ...);
+// tinyblas_tile for n_tokens in [1, kTileTokens] (the last tile of a block may be short).
+template <class E, class XE, int kRows, int... kT>
+void tinyblas_tile_n(int n_tokens, const typename E::T* const* w, const typename XE::T* x,
+                     int64_t x_stride, int64_t n, float* y, int64_t y_stride,
+                     std::integer_sequence<int, kT...>) {
+  ((n_tokens == kT + 1 ? tinyblas_tile<E, XE, kRows, kT + 1>(w, x, x_stride, n, y, y_stride)
+                       : void()),
+   ...);
 }
 
 // Loop order: token block (widened once) > row block > token tile > row tile, so that a tile's
@@ -214,51 +219,16 @@ void matmul_tinyblas(const WeightView& w, const PreparedActivations& x, int64_t 
         for (; r + kTileRows <= re; r += kTileRows) {
           const T* wp[kTileRows];
           for (int m = 0; m < kTileRows; ++m) wp[m] = reinterpret_cast<const T*>(w.row(r + m));
-          tinyblas_tile_n<E, kTileRows>(nt, wp, xt, w.cols, yt + r, w.rows, TileSeq{});
+          tinyblas_tile_n<E, F32Elem, kTileRows>(nt, wp, xt, w.cols, w.cols, yt + r, w.rows,
+                                                 TileSeq{});
         }
         for (; r < re; ++r) {
           const T* wp[1] = {reinterpret_cast<const T*>(w.row(r))};
-          tinyblas_tile_n<E, 1>(nt, wp, xt, w.cols, yt + r, w.rows, TileSeq{});
+          tinyblas_tile_n<E, F32Elem, 1>(nt, wp, xt, w.cols, w.cols, yt + r, w.rows, TileSeq{});
         }
       }
     }
   }
-}
-
-// tinyBLAS outputs of kRows weight rows x kTokens activation rows, both 16-bit (F16 or BF16, as
-// llama.cpp's vec_dot_type for them) and widened in the loop as llama.cpp's own tile does, so the
-// activations take half the cache of tinyblas_tile's widened copy. Same operations and order
-// (widening is exact). x rows are x_stride elements apart; n is a multiple of 16.
-template <class E, int kRows, int kTokens>
-void tinyblas_tile_narrow(const typename E::T* const* w, const typename E::T* x, int64_t x_stride,
-                          int64_t n, float* y, int64_t y_stride) {
-  __m512 acc[kRows][kTokens];
-  for (auto& row : acc) {
-    for (auto& v : row) v = _mm512_setzero_ps();
-  }
-  for (int64_t l = 0; l < n; l += 16) {
-    __m512 wv[kRows];
-#pragma GCC unroll 8
-    for (int m = 0; m < kRows; ++m) wv[m] = E::load(w[m] + l);
-#pragma GCC unroll 8
-    for (int t = 0; t < kTokens; ++t) {
-      const __m512 xv = E::load(x + t * x_stride + l);
-#pragma GCC unroll 8
-      for (int m = 0; m < kRows; ++m) acc[m][t] = _mm512_fmadd_ps(wv[m], xv, acc[m][t]);
-    }
-  }
-  for (int m = 0; m < kRows; ++m) {
-    for (int t = 0; t < kTokens; ++t) y[t * y_stride + m] = avx512::hsum16(acc[m][t]);
-  }
-}
-
-template <class E, int kRows, int... kT>
-void tinyblas_tile_narrow_n(int n_tokens, const typename E::T* const* w, const typename E::T* x,
-                            int64_t x_stride, int64_t n, float* y, int64_t y_stride,
-                            std::integer_sequence<int, kT...>) {
-  ((n_tokens == kT + 1 ? tinyblas_tile_narrow<E, kRows, kT + 1>(w, x, x_stride, n, y, y_stride)
-                       : void()),
-   ...);
 }
 
 // Prefill of 16-bit weights against 16-bit activations. Loop order: token block > row tile >
@@ -278,8 +248,8 @@ void matmul_tinyblas_narrow(const WeightView& w, const PreparedActivations& x, i
   const auto tiles = [&]<int kRows>(const T* const* wp, int64_t r, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t += kTileTokens) {
       const int nt = static_cast<int>(std::min<int64_t>(kTileTokens, t1 - t));
-      tinyblas_tile_narrow_n<E, kRows>(nt, wp, reinterpret_cast<const T*>(x.row(t)), x_stride,
-                                       w.cols, y + t * w.rows + r, w.rows, TileSeq{});
+      tinyblas_tile_n<E, E, kRows>(nt, wp, reinterpret_cast<const T*>(x.row(t)), x_stride, w.cols,
+                                   y + t * w.rows + r, w.rows, TileSeq{});
     }
   };
   for (int64_t t0 = 0; t0 < x.n_tokens; t0 += kNarrowTokenBlock) {

@@ -114,8 +114,7 @@ std::vector<float>& EntryScores::sized(int layer, int head, int length) {
   return v;
 }
 
-void EntryScores::erase(int layer, int head, std::span<const int> indices) {
-  std::vector<float>& v = at(layer, head);
+void erase_indices(std::vector<float>& v, std::span<const int> indices) {
   size_t next = 0, out = 0;
   for (size_t j = 0; j < v.size(); ++j) {
     if (next < indices.size() && indices[next] == static_cast<int>(j)) {
@@ -125,6 +124,10 @@ void EntryScores::erase(int layer, int head, std::span<const int> indices) {
     v[out++] = v[j];
   }
   v.resize(out);
+}
+
+void EntryScores::erase(int layer, int head, std::span<const int> indices) {
+  erase_indices(at(layer, head), indices);
 }
 
 void EntryScores::truncate(int layer, int head, int length) {

@@ -105,6 +105,9 @@ class EntryScores {
 // others by score, highest first (ties: the earlier entry). Ascending.
 std::vector<int> drop_all_but_recent_and_top(std::span<const float> score, int keep, int recent);
 
+// Removes v's elements at `indices` (ascending; those past v's end are ignored), keeping order.
+void erase_indices(std::vector<float>& v, std::span<const int> indices);
+
 // Indices [0, length) not in `kept` (which may be unsorted), ascending.
 std::vector<int> complement(std::vector<int> kept, int length);
 

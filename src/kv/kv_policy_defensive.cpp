@@ -2,7 +2,8 @@
 // DefensiveKV, ICLR 2026): SnapKV's scoring (the attention rows of the last 32 queries, average-
 // pooled over 5 neighbouring entries, each row rescaled to its sum before pooling) with defensive
 // aggregation instead of the mean: an entry's score is its largest pooled weight over the window's
-// queries and query heads (the worst case, should it matter again), floored at the mean of those
+// queries and query heads (the worst case, should it matter again; the heads' maximum is taken
+// before pooling, when a query arrives, the paper's after), floored at the mean of those
 // scores over the entries (the paper's prior correction, as its code computes it), then weighted by
 // the L1 norm of the entry's value (CriticalKV's output-aware step, which DefensiveKV builds on;
 // the paper uses the value after the output projection, here the value itself). The window's own
@@ -21,18 +22,12 @@ namespace {
 constexpr int kWindow = 32;
 constexpr int kPool = 5;
 
-class DefensivePolicy final : public KvPolicy {
+class DefensivePolicy final : public WindowScoredPolicy {
  public:
   explicit DefensivePolicy(const KvShape& shape)
-      : window_(shape, kWindow), head_dim_(shape.head_dim) {}
+      : WindowScoredPolicy(shape, kWindow, ObservationWindow::Reduce::kMax),
+        head_dim_(shape.head_dim) {}
   std::string_view name() const override { return "defensive"; }
-  bool needs_attention() const override { return true; }
-  int min_prompt_tokens() const override { return 2; }
-
-  void observe(int layer, int head, std::span<const float> weights, int n_queries, int group,
-               int length) override {
-    window_.push(layer, head, weights, n_queries, group, length);
-  }
 
   std::vector<int> select(const KvCache& cache, int layer, int head, int keep) override {
     const int length = cache.length(layer, head);
@@ -80,15 +75,7 @@ class DefensivePolicy final : public KvPolicy {
     return drop_all_but_recent_and_top(score, keep, recent);
   }
 
-  void erased(int layer, int head, std::span<const int> indices) override {
-    window_.erase(layer, head, indices);
-  }
-  void truncated(int layer, int head, int length) override {
-    window_.truncate(layer, head, length);
-  }
-
  private:
-  ObservationWindow window_;
   int head_dim_;
   std::vector<float> keys_, values_;
   std::vector<int32_t> positions_;

@@ -17,18 +17,12 @@ namespace {
 constexpr int kWindow = 32;  // observation window (queries), as the paper's default
 constexpr int kPool = 5;     // pooling kernel over entries
 
-class SnapKvPolicy : public KvPolicy {
+class SnapKvPolicy : public WindowScoredPolicy {
  public:
-  explicit SnapKvPolicy(const KvShape& shape) : window_(shape, kWindow) {}
+  // A query's heads sum (SnapKV averages over a GQA group: the same ranking).
+  explicit SnapKvPolicy(const KvShape& shape)
+      : WindowScoredPolicy(shape, kWindow, ObservationWindow::Reduce::kSum) {}
   std::string_view name() const override { return "snapkv"; }
-  bool needs_attention() const override { return true; }
-  // A one-token prompt has no query before the generation to tell what matters.
-  int min_prompt_tokens() const override { return 2; }
-
-  void observe(int layer, int head, std::span<const float> weights, int n_queries, int group,
-               int length) override {
-    window_.push(layer, head, weights, n_queries, group, length);
-  }
 
   std::vector<int> select(const KvCache& cache, int layer, int head, int keep) override {
     const int length = cache.length(layer, head);
@@ -48,16 +42,6 @@ class SnapKvPolicy : public KvPolicy {
     }
     return drop_all_but_recent_and_top(pooled, keep, std::min(kWindow, keep));
   }
-
-  void erased(int layer, int head, std::span<const int> indices) override {
-    window_.erase(layer, head, indices);
-  }
-  void truncated(int layer, int head, int length) override {
-    window_.truncate(layer, head, length);
-  }
-
- private:
-  ObservationWindow window_;
 };
 
 }  // namespace

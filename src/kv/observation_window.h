@@ -1,22 +1,27 @@
 // The attention rows of the latest queries, per (layer, KV head): the observation window that
 // SnapKV-style policies score entries by (kv_policy_snapkv.cpp, kv_policy_defensive.cpp). Each
-// query keeps its `group` rows (one per query head) as wide as the cache was when it attended;
-// rows follow the cache's evictions and rollbacks.
+// query keeps one row, its query heads' rows reduced to one (summed, or their maximum) when it
+// arrives (a window of 32 queries x every head of a 32k cache would otherwise hold gigabytes), as
+// wide as the cache was when it attended; rows follow the cache's evictions and rollbacks.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <span>
 #include <vector>
 
 #include "kv/kv_cache.h"
+#include "kv/kv_policy.h"
 
 namespace pareto::kv {
 
 class ObservationWindow {
  public:
-  ObservationWindow(const KvShape& shape, int queries)
+  enum class Reduce { kSum, kMax };
+  ObservationWindow(const KvShape& shape, int queries, Reduce reduce)
       : heads_(shape.n_kv_heads),
         queries_(queries),
+        reduce_(reduce),
         slots_(static_cast<size_t>(shape.n_layers * shape.n_kv_heads)) {}
 
   int queries() const { return queries_; }
@@ -24,15 +29,18 @@ class ObservationWindow {
   // KvPolicy::observe's arguments: keeps the last `queries()` queries.
   void push(int layer, int head, std::span<const float> weights, int n_queries, int group,
             int length) {
-    std::deque<Query>& d = at(layer, head);
+    std::deque<std::vector<float>>& d = at(layer, head);
     for (int q = std::max(0, n_queries - queries_); q < n_queries; ++q) {
-      Query query{length, {}};
-      query.rows.reserve(static_cast<size_t>(group));
-      for (int j = 0; j < group; ++j) {
-        const float* row = weights.data() + static_cast<size_t>(q * group + j) * length;
-        query.rows.emplace_back(row, row + length);
+      const float* rows = weights.data() + static_cast<size_t>(q) * group * length;
+      std::vector<float> row(rows, rows + length);
+      for (int j = 1; j < group; ++j) {
+        const float* r = rows + static_cast<size_t>(j) * length;
+        for (int e = 0; e < length; ++e) {
+          float& x = row[static_cast<size_t>(e)];
+          x = reduce_ == Reduce::kSum ? x + r[e] : std::max(x, r[e]);
+        }
       }
-      d.push_back(std::move(query));
+      d.push_back(std::move(row));
       if (static_cast<int>(d.size()) > queries_) d.pop_front();
     }
   }
@@ -41,46 +49,53 @@ class ObservationWindow {
   // appended after its query attended).
   template <class Fn>
   void for_each_row(int layer, int head, Fn&& fn) const {
-    for (const Query& q : slots_[static_cast<size_t>(layer * heads_ + head)]) {
-      for (const std::vector<float>& row : q.rows) fn(std::span<const float>(row));
+    for (const std::vector<float>& row : slots_[static_cast<size_t>(layer * heads_ + head)]) {
+      fn(std::span<const float>(row));
     }
   }
 
   void erase(int layer, int head, std::span<const int> indices) {
-    for (Query& q : at(layer, head)) {
-      for (std::vector<float>& row : q.rows) {
-        size_t next = 0, out = 0;
-        for (size_t j = 0; j < row.size(); ++j) {
-          if (next < indices.size() && indices[next] == static_cast<int>(j)) {
-            ++next;
-            continue;
-          }
-          row[out++] = row[j];
-        }
-        row.resize(out);
-      }
-    }
+    for (std::vector<float>& row : at(layer, head)) erase_indices(row, indices);
   }
 
   void truncate(int layer, int head, int length) {
-    for (Query& q : at(layer, head)) {
-      for (std::vector<float>& row : q.rows) {
-        if (static_cast<int>(row.size()) > length) row.resize(static_cast<size_t>(length));
-      }
+    for (std::vector<float>& row : at(layer, head)) {
+      if (static_cast<int>(row.size()) > length) row.resize(static_cast<size_t>(length));
     }
   }
 
  private:
-  struct Query {
-    int length;
-    std::vector<std::vector<float>> rows;  // [group][length]
-  };
-  std::deque<Query>& at(int layer, int head) {
+  std::deque<std::vector<float>>& at(int layer, int head) {
     return slots_[static_cast<size_t>(layer * heads_ + head)];
   }
   int heads_;
   int queries_;
-  std::vector<std::deque<Query>> slots_;
+  Reduce reduce_;
+  std::vector<std::deque<std::vector<float>>> slots_;
+};
+
+// Base of the policies that score entries by the observation window (snapkv, pyramid, defensive):
+// it feeds the window and keeps it in step with the cache.
+class WindowScoredPolicy : public KvPolicy {
+ public:
+  WindowScoredPolicy(const KvShape& shape, int queries, ObservationWindow::Reduce reduce)
+      : window_(shape, queries, reduce) {}
+  bool needs_attention() const override { return true; }
+  // A one-token prompt has no query before the generation to tell what matters.
+  int min_prompt_tokens() const override { return 2; }
+  void observe(int layer, int head, std::span<const float> weights, int n_queries, int group,
+               int length) override {
+    window_.push(layer, head, weights, n_queries, group, length);
+  }
+  void erased(int layer, int head, std::span<const int> indices) override {
+    window_.erase(layer, head, indices);
+  }
+  void truncated(int layer, int head, int length) override {
+    window_.truncate(layer, head, length);
+  }
+
+ protected:
+  ObservationWindow window_;
 };
 
 }  // namespace pareto::kv
