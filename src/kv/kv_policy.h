@@ -3,8 +3,9 @@
 // forward. Policy decides, mechanism acts: each policy is one file (kv_policy_*.cpp) registered
 // by name in kv_policy.cpp.
 //
-// Scored policies (h2o, snapkv) aggregate attention weights: the forward computes them only for
-// sequences whose policy asks (model::AttentionObserver), so plain decoding pays nothing.
+// Scored policies (h2o, snapkv, pyramid, defensive) aggregate attention weights: the forward
+// computes them only for sequences whose policy asks (model::AttentionObserver), so plain
+// decoding pays nothing.
 // Per-entry state is kept in entry order and compacted with the cache on every eviction.
 #pragma once
 
