@@ -221,9 +221,11 @@ void KvCache::gather_range(int layer, int head, int begin, int end, float* keys,
     // A page's entries are consecutive whole rows (quantized ones whole blocks): one call each.
     const auto out = static_cast<size_t>(j - begin);
     const int count = last - first;
-    kv_decode(o.key_type, pool_->key(p, first), keys + out * hd, count * o.head_dim);
-    kv_decode(o.value_type, pool_->value(p, first), values + out * hd, count * o.head_dim);
-    std::copy_n(pool_->positions(p) + first, count, positions + out);
+    if (keys) kv_decode(o.key_type, pool_->key(p, first), keys + out * hd, count * o.head_dim);
+    if (values) {
+      kv_decode(o.value_type, pool_->value(p, first), values + out * hd, count * o.head_dim);
+    }
+    if (positions) std::copy_n(pool_->positions(p) + first, count, positions + out);
     j += count;
   }
 }

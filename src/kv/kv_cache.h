@@ -69,6 +69,8 @@ class KvCache {
   void append(int layer, int head, int32_t position, const float* key, const float* value);
 
   // Decodes (layer, head)'s entries into keys, values [length, head_dim] and positions [length].
+  // A null keys, values or positions pointer skips that part (a caller that needs only keys does
+  // not pay for decoding values).
   void gather(int layer, int head, float* keys, float* values, int32_t* positions) const;
   // Decodes entries [begin, end) of (layer, head) (offsets relative to begin).
   void gather_range(int layer, int head, int begin, int end, float* keys, float* values,

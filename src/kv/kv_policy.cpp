@@ -6,7 +6,6 @@
 #include <charconv>
 #include <cmath>
 #include <numeric>
-#include <sstream>
 
 #include "base/check.h"
 
@@ -15,16 +14,6 @@ namespace pareto::kv {
 int KvBudget::keep(int seen) const {
   if (entries > 0) return entries;
   return std::max(1, static_cast<int>(std::ceil(fraction * seen - 1e-9)));
-}
-
-std::string KvBudget::to_string() const {
-  std::ostringstream s;
-  if (entries > 0) {
-    s << entries;
-  } else {
-    s << fraction * 100 << "%";
-  }
-  return s.str();
 }
 
 Result<KvBudget> parse_kv_budget(std::string_view text) {

@@ -29,7 +29,6 @@ struct KvBudget {
   // Entries to keep after `seen` tokens (at least 1).
   int keep(int seen) const;
   bool is_full() const { return entries <= 0 && fraction >= 1.0; }
-  std::string to_string() const;
 };
 
 // "20%" (0 < p <= 100), "0.2" (0 < f <= 1) or "512" (a whole number >= 1 of entries).

@@ -61,10 +61,8 @@ class DefensivePolicy final : public WindowScoredPolicy {
     for (int e = 0; e < old; ++e) mean += worst[static_cast<size_t>(e)];
     const auto floor = static_cast<float>(old > 0 ? mean / old : 0.0);
     // Value norms of the candidates.
-    keys_.resize(static_cast<size_t>(length) * static_cast<size_t>(head_dim_));
-    values_.resize(keys_.size());
-    positions_.resize(static_cast<size_t>(length));
-    cache.gather(layer, head, keys_.data(), values_.data(), positions_.data());
+    values_.resize(static_cast<size_t>(length) * static_cast<size_t>(head_dim_));
+    cache.gather(layer, head, nullptr, values_.data(), nullptr);
     std::vector<float> score(static_cast<size_t>(length), 0.0f);
     for (int e = 0; e < old; ++e) {
       float norm = 0;
@@ -77,8 +75,7 @@ class DefensivePolicy final : public WindowScoredPolicy {
 
  private:
   int head_dim_;
-  std::vector<float> keys_, values_;
-  std::vector<int32_t> positions_;
+  std::vector<float> values_;
 };
 
 }  // namespace

@@ -167,7 +167,6 @@ void observe_attention(const ModelConfig& c, int layer, const BatchRun& run,
   }
   const size_t total = first.back();
   grow(ws.kv_keys, total * static_cast<size_t>(hd));
-  grow(ws.kv_values, total * static_cast<size_t>(hd));
   grow(ws.kv_positions, total);
   const size_t rows = static_cast<size_t>(n_q) * static_cast<size_t>(group);
   ws.observed.assign(total * rows, 0.0f);
@@ -181,8 +180,7 @@ void observe_attention(const ModelConfig& c, int layer, const BatchRun& run,
       const int len = static_cast<int>(first[g + 1] - at);
       float* keys = ws.kv_keys.data() + at * static_cast<size_t>(hd);
       int32_t* positions = ws.kv_positions.data() + at;
-      cache.gather(layer, static_cast<int>(g), keys,
-                   ws.kv_values.data() + at * static_cast<size_t>(hd), positions);
+      cache.gather(layer, static_cast<int>(g), keys, nullptr, positions);  // values not needed
       grow(s, static_cast<size_t>(len));
       float* weights = ws.observed.data() + at * rows;
       for (int t = 0; t < n_q; ++t) {
