@@ -10,9 +10,9 @@
 namespace pareto::serve {
 namespace {
 
-using json = nlohmann::ordered_json;
+using Json = nlohmann::ordered_json;
 
-std::string type_name(const json& v) {
+std::string type_name(const Json& v) {
   if (v.is_null()) return "null";
   if (v.is_boolean()) return "a boolean";
   if (v.is_number_integer() || v.is_number_unsigned()) return "an integer";
@@ -23,7 +23,7 @@ std::string type_name(const json& v) {
 }
 
 tl::unexpected<ApiError> wrong_type(std::string_view field, std::string_view expected,
-                                    const json& got) {
+                                    const Json& got) {
   return bad_request(str_cat("'", field, "' must be ", expected, ", got ", type_name(got)),
                      std::string(field), "invalid_type");
 }
@@ -35,7 +35,7 @@ tl::unexpected<ApiError> out_of_range(std::string_view field, std::string_view r
 }
 
 // The field's value, or nullptr when absent or null (null means "default" in OpenAI's API).
-const json* field(const json& object, std::string_view name) {
+const Json* field(const Json& object, std::string_view name) {
   const auto it = object.find(name);
   if (it == object.end() || it->is_null()) return nullptr;
   return &*it;
@@ -50,9 +50,9 @@ std::string number_text(double v) {
 }
 
 // A finite number in [lo, hi].
-ApiResult<std::optional<double>> get_number(const json& object, std::string_view name, double lo,
+ApiResult<std::optional<double>> get_number(const Json& object, std::string_view name, double lo,
                                             double hi) {
-  const json* v = field(object, name);
+  const Json* v = field(object, name);
   if (!v) return std::optional<double>{};
   if (!v->is_number()) return wrong_type(name, "a number", *v);
   const double x = v->get<double>();
@@ -63,9 +63,9 @@ ApiResult<std::optional<double>> get_number(const json& object, std::string_view
 }
 
 // An integer in [lo, hi] (a number with no fraction: 5.0 is 5, 5.5 is refused).
-ApiResult<std::optional<int64_t>> get_integer(const json& object, std::string_view name, int64_t lo,
+ApiResult<std::optional<int64_t>> get_integer(const Json& object, std::string_view name, int64_t lo,
                                               int64_t hi) {
-  const json* v = field(object, name);
+  const Json* v = field(object, name);
   if (!v) return std::optional<int64_t>{};
   if (v->is_number_unsigned()) {
     const uint64_t u = v->get<uint64_t>();
@@ -92,15 +92,15 @@ ApiResult<std::optional<int64_t>> get_integer(const json& object, std::string_vi
   return wrong_type(name, "an integer", *v);
 }
 
-ApiResult<std::optional<bool>> get_bool(const json& object, std::string_view name) {
-  const json* v = field(object, name);
+ApiResult<std::optional<bool>> get_bool(const Json& object, std::string_view name) {
+  const Json* v = field(object, name);
   if (!v) return std::optional<bool>{};
   if (!v->is_boolean()) return wrong_type(name, "a boolean", *v);
   return std::optional<bool>{v->get<bool>()};
 }
 
-ApiResult<std::optional<std::string>> get_string(const json& object, std::string_view name) {
-  const json* v = field(object, name);
+ApiResult<std::optional<std::string>> get_string(const Json& object, std::string_view name) {
+  const Json* v = field(object, name);
   if (!v) return std::optional<std::string>{};
   if (!v->is_string()) return wrong_type(name, "a string", *v);
   return std::optional<std::string>{v->get<std::string>()};
@@ -112,21 +112,21 @@ ApiResult<std::optional<std::string>> get_string(const json& object, std::string
     return tl::unexpected<ApiError>(std::move(PARETO_CONCAT(_api_r_, __LINE__)).error()); \
   decl = std::move(*PARETO_CONCAT(_api_r_, __LINE__))
 
-ApiResult<std::vector<Prompt>> parse_prompts(const json& body, int32_t n_vocab) {
-  const json* p = field(body, "prompt");
+ApiResult<std::vector<Prompt>> parse_prompts(const Json& body, int32_t n_vocab) {
+  const Json* p = field(body, "prompt");
   if (!p) return bad_request("'prompt' is required", "prompt", "missing_required_parameter");
   std::vector<Prompt> prompts;
   if (p->is_string()) {
     prompts.push_back(Prompt{p->get<std::string>(), {}, false});
   } else if (p->is_array()) {
     if (p->empty()) return bad_request("'prompt' must not be empty", "prompt", "invalid_value");
-    const json& first = p->front();
+    const Json& first = p->front();
     if (first.is_number()) {  // one prompt as token ids
       API_TRY(auto tokens, token_array(*p, "prompt", n_vocab));
       prompts.push_back(Prompt{{}, std::move(tokens), true});
     } else {
       for (size_t i = 0; i < p->size(); ++i) {
-        const json& item = (*p)[i];
+        const Json& item = (*p)[i];
         if (item.is_string()) {
           prompts.push_back(Prompt{item.get<std::string>(), {}, false});
         } else if (item.is_array()) {
@@ -151,7 +151,7 @@ ApiResult<std::vector<Prompt>> parse_prompts(const json& body, int32_t n_vocab) 
 }
 
 // Chat content: a string, null, or an array of parts of which only {"type": "text"} is served.
-ApiResult<std::string> flatten_content(const json& content, const std::string& where) {
+ApiResult<std::string> flatten_content(const Json& content, const std::string& where) {
   if (content.is_null()) return std::string();
   if (content.is_string()) return content.get<std::string>();
   if (!content.is_array()) {
@@ -159,7 +159,7 @@ ApiResult<std::string> flatten_content(const json& content, const std::string& w
   }
   std::string text;
   for (size_t i = 0; i < content.size(); ++i) {
-    const json& part = content[i];
+    const Json& part = content[i];
     const std::string at = str_cat(where, "[", i, "]");
     if (!part.is_object()) return wrong_type(at, "a content part object", part);
     API_TRY(auto type, get_string(part, "type"));
@@ -177,14 +177,14 @@ ApiResult<std::string> flatten_content(const json& content, const std::string& w
   return text;
 }
 
-ApiResult<json> parse_messages(const json& body) {
-  const json* m = field(body, "messages");
+ApiResult<Json> parse_messages(const Json& body) {
+  const Json* m = field(body, "messages");
   if (!m) return bad_request("'messages' is required", "messages", "missing_required_parameter");
   if (!m->is_array()) return wrong_type("messages", "an array of messages", *m);
   if (m->empty()) return bad_request("'messages' must not be empty", "messages", "invalid_value");
-  json out = json::array();
+  Json out = Json::array();
   for (size_t i = 0; i < m->size(); ++i) {
-    const json& msg = (*m)[i];
+    const Json& msg = (*m)[i];
     const std::string at = str_cat("messages[", i, "]");
     if (!msg.is_object()) return wrong_type(at, "a message object", msg);
     API_TRY(auto role, get_string(msg, "role"));
@@ -195,7 +195,7 @@ ApiResult<json> parse_messages(const json& body) {
                                  "assistant, tool; got '", *role, "'"),
                          at + ".role", "invalid_value");
     }
-    json copy = msg;
+    Json copy = msg;
     const auto content = msg.find("content");
     if (content != msg.end()) {
       API_TRY(copy["content"], flatten_content(*content, at + ".content"));
@@ -209,8 +209,8 @@ ApiResult<json> parse_messages(const json& body) {
   return out;
 }
 
-ApiResult<std::vector<std::string>> parse_stop(const json& body, int max_stop) {
-  const json* s = field(body, "stop");
+ApiResult<std::vector<std::string>> parse_stop(const Json& body, int max_stop) {
+  const Json* s = field(body, "stop");
   std::vector<std::string> stop;
   if (!s) return stop;
   if (s->is_string()) {
@@ -235,10 +235,10 @@ ApiResult<std::vector<std::string>> parse_stop(const json& body, int max_stop) {
   return stop;
 }
 
-ApiResult<std::vector<std::pair<int32_t, float>>> parse_logit_bias(const json& body,
+ApiResult<std::vector<std::pair<int32_t, float>>> parse_logit_bias(const Json& body,
                                                                    int32_t n_vocab) {
   std::vector<std::pair<int32_t, float>> bias;
-  const json* b = field(body, "logit_bias");
+  const Json* b = field(body, "logit_bias");
   if (!b) return bias;
   if (!b->is_object()) return wrong_type("logit_bias", "an object of token id -> bias", *b);
   for (const auto& [key, value] : b->items()) {
@@ -262,7 +262,7 @@ ApiResult<std::vector<std::pair<int32_t, float>>> parse_logit_bias(const json& b
   return bias;
 }
 
-ApiResult<void> parse_sampling(const json& body, const RequestLimits& limits, Endpoint endpoint,
+ApiResult<void> parse_sampling(const Json& body, const RequestLimits& limits, Endpoint endpoint,
                                GenerateParams& p) {
   API_TRY(auto max_tokens, get_integer(body, "max_tokens", 1, 1 << 30));
   API_TRY(auto max_completion, get_integer(body, "max_completion_tokens", 1, 1 << 30));
@@ -311,7 +311,7 @@ ApiResult<void> parse_sampling(const json& body, const RequestLimits& limits, En
   return {};
 }
 
-ApiResult<void> parse_logprobs_and_refuse_unsupported(const json& body, Endpoint endpoint,
+ApiResult<void> parse_logprobs_and_refuse_unsupported(const Json& body, Endpoint endpoint,
                                                       GenerateParams& params) {
   // logprobs: a boolean for chat (with top_logprobs alternatives), an integer (top-n) for
   // completions.
@@ -326,7 +326,7 @@ ApiResult<void> parse_logprobs_and_refuse_unsupported(const json& body, Endpoint
     API_TRY(auto logprobs, get_integer(body, "logprobs", 0, 20));
     params.logprobs = logprobs ? static_cast<int>(*logprobs) : -1;
   }
-  if (const json* rf = field(body, "response_format")) {
+  if (const Json* rf = field(body, "response_format")) {
     if (!rf->is_object()) return wrong_type("response_format", "an object", *rf);
     API_TRY(auto type, get_string(*rf, "type"));
     if (type && *type != "text") {
@@ -345,12 +345,12 @@ ApiResult<void> parse_logprobs_and_refuse_unsupported(const json& body, Endpoint
 
 }  // namespace
 
-ApiResult<std::vector<int32_t>> token_array(const json& array, std::string_view name,
+ApiResult<std::vector<int32_t>> token_array(const Json& array, std::string_view name,
                                             int32_t n_vocab) {
   std::vector<int32_t> tokens;
   tokens.reserve(array.size());
   for (size_t i = 0; i < array.size(); ++i) {
-    const json& t = array[i];
+    const Json& t = array[i];
     if (!t.is_number_integer() && !t.is_number_unsigned()) {
       return wrong_type(str_cat(name, "[", i, "]"), "a token id (integer)", t);
     }
@@ -365,8 +365,8 @@ ApiResult<std::vector<int32_t>> token_array(const json& array, std::string_view 
   return tokens;
 }
 
-ApiResult<json> parse_json_object(std::string_view body) {
-  json parsed = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+ApiResult<Json> parse_json_object(std::string_view body) {
+  Json parsed = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {
     return bad_request("the request body is not valid JSON (or not valid UTF-8)", "",
                        "invalid_json");
@@ -380,14 +380,14 @@ ApiResult<json> parse_json_object(std::string_view body) {
 
 ApiResult<OpenAiRequest> parse_openai_request(Endpoint endpoint, std::string_view body,
                                               const RequestLimits& limits) {
-  API_TRY(const json parsed, parse_json_object(body));
+  API_TRY(const Json parsed, parse_json_object(body));
   OpenAiRequest r;
   r.endpoint = endpoint;
   API_TRY(auto model, get_string(parsed, "model"));
   if (model) r.model = *model;
   API_TRY(auto stream, get_bool(parsed, "stream"));
   r.stream = stream.value_or(false);
-  if (const json* so = field(parsed, "stream_options")) {
+  if (const Json* so = field(parsed, "stream_options")) {
     if (!so->is_object()) return wrong_type("stream_options", "an object", *so);
     API_TRY(auto usage, get_bool(*so, "include_usage"));
     r.include_usage = usage.value_or(false);
@@ -409,14 +409,14 @@ ApiResult<OpenAiRequest> parse_openai_request(Endpoint endpoint, std::string_vie
     }
   } else {
     API_TRY(r.messages, parse_messages(parsed));
-    if (const json* tools = field(parsed, "tools")) {
+    if (const Json* tools = field(parsed, "tools")) {
       if (!tools->is_array()) return wrong_type("tools", "an array", *tools);
       r.tools = *tools;
     }
     API_TRY(auto add_gen, get_bool(parsed, "add_generation_prompt"));
     r.add_generation_prompt = add_gen.value_or(true);
-    r.chat_template_kwargs = json::object();
-    if (const json* kw = field(parsed, "chat_template_kwargs")) {
+    r.chat_template_kwargs = Json::object();
+    if (const Json* kw = field(parsed, "chat_template_kwargs")) {
       if (!kw->is_object()) return wrong_type("chat_template_kwargs", "an object", *kw);
       r.chat_template_kwargs = *kw;
     }

@@ -46,6 +46,10 @@ struct Args {
 
 // Errors from builtins carry no position; the evaluator adds it. kUnsupported for type errors
 // and what is not implemented, kInvalidArgument for the rest.
+inline tl::unexpected<Error> type_error(const std::string& what) {
+  return make_error_code(ErrorCode::kUnsupported, what);
+}
+
 Result<Value> apply_filter(Evaluator& ev, const std::string& name, const Value& v, Args args);
 Result<bool> apply_test(Evaluator& ev, const std::string& name, const Value& v, Args args);
 Result<Value> call_global(Evaluator& ev, const std::string& name, Args args);

@@ -30,7 +30,7 @@ const char* op_text(Op op) {
   }
 }
 
-tl::unexpected<Error> type_error(Op op, const Value& a, const Value& b) {
+tl::unexpected<Error> operand_type_error(Op op, const Value& a, const Value& b) {
   return make_error_code(ErrorCode::kUnsupported, "unsupported operand type(s) for ", op_text(op),
                          ": '", a.type_name(), "' and '", b.type_name(), "'");
 }
@@ -191,11 +191,11 @@ Result<Value> binary_op(Evaluator& ev, Op op, const Value& a, const Value& b) {
         return make_error_code(ErrorCode::kUnsupported, "can only concatenate ", a.type_name(),
                                " (not \"", b.type_name(), "\") to ", a.type_name());
       }
-      return type_error(op, a, b);
+      return operand_type_error(op, a, b);
     case Op::kMul:
       if ((a.is_string() || a.is_sequence()) && b.is_integral()) return repeat(ev, a, b.as_int());
       if (a.is_integral() && (b.is_string() || b.is_sequence())) return repeat(ev, b, a.as_int());
-      return type_error(op, a, b);
+      return operand_type_error(op, a, b);
     case Op::kMod:
       if (a.is_markup()) {  // Markup % args escapes the arguments
         auto esc = [](const Value& x) {
@@ -221,9 +221,9 @@ Result<Value> binary_op(Evaluator& ev, Op op, const Value& a, const Value& b) {
         PARETO_TRY(std::string s, percent_format(a.str(), b, ev.max_output()));
         return Value::string(std::move(s));
       }
-      return type_error(op, a, b);
+      return operand_type_error(op, a, b);
     default:
-      return type_error(op, a, b);
+      return operand_type_error(op, a, b);
   }
 }
 

@@ -35,10 +35,6 @@ bool listed(const std::string_view (&names)[N], std::string_view name) {
   return std::find(std::begin(names), std::end(names), name) != std::end(names);
 }
 
-tl::unexpected<Error> type_error(const std::string& what) {
-  return make_error_code(ErrorCode::kUnsupported, what);
-}
-
 Value ignore_case(const Value& v) {
   return v.is_string() ? Value::string(str_lower(v.str())) : v;
 }

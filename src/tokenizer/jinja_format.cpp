@@ -21,10 +21,6 @@ Status check_spec(int64_t width, int64_t precision) {
   return ok();
 }
 
-tl::unexpected<Error> type_error(const std::string& what) {
-  return make_error_code(ErrorCode::kUnsupported, what);
-}
-
 struct Spec {
   char fill = ' ';
   char align = 0;  // < > ^ = (0: the type's default)

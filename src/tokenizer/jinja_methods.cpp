@@ -35,10 +35,6 @@ bool listed(const std::string_view (&names)[N], std::string_view name) {
   return std::find(std::begin(names), std::end(names), name) != std::end(names);
 }
 
-tl::unexpected<Error> type_error(const std::string& what) {
-  return make_error_code(ErrorCode::kUnsupported, what);
-}
-
 Result<std::string> need_str(const Value& v, std::string_view what) {
   if (!v.is_string()) {
     return type_error(cat(what, " must be str, not ", v.type_name()));

@@ -9,14 +9,6 @@
 
 namespace pareto::tokenizer::jinja {
 
-namespace {
-
-tl::unexpected<Error> type_error(const std::string& what) {
-  return make_error_code(ErrorCode::kUnsupported, what);
-}
-
-}  // namespace
-
 Result<Params> Params::bind(std::string_view fn, const Args& args,
                             std::initializer_list<std::string_view> names) {
   Params p;

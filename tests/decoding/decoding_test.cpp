@@ -6,6 +6,7 @@
 #include "decoding/strategy.h"
 
 namespace pareto::decoding {
+namespace decoding_test {
 namespace {
 
 constexpr int kVocab = 8;
@@ -86,4 +87,5 @@ TEST(StrategyRegistry, MakesByNameAndListsTheValidNames) {
 }
 
 }  // namespace
+}  // namespace decoding_test
 }  // namespace pareto::decoding

@@ -25,6 +25,7 @@
 #include "oracle_cases.h"
 
 namespace pareto::oracle {
+namespace f16_kv_test {
 namespace {
 
 using kernels::KernelPath;
@@ -124,4 +125,5 @@ TEST(F16KvControls, F32CacheFailsTheAmxReferences) {
 }
 
 }  // namespace
+}  // namespace f16_kv_test
 }  // namespace pareto::oracle

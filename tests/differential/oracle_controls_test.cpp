@@ -21,6 +21,7 @@
 #include "oracle_cases.h"
 
 namespace pareto::oracle {
+namespace oracle_controls_test {
 namespace {
 
 using kernels::KernelPath;
@@ -174,4 +175,5 @@ INSTANTIATE_TEST_SUITE_P(SharedOracle, OracleOnlineSoftmax,
                          });
 
 }  // namespace
+}  // namespace oracle_controls_test
 }  // namespace pareto::oracle

@@ -22,6 +22,7 @@
 #include "test_util.h"
 
 namespace pareto::oracle {
+namespace oracle_logits_test {
 namespace {
 
 class OracleLogits : public ::testing::TestWithParam<Reference> {};
@@ -126,4 +127,5 @@ INSTANTIATE_TEST_SUITE_P(Checkpoints, Llama2cOracle,
                          });
 
 }  // namespace
+}  // namespace oracle_logits_test
 }  // namespace pareto::oracle

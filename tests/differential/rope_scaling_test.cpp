@@ -24,6 +24,7 @@
 #include "test_util.h"
 
 namespace pareto::oracle {
+namespace rope_scaling_test {
 namespace {
 
 using formats::Value;
@@ -193,4 +194,5 @@ INSTANTIATE_TEST_SUITE_P(Variants, RopeScaling, ::testing::ValuesIn(variants()),
                          });
 
 }  // namespace
+}  // namespace rope_scaling_test
 }  // namespace pareto::oracle

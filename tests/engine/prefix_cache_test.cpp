@@ -10,6 +10,7 @@
 #include "test_util.h"
 
 namespace pareto {
+namespace prefix_cache_test {
 namespace {
 
 std::unique_ptr<Engine> load(bool prefix_cache, int64_t kv_tokens = 0) {
@@ -117,4 +118,5 @@ TEST(PrefixCache, ASmallPoolEvictsCachedBlocksInsteadOfFailingRequests) {
 }
 
 }  // namespace
+}  // namespace prefix_cache_test
 }  // namespace pareto

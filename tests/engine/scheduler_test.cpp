@@ -13,6 +13,7 @@
 #include "test_util.h"
 
 namespace pareto::engine {
+namespace scheduler_test {
 namespace {
 
 std::unique_ptr<Session> open_stories() {
@@ -232,4 +233,5 @@ TEST(Scheduler, BadOptionsAndTypesAreErrors) {
 }
 
 }  // namespace
+}  // namespace scheduler_test
 }  // namespace pareto::engine

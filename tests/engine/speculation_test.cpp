@@ -20,6 +20,7 @@
 #include "test_util.h"
 
 namespace pareto::engine {
+namespace speculation_test {
 namespace {
 
 TEST(NgramDraft, ContinuesTheLatestOccurrenceOfTheLongestSuffix) {
@@ -501,4 +502,5 @@ TEST(Speculation, ADraftOfTheTargetsOwnDistributionIsAlwaysAccepted) {
 }
 
 }  // namespace
+}  // namespace speculation_test
 }  // namespace pareto::engine

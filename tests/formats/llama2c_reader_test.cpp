@@ -13,6 +13,7 @@
 #include "test_util.h"
 
 namespace pareto::formats {
+namespace llama2c_reader_test {
 namespace {
 
 // Every tensor of `gguf` exists in `l2c` with the same shape, type and bytes, and every
@@ -232,4 +233,5 @@ TEST(Llama2cReader, RejectsSizesThatWrapAround) {
 }
 
 }  // namespace
+}  // namespace llama2c_reader_test
 }  // namespace pareto::formats

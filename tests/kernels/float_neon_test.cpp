@@ -20,6 +20,7 @@
 #include "kernels/simd_neon.h"
 
 namespace pareto::kernels {
+namespace float_neon_test {
 namespace {
 
 using namespace test;  // float_kernel_test_util.h
@@ -194,4 +195,5 @@ TEST(FloatNeon, SiluMulEqualsGgmlLanes) {
 }
 
 }  // namespace
+}  // namespace float_neon_test
 }  // namespace pareto::kernels

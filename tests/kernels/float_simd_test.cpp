@@ -18,6 +18,7 @@
 #include "kernels/simd_avx2.h"
 
 namespace pareto::kernels {
+namespace float_simd_test {
 namespace {
 
 using namespace test;  // float_kernel_test_util.h
@@ -171,4 +172,5 @@ TEST(FloatSimd, SiluMulEqualsGgmlLanes) {
 }
 
 }  // namespace
+}  // namespace float_simd_test
 }  // namespace pareto::kernels

@@ -16,6 +16,7 @@
 #include "base/half.h"
 
 namespace pareto::kernels {
+namespace kquants_test {
 namespace {
 
 constexpr double kFloatEps = 1.0 / (1 << 24);  // unit roundoff of float
@@ -461,4 +462,5 @@ TEST(KQuantsDeathTest, RowLengthNotMultipleOf256Aborts) {
 }
 
 }  // namespace
+}  // namespace kquants_test
 }  // namespace pareto::kernels

@@ -18,6 +18,7 @@
 #include "kernels/quant_packed.h"
 
 namespace pareto::kernels {
+namespace quant_packed_kquants_test {
 namespace {
 
 // Super-blocks of mixed magnitudes (one in 7 all zero).
@@ -158,4 +159,5 @@ TEST(QuantPackedKquants, UnpackRowRoundTrip) {
 }
 
 }  // namespace
+}  // namespace quant_packed_kquants_test
 }  // namespace pareto::kernels

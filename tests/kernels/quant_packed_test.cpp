@@ -15,6 +15,7 @@
 #include "kernels/quant.h"
 
 namespace pareto::kernels {
+namespace quant_packed_test {
 namespace {
 
 // Blocks of mixed magnitudes (some all zero) so the activation scales and sums vary.
@@ -240,4 +241,5 @@ TEST(QuantPacked, MatmulWithPackedEqualsMatmulWithout) {
 }
 
 }  // namespace
+}  // namespace quant_packed_test
 }  // namespace pareto::kernels

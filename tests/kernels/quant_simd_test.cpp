@@ -17,6 +17,7 @@
 #include "kernels/quant.h"
 
 namespace pareto::kernels {
+namespace quant_simd_test {
 namespace {
 
 // Values of mixed magnitudes per block (a few blocks all zero), so that amax, the fp16 scale and
@@ -294,4 +295,5 @@ TEST(QuantSimd, KQuantDotsAreBitIdenticalToDefaultOrder) {
 }
 
 }  // namespace
+}  // namespace quant_simd_test
 }  // namespace pareto::kernels

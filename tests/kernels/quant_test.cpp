@@ -12,6 +12,7 @@
 #include "base/half.h"
 
 namespace pareto::kernels {
+namespace quant_test {
 namespace {
 
 std::vector<float> random_values(int64_t n, uint32_t seed, float scale = 1.0f) {
@@ -141,4 +142,5 @@ TEST(Quant, F16AndBf16RowsRoundTrip) {
 }
 
 }  // namespace
+}  // namespace quant_test
 }  // namespace pareto::kernels

@@ -17,6 +17,7 @@
 #include "test_util.h"
 
 namespace pareto::model {
+namespace kv_budget_test {
 namespace {
 
 std::unique_ptr<Model> load_stories() {
@@ -205,4 +206,5 @@ TEST(KvBudgetForward, KeptEntriesAreTheKeysComputedAtTheirOriginalPositions) {
 }
 
 }  // namespace
+}  // namespace kv_budget_test
 }  // namespace pareto::model
