@@ -61,6 +61,7 @@ Command add_bench_spec_command(CLI::App& bench) {
   app->add_option("--spec", opt->strategies,
                   "comma-separated strategies (default: every speculative one that can run)");
   app->add_option("-t,--threads", opt->bench.threads, "threads (default: hardware threads)");
+  add_sam_corpus_option(*app, opt->bench.sam_corpus);
   app->add_option("--draft-max", opt->bench.draft_max, "longest draft per step")
       ->check(CLI::Range(0, 64))
       ->capture_default_str();

@@ -58,6 +58,13 @@ inline void add_kv_budget_options(CLI::App& app, std::string& policy, std::strin
           "BUDGET"));
 }
 
+// --sam-corpus FILE (repeatable): documents the "sam" drafter also drafts from.
+inline void add_sam_corpus_option(CLI::App& app, std::vector<std::string>& files) {
+  app.add_option("--sam-corpus", files,
+                 "text file the sam strategy also drafts from (repeatable, one document each; "
+                 "SAM Decoding's static corpus)");
+}
+
 // A number that is finite: CLI11's Range lets NaN through (every comparison with it is false).
 inline CLI::Validator finite_number() {
   return CLI::Validator(

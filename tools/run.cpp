@@ -29,6 +29,7 @@ struct RunOptions {
   std::vector<std::string> stop;
   std::string draft_model;
   int draft_max = 8;
+  std::vector<std::string> sam_corpus;
   GenerateParams params;
 };
 
@@ -47,6 +48,7 @@ int run(const RunOptions& opt) {
   load.max_sequences = 1;
   load.draft_model_path = opt.draft_model;
   load.draft_max = opt.draft_max;
+  load.sam_corpus_files = opt.sam_corpus;
   const KernelEnvironment env = kernel_environment();
   load.kernels = env.kernels;
   load.place_weights = env.place_weights;
@@ -170,6 +172,7 @@ Command add_run_command(CLI::App& parent) {
   add_kv_budget_options(*app, opt->params.kv_policy, opt->params.kv_budget, "KV budget");
   app->add_option("--draft-model,--md", opt->draft_model,
                   "draft model for --spec draft / draft-adaptive (same vocabulary as -m)");
+  add_sam_corpus_option(*app, opt->sam_corpus);
   app->add_option("--draft-max", opt->draft_max, "longest draft per step (speculative --spec)")
       ->check(CLI::Range(0, 64))
       ->capture_default_str();

@@ -35,6 +35,7 @@ struct ServeOptions {
   std::string kv_policy, kv_budget;
   std::string draft_model;
   int draft_max = 8;
+  std::vector<std::string> sam_corpus;
   std::string spec_max_batch = "auto";
   bool batch_invariant = false;
   bool flash_attention = false;
@@ -96,6 +97,7 @@ int serve(const ServeOptions& opt) {
   load.flash_attention = opt.flash_attention;
   load.draft_model_path = opt.draft_model;
   load.draft_max = opt.draft_max;
+  load.sam_corpus_files = opt.sam_corpus;
   load.speculation_max_batch =
       opt.spec_max_batch == "auto" ? -1 : std::stoi(opt.spec_max_batch);  // checked by CLI11
   const KernelEnvironment env = kernel_environment();
@@ -170,6 +172,7 @@ Command add_serve_command(CLI::App& parent) {
                         "fields override it)");
   app->add_option("--draft-model,--md", opt->draft_model,
                   "draft model for the draft strategies (same vocabulary as -m)");
+  add_sam_corpus_option(*app, opt->sam_corpus);
   app->add_option("--draft-max", opt->draft_max, "longest draft per step")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

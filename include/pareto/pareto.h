@@ -71,6 +71,10 @@ struct LoadOptions {
   // that differs), and the longest draft per step for every speculative strategy.
   std::string draft_model_path;
   int draft_max = 8;
+  // Text files the "sam" strategy also drafts from (SAM Decoding's static corpus): each file one
+  // document, tokenized once at load into a suffix automaton shared by every request. A file that
+  // cannot be read fails the load naming it.
+  std::vector<std::string> sam_corpus_files;
   // Threads of the draft model's forwards; <= 0: one for a draft file under 64 MiB (its per-token
   // work is shorter than handing work to other threads), else n_threads.
   int draft_threads = 0;

@@ -118,6 +118,7 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& o) {
   lo.batch_invariant = o.batch_invariant;
   lo.cache_type_k = lo.cache_type_v = o.cache_type;
   lo.draft_model_path = o.draft;
+  lo.sam_corpus_files = o.sam_corpus;
   lo.draft_max = o.draft_max;
   PARETO_TRY(auto engine, Engine::load(o.target, lo));
 

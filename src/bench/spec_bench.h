@@ -38,6 +38,7 @@ struct SpecBenchOptions {
   // does, so greedy outputs must equal plain decoding's. Off: llama.cpp's batch-dependent order.
   bool batch_invariant = true;
   std::string cache_type = "f16";
+  std::vector<std::string> sam_corpus;  // text files for "sam" (LoadOptions::sam_corpus_files)
 };
 
 struct SpecResult {

@@ -100,6 +100,7 @@ struct DraftModelResources {
 // What the registry hands to drafters that need more than the sequence.
 class NgramCache;
 class BanditMemory;
+class SuffixAutomaton;
 struct StrategyContext {
   int draft_max = 8;  // longest draft per step (--draft-max)
   const DraftModelResources* draft_model = nullptr;
@@ -107,6 +108,9 @@ struct StrategyContext {
   const DraftModelResources* self_draft = nullptr;
   NgramCache* ngram_cache = nullptr;      // shared across requests (ngram.h); null: none
   BanditMemory* bandit_memory = nullptr;  // shared across requests (bandit.h); null: per request
+  // A static suffix automaton over a corpus, followed by "sam" beside the text
+  // (suffix_automaton.h); null: none.
+  const SuffixAutomaton* sam_corpus = nullptr;
 };
 
 }  // namespace pareto::decoding

@@ -49,7 +49,10 @@ constexpr Registered kStrategies[] = {
      [](const StrategyContext& c) -> MadeDrafter {
        return std::unique_ptr<Drafter>(new NgramDrafter(3, c.ngram_cache));
      }},
-    {"sam", [](const StrategyContext&) -> MadeDrafter { return std::make_unique<SamDrafter>(); }},
+    {"sam",
+     [](const StrategyContext& c) -> MadeDrafter {
+       return std::make_unique<SamDrafter>(c.sam_corpus);
+     }},
     {"draft", [](const StrategyContext& c) { return draft_model(c, false); }},
     {"draft-adaptive", [](const StrategyContext& c) { return draft_model(c, true); }},
     {"layerskip",
@@ -83,7 +86,7 @@ MadeDrafter make_drafter(std::string_view name, const StrategyContext& c) {
 MadeDrafter bandit(const StrategyContext& c) {
   std::vector<std::unique_ptr<Drafter>> arms;
   arms.push_back(std::make_unique<NgramDrafter>(3, c.ngram_cache));
-  arms.push_back(std::make_unique<SamDrafter>());
+  arms.push_back(std::make_unique<SamDrafter>(c.sam_corpus));
   if (c.draft_model != nullptr) {
     arms.push_back(std::make_unique<DraftModelDrafter>(*c.draft_model, true));
   }

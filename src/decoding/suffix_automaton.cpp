@@ -78,6 +78,43 @@ void SuffixAutomaton::push(int32_t token) {
   last_ = cur;
 }
 
+SuffixAutomaton SuffixAutomaton::of_documents(std::span<const std::vector<int32_t>> documents) {
+  SuffixAutomaton a;
+  for (const std::vector<int32_t>& doc : documents) {
+    for (int32_t t : doc) {
+      PARETO_CHECK_MSG(t >= 0, "SuffixAutomaton: a corpus token id is negative");
+      a.push(t);
+    }
+    a.push(kDocumentEnd);
+  }
+  return a;
+}
+
+void SuffixAutomaton::follow(SamCursor& cursor, int32_t token) const {
+  // As step 1 of push: shorten the match along suffix links until `token` extends it.
+  while (cursor.state != 0 && next(cursor.state, token) < 0) {
+    cursor.state = states_[static_cast<size_t>(cursor.state)].link;
+    cursor.length = states_[static_cast<size_t>(cursor.state)].len;
+  }
+  if (const int32_t to = next(cursor.state, token); to >= 0) {
+    cursor.state = to;
+    ++cursor.length;
+  } else {
+    cursor = {};
+  }
+}
+
+void SuffixAutomaton::continuation_tokens(const SamCursor& cursor, int max_tokens,
+                                          std::vector<int32_t>& out) const {
+  out.clear();
+  if (cursor.length == 0 || max_tokens <= 0) return;
+  size_t at = static_cast<size_t>(states_[static_cast<size_t>(cursor.state)].first_end) + 1;
+  for (; at < text_.size() && out.size() < static_cast<size_t>(max_tokens); ++at) {
+    if (text_[at] == kDocumentEnd) break;
+    out.push_back(text_[at]);
+  }
+}
+
 size_t SuffixAutomaton::continuation() const {
   return static_cast<size_t>(states_[static_cast<size_t>(match_)].first_end) + 1;
 }
@@ -95,8 +132,18 @@ void SuffixAutomaton::continuation_tokens(int max_tokens, std::vector<int32_t>& 
 void SamDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) {
   PARETO_CHECK_MSG(seq.tokens.size() >= automaton_.size(),
                    "SamDrafter: a sequence's accepted tokens never shrink");
-  for (size_t i = automaton_.size(); i < seq.tokens.size(); ++i) automaton_.push(seq.tokens[i]);
+  for (size_t i = automaton_.size(); i < seq.tokens.size(); ++i) {
+    automaton_.push(seq.tokens[i]);
+    if (corpus_ != nullptr) corpus_->follow(corpus_cursor_, seq.tokens[i]);
+  }
   automaton_.continuation_tokens(max_tokens, out.tokens);
+  // The longer match predicts better (SAM Decoding); on a tie the sequence's own text wins, being
+  // the more specific context. A short corpus match says little about what comes next.
+  if (corpus_ != nullptr && corpus_cursor_.length > automaton_.match_length() &&
+      corpus_cursor_.length >= min_corpus_match_) {
+    corpus_->continuation_tokens(corpus_cursor_, max_tokens, corpus_draft_);
+    if (!corpus_draft_.empty()) out.tokens.swap(corpus_draft_);
+  }
 }
 
 }  // namespace pareto::decoding

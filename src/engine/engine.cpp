@@ -1,10 +1,13 @@
 // pareto::Engine (include/pareto/pareto.h): the public facade over engine::Session and
 // engine::Scheduler.
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <utility>
 
+#include "decoding/suffix_automaton.h"
 #include "engine/scheduler.h"
 #include "engine/session.h"
 #include "kv/kv_type.h"
@@ -20,6 +23,28 @@ struct Engine::StepLock {
 };
 
 namespace {
+
+// SAM Decoding's static corpus: each file one document of the model's tokens (no BOS).
+Result<std::shared_ptr<const decoding::SuffixAutomaton>> load_sam_corpus(
+    const std::vector<std::string>& files, const tokenizer::Tokenizer& tokenizer) {
+  std::vector<std::vector<int32_t>> documents;
+  for (const std::string& file : files) {
+    std::error_code ec;
+    std::ifstream in;
+    if (std::filesystem::is_regular_file(file, ec)) in.open(file, std::ios::binary);
+    if (!in.is_open()) {
+      return make_error_code(ErrorCode::kNotFound, "sam corpus ", file, ": not a readable file");
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    if (in.bad()) {
+      return make_error_code(ErrorCode::kNotFound, "sam corpus ", file, ": reading it failed");
+    }
+    documents.push_back(tokenizer.encode(text.str(), false, false));
+  }
+  return std::make_shared<const decoding::SuffixAutomaton>(
+      decoding::SuffixAutomaton::of_documents(documents));
+}
 
 Result<Generation> to_generation(const engine::RequestResult& r) {
   if (r.error) return tl::unexpected<Error>(*r.error);
@@ -139,6 +164,9 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_path,
     sched.forward.batch_invariant = options.batch_invariant;
     sched.draft_max = options.draft_max;
     sched.speculation_max_batch = options.speculation_max_batch;
+    if (!options.sam_corpus_files.empty()) {
+      PARETO_TRY(sched.sam_corpus, load_sam_corpus(options.sam_corpus_files, session->tokenizer()));
+    }
     if (draft) {
       sched.draft_model = &draft->model();
       sched.draft_pool = &draft->pool();

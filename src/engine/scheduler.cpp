@@ -69,6 +69,7 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
   strategy_context_.ngram_cache = ngram_cache_.get();
   bandit_memory_ = std::make_unique<decoding::BanditMemory>();
   strategy_context_.bandit_memory = bandit_memory_.get();
+  strategy_context_.sam_corpus = options.sam_corpus.get();
   if (options.prefix_cache) {
     prefix_cache_ = std::make_unique<kv::PrefixCache>(kv_pool_, options.prefix_cache_max_pages);
   }
@@ -235,8 +236,8 @@ SchedulerCounters Scheduler::counters() const {
   c.prompt_tokens = prompt_tokens_.load();
   c.generated_tokens = generated_tokens_.load();
   c.kv_evicted_entries = kv_evicted_.load();
-  c.kv_evicted_bytes = c.kv_evicted_entries *
-                       static_cast<int64_t>(kv_pool_->key_bytes() + kv_pool_->value_bytes());
+  c.kv_evicted_bytes =
+      c.kv_evicted_entries * static_cast<int64_t>(kv_pool_->key_bytes() + kv_pool_->value_bytes());
   c.speculation_steps_drafted = spec_steps_drafted_.load();
   c.speculation_steps_plain = spec_steps_plain_.load();
   c.speculation_steps_explored = spec_steps_explored_.load();

@@ -101,6 +101,8 @@ struct SchedulerOptions {
   const model::Model* draft_model = nullptr;
   ThreadPool* draft_pool = nullptr;  // the draft's forwards; null: the target's pool
   int draft_context_length = 0;      // <= 0: the draft's trained context, at most context_length
+  // A corpus for the "sam" drafter (a static suffix automaton, shared read-only); null: none.
+  std::shared_ptr<const decoding::SuffixAutomaton> sam_corpus;
   // Keep finished sequences' KV pages for later requests with the same prefix (kv/prefix_cache.h);
   // at most prefix_cache_max_pages of them (0: bounded by the pool, evicted when it runs short).
   bool prefix_cache = false;

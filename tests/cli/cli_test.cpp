@@ -429,6 +429,21 @@ TEST(CliRun, SpecNgramGivesPlainGreedyTextAndUnknownNamesFail) {
   expect_failure(
       run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "hi", "--spec", "medusa"}), 1,
       {"medusa", "autoregressive, ngram"});
+  // sam with a corpus file (here plain's own text, so its drafts pay): the same text; a corpus
+  // that is not there fails naming it.
+  const std::string corpus = testing::TempDir() + "/sam_corpus.txt";
+  {
+    std::ofstream w(corpus);
+    w << plain.out;
+  }
+  spec = base;
+  spec.insert(spec.end(), {"--spec", "sam", "--sam-corpus", corpus});
+  const Outcome sam = run_pareto(spec);
+  ASSERT_EQ(sam.exit_code, 0) << describe(sam);
+  EXPECT_EQ(sam.out, plain.out);
+  expect_failure(run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "hi", "--spec", "sam",
+                             "--sam-corpus", corpus + ".missing"}),
+                 1, {"sam corpus " + corpus + ".missing"});
 }
 
 TEST(CliRun, DraftModelSpeculationGivesPlainGreedyTextAndBadSettingsFail) {

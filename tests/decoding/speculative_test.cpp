@@ -70,6 +70,86 @@ TEST(SuffixAutomaton, DraftsWhatFollowedTheMatch) {
   EXPECT_TRUE(out.empty());
 }
 
+// The longest suffix of `text` that occurs inside one of `docs`, by brute force: its length.
+int brute_corpus_match(const std::vector<std::vector<int32_t>>& docs,
+                       const std::vector<int32_t>& text) {
+  int best = 0;
+  for (const auto& doc : docs) {
+    for (size_t end = 0; end < doc.size(); ++end) {  // an occurrence ending at doc[end]
+      size_t len = 0;
+      while (len <= end && len < text.size() && doc[end - len] == text[text.size() - 1 - len]) {
+        ++len;
+      }
+      best = std::max(best, static_cast<int>(len));
+    }
+  }
+  return best;
+}
+
+TEST(SuffixAutomaton, CorpusCursorFollowsTheLongestSuffixInOneDocument) {
+  std::mt19937 rng(20261205);
+  for (int alphabet : {2, 3, 6}) {
+    std::vector<std::vector<int32_t>> docs(3);
+    for (auto& d : docs) {
+      d.resize(40 + rng() % 60);
+      for (auto& t : d) t = static_cast<int32_t>(rng() % static_cast<unsigned>(alphabet));
+    }
+    const SuffixAutomaton corpus = SuffixAutomaton::of_documents(docs);
+    SamCursor cursor;
+    std::vector<int32_t> text, cont;
+    for (int i = 0; i < 300; ++i) {
+      text.push_back(static_cast<int32_t>(rng() % static_cast<unsigned>(alphabet)));
+      corpus.follow(cursor, text.back());
+      ASSERT_EQ(cursor.length, brute_corpus_match(docs, text)) << "alphabet " << alphabet;
+      // The continuation is what follows an occurrence of the match, within its document.
+      corpus.continuation_tokens(cursor, 8, cont);
+      if (cursor.length == 0) {
+        ASSERT_TRUE(cont.empty());
+        continue;
+      }
+      const auto len = static_cast<size_t>(cursor.length);
+      bool found = false;
+      for (const auto& d : docs) {
+        for (size_t end = len - 1; end < d.size() && !found; ++end) {
+          const bool match = std::equal(text.end() - static_cast<std::ptrdiff_t>(len), text.end(),
+                                        d.begin() + static_cast<std::ptrdiff_t>(end + 1 - len));
+          const size_t n = std::min<size_t>(8, d.size() - end - 1);
+          found = match && cont.size() == n &&
+                  std::equal(cont.begin(), cont.end(),
+                             d.begin() + static_cast<std::ptrdiff_t>(end + 1));
+        }
+      }
+      ASSERT_TRUE(found) << "alphabet " << alphabet << " i " << i;
+    }
+  }
+}
+
+TEST(SuffixAutomaton, SamDrafterTakesTheLongerOfTextAndCorpusMatches) {
+  const std::vector<std::vector<int32_t>> docs = {{1, 2, 3, 4, 5, 6, 7}, {8, 9}};
+  const SuffixAutomaton corpus = SuffixAutomaton::of_documents(docs);
+  SamDrafter drafter(&corpus, /*min_corpus_match=*/1);
+  SequenceState seq;
+  Draft out;
+  // The text's own match is 1 token (4 after 4); the corpus matches "2 3 4".
+  seq.tokens = {4, 0, 2, 3, 4};
+  drafter.draft(seq, 8, out);
+  EXPECT_EQ(out.tokens, (std::vector<int32_t>{5, 6, 7}));  // stops at the document's end
+  // Now the text's match (0 2 3 4 5 after ... 0 2 3 4 5 -> 9) is longer than the corpus's.
+  seq.tokens.insert(seq.tokens.end(), {5, 9, 0, 2, 3, 4, 5});
+  drafter.draft(seq, 8, out);
+  EXPECT_EQ(out.tokens, (std::vector<int32_t>{9, 0, 2, 3, 4, 5}));
+  // A corpus match shorter than the minimum does not draft.
+  SamDrafter strict(&corpus, /*min_corpus_match=*/4);
+  seq.tokens = {4, 0, 2, 3, 4};
+  strict.draft(seq, 8, out);
+  EXPECT_EQ(out.tokens, (std::vector<int32_t>{0, 2, 3, 4}));
+  // Without a corpus only the text counts.
+  SamDrafter alone;
+  seq.tokens = {4, 0, 2, 3, 4};
+  alone.draft(seq, 8, out);
+  EXPECT_EQ(out.tokens, (std::vector<int32_t>{0, 2, 3, 4}));
+}
+
 sampling::Candidates distribution(const std::vector<float>& probs) {
   sampling::Candidates c;
   for (size_t i = 0; i < probs.size(); ++i) {

@@ -119,5 +119,20 @@ TEST(Engine, MissingFileNamesThePath) {
       << engine.error().message;
 }
 
+TEST(Engine, SamCorpusThatCannotBeReadNamesTheFile) {
+  for (const std::string& bad : {std::string("/nonexistent/corpus.py"), test::shared_dir()}) {
+    LoadOptions o;
+    o.sam_corpus_files = {test::shared_path("workloads/code.jsonl"), bad};
+    auto engine = Engine::load(test::shared_path("models/stories260K/stories260K.gguf"), o);
+    ASSERT_FALSE(engine) << bad;
+    EXPECT_NE(engine.error().message.find("sam corpus " + bad), std::string::npos)
+        << engine.error().message;
+  }
+  LoadOptions o;
+  o.sam_corpus_files = {test::shared_path("workloads/stories.jsonl")};
+  auto engine = Engine::load(test::shared_path("models/stories260K/stories260K.gguf"), o);
+  ASSERT_TRUE(engine) << engine.error().message;
+}
+
 }  // namespace
 }  // namespace pareto

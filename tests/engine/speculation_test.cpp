@@ -10,10 +10,12 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <random>
 #include <utility>
 
 #include "decoding/drafter.h"
 #include "decoding/ngram.h"
+#include "decoding/suffix_automaton.h"
 #include "engine/scheduler.h"
 #include "engine/session.h"
 #include "pareto/pareto.h"
@@ -52,8 +54,10 @@ struct Outcome {
 // Each prompt alone (or all together), greedy, `max_tokens` tokens, with `strategy`.
 Outcome run(Session& session, const std::string& strategy, kv::KvType type, int max_sequences,
             const std::vector<std::string>& prompts = kPrompts, Session* draft = nullptr,
-            int speculation_max_batch = 0) {
+            int speculation_max_batch = 0,
+            std::shared_ptr<const decoding::SuffixAutomaton> sam_corpus = nullptr) {
   SchedulerOptions o;
+  o.sam_corpus = std::move(sam_corpus);
   o.max_sequences = max_sequences;
   o.speculation_max_batch = speculation_max_batch;
   o.forward.batch_invariant = true;
@@ -126,6 +130,42 @@ TEST(Speculation, GreedyOutputEqualsPlainGreedyInFewerSteps) {
       }
     }
   }
+}
+
+TEST(Speculation, SamWithACorpusGivesPlainGreedyOutputAndDraftsFromIt) {
+  SessionOptions so;
+  so.n_threads = 2;
+  auto session = Session::open(test::shared_path("models/stories260K/stories260K.gguf"), so);
+  ASSERT_TRUE(session.has_value()) << session.error().message;
+  const auto type = kv::KvType::kF16;
+  const Outcome plain = run(**session, "autoregressive", type, 1);
+  const Outcome sam = run(**session, "sam", type, 1);
+  ASSERT_EQ(plain.tokens.size(), kPrompts.size());
+  // A corpus holding the very continuations plain decoding writes: drafts from it are accepted.
+  std::vector<std::vector<int32_t>> docs;
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    docs.push_back((*session)->tokenizer().encode(kPrompts[i], true));
+    docs.back().insert(docs.back().end(), plain.tokens[i].begin(), plain.tokens[i].end());
+  }
+  const Outcome with_corpus = run(**session, "sam", type, 1, kPrompts, nullptr, 0,
+                                  std::make_shared<const decoding::SuffixAutomaton>(
+                                      decoding::SuffixAutomaton::of_documents(docs)));
+  // A corpus of random tokens: drafts from it are mostly rejected, the output still plain's.
+  std::mt19937 rng(7);
+  std::vector<std::vector<int32_t>> noise(2, std::vector<int32_t>(3000));
+  for (auto& d : noise) {
+    for (auto& t : d) t = static_cast<int32_t>(rng() % 512);
+  }
+  const Outcome with_noise = run(**session, "sam", type, 1, kPrompts, nullptr, 0,
+                                 std::make_shared<const decoding::SuffixAutomaton>(
+                                     decoding::SuffixAutomaton::of_documents(noise)));
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    EXPECT_EQ(with_corpus.tokens[i], plain.tokens[i]) << kPrompts[i];
+    EXPECT_EQ(with_noise.tokens[i], plain.tokens[i]) << kPrompts[i];
+  }
+  // Drafts of up to 8 from a corpus holding the answer need about a ninth of plain's steps, far
+  // fewer than the text alone needs.
+  EXPECT_LT(with_corpus.steps, sam.steps / 2) << "sam " << sam.steps;
 }
 
 TEST(Speculation, BeyondTheBatchLimitSpeculativeRequestsDecodePlainly) {
