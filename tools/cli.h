@@ -49,7 +49,7 @@ inline void add_kv_budget_options(CLI::App& app, std::string& policy, std::strin
   app.add_option("--kv-budget", budget,
                  what +
                      ": entries each layer and KV head keeps: 20% (of the tokens seen), 0.2, "
-                     "or a count such as 512")
+                     "or a count such as 512; or one per layer: 40%,30%,20%,10%")
       ->check(CLI::Validator(
           [](std::string& text) -> std::string {
             auto b = kv::parse_kv_budget(text);

@@ -115,8 +115,10 @@ struct GenerateParams {
   int logprobs = -1;
   // KV-cache budget: a policy by name ("full" when empty: nothing evicted; "window", "h2o",
   // "snapkv") and how many entries each layer and KV head keeps ("20%" of the tokens seen, "0.2",
-  // or a count such as "512"; empty: everything). Lossy: the evicted entries are gone for the rest
-  // of the request. Bad names or budgets fail the request naming the value.
+  // or a count such as "512"; empty: everything; or one budget per layer, "40%,30%,20%,10%", the
+  // model's layer count of them, which replaces the policy's own allocation across layers). Lossy:
+  // the evicted entries are gone for the rest of the request. Bad names or budgets fail the request
+  // naming the value.
   std::string kv_policy;
   std::string kv_budget;
 };

@@ -176,6 +176,7 @@ Result<uint64_t> Scheduler::submit(std::vector<int32_t> prompt, const RequestPar
   std::unique_ptr<kv::KvPolicy> kv_policy;
   if (params.kv_policy != "full" || !params.kv_budget.is_full()) {
     const model::ModelConfig& c = model_.config();
+    PARETO_RETURN_IF_ERROR(params.kv_budget.check_layers(c.n_layers));
     PARETO_TRY(kv_policy, kv::make_kv_policy(params.kv_policy,
                                              kv::KvShape{c.n_layers, c.n_kv_heads, c.head_dim,
                                                          options_.context_length}));

@@ -16,7 +16,36 @@ int KvBudget::keep(int seen) const {
   return std::max(1, static_cast<int>(std::ceil(fraction * seen - 1e-9)));
 }
 
+namespace {
+Result<KvBudget> parse_one_budget(std::string_view text);
+}  // namespace
+
 Result<KvBudget> parse_kv_budget(std::string_view text) {
+  if (text.find(',') == std::string_view::npos) return parse_one_budget(text);
+  KvBudget b;
+  for (size_t at = 0;;) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    auto layer = parse_one_budget(text.substr(at, comma - at));
+    if (!layer) {
+      return make_error("kv budget '", text, "': layer ", b.layers.size(), ": ",
+                        layer.error().message);
+    }
+    b.layers.push_back(*layer);
+    if (comma == text.size()) break;
+    at = comma + 1;
+  }
+  return b;
+}
+
+Status KvBudget::check_layers(int n_layers) const {
+  if (layers.empty() || static_cast<int>(layers.size()) == n_layers) return ok();
+  return make_error("kv budget: ", layers.size(), " per-layer budgets, the model has ", n_layers,
+                    " layers (give one budget, or one per layer)");
+}
+
+namespace {
+
+Result<KvBudget> parse_one_budget(std::string_view text) {
   const auto bad = [&](std::string_view why) {
     return make_error("kv budget '", text, "': ", why,
                       " (expected a percentage such as 20%, a fraction in (0, 1] or a whole "
@@ -46,8 +75,6 @@ Result<KvBudget> parse_kv_budget(std::string_view text) {
   return b;
 }
 
-namespace {
-
 class FullPolicy final : public KvPolicy {
  public:
   std::string_view name() const override { return "full"; }
@@ -75,13 +102,20 @@ Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const Kv
 int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budget) {
   if (budget.is_full()) return 0;
   const KvShape s = cache.shape();
-  const int budget_keep = budget.keep(cache.n_tokens());
+  const Status layers_fit = budget.check_layers(s.n_layers);
+  PARETO_CHECK_MSG(layers_fit.has_value(), "enforce_kv_budget: per-layer budgets != layers");
+  const int seen = cache.n_tokens();
+  const bool per_layer = !budget.layers.empty();
+  const int budget_keep = per_layer ? seen : budget.keep(seen);
   // A budget that holds every token seen binds nothing (a policy that moves budget between layers
   // must not evict then either).
-  if (budget_keep >= cache.n_tokens()) return 0;
+  if (!per_layer && budget_keep >= seen) return 0;
   int64_t evicted = 0;
   for (int l = 0; l < s.n_layers; ++l) {
-    const int keep = std::max(1, policy.layer_keep(l, budget_keep, cache.n_tokens()));
+    // The user's per-layer allocation replaces the policy's.
+    const int keep =
+        per_layer ? budget.keep(l, seen) : std::max(1, policy.layer_keep(l, budget_keep, seen));
+    if (keep >= seen) continue;
     for (int h = 0; h < s.n_kv_heads; ++h) {
       const int length = cache.length(l, h);
       if (length <= keep) continue;

@@ -22,16 +22,29 @@
 namespace pareto::kv {
 
 // How many entries each (layer, KV head) keeps: a fraction of the tokens the sequence has seen
-// ("20%", "0.2") or a fixed count ("512").
+// ("20%", "0.2") or a fixed count ("512"); or one such budget per layer ("40%,30%,20%,10%"), the
+// user's allocation across layers, which then replaces the policy's own (layer_keep).
 struct KvBudget {
   double fraction = 1.0;  // used when entries <= 0
   int entries = 0;
-  // Entries to keep after `seen` tokens (at least 1).
+  std::vector<KvBudget> layers;  // per layer, in layer order; empty: this budget for every layer
+  // Entries to keep after `seen` tokens (at least 1); per layer: layer `layer`'s.
   int keep(int seen) const;
-  bool is_full() const { return entries <= 0 && fraction >= 1.0; }
+  int keep(int layer, int seen) const {
+    return layers.empty() ? keep(seen) : layers[static_cast<size_t>(layer)].keep(seen);
+  }
+  bool is_full() const {
+    for (const KvBudget& l : layers) {
+      if (!l.is_full()) return false;
+    }
+    return entries <= 0 && fraction >= 1.0;
+  }
+  // An error unless the budget fits a model of n_layers layers (per-layer budgets: one each).
+  Status check_layers(int n_layers) const;
 };
 
-// "20%" (0 < p <= 100), "0.2" (0 < f <= 1) or "512" (a whole number >= 1 of entries).
+// "20%" (0 < p <= 100), "0.2" (0 < f <= 1) or "512" (a whole number >= 1 of entries); or such
+// budgets separated by commas, one per layer.
 Result<KvBudget> parse_kv_budget(std::string_view text);
 
 class KvPolicy {
@@ -71,8 +84,9 @@ Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const Kv
 std::vector<std::string> kv_policy_names();
 
 // Evicts, per (layer, head), what `policy` selects so that at most
-// policy.layer_keep(layer, budget.keep(n_tokens())) entries remain; nothing while the budget holds
-// every token seen. Returns the entries evicted in all.
+// policy.layer_keep(layer, budget.keep(n_tokens())) entries remain (per-layer budgets:
+// budget.keep(layer, n_tokens())); nothing while the budget holds every token seen. Returns the
+// entries evicted in all. CHECKs budget.check_layers.
 int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budget);
 
 // The policies' constructors (one file each), for the registry.

@@ -192,6 +192,14 @@ TEST(KvBudgetEngine, BadPoliciesAndPromptsFailTheRequest) {
   ASSERT_FALSE(one.has_value());
   EXPECT_NE(one.error().message.find("at least 2 tokens"), std::string::npos)
       << one.error().message;
+  // Per-layer budgets must number the model's layers (stories260K has 5).
+  p.kv_policy = "window";
+  p.kv_budget = *kv::parse_kv_budget("40%,30%,20%");
+  auto layers = (*sched)->submit({1, 2, 3}, p, {});
+  ASSERT_FALSE(layers.has_value());
+  EXPECT_NE(layers.error().message.find("3 per-layer budgets, the model has 5 layers"),
+            std::string::npos)
+      << layers.error().message;
   EXPECT_FALSE((*sched)->has_work());
 }
 

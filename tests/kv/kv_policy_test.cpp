@@ -34,6 +34,28 @@ TEST(KvBudget, ParsesPercentagesFractionsAndEntryCounts) {
   EXPECT_TRUE(parse_kv_budget("1")->is_full());  // a fraction of 1, not one entry
 }
 
+TEST(KvBudget, PerLayerBudgetsParseAndMustNumberTheLayers) {
+  auto b = parse_kv_budget("40%,0.3,512,100%");
+  ASSERT_TRUE(b.has_value()) << b.error().message;
+  ASSERT_EQ(b->layers.size(), 4u);
+  EXPECT_EQ(b->keep(0, 1000), 400);
+  EXPECT_EQ(b->keep(1, 1000), 300);
+  EXPECT_EQ(b->keep(2, 1000), 512);
+  EXPECT_EQ(b->keep(3, 1000), 1000);
+  EXPECT_FALSE(b->is_full());
+  EXPECT_TRUE(parse_kv_budget("100%,1")->is_full());
+  EXPECT_TRUE(b->check_layers(4).has_value());
+  const Status wrong = b->check_layers(6);
+  ASSERT_FALSE(wrong.has_value());
+  EXPECT_THAT(wrong.error().message, HasSubstr("4 per-layer budgets, the model has 6 layers"));
+  // A bad part names the whole text and the layer.
+  for (const char* bad : {"20%,", ",20%", "20%,,10%", "20%,0,10%", "20%,abc"}) {
+    auto r = parse_kv_budget(bad);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_THAT(r.error().message, HasSubstr(std::string("'") + bad + "': layer ")) << bad;
+  }
+}
+
 TEST(KvBudget, BadBudgetsAreErrorsNamingTheText) {
   for (const char* bad :
        {"", "0", "0%", "-5", "-20%", "101%", "1.5", "abc", "20%%", "3.7e99", "nan", "inf", "12x"}) {
@@ -179,6 +201,30 @@ TEST(KvPolicies, EveryPolicyKeepsExactlyTheBudgetPerLayerAndHead) {
             << name;
         EXPECT_TRUE(std::is_sorted(pos.begin(), pos.end())) << name;  // order kept
         EXPECT_EQ(pos.back(), 89) << name;  // the newest entry always stays
+      }
+    }
+  }
+}
+
+TEST(KvPolicies, PerLayerBudgetsKeepEachLayersOwnCountAndReplaceThePolicysAllocation) {
+  const KvShape shape{3, 2, 4, 128};
+  for (const std::string name : {"window", "h2o", "snapkv", "pyramid", "defensive"}) {
+    KvCache cache = filled_cache(shape, 90);
+    auto p = make_kv_policy(name, shape);
+    ASSERT_TRUE(p.has_value());
+    for (int l = 0; l < 3; ++l) {
+      for (int h = 0; h < 2; ++h) observe_heavy(**p, 90, {l * 10 + h, 50, 89}, l, h);
+    }
+    // Layer 0 keeps 50% (45 of 90), layer 1 everything, layer 2 ten entries.
+    enforce_kv_budget(cache, **p, *parse_kv_budget("50%,100%,10"));
+    for (int h = 0; h < 2; ++h) {
+      EXPECT_EQ(cache.length(0, h), 45) << name;
+      EXPECT_EQ(cache.length(1, h), 90) << name;
+      EXPECT_EQ(cache.length(2, h), 10) << name;
+      for (int l : {0, 2}) {
+        const auto pos = positions(cache, l, h);
+        EXPECT_TRUE(std::is_sorted(pos.begin(), pos.end())) << name;
+        EXPECT_EQ(pos.back(), 89) << name;
       }
     }
   }
