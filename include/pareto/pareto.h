@@ -103,7 +103,8 @@ struct GenerateParams {
   // Decoding strategy by name: "autoregressive" (also when empty), or a speculative one: "ngram"
   // (prompt lookup, with an n-gram cache shared across requests), "sam" (suffix automaton),
   // "draft" / "draft-adaptive" / "tree" (a draft model, LoadOptions::draft_model_path; "tree"
-  // verifies a token tree, greedy requests only, sampled ones a chain), "bandit" (picks
+  // verifies a token tree: greedy requests by the target's argmax walk, sampled ones by SpecInfer's
+  // multi-candidate rejection sampling), "bandit" (picks
   // among the others and plain decoding, per request, by measured speed). Speculation is lossless:
   // greedy output equals plain decoding's (in the batch-invariant mode; otherwise up to the batch's
   // summation order), and sampled output follows the same distribution (rejection sampling). An

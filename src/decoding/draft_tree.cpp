@@ -25,14 +25,87 @@ double DraftTreeDrafter::min_path_probability() const {
   return step > 0 ? std::clamp(cost_.per_entry() / step, 1e-3, 0.9) : kStartMinPath;
 }
 
+void DraftTreeDrafter::draft_sampled(const SequenceState& seq, int max_tokens, Draft& out) {
+  if (!seeded_) {
+    rng_.seed(seq.seed ^ 0x7f4a7c159e3779b9ULL);
+    seeded_ = true;
+  }
+  const auto pending = static_cast<int32_t>(seq.tokens.size()) - 1;
+  const int depth_max =
+      std::min({kMaxDepth, draft_.resources().context_length - (pending + 1), max_tokens});
+  const auto n_vocab = static_cast<size_t>(seq.n_vocab);
+  out.clear();
+  last_tokens_.clear();  // verified() learns acceptance by rank from greedy trees only
+  frontier_.assign(1, -1);
+  depth_.clear();
+  std::span<const float> rows = draft_.logits().last(n_vocab);
+  for (int level = 1; level <= depth_max; ++level) {
+    const int width = level == 1 ? kWidth : 1;
+    const size_t frontier_size = frontier_.size();
+    for (size_t f = 0; f < frontier_size; ++f) {
+      // The processors' history: the sequence, then the path to this node.
+      history_.assign(seq.tokens.begin(), seq.tokens.end());
+      const size_t path_start = history_.size();
+      for (int32_t n = frontier_[f]; n >= 0; n = out.parents[static_cast<size_t>(n)]) {
+        history_.push_back(out.tokens[static_cast<size_t>(n)]);
+      }
+      std::reverse(history_.begin() + static_cast<std::ptrdiff_t>(path_start), history_.end());
+      seq.sampler.process(rows.subspan(f * n_vocab, n_vocab), history_, q_);
+      for (int k = 0; k < width && out.tokens.size() < static_cast<size_t>(max_tokens); ++k) {
+        const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+        double cumulative = 0;
+        int32_t token = q_.items.back().id;
+        for (const sampling::Candidate& c : q_.items) {
+          cumulative += c.prob;
+          if (u < cumulative) {
+            token = c.id;
+            break;
+          }
+        }
+        frontier_.push_back(static_cast<int32_t>(out.tokens.size()));
+        out.tokens.push_back(token);
+        out.parents.push_back(frontier_[f]);
+        out.q.push_back(q_);
+        depth_.push_back(level);
+      }
+    }
+    frontier_.erase(frontier_.begin(),
+                    frontier_.begin() + static_cast<std::ptrdiff_t>(frontier_size));
+    // Only the first-drawn child grows on: one deep chain with kWidth - 1 alternatives at the
+    // root (measured: deeper drafts pay more than wider ones on the pycode pair).
+    if (frontier_.size() > 1) frontier_.erase(frontier_.begin() + 1, frontier_.end());
+    if (frontier_.empty() || level == depth_max ||
+        out.tokens.size() >= static_cast<size_t>(max_tokens)) {
+      break;
+    }
+    // The draft evaluates the tree so far; the new frontier's rows come back in node order.
+    entries_.clear();
+    size_t next_frontier = 0;
+    for (size_t i = 0; i < out.tokens.size(); ++i) {
+      const bool is_frontier =
+          next_frontier < frontier_.size() && frontier_[next_frontier] == static_cast<int32_t>(i);
+      if (is_frontier) ++next_frontier;
+      const int32_t parent = out.parents[i];
+      entries_.push_back({out.tokens[i], pending + depth_[i], 0, is_frontier,
+                          parent < 0 ? model::kTreeRoot : parent});
+    }
+    if (!draft_.evaluate_and_drop(entries_)) break;
+    rows = draft_.logits();
+  }
+  last_pending_ = seq.tokens.size() - 1;
+}
+
 void DraftTreeDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) {
   const auto pending = static_cast<int32_t>(seq.tokens.size()) - 1;
   const int depth_room = draft_.resources().context_length - (pending + 1);
   if (max_tokens <= 0 || depth_room <= 0) return;
   if (!draft_.sync(seq.tokens)) return;
-  const bool tree = seq.sampler.greedy();  // sampled requests: the argmax chain
-  const int width = tree ? kWidth : 1;
-  const double min_log_p = tree ? std::log(min_path_probability()) : -INFINITY;
+  if (!seq.sampler.greedy()) {
+    draft_sampled(seq, max_tokens, out);
+    return;
+  }
+  const int width = kWidth;
+  const double min_log_p = std::log(min_path_probability());
   const auto n_vocab = static_cast<size_t>(seq.n_vocab);
   const int depth_max = std::min({kMaxDepth, depth_room, max_tokens});
   // 1. Grow: each level, the `width` most probable children (by path probability) of the
@@ -137,7 +210,6 @@ void DraftTreeDrafter::draft(const SequenceState& seq, int max_tokens, Draft& ou
     if (keep_[i] >= 0) last_ranks_.push_back(grown_ranks_[i]);
   }
   last_pending_ = seq.tokens.size() - 1;
-  if (!tree) out.parents.clear();  // a chain: the strategy's causal form
 }
 
 void DraftTreeDrafter::verified(const SequenceState& seq, const Verification& v) {

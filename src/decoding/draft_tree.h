@@ -11,11 +11,14 @@
 // probability of about half that). The target
 // verifies the whole tree in ONE forward (tree mask: each node sees its ancestors); the longest
 // root path the target's greedy choices follow is accepted and every other node's KV entries are
-// erased. Greedy requests only: a sampled request gets the draft's argmax chain (q one-hot, so
-// rejection sampling stays exact); multi-candidate rejection for trees is not implemented.
+// erased. Sampled requests get a sampled tree (SpecInfer): kWidth children of the pending token
+// drawn independently from the draft's processed distribution q, then one child drawn below each
+// node, and the target verifies them by multi-step speculative sampling
+// (verify_draft_candidates), so the output follows the target's distribution exactly.
 #pragma once
 
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include "decoding/draft_model.h"
@@ -34,6 +37,8 @@ class DraftTreeDrafter final : public Drafter {
   void verified(const SequenceState& seq, const Verification& v) override;
 
  private:
+  // The sampled tree (requests that sample): children drawn from q, q kept per node.
+  void draft_sampled(const SequenceState& seq, int max_tokens, Draft& out);
   // The least path probability worth verifying (from the measured costs; a fixed start).
   double min_path_probability() const;
 
@@ -57,6 +62,10 @@ class DraftTreeDrafter final : public Drafter {
   std::vector<std::pair<float, int32_t>> top_;
   std::vector<int32_t> grown_tokens_, grown_parents_, grown_ranks_, order_, keep_;
   VerifyCostFit cost_;
+  std::mt19937_64 rng_;  // the sampled tree's draws (independent of the acceptance draws)
+  bool seeded_ = false;
+  std::vector<int32_t> history_;
+  sampling::Candidates q_;
 };
 
 }  // namespace pareto::decoding

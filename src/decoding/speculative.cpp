@@ -19,6 +19,62 @@ double prob_of(const sampling::Candidates& c, int32_t id) {
 
 }  // namespace
 
+int32_t verify_draft_candidates(sampling::SamplerChain& chain, const sampling::Candidates& p,
+                                std::span<const int32_t> candidates, const sampling::Candidates& q,
+                                int& kept, VerifyScratch& scratch) {
+  std::vector<float>& q_by_id = scratch.q_by_id;
+  for (const sampling::Candidate& c : q.items) {
+    if (static_cast<size_t>(c.id) >= q_by_id.size()) q_by_id.resize(static_cast<size_t>(c.id) + 1);
+    q_by_id[static_cast<size_t>(c.id)] = c.prob;
+  }
+  const auto q_of = [&](int32_t id) {
+    return static_cast<size_t>(id) < q_by_id.size() ? double{q_by_id[static_cast<size_t>(id)]}
+                                                    : 0.0;
+  };
+  // p_now[j]: the current distribution's probability of p.items[j] (tokens outside p have 0).
+  std::vector<double>& p_now = scratch.p_now;
+  p_now.resize(p.items.size());
+  for (size_t j = 0; j < p.items.size(); ++j) p_now[j] = p.items[j].prob;
+  kept = -1;
+  for (size_t i = 0; i < candidates.size() && kept < 0; ++i) {
+    const int32_t x = candidates[i];
+    double p_x = 0;
+    for (size_t j = 0; j < p.items.size(); ++j) {
+      if (p.items[j].id == x) p_x = p_now[j];
+    }
+    const double q_x = q_of(x);
+    // q_x == 0 cannot happen for a token drawn from q; treat it as a rejection.
+    if (q_x > 0 && chain.uniform() < std::min(1.0, p_x / q_x)) {
+      kept = static_cast<int>(i);
+      break;
+    }
+    double sum = 0;
+    for (size_t j = 0; j < p.items.size(); ++j) {
+      p_now[j] = std::max(0.0, p_now[j] - q_of(p.items[j].id));
+      sum += p_now[j];
+    }
+    if (sum <= 0) {  // p_i <= q everywhere, so p_i == q up to rounding: keep it (as q)
+      for (size_t j = 0; j < p.items.size(); ++j) {
+        p_now[j] = q_of(p.items[j].id);
+        sum += p_now[j];
+      }
+    }
+    for (double& v : p_now) v /= sum;
+  }
+  for (const sampling::Candidate& c : q.items) q_by_id[static_cast<size_t>(c.id)] = 0.0f;
+  if (kept >= 0) return candidates[static_cast<size_t>(kept)];
+  // As logits log(r) for pick()'s softmax.
+  sampling::Candidates& residual = scratch.residual;
+  residual.items.clear();
+  residual.sorted = false;
+  for (size_t j = 0; j < p.items.size(); ++j) {
+    if (p_now[j] > 0) {
+      residual.items.push_back({p.items[j].id, static_cast<float>(std::log(p_now[j])), 0.0f});
+    }
+  }
+  return chain.pick(residual);
+}
+
 int32_t verify_draft_token(sampling::SamplerChain& chain, const sampling::Candidates& p,
                            int32_t draft, const sampling::Candidates* q, bool& accepted,
                            VerifyScratch& scratch) {
@@ -71,8 +127,10 @@ void SpeculativeStrategy::propose(const SequenceState& seq, int max_entries,
   drafter_->draft(seq, std::min(max_draft_, max_entries - 1), draft_);
   PARETO_CHECK(static_cast<int>(draft_.tokens.size()) <= std::min(max_draft_, max_entries - 1));
   PARETO_CHECK(draft_.q.empty() || draft_.q.size() == draft_.tokens.size());
+  // A tree: greedy (no q) or sampled (q per node: the distribution at its parent it was drawn
+  // from).
   PARETO_CHECK(draft_.parents.empty() || (draft_.parents.size() == draft_.tokens.size() &&
-                                          draft_.q.empty() && seq.sampler.greedy()));
+                                          draft_.q.empty() == seq.sampler.greedy()));
   const auto pending = static_cast<int32_t>(seq.tokens.size()) - 1;
   if (draft_.parents.empty()) {
     entries.push_back({seq.tokens.back(), pending, 0, true});
@@ -178,19 +236,41 @@ int SpeculativeStrategy::accept_tree(SequenceState& seq, std::span<const float> 
     const int32_t p = draft_.parents[i];
     depth_of[i] = p < 0 ? 1 : depth_of[static_cast<size_t>(p)] + 1;
   }
+  const bool greedy = seq.sampler.greedy();
   while (true) {
     const size_t row = node < 0 ? 0 : static_cast<size_t>(node) + 1;
     seq.sampler.process(logits.subspan(row * n_vocab, n_vocab), seq.tokens, target_);
-    const int32_t token = target_.items.front().id;
-    seq.tokens.push_back(token);
-    ++appended;
+    int32_t token = 0;
     int32_t next = -1;
-    for (size_t i = 0; i < n_draft; ++i) {
-      if (draft_.parents[i] == node && draft_.tokens[i] == token) {
-        next = static_cast<int32_t>(i);
-        break;
+    if (greedy) {
+      token = target_.items.front().id;
+      for (size_t i = 0; i < n_draft; ++i) {
+        if (draft_.parents[i] == node && draft_.tokens[i] == token) {
+          next = static_cast<int32_t>(i);
+          break;
+        }
+      }
+    } else {
+      // The node's children in draw order; they share the q they were drawn from.
+      children_.clear();
+      child_tokens_.clear();
+      for (size_t i = 0; i < n_draft; ++i) {
+        if (draft_.parents[i] != node) continue;
+        children_.push_back(static_cast<int32_t>(i));
+        child_tokens_.push_back(draft_.tokens[i]);
+      }
+      if (children_.empty()) {
+        token = seq.sampler.pick(target_);
+      } else {
+        int kept = -1;
+        token = verify_draft_candidates(seq.sampler, target_, child_tokens_,
+                                        draft_.q[static_cast<size_t>(children_.front())], kept,
+                                        scratch_);
+        if (kept >= 0) next = children_[static_cast<size_t>(kept)];
       }
     }
+    seq.tokens.push_back(token);
+    ++appended;
     if (next < 0) break;
     node = next;
     kept_.push_back(node + 1);

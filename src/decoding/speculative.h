@@ -11,10 +11,16 @@
 //    accepted chain one more from p. The output distribution is exactly the target's. A
 //    deterministic drafter has q one-hot on its token: kept with probability p(x), else drawn
 //    from p without x.
+//  - Sampling trees (SpecInfer): a node's children were drawn independently from the draft's q at
+//    that node; they are tried in draw order with the residual updated after each rejection
+//    (verify_draft_candidates), the walk goes on from the kept child, and a node where none is
+//    kept (or a leaf) draws the next token from what is left of p.
 #pragma once
 
 #include <chrono>
 #include <memory>
+#include <span>
+#include <vector>
 
 #include "decoding/drafter.h"
 
@@ -24,6 +30,7 @@ namespace pareto::decoding {
 struct VerifyScratch {
   sampling::Candidates residual;
   std::vector<float> q_by_id;  // q's probabilities indexed by token id (zero elsewhere)
+  std::vector<double> p_now;   // verify_draft_candidates: p, then its residuals, as p's items
 };
 
 class SpeculativeStrategy final : public DecodingStrategy {
@@ -43,7 +50,8 @@ class SpeculativeStrategy final : public DecodingStrategy {
   int max_draft_;
   // accept_tree's buffers, reused: entries kept / erased, node depths, cache indices to erase.
   std::vector<int> kept_, erase_, depth_of_, erase_indices_;
-  Draft draft_;  // the last proposal
+  std::vector<int32_t> children_, child_tokens_;  // a sampled tree node's children (accept_tree)
+  Draft draft_;                                   // the last proposal
   SpeculationStats stats_;
   sampling::Candidates target_;
   VerifyScratch scratch_;
@@ -58,5 +66,15 @@ class SpeculativeStrategy final : public DecodingStrategy {
 int32_t verify_draft_token(sampling::SamplerChain& chain, const sampling::Candidates& p,
                            int32_t draft, const sampling::Candidates* q, bool& accepted,
                            VerifyScratch& scratch);
+
+// SpecInfer's multi-step speculative sampling (Miao et al., ASPLOS 2024) at one node of a token
+// tree whose children `candidates` were drawn independently from q, in draw order: candidate i is
+// kept with probability min(1, p_i(x_i) / q(x_i)), where p_0 = p and a rejection replaces p_i by
+// norm(max(0, p_i - q)); when none is kept, a token is drawn from the last residual. The token
+// returned then follows p exactly. Sets `kept` to the kept candidate's index, or -1. With one
+// candidate this is verify_draft_token. O(k (|p| + |q|)).
+int32_t verify_draft_candidates(sampling::SamplerChain& chain, const sampling::Candidates& p,
+                                std::span<const int32_t> candidates, const sampling::Candidates& q,
+                                int& kept, VerifyScratch& scratch);
 
 }  // namespace pareto::decoding

@@ -207,6 +207,53 @@ TEST(RejectionSampling, FirstTokenFollowsTheTargetDistribution) {
   EXPECT_NEAR(static_cast<double>(accepted_q) / kN, 0.5, 0.01);
 }
 
+TEST(RejectionSampling, SeveralCandidatesFromQFollowTheTargetDistribution) {
+  // SpecInfer's multi-step rule: k candidates drawn independently from q, the residual updated
+  // after each rejection. The output must follow p for every k; the control, which tries each
+  // candidate against the original p (no update), keeps too many of q's likely tokens.
+  const std::vector<float> p = {0.5f, 0.2f, 0.15f, 0.1f, 0.05f};
+  const std::vector<float> q = {0.1f, 0.4f, 0.3f, 0.0f, 0.2f};
+  const sampling::Candidates pc = distribution(p), qc = distribution(q);
+  sampling::SamplingParams params;
+  params.temperature = 1.0f;
+  params.seed = 9;
+  sampling::SamplerChain chain = sampling::SamplerChain::from_params(params);
+  std::mt19937 draft_rng(13);
+  constexpr int64_t kN = 200000;
+  VerifyScratch scratch;
+  for (int k : {1, 2, 3}) {
+    std::vector<int64_t> counts(5), control(5);
+    int64_t kept_any = 0;
+    std::vector<int32_t> candidates(static_cast<size_t>(k));
+    for (int64_t i = 0; i < kN; ++i) {
+      for (auto& c : candidates) c = draw(q, draft_rng);
+      int kept = -1;
+      const int32_t token = verify_draft_candidates(chain, pc, candidates, qc, kept, scratch);
+      ++counts[static_cast<size_t>(token)];
+      if (kept >= 0) {
+        ++kept_any;
+        EXPECT_EQ(token, candidates[static_cast<size_t>(kept)]);
+      }
+      int32_t naive = -1;
+      for (int32_t c : candidates) {
+        bool accepted = false;
+        naive = verify_draft_token(chain, pc, c, &qc, accepted, scratch);
+        if (accepted) break;
+      }
+      ++control[static_cast<size_t>(naive)];
+    }
+    EXPECT_LT(chi_square(counts, p, kN), kChi2Df4) << "k " << k;
+    if (k > 1) {
+      EXPECT_GT(chi_square(control, p, kN), 10 * kChi2Df4) << "k " << k << ": no control";
+    }
+    // P(candidate i kept | the earlier ones rejected) = sum min(p_i, q): 0.5 for p_0 = p, then
+    // p_1 = (0.8, 0, 0, 0.2, 0) and p_2 = (0.7, 0, 0, 0.2, 0) / 0.9 give 0.1 each: kept with
+    // probability 0.5, 0.55, 0.595 for k = 1, 2, 3.
+    const double expected_kept[] = {0.5, 0.55, 0.595};
+    EXPECT_NEAR(static_cast<double>(kept_any) / kN, expected_kept[k - 1], 0.01) << "k " << k;
+  }
+}
+
 // A drafter that proposes a fixed script and records what it was told.
 class ScriptedDrafter final : public Drafter {
  public:
