@@ -30,18 +30,25 @@ void SuffixAutomaton::push(int32_t token) {
     match_ = states_[static_cast<size_t>(match_)].link;
     match_len_ = states_[static_cast<size_t>(match_)].len;
   }
+  const auto pos = static_cast<int32_t>(text_.size());
+  int32_t recorded = -1;  // the state whose last_end became pos, if any
   if (const int32_t to = next(match_, token); to >= 0) {
     match_ = to;
     ++match_len_;
+    // Continue after the occurrence the state last recorded (earlier than pos); then record
+    // this one, the latest.
+    State& m = states_[static_cast<size_t>(match_)];
+    match_end_ = m.last_end;
+    m.last_end = pos;
+    recorded = match_;
   } else {
     match_ = 0;
     match_len_ = 0;
   }
   // 2. Online construction (Blumer et al. 1985): one new state, at most one clone.
-  const auto pos = static_cast<int32_t>(text_.size());
   text_.push_back(token);
   const auto cur = static_cast<int32_t>(states_.size());
-  states_.push_back({states_[static_cast<size_t>(last_)].len + 1, -1, pos});
+  states_.push_back({states_[static_cast<size_t>(last_)].len + 1, -1, pos, pos});
   out_tokens_.emplace_back();
   int32_t p = last_;
   while (p >= 0 && next(p, token) < 0) {
@@ -59,6 +66,9 @@ void SuffixAutomaton::push(int32_t token) {
       const auto clone = static_cast<int32_t>(states_.size());
       State c = states_[static_cast<size_t>(q)];
       c.len = states_[static_cast<size_t>(p)].len + 1;
+      // The clone's strings end at pos; q's longer ones do not: if q just recorded pos, it takes
+      // back the end it had (the match then moves to the clone, below).
+      if (q == recorded) states_[static_cast<size_t>(q)].last_end = match_end_;
       states_.push_back(c);
       // The clone takes q's outgoing edges (q's tokens are listed per state for this).
       out_tokens_.push_back(out_tokens_[static_cast<size_t>(q)]);
@@ -116,7 +126,7 @@ void SuffixAutomaton::continuation_tokens(const SamCursor& cursor, int max_token
 }
 
 size_t SuffixAutomaton::continuation() const {
-  return static_cast<size_t>(states_[static_cast<size_t>(match_)].first_end) + 1;
+  return static_cast<size_t>(match_end_) + 1;
 }
 
 void SuffixAutomaton::continuation_tokens(int max_tokens, std::vector<int32_t>& out) const {

@@ -39,8 +39,9 @@ class SuffixAutomaton {
   // also ends earlier), then extends the automaton.
   void push(int32_t token);
   size_t size() const { return text_.size(); }
-  // Length of the current match, and the text position right after its first occurrence's end
-  // (the continuation starts there); match_length() == 0: none.
+  // Length of the current match, and the text position right after the end of a recent earlier
+  // occurrence of it (the continuation starts there: in code and stories the latest repeat
+  // predicts better than the first); match_length() == 0: none.
   int match_length() const { return match_len_; }
   size_t continuation() const;
   // Up to `max_tokens` tokens of the continuation.
@@ -60,15 +61,19 @@ class SuffixAutomaton {
     int32_t len = 0;
     int32_t link = -1;
     int32_t first_end = -1;  // end position (inclusive) of the first occurrence
+    // End of a recent occurrence: where the state was created or last matched (lazily updated:
+    // the states on its suffix-link path keep older, still valid, ends).
+    int32_t last_end = -1;
   };
   int32_t next(int32_t state, int32_t token) const;
   std::vector<State> states_;
   std::unordered_map<uint64_t, int32_t> edges_;   // (state << 32 | token) -> state
   std::vector<std::vector<int32_t>> out_tokens_;  // per state, the tokens of its edges
   std::vector<int32_t> text_;
-  int32_t last_ = 0;       // the state of the whole text
-  int32_t match_ = 0;      // the state of the current match
-  int32_t match_len_ = 0;  // its length (may be below states_[match_].len)
+  int32_t last_ = 0;        // the state of the whole text
+  int32_t match_ = 0;       // the state of the current match
+  int32_t match_len_ = 0;   // its length (may be below states_[match_].len)
+  int32_t match_end_ = -1;  // the end of the earlier occurrence the match continues
 };
 
 class SamDrafter final : public Drafter {

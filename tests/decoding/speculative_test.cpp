@@ -64,6 +64,12 @@ TEST(SuffixAutomaton, DraftsWhatFollowedTheMatch) {
   EXPECT_EQ(out, (std::vector<int32_t>{4, 5, 9, 1}));
   sam.continuation_tokens(0, out);
   EXPECT_TRUE(out.empty());
+  // Of several earlier occurrences, the latest one is continued.
+  SuffixAutomaton repeats;
+  for (int32_t t : {1, 2, 9, 1, 2, 8, 1, 2}) repeats.push(t);
+  EXPECT_EQ(repeats.match_length(), 2);
+  repeats.continuation_tokens(8, out);
+  EXPECT_EQ(out, (std::vector<int32_t>{8, 1, 2}));
   SuffixAutomaton none;
   for (int32_t t : {1, 2, 3}) none.push(t);
   none.continuation_tokens(4, out);
