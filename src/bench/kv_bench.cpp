@@ -61,12 +61,14 @@ Result<RunResult> evaluate(const model::Model& m, ThreadPool& pool,
   std::vector<float> logits;
   std::vector<double> lp;
   const int n_vocab = m.config().n_vocab;
+  kv::KvCache parked = cache.empty_like();  // what `refresh` leaves out of attention
   for (int i = prompt; i <= n; ++i) {
     const std::span<const int32_t> in =
         i == prompt ? std::span<const int32_t>(tokens.data(), static_cast<size_t>(prompt))
                     : std::span<const int32_t>(tokens.data() + i - 1, 1);
+    kv::before_kv_forward(cache, *policy, parked, i == prompt);
     PARETO_RETURN_IF_ERROR(m.forward(in, cache, logits, pool, fo));
-    r.evicted += kv::enforce_kv_budget(cache, *policy, budget);
+    r.evicted += kv::enforce_kv_budget(cache, *policy, budget, &parked);
     if (i == n) break;
     log_softmax(logits.data(), n_vocab, lp);
     const auto at = static_cast<size_t>(i - prompt);
@@ -85,8 +87,8 @@ Result<RunResult> evaluate(const model::Model& m, ThreadPool& pool,
     }
     if (keep_rows) r.logprobs.push_back(lp);
   }
-  r.kv_bytes_per_token =
-      static_cast<double>(cache.bytes_held()) / static_cast<double>(std::max(1, cache.n_tokens()));
+  r.kv_bytes_per_token = static_cast<double>(cache.bytes_held() + parked.bytes_held()) /
+                         static_cast<double>(std::max(1, cache.n_tokens()));
   return r;
 }
 
@@ -260,7 +262,8 @@ Result<std::pair<double, double>> time_decode(const model::Model& m, ThreadPool&
     }
   }
   cache.set_n_tokens(context);
-  kv::enforce_kv_budget(cache, *policy, budget);
+  kv::KvCache parked = cache.empty_like();  // what `refresh` leaves out of attention
+  kv::enforce_kv_budget(cache, *policy, budget, &parked);
   model::KvPolicyObserver observer;
   observer.set(0, policy.get());
   model::ForwardOptions fo;
@@ -270,13 +273,15 @@ Result<std::pair<double, double>> time_decode(const model::Model& m, ThreadPool&
   int32_t token = 1;
   const auto start = std::chrono::steady_clock::now();
   for (int s = 0; s < steps; ++s) {
+    kv::before_kv_forward(cache, *policy, parked, false);
     PARETO_RETURN_IF_ERROR(m.forward(std::span<const int32_t>(&token, 1), cache, logits, pool, fo));
-    kv::enforce_kv_budget(cache, *policy, budget);
+    kv::enforce_kv_budget(cache, *policy, budget, &parked);
     token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return std::make_pair(steps / seconds, static_cast<double>(cache.bytes_held()));
+  return std::make_pair(steps / seconds,
+                        static_cast<double>(cache.bytes_held() + parked.bytes_held()));
 }
 
 }  // namespace

@@ -48,6 +48,7 @@ struct Scheduler::Sequence {
   double propose_seconds = 0;               // its strategy's propose, this step
   kv::PrefixCache::Lease lease;             // prefix-cache blocks this sequence shares
   std::unique_ptr<kv::KvPolicy> kv_policy;  // null: no budget
+  kv::KvCache parked;  // entries a policy left out of attention but keeps (RefreshKV)
   Clock::time_point submitted, admitted, first_token;
 };
 
@@ -326,9 +327,17 @@ Status Scheduler::reserve(kv::KvCache& cache, int n) {
 void Scheduler::apply_kv_budget(Sequence& s, int seq_index, int32_t first_position) {
   if (!s.kv_policy) return;
   step_attention_.commit(seq_index, first_position, s.state.cache);
-  const int64_t evicted = kv::enforce_kv_budget(s.state.cache, *s.kv_policy, s.params.kv_budget);
+  const int64_t evicted =
+      kv::enforce_kv_budget(s.state.cache, *s.kv_policy, s.params.kv_budget, &s.parked);
+  if (s.kv_policy->keeps_evicted()) return;  // parked, not freed
   s.result.kv_evicted += evicted;
   kv_evicted_ += evicted;
+}
+
+void Scheduler::before_forward(Sequence& s, bool prompt) {
+  if (!s.kv_policy) return;
+  if (!s.parked.valid()) s.parked = s.state.cache.empty_like();
+  kv::before_kv_forward(s.state.cache, *s.kv_policy, s.parked, prompt);
 }
 
 bool Scheduler::plan_decode(Sequence& s, int& budget, bool allow_drafts) {
@@ -339,6 +348,7 @@ bool Scheduler::plan_decode(Sequence& s, int& budget, bool allow_drafts) {
     return false;
   }
   const size_t first = entries_.size();
+  before_forward(s, false);
   const Clock::time_point start = Clock::now();
   s.strategy->propose(st, allow_drafts ? std::min(room, std::max(budget, 1)) : 1, entries_);
   s.propose_seconds = seconds_between(start, Clock::now());
@@ -365,6 +375,7 @@ bool Scheduler::plan_prompt(Sequence& s, int& budget) {
   decoding::SequenceState& st = s.state;
   const int start = st.cache.n_tokens();
   const int n = std::min(budget, st.n_prompt - start);
+  before_forward(s, true);
   if (auto reserved = reserve(st.cache, n); !reserved) {
     finish(s, StopReason::kError, reserved.error());
     return false;

@@ -225,6 +225,8 @@ class Scheduler {
   StepAttention step_attention_;  // attention weights for the sequences' KV policies
   // After a forward: hands the step's attention to s's KV policy and enforces its budget.
   void apply_kv_budget(Sequence& s, int seq_index, int32_t first_position);
+  // Brings parked KV entries back when the sequence's policy asks (before its forward is planned).
+  void before_forward(Sequence& s, bool prompt);
 };
 
 }  // namespace pareto::engine

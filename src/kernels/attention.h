@@ -49,7 +49,23 @@ struct AttentionArgs {
   // Both false: the F32 cache's arithmetic.
   bool keys_f16 = false;
   bool values_f16 = false;
+  // Optional, for KV-cache policies that score entries: kSoftmaxRows writes each (token t, head
+  // h)'s normalized softmax row (before any F16 rounding for the values) over its KV head's stored
+  // entries to weights[h / group] + (t * group + h % group) * kv[h / group].length (entries the
+  // query may not see: 0). Empty: none. The online form keeps no row and ignores it.
+  std::span<float* const> weights;
 };
+
+// The attention_items kernels' part of AttentionArgs::weights: item (t, h)'s row of `length`
+// probabilities.
+inline void store_attention_weights(const AttentionArgs& a, int64_t t, int h, const float* probs,
+                                    int length) {
+  if (a.weights.empty()) return;
+  const int group = a.n_heads / a.n_kv_heads;
+  float* row = a.weights[static_cast<size_t>(h / group)] +
+               (t * group + h % group) * static_cast<int64_t>(length);
+  for (int j = 0; j < length; ++j) row[j] = probs[j];
+}
 
 enum class AttentionAlgorithm {
   // llama.cpp's default (no flash attention): per (token, head) a row of n_entries scores, its

@@ -271,6 +271,7 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     for (int64_t j = 0; j < n_soft; j += 16) {
       _mm512_storeu_ps(probs.data() + j, _mm512_mul_ps(_mm512_loadu_ps(probs.data() + j), vinv));
     }
+    store_attention_weights(a, t, h, probs.data(), kv.length);
     if (a.values_f16) round_f16(probs.data(), n_soft, probs.data());
     sums(kv.values, probs.data(), kv.length, single_query ? n_padded : visible, slots, hd,
          acc.data());

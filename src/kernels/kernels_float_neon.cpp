@@ -292,6 +292,7 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     for (int64_t j = 0; j < n_soft; j += 4) {
       vst1q_f32(probs.data() + j, vmulq_f32(vld1q_f32(probs.data() + j), vinv));
     }
+    store_attention_weights(a, t, h, probs.data(), kv.length);
     if (a.values_f16) round_f16(probs.data(), n_soft, probs.data());
 
     acc.assign(static_cast<size_t>(slots) * static_cast<size_t>(hd), 0.0f);

@@ -288,6 +288,7 @@ PARETO_AVX2_TARGET void attention_items(const AttentionArgs& a, int64_t begin, i
     for (int64_t j = 0; j < n_soft; j += 8) {
       _mm256_storeu_ps(probs.data() + j, _mm256_mul_ps(_mm256_loadu_ps(probs.data() + j), vinv));
     }
+    store_attention_weights(a, t, h, probs.data(), kv.length);
     if (a.values_f16) round_f16(probs.data(), n_soft, probs.data());
 
     acc.assign(static_cast<size_t>(slots) * static_cast<size_t>(hd), 0.0f);

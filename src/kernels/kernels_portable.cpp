@@ -295,6 +295,7 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
     }
     const float inv_sum = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
     for (float& p : probs) p *= inv_sum;
+    store_attention_weights(a, t, h, probs.data(), kv.length);
     if (a.values_f16) {
       for (float& p : probs) p = round_f16(p);
     }

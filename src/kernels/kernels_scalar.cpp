@@ -120,9 +120,10 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
       sum += probs[j];
     }
     const float inv_sum = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
-    for (int j = 0; j < kv.length; ++j) {
-      probs[j] *= inv_sum;
-      if (a.values_f16) probs[j] = round_f16(probs[j]);
+    for (int j = 0; j < kv.length; ++j) probs[j] *= inv_sum;
+    store_attention_weights(a, t, h, probs.data(), kv.length);
+    if (a.values_f16) {
+      for (int j = 0; j < kv.length; ++j) probs[j] = round_f16(probs[j]);
     }
     for (int d = 0; d < a.head_dim; ++d) {
       float acc = 0.0f;

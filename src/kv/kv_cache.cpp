@@ -289,6 +289,34 @@ void KvCache::erase(int layer, int head, std::span<const int> indices) {
   });
 }
 
+void KvCache::append_encoded(Slot& s, const uint8_t* key, const uint8_t* value, int32_t position) {
+  const int e = pool_->options().page_entries;
+  if (s.length % e == 0) {
+    s.pages.push_back(pool_->allocate_unbounded());
+  } else {
+    own_page(s, static_cast<size_t>(s.length / e));
+  }
+  const KvPool::PageId p = s.pages.back();
+  const int at = s.length % e;
+  std::memcpy(pool_->key(p, at), key, pool_->key_bytes());
+  std::memcpy(pool_->value(p, at), value, pool_->value_bytes());
+  pool_->positions(p)[at] = position;
+  ++s.length;
+}
+
+void KvCache::copy_entries(int layer, int head, std::span<const int> indices, KvCache& to) const {
+  PARETO_CHECK_MSG(to.pool_ == pool_, "KvCache::copy_entries: the caches must share a pool");
+  const Slot& s = slot(layer, head);
+  Slot& t = to.slot(layer, head);
+  const int e = pool_->options().page_entries;
+  for (size_t i = 0; i < indices.size(); ++i) {
+    const int j = indices[i];
+    PARETO_CHECK(j >= 0 && j < s.length && (i == 0 || j > indices[i - 1]));
+    const KvPool::PageId p = s.pages[static_cast<size_t>(j / e)];
+    to.append_encoded(t, pool_->key(p, j % e), pool_->value(p, j % e), pool_->positions(p)[j % e]);
+  }
+}
+
 void KvCache::clear() {
   if (!pool_) return;
   release_all();

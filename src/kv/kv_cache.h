@@ -46,6 +46,8 @@ class KvCache {
 
   // A new cache holding the same entries, sharing every page (no copy until one side writes).
   KvCache fork() const;
+  // An empty cache of the same pool and capacity.
+  KvCache empty_like() const { return KvCache(pool_, capacity_); }
 
   KvShape shape() const;
   const KvPool& pool() const { return *pool_; }
@@ -81,6 +83,11 @@ class KvCache {
   void truncate(int n_tokens);
   // Removes entries of (layer, head) by index (ascending, unique); the others keep their order.
   void erase(int layer, int head, std::span<const int> indices);
+  // Appends entries of (layer, head) by index (ascending, unique) to `to`'s (layer, head), their
+  // encoded bytes and positions unchanged (RefreshKV's small cache is a copy of the chosen
+  // entries). `to` must share this cache's pool; its pages are allocated past the pool's limit if
+  // need be.
+  void copy_entries(int layer, int head, std::span<const int> indices, KvCache& to) const;
   // Removes every entry and returns the pages.
   void clear();
 
@@ -117,6 +124,8 @@ class KvCache {
   const Slot& slot(int layer, int head) const;
   // Makes page `index` of `s` private (copies it when shared).
   void own_page(Slot& s, size_t index);
+  // Appends one encoded entry to `s` (a new page when the last is full; copy-on-write).
+  void append_encoded(Slot& s, const uint8_t* key, const uint8_t* value, int32_t position);
   // Keeps entries for which keep(entry index) holds, compacting in order.
   template <class Keep>
   void compact(Slot& s, Keep keep);

@@ -84,7 +84,7 @@ class FullPolicy final : public KvPolicy {
 }  // namespace
 
 std::vector<std::string> kv_policy_names() {
-  return {"full", "window", "h2o", "snapkv", "pyramid", "defensive"};
+  return {"full", "window", "h2o", "snapkv", "pyramid", "defensive", "refresh"};
 }
 
 Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const KvShape& shape) {
@@ -94,12 +94,96 @@ Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const Kv
   if (name == "snapkv") return make_snapkv_policy(shape);
   if (name == "pyramid") return make_pyramid_policy(shape);
   if (name == "defensive") return make_defensive_policy(shape);
+  if (name == "refresh") return make_refresh_policy(shape);
   std::string known;
   for (const std::string& n : kv_policy_names()) known += (known.empty() ? "" : ", ") + n;
   return make_error("kv policy: unknown policy '", name, "' (known: ", known, ")");
 }
 
-int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budget) {
+namespace {
+
+// Entries each (layer, head) keeps after `seen` tokens (at least 1).
+int keep_of(const KvPolicy& policy, const KvBudget& budget, int layer, int seen) {
+  if (!budget.layers.empty()) return budget.keep(layer, seen);
+  return std::max(1, policy.layer_keep(layer, budget.keep(seen), seen));
+}
+
+// For policies that keep what attention leaves out (RefreshKV): the chosen entries are copied into
+// a fresh small cache, which becomes `cache`, and the whole one is parked. Copying the fifth that
+// stays costs far less than moving the rest out and merging it back at the next refresh.
+int64_t select_small_cache(KvCache& cache, KvPolicy& policy, const KvBudget& budget,
+                           KvCache* parked) {
+  const KvShape s = cache.shape();
+  const int seen = cache.n_tokens();
+  std::vector<std::vector<int>> drops(static_cast<size_t>(s.n_layers * s.n_kv_heads));
+  bool any = false;
+  for (int l = 0; l < s.n_layers; ++l) {
+    const int keep = keep_of(policy, budget, l, seen);
+    for (int h = 0; h < s.n_kv_heads && keep < seen; ++h) {
+      const int length = cache.length(l, h);
+      if (length <= keep) continue;
+      std::vector<int>& drop = drops[static_cast<size_t>(l * s.n_kv_heads + h)];
+      drop = policy.select(cache, l, h, keep);
+      PARETO_CHECK_MSG(drop.empty() || static_cast<int>(drop.size()) == length - keep,
+                       "KvPolicy::select must leave exactly `keep` entries");
+      any = any || !drop.empty();
+    }
+  }
+  if (!any) return 0;
+  PARETO_CHECK_MSG(parked != nullptr,
+                   "enforce_kv_budget: this policy parks what it evicts; pass a cache");
+  PARETO_CHECK_MSG(parked->pages_held() == 0, "enforce_kv_budget: the parked cache is in use");
+  int64_t moved = 0;
+  std::vector<int> kept;
+  for (int l = 0; l < s.n_layers; ++l) {
+    for (int h = 0; h < s.n_kv_heads; ++h) {
+      const std::vector<int>& drop = drops[static_cast<size_t>(l * s.n_kv_heads + h)];
+      // drop is ascending (select's contract): its complement in one pass.
+      kept.clear();
+      for (int e = 0, d = 0; e < cache.length(l, h); ++e) {
+        if (d < static_cast<int>(drop.size()) && drop[static_cast<size_t>(d)] == e) {
+          ++d;
+        } else {
+          kept.push_back(e);
+        }
+      }
+      cache.copy_entries(l, h, kept, *parked);
+      if (drop.empty()) continue;
+      policy.erased(l, h, drop);
+      moved += static_cast<int64_t>(drop.size());
+    }
+  }
+  parked->set_n_tokens(seen);
+  std::swap(cache, *parked);
+  return moved;
+}
+
+}  // namespace
+
+void before_kv_forward(KvCache& cache, KvPolicy& policy, KvCache& parked, bool prompt) {
+  if (!policy.keeps_evicted() || !policy.restore_before_forward(prompt)) return;
+  if (parked.n_tokens() == 0) return;  // nothing parked
+  // `parked` is the whole cache as of the last selection; the small one has since gained the
+  // entries of the tokens after it: they join the whole one, which attention uses again.
+  const KvShape s = cache.shape();
+  const int since = parked.n_tokens();
+  std::vector<int> newer;
+  for (int l = 0; l < s.n_layers; ++l) {
+    for (int h = 0; h < s.n_kv_heads; ++h) {
+      newer.clear();
+      for (int e = 0; e < cache.length(l, h); ++e) {
+        if (cache.position(l, h, e) >= since) newer.push_back(e);
+      }
+      cache.copy_entries(l, h, newer, parked);
+    }
+  }
+  parked.set_n_tokens(cache.n_tokens());
+  std::swap(cache, parked);
+  parked.clear();
+}
+
+int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budget,
+                          KvCache* parked) {
   if (budget.is_full()) return 0;
   const KvShape s = cache.shape();
   const Status layers_fit = budget.check_layers(s.n_layers);
@@ -110,6 +194,7 @@ int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budg
   // A budget that holds every token seen binds nothing (a policy that moves budget between layers
   // must not evict then either).
   if (!per_layer && budget_keep >= seen) return 0;
+  if (policy.keeps_evicted()) return select_small_cache(cache, policy, budget, parked);
   int64_t evicted = 0;
   for (int l = 0; l < s.n_layers; ++l) {
     // The user's per-layer allocation replaces the policy's.

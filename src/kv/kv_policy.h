@@ -61,6 +61,16 @@ class KvPolicy {
   virtual int min_prompt_tokens() const { return 1; }
   // Whether observe() must be fed attention weights.
   virtual bool needs_attention() const { return false; }
+  // Policies that only narrow attention (RefreshKV) keep what they take out: enforce_kv_budget
+  // copies the chosen entries into a small cache that replaces `cache` and parks the whole one,
+  // and before a forward for which restore_before_forward() says so (asked once per forward of the
+  // sequence; `prompt`: the forward evaluates prompt tokens) the whole one comes back
+  // (before_kv_forward), so that forward attends to everything.
+  virtual bool keeps_evicted() const { return false; }
+  virtual bool restore_before_forward(bool prompt) {
+    (void)prompt;
+    return false;
+  }
   // The attention weights of n_queries new queries over (layer, head)'s `length` entries, in entry
   // order, one softmax row per query head that shares this KV head (`group` of them):
   // weights[(q * group + j) * length + e] (entries a query may not see have weight 0). Called once
@@ -86,8 +96,16 @@ std::vector<std::string> kv_policy_names();
 // Evicts, per (layer, head), what `policy` selects so that at most
 // policy.layer_keep(layer, budget.keep(n_tokens())) entries remain (per-layer budgets:
 // budget.keep(layer, n_tokens())); nothing while the budget holds every token seen. Returns the
-// entries evicted in all. CHECKs budget.check_layers.
-int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budget);
+// entries evicted in all. CHECKs budget.check_layers, and that a policy that keeps_evicted() gets
+// `parked` (an empty cache of the same pool): `cache` then becomes the small cache of the kept
+// entries and `parked` the whole one (the count returned is of entries left out, not freed).
+int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budget,
+                          KvCache* parked = nullptr);
+
+// Before a forward of the sequence: when the policy asks (KvPolicy::restore_before_forward;
+// `prompt`: the forward evaluates prompt tokens), `cache` becomes the whole cache again (the parked
+// one, plus the entries appended since it was parked) and `parked` empties.
+void before_kv_forward(KvCache& cache, KvPolicy& policy, KvCache& parked, bool prompt);
 
 // The policies' constructors (one file each), for the registry.
 std::unique_ptr<KvPolicy> make_window_policy(const KvShape& shape);
@@ -95,6 +113,9 @@ std::unique_ptr<KvPolicy> make_h2o_policy(const KvShape& shape);
 std::unique_ptr<KvPolicy> make_snapkv_policy(const KvShape& shape);
 std::unique_ptr<KvPolicy> make_pyramid_policy(const KvShape& shape);
 std::unique_ptr<KvPolicy> make_defensive_policy(const KvShape& shape);
+std::unique_ptr<KvPolicy> make_refresh_policy(const KvShape& shape);
+// `refresh`: one forward in this many attends to the whole context (RefreshKV's stride).
+constexpr int kRefreshStride = 8;
 
 // Per-entry scores of every (layer, head), in entry order, compacted with the cache: the state
 // the scored policies keep.

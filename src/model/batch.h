@@ -45,9 +45,17 @@ struct ForwardWorkspace {
   std::vector<int32_t> kv_positions;
   AlignedVector<float> tree_keys, tree_values;  // a tree's new entries, every KV head
   std::vector<int32_t> tree_positions, chain;
-  std::vector<kernels::KvHeadView> views;     // [n_kv_heads]
-  std::vector<size_t> head_first;             // [n_kv_heads]: head g's first gathered entry
-  std::vector<float> observed;  // attention weights for an AttentionObserver
+  std::vector<kernels::KvHeadView> views;  // [n_kv_heads]
+  std::vector<size_t> head_first;          // [n_kv_heads]: head g's first gathered entry
+  std::vector<float> observed;  // attention weights for an AttentionObserver (the separate pass)
+  // The attention weights the kernels write for observed runs (AttentionArgs::weights): per run of
+  // `runs`, KV head g's [n_queries * group * length] rows from weights[first[g]]; empty first:
+  // the run is not observed this layer.
+  struct ObservedRun {
+    std::vector<float> weights;
+    std::vector<size_t> first;  // [n_kv_heads + 1]
+  };
+  std::vector<ObservedRun> observed_runs;
   std::vector<BatchRun> runs;
   std::vector<uint8_t> seen;  // [n caches]
   // Short causal runs attended in one dispatch (decoder.cpp): their indices into `runs`, and per
@@ -57,6 +65,7 @@ struct ForwardWorkspace {
     AlignedVector<float> keys, values;
     std::vector<int32_t> positions;
     std::vector<kernels::KvHeadView> views;  // [n_kv_heads], only the unit's head set
+    std::vector<float*> weights;             // [n_kv_heads]: AttentionArgs::weights
   };
   std::vector<HeadScratch> head_scratch;  // [pool threads]
 };

@@ -131,6 +131,23 @@ void for_each_row_block(const BatchRun& run, bool batch_invariant, Fn&& fn) {
   for (int64_t t = run.begin; t < run.end; ++t) fn(t, 1);
 }
 
+// Points args.weights at an observed run's rows for batch rows [row, ...) (none when the run is
+// not observed): KV head g's rows of queries row - run.begin onwards.
+void set_weight_rows(kernels::AttentionArgs& args, ForwardWorkspace::ObservedRun& o,
+                     const BatchRun& run, int64_t row, int group, std::vector<float*>& ptrs) {
+  if (o.first.empty()) {
+    args.weights = {};
+    return;
+  }
+  ptrs.resize(o.first.size() - 1);
+  for (size_t g = 0; g + 1 < o.first.size(); ++g) {
+    const size_t len = args.kv[g].length;
+    ptrs[g] = o.weights.data() + o.first[g] +
+              static_cast<size_t>(row - run.begin) * static_cast<size_t>(group) * len;
+  }
+  args.weights = ptrs;
+}
+
 // q . k over hd elements in 16 independent lanes (vectorizable; these weights only rank entries
 // for a KV policy, they need not match the attention kernels' summation order).
 float dot_lanes(const float* q, const float* k, int hd) {
@@ -254,8 +271,11 @@ void DecoderModel::attend_short_runs(int layer, std::span<kv::KvCache* const> ca
       views[static_cast<size_t>(g)] = {scratch.keys.data(), scratch.values.data(),
                                        scratch.positions.data(), len};
       kernels::AttentionArgs args = run_args(c, cache, views);
+      ForwardWorkspace::ObservedRun& observed =
+          ws.observed_runs[static_cast<size_t>(ws.short_runs[unit / n_heads_kv])];
       for_each_row_block(run, options.batch_invariant, [&](int64_t row, int64_t count) {
         set_query_rows(args, ws, q_dim, row, count);
+        set_weight_rows(args, observed, run, row, c.n_heads / c.n_kv_heads, scratch.weights);
         kernels::attention_kv_head(args, g, path, options.attention);
       });
     }
@@ -296,8 +316,12 @@ void DecoderModel::attend(int layer, const BatchRun& run, kv::KvCache& cache, Fo
     }
   });
   kernels::AttentionArgs args = run_args(c, cache, views);
+  ForwardWorkspace::ObservedRun& observed =
+      ws.observed_runs[static_cast<size_t>(&run - ws.runs.data())];
+  std::vector<float*> weight_rows;
   const auto attend_rows = [&](int64_t row, int64_t count) {
     set_query_rows(args, ws, q_dim, row, count);
+    set_weight_rows(args, observed, run, row, c.n_heads / c.n_kv_heads, weight_rows);
     kernels::attention(args, pool, path, options.attention);
   };
   if (!run.tree) return for_each_row_block(run, options.batch_invariant, attend_rows);
@@ -418,6 +442,27 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
         cache.append(l, g, ws.positions[t], ws.k.data() + off, ws.v.data() + off);
       }
     }
+    // Observed causal runs get their weights from the attention kernels (softmax rows); with the
+    // online form, which keeps no row, a separate pass computes them.
+    const bool kernel_weights = options.attention == kernels::AttentionAlgorithm::kSoftmaxRows;
+    ws.observed_runs.resize(runs.size());
+    for (size_t r = 0; r < runs.size(); ++r) {
+      ForwardWorkspace::ObservedRun& o = ws.observed_runs[r];
+      o.first.clear();
+      const BatchRun& run = runs[r];
+      if (!kernel_weights || options.attention_observer == nullptr || run.tree ||
+          !options.attention_observer->wants(run.seq)) {
+        continue;
+      }
+      const kv::KvCache& cache = *caches[run.seq];
+      const auto rows =
+          static_cast<size_t>(run.end - run.begin) * static_cast<size_t>(c.n_heads / c.n_kv_heads);
+      o.first.assign(1, 0);
+      for (int g = 0; g < c.n_kv_heads; ++g) {
+        o.first.push_back(o.first.back() + rows * static_cast<size_t>(cache.length(l, g)));
+      }
+      if (o.weights.size() < o.first.back()) o.weights.resize(o.first.back());
+    }
     if (!ws.short_runs.empty()) attend_short_runs(l, caches, ws, pool, path, options);
     for (const BatchRun& run : runs) {
       if (run.tree || run.end - run.begin > kShortRun) {
@@ -426,9 +471,21 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
     }
 
     if (options.attention_observer != nullptr) {
-      for (const BatchRun& run : runs) {
-        if (!run.tree && options.attention_observer->wants(run.seq)) {
+      for (size_t r = 0; r < runs.size(); ++r) {
+        const BatchRun& run = runs[r];
+        if (run.tree || !options.attention_observer->wants(run.seq)) continue;
+        const ForwardWorkspace::ObservedRun& o = ws.observed_runs[r];
+        if (o.first.empty()) {
           observe_attention(c, l, run, *caches[run.seq], ws, pool, *options.attention_observer);
+          continue;
+        }
+        const int n_q = static_cast<int>(run.end - run.begin);
+        for (int g = 0; g < c.n_kv_heads; ++g) {
+          const size_t at = o.first[static_cast<size_t>(g)];
+          const size_t size = o.first[static_cast<size_t>(g) + 1] - at;
+          options.attention_observer->observe(
+              run.seq, l, g, std::span<const float>(o.weights.data() + at, size), n_q,
+              c.n_heads / c.n_kv_heads, caches[run.seq]->length(l, g));
         }
       }
     }

@@ -193,7 +193,8 @@ TEST(KvPolicies, EveryPolicyKeepsExactlyTheBudgetPerLayerAndHead) {
     }
     KvBudget b;
     b.fraction = 0.3;  // 27 of 90
-    enforce_kv_budget(cache, **p, b);
+    KvCache parked = cache.empty_like();
+    enforce_kv_budget(cache, **p, b, &parked);
     for (int l = 0; l < 3; ++l) {
       for (int h = 0; h < 2; ++h) {
         const auto pos = positions(cache, l, h);
@@ -216,7 +217,8 @@ TEST(KvPolicies, PerLayerBudgetsKeepEachLayersOwnCountAndReplaceThePolicysAlloca
       for (int h = 0; h < 2; ++h) observe_heavy(**p, 90, {l * 10 + h, 50, 89}, l, h);
     }
     // Layer 0 keeps 50% (45 of 90), layer 1 everything, layer 2 ten entries.
-    enforce_kv_budget(cache, **p, *parse_kv_budget("50%,100%,10"));
+    KvCache parked = cache.empty_like();
+    enforce_kv_budget(cache, **p, *parse_kv_budget("50%,100%,10"), &parked);
     for (int h = 0; h < 2; ++h) {
       EXPECT_EQ(cache.length(0, h), 45) << name;
       EXPECT_EQ(cache.length(1, h), 90) << name;
@@ -228,6 +230,67 @@ TEST(KvPolicies, PerLayerBudgetsKeepEachLayersOwnCountAndReplaceThePolicysAlloca
       }
     }
   }
+}
+
+TEST(KvPolicies, RefreshAttendsToASmallCopyAndReselectsAfterEachFullForward) {
+  const KvShape shape{1, 2, 4, 256};
+  KvCache cache = filled_cache(shape, 40);
+  KvCache parked = cache.empty_like();
+  auto p = make_kv_policy("refresh", shape);
+  ASSERT_TRUE(p.has_value());
+  KvBudget b;
+  b.entries = 12;
+  std::vector<int32_t> all(40);
+  std::iota(all.begin(), all.end(), 0);
+  // The prompt's forward attends to everything and selects: the 8 newest, then entries 3, 7, 20
+  // and 30 by attention. The small cache is a copy; the whole one is parked, nothing lost.
+  before_kv_forward(cache, **p, parked, /*prompt=*/true);
+  ASSERT_TRUE((*p)->needs_attention());
+  for (int h = 0; h < 2; ++h) observe_heavy(**p, 40, {3, 7, 20, 30}, 0, h);
+  EXPECT_EQ(enforce_kv_budget(cache, **p, b, &parked), 2 * 28);
+  EXPECT_THAT(positions(cache, 0, 0), ElementsAre(3, 7, 20, 30, 32, 33, 34, 35, 36, 37, 38, 39));
+  EXPECT_EQ(positions(parked, 0, 1), all);
+  // The next forwards attend to the small cache only, which grows by their tokens.
+  std::vector<float> v(4, 0.0f);
+  for (int step = 1; step < kRefreshStride; ++step) {
+    before_kv_forward(cache, **p, parked, false);
+    EXPECT_FALSE((*p)->needs_attention());
+    ASSERT_TRUE(cache.reserve(1).has_value());
+    for (int h = 0; h < 2; ++h) cache.append(0, h, 39 + step, v.data(), v.data());
+    cache.set_n_tokens(40 + step);
+    EXPECT_EQ(enforce_kv_budget(cache, **p, b, &parked), 0) << step;
+  }
+  EXPECT_EQ(cache.length(0, 0), 12 + kRefreshStride - 1);
+  // The kRefreshStride-th forward attends to everything again: the whole cache, with the entries
+  // appended since, in position order; its weights select anew.
+  before_kv_forward(cache, **p, parked, false);
+  EXPECT_TRUE((*p)->needs_attention());
+  EXPECT_EQ(parked.pages_held(), 0);
+  all.resize(40 + kRefreshStride - 1);
+  std::iota(all.begin(), all.end(), 0);
+  EXPECT_EQ(positions(cache, 0, 0), all);
+  EXPECT_EQ(positions(cache, 0, 1), all);
+  ASSERT_TRUE(cache.reserve(1).has_value());
+  for (int h = 0; h < 2; ++h) cache.append(0, h, 39 + kRefreshStride, v.data(), v.data());
+  cache.set_n_tokens(40 + kRefreshStride);
+  const int n = cache.length(0, 0);
+  for (int h = 0; h < 2; ++h) observe_heavy(**p, n, {0, 5, 11, 25}, 0, h);
+  EXPECT_EQ(enforce_kv_budget(cache, **p, b, &parked), 2 * (n - 12));
+  EXPECT_THAT(positions(cache, 0, 1), ElementsAre(0, 5, 11, 25, 40, 41, 42, 43, 44, 45, 46, 47));
+  EXPECT_EQ(parked.length(0, 0), n);
+  // The copies are the entries' bytes: a kept entry decodes to its position's values.
+  std::vector<float> keys(static_cast<size_t>(12 * 4));
+  cache.gather(0, 0, keys.data(), nullptr, nullptr);
+  EXPECT_EQ(keys[4], 5.0f);
+  EXPECT_EQ(keys[12], 25.0f);
+  // Without a cache to park in, enforcing refresh is an error in the caller.
+  EXPECT_DEATH(
+      {
+        KvCache c = filled_cache(shape, 40);
+        auto r = make_kv_policy("refresh", shape);
+        enforce_kv_budget(c, **r, b);
+      },
+      "parks what it evicts");
 }
 
 TEST(KvPolicies, PyramidGivesLowerLayersMoreAndKeepsTheMean) {

@@ -5,6 +5,8 @@
 // and the model goes on attending to them.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -90,6 +92,48 @@ TEST(KvBudgetForward, ObservedWeightsAreCausalSoftmaxRowsPerQueryHeadGroup) {
   }
 }
 
+TEST(KvBudgetForward, KernelWeightsEqualTheSeparatePassWeights) {
+  // The softmax-rows kernels write the weights as they attend; the online form keeps no row, so a
+  // separate pass computes them. A prompt of 20 (one long run) and a decode step (a short run),
+  // in both numeric modes: same layout, same values (layer 0 exactly as far as float sums allow:
+  // its queries are the same; later layers see the two algorithms' slightly different outputs).
+  auto m = load_stories();
+  ASSERT_NE(m, nullptr);
+  const ModelConfig& c = m->config();
+  ThreadPool pool(2);
+  const auto prompt = prompt_tokens(20, c.n_vocab);
+  for (bool invariant : {false, true}) {
+    Recorder by_kernel, by_pass;
+    for (auto* rec : {&by_kernel, &by_pass}) {
+      kv::KvCache cache = m->make_cache(64);
+      ForwardOptions fo;
+      fo.batch_invariant = invariant;
+      fo.attention_observer = rec;
+      fo.attention = rec == &by_kernel ? kernels::AttentionAlgorithm::kSoftmaxRows
+                                       : kernels::AttentionAlgorithm::kOnlineSoftmax;
+      std::vector<float> logits;
+      ASSERT_TRUE(m->forward(prompt, cache, logits, pool, fo).has_value());
+      const int32_t next = 5;
+      ASSERT_TRUE(
+          m->forward(std::span<const int32_t>(&next, 1), cache, logits, pool, fo).has_value());
+    }
+    ASSERT_EQ(by_kernel.calls.size(), by_pass.calls.size());
+    for (size_t i = 0; i < by_kernel.calls.size(); ++i) {
+      const Recorder::Call& a = by_kernel.calls[i];
+      const Recorder::Call& b = by_pass.calls[i];
+      ASSERT_EQ(std::tie(a.layer, a.head, a.n_queries, a.group, a.length),
+                std::tie(b.layer, b.head, b.n_queries, b.group, b.length));
+      ASSERT_EQ(a.weights.size(), b.weights.size());
+      const float tolerance = a.layer == 0 ? 1e-6f : 1e-3f;
+      for (size_t e = 0; e < a.weights.size(); ++e) {
+        ASSERT_NEAR(a.weights[e], b.weights[e], tolerance)
+            << "layer " << a.layer << " head " << a.head << " at " << e << " invariant "
+            << invariant;
+      }
+    }
+  }
+}
+
 // Greedy decoding of `steps` tokens after `prompt`, the budget enforced after every forward.
 struct Trace {
   std::vector<int32_t> tokens;
@@ -108,9 +152,11 @@ Trace greedy(const Model& m, ThreadPool& pool, const std::vector<int32_t>& promp
   Trace t;
   std::vector<float> logits;
   std::vector<int32_t> in = prompt;
+  kv::KvCache parked = cache.empty_like();
   for (int s = 0; s < steps; ++s) {
+    kv::before_kv_forward(cache, **policy, parked, s == 0);
     EXPECT_TRUE(m.forward(in, cache, logits, pool, fo).has_value());
-    kv::enforce_kv_budget(cache, **policy, budget);
+    kv::enforce_kv_budget(cache, **policy, budget, &parked);
     t.logits.insert(t.logits.end(), logits.begin(), logits.end());
     const auto best =
         static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
@@ -166,7 +212,14 @@ TEST(KvBudgetForward, KeptEntriesAreTheKeysComputedAtTheirOriginalPositions) {
         };
         int want = cut_to(static_cast<int>(prompt.size()), static_cast<int>(prompt.size()));
         for (int seen = static_cast<int>(prompt.size()) + 1; seen <= cut.n_tokens(); ++seen) {
-          want = cut_to(want + 1, seen);
+          // `refresh` cuts only after a full-attention forward (every kRefreshStride-th, all
+          // parked entries back first); between them its cache grows.
+          const int forward = seen - static_cast<int>(prompt.size());
+          if (name == "refresh") {
+            want = forward % kv::kRefreshStride == 0 ? cut_to(seen, seen) : want + 1;
+          } else {
+            want = cut_to(want + 1, seen);
+          }
         }
         ASSERT_EQ(nc, want) << name;
         std::vector<float> kf(static_cast<size_t>(nf * hd)), vf(kf.size());
