@@ -95,8 +95,8 @@ TEST(KvBudgetForward, ObservedWeightsAreCausalSoftmaxRowsPerQueryHeadGroup) {
 TEST(KvBudgetForward, KernelWeightsEqualTheSeparatePassWeights) {
   // The softmax-rows kernels write the weights as they attend; the online form keeps no row, so a
   // separate pass computes them. A prompt of 20 (one long run) and a decode step (a short run),
-  // in both numeric modes: same layout, same values (layer 0 exactly as far as float sums allow:
-  // its queries are the same; later layers see the two algorithms' slightly different outputs).
+  // in both numeric modes: same layout, same values (layer 0 up to rounding: its queries are the
+  // same; later layers see the two algorithms' slightly different outputs).
   auto m = load_stories();
   ASSERT_NE(m, nullptr);
   const ModelConfig& c = m->config();
@@ -124,7 +124,10 @@ TEST(KvBudgetForward, KernelWeightsEqualTheSeparatePassWeights) {
       ASSERT_EQ(std::tie(a.layer, a.head, a.n_queries, a.group, a.length),
                 std::tie(b.layer, b.head, b.n_queries, b.group, b.length));
       ASSERT_EQ(a.weights.size(), b.weights.size());
-      const float tolerance = a.layer == 0 ? 1e-6f : 1e-3f;
+      // Layer 0: the same queries; the kernels' vector exp and summation order against the pass's
+      // libm exp and plain sums differ by a few units in the last place (up to 1.1e-6 measured on
+      // NEON). A row or head out of place differs by far more (the control: offsets dropped).
+      const float tolerance = a.layer == 0 ? 2e-5f : 1e-3f;
       for (size_t e = 0; e < a.weights.size(); ++e) {
         ASSERT_NEAR(a.weights[e], b.weights[e], tolerance)
             << "layer " << a.layer << " head " << a.head << " at " << e << " invariant "
