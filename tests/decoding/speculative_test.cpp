@@ -184,21 +184,29 @@ double chi_square(const std::vector<int64_t>& counts, const std::vector<float>& 
 // 5 categories, df = 4: P(chi2 > 30) ~ 5e-6.
 constexpr double kChi2Df4 = 30.0;
 
-TEST(RejectionSampling, FirstTokenFollowsTheTargetDistribution) {
-  const std::vector<float> p = {0.5f, 0.2f, 0.15f, 0.1f, 0.05f};
-  const std::vector<float> q = {0.1f, 0.4f, 0.3f, 0.0f, 0.2f};
-  const sampling::Candidates pc = distribution(p), qc = distribution(q);
+// The target p and draft q of the rejection-sampling tests (sum min(p, q) = 0.5), and a sampling
+// chain to draw the acceptance coins with.
+const std::vector<float> kP = {0.5f, 0.2f, 0.15f, 0.1f, 0.05f};
+const std::vector<float> kQ = {0.1f, 0.4f, 0.3f, 0.0f, 0.2f};
+
+sampling::SamplerChain coin_chain(uint64_t seed) {
   sampling::SamplingParams params;
   params.temperature = 1.0f;
-  params.seed = 7;
-  sampling::SamplerChain chain = sampling::SamplerChain::from_params(params);
+  params.seed = seed;
+  return sampling::SamplerChain::from_params(params);
+}
+
+TEST(RejectionSampling, FirstTokenFollowsTheTargetDistribution) {
+  const std::vector<float>& p = kP;
+  const sampling::Candidates pc = distribution(kP), qc = distribution(kQ);
+  sampling::SamplerChain chain = coin_chain(7);
   std::mt19937 draft_rng(11);
   constexpr int64_t kN = 200000;
   std::vector<int64_t> with_q(5), one_hot(5), draft_only(5);
   VerifyScratch residual;
   int64_t accepted_q = 0;
   for (int64_t i = 0; i < kN; ++i) {
-    const int32_t x = draw(q, draft_rng);
+    const int32_t x = draw(kQ, draft_rng);
     bool accepted = false;
     ++with_q[static_cast<size_t>(verify_draft_token(chain, pc, x, &qc, accepted, residual))];
     accepted_q += accepted ? 1 : 0;
@@ -217,13 +225,10 @@ TEST(RejectionSampling, SeveralCandidatesFromQFollowTheTargetDistribution) {
   // SpecInfer's multi-step rule: k candidates drawn independently from q, the residual updated
   // after each rejection. The output must follow p for every k; the control, which tries each
   // candidate against the original p (no update), keeps too many of q's likely tokens.
-  const std::vector<float> p = {0.5f, 0.2f, 0.15f, 0.1f, 0.05f};
-  const std::vector<float> q = {0.1f, 0.4f, 0.3f, 0.0f, 0.2f};
+  const std::vector<float>& p = kP;
+  const std::vector<float>& q = kQ;
   const sampling::Candidates pc = distribution(p), qc = distribution(q);
-  sampling::SamplingParams params;
-  params.temperature = 1.0f;
-  params.seed = 9;
-  sampling::SamplerChain chain = sampling::SamplerChain::from_params(params);
+  sampling::SamplerChain chain = coin_chain(9);
   std::mt19937 draft_rng(13);
   constexpr int64_t kN = 200000;
   VerifyScratch scratch;
