@@ -204,9 +204,10 @@ int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budg
     for (int h = 0; h < s.n_kv_heads; ++h) {
       const int length = cache.length(l, h);
       if (length <= keep) continue;
-      const std::vector<int> drop = policy.select(cache, l, h, keep);
+      const int target = eviction_target(keep);
+      const std::vector<int> drop = policy.select(cache, l, h, target);
       if (drop.empty()) continue;
-      PARETO_CHECK_MSG(static_cast<int>(drop.size()) == length - keep,
+      PARETO_CHECK_MSG(static_cast<int>(drop.size()) == length - target,
                        "KvPolicy::select must leave exactly `keep` entries");
       cache.erase(l, h, drop);
       policy.erased(l, h, drop);

@@ -93,9 +93,18 @@ class KvPolicy {
 Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const KvShape& shape);
 std::vector<std::string> kv_policy_names();
 
+// Entries an eviction leaves when `keep` may stay: keep minus a slack of keep / 256, so that a
+// large cache evicts a batch every keep / 256 steps instead of one entry per step (each eviction
+// compacts the slot: every later entry moves); a cache of fewer than 256 kept entries evicts to
+// exactly `keep`. The cache never holds more than `keep`.
+constexpr int eviction_target(int keep) {
+  return keep - keep / 256;
+}
+
 // Evicts, per (layer, head), what `policy` selects so that at most
 // policy.layer_keep(layer, budget.keep(n_tokens())) entries remain (per-layer budgets:
-// budget.keep(layer, n_tokens())); nothing while the budget holds every token seen. Returns the
+// budget.keep(layer, n_tokens())), evicting down to eviction_target of it; nothing while the budget
+// holds every token seen. Returns the
 // entries evicted in all. CHECKs budget.check_layers, and that a policy that keeps_evicted() gets
 // `parked` (an empty cache of the same pool): `cache` then becomes the small cache of the kept
 // entries and `parked` the whole one (the count returned is of entries left out, not freed).
