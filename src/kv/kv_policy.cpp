@@ -133,6 +133,18 @@ int64_t select_small_cache(KvCache& cache, KvPolicy& policy, const KvBudget& bud
   PARETO_CHECK_MSG(parked != nullptr,
                    "enforce_kv_budget: this policy parks what it evicts; pass a cache");
   PARETO_CHECK_MSG(parked->pages_held() == 0, "enforce_kv_budget: the parked cache is in use");
+  // The small copy takes pages of its own: when the pool cannot spare them, attention stays on the
+  // whole cache (exact, only slower) rather than exceed the pool's limit.
+  const int page = cache.pool().options().page_entries;
+  int64_t pages = 0;
+  for (int l = 0; l < s.n_layers; ++l) {
+    for (int h = 0; h < s.n_kv_heads; ++h) {
+      const auto dropped =
+          static_cast<int>(drops[static_cast<size_t>(l * s.n_kv_heads + h)].size());
+      pages += (cache.length(l, h) - dropped + page - 1) / page;
+    }
+  }
+  if (!cache.pool().can_allocate(pages)) return 0;
   int64_t moved = 0;
   std::vector<int> kept;
   for (int l = 0; l < s.n_layers; ++l) {

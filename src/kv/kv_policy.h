@@ -107,7 +107,8 @@ constexpr int eviction_target(int keep) {
 // holds every token seen. Returns the
 // entries evicted in all. CHECKs budget.check_layers, and that a policy that keeps_evicted() gets
 // `parked` (an empty cache of the same pool): `cache` then becomes the small cache of the kept
-// entries and `parked` the whole one (the count returned is of entries left out, not freed).
+// entries and `parked` the whole one (the count returned is of entries left out, not freed; 0, and
+// nothing changed, when the pool has no pages for the small copy).
 int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budget,
                           KvCache* parked = nullptr);
 

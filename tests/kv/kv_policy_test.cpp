@@ -3,6 +3,7 @@
 #include "kv/kv_policy.h"
 
 #include <algorithm>
+#include <memory>
 #include <numeric>
 #include <vector>
 
@@ -291,6 +292,31 @@ TEST(KvPolicies, RefreshAttendsToASmallCopyAndReselectsAfterEachFullForward) {
         enforce_kv_budget(c, **r, b);
       },
       "parks what it evicts");
+}
+
+TEST(KvPolicies, RefreshKeepsAttendingToEverythingWhenThePoolCannotHoldTheSmallCopy) {
+  // 2 slots of 40 entries: 3 pages each; a small copy of 12 entries needs 1 page per slot.
+  for (const int max_pages : {6, 8}) {
+    auto pool =
+        std::make_shared<KvPool>(KvPoolOptions{1, 2, 4, KvType::kF32, KvType::kF32, 16, max_pages});
+    KvCache cache(pool, 256);
+    ASSERT_TRUE(cache.reserve(40).has_value());
+    std::vector<float> v(4, 0.0f);
+    for (int t = 0; t < 40; ++t) {
+      for (int h = 0; h < 2; ++h) cache.append(0, h, t, v.data(), v.data());
+    }
+    cache.set_n_tokens(40);
+    KvCache parked = cache.empty_like();
+    auto p = make_kv_policy("refresh", cache.shape());
+    ASSERT_TRUE(p.has_value());
+    before_kv_forward(cache, **p, parked, true);
+    KvBudget b;
+    b.entries = 12;
+    const int64_t moved = enforce_kv_budget(cache, **p, b, &parked);
+    EXPECT_EQ(moved, max_pages == 6 ? 0 : 56) << max_pages;
+    EXPECT_EQ(cache.length(0, 0), max_pages == 6 ? 40 : 12) << max_pages;
+    EXPECT_LE(pool->pages_in_use(), max_pages);
+  }
 }
 
 TEST(KvPolicies, LargeCachesEvictInBatchesAndNeverHoldMoreThanTheBudget) {
