@@ -97,6 +97,9 @@ Command add_bench_kv_command(CLI::App& bench) {
                   "comma-separated KV policies (default: every one but full)");
   app->add_option("--budgets", opt->budgets,
                   "comma-separated budgets, fractions or percentages (default: 10%..90%)");
+  app->add_option("--layer-budget", opt->bench.layer_budgets,
+                  "a per-layer budget evaluated as one more row per policy, one fraction or "
+                  "percentage per layer: 40%,30%,20%,10%,5% (repeatable)");
   app->add_option("--text", opt->bench.text_path,
                   "evaluate on this text (default: the shared workload's prompts joined)");
   app->add_option("--workload", opt->bench.workload,

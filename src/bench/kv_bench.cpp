@@ -135,13 +135,43 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
     }
   }
   std::vector<double> budgets = o.budgets;
-  if (budgets.empty()) budgets = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+  if (budgets.empty() && o.layer_budgets.empty()) {
+    budgets = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+  }
   for (double b : budgets) {
     if (!(b > 0 && b <= 1)) return make_error("bench kv: budget ", b, " outside (0, 1]");
   }
   PARETO_TRY(formats::ModelFile file, formats::open_model_file(o.model));
   auto shared = std::make_shared<const formats::ModelFile>(std::move(file));
   PARETO_TRY(std::unique_ptr<model::Model> m, model::Model::load(shared));
+  // Every budget evaluated: the uniform fractions, then the per-layer ones.
+  struct Evaluated {
+    kv::KvBudget budget;
+    double mean = 0;
+    std::string layers;
+  };
+  std::vector<Evaluated> evaluated;
+  for (double b : budgets) {
+    kv::KvBudget budget;
+    budget.fraction = b;
+    evaluated.push_back({budget, b, ""});
+  }
+  for (const std::string& spec : o.layer_budgets) {
+    PARETO_TRY(kv::KvBudget budget, kv::parse_kv_budget(spec));
+    if (budget.layers.empty()) {
+      return make_error("bench kv: layer budget '", spec, "' has one value (give one per layer)");
+    }
+    PARETO_RETURN_IF_ERROR(budget.check_layers(m->config().n_layers));
+    double sum = 0;
+    for (const kv::KvBudget& l : budget.layers) {
+      if (l.entries > 0) {
+        return make_error("bench kv: layer budget '", spec,
+                          "': fractions or percentages only (bytes per token compare them)");
+      }
+      sum += l.fraction;
+    }
+    evaluated.push_back({budget, sum / static_cast<double>(budget.layers.size()), spec});
+  }
   for (const std::string& p : policies) {
     PARETO_TRY(auto check, kv::make_kv_policy(p, m->make_cache(1).shape()));
     (void)check;
@@ -197,12 +227,12 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
   const double positions = report.positions;
   const double probes = static_cast<double>(windows) * kProbes * o.copy_span;
   for (const std::string& p : policies) {
-    for (double b : budgets) {
-      kv::KvBudget budget;
-      budget.fraction = b;
+    for (const Evaluated& e : evaluated) {
+      const kv::KvBudget& budget = e.budget;
       KvBenchRow row;
       row.policy = p;
-      row.budget = b;
+      row.budget = e.mean;
+      row.layers = e.layers;
       double kl = 0, nll = 0, bytes = 0;
       int agree = 0, copy = 0;
       for (Window& win : ws) {
@@ -385,7 +415,12 @@ std::string format_kv_markdown(const KvBenchReport& r) {
   s.setf(std::ios::fixed);
   for (const KvBenchRow& x : r.rows) {
     s.precision(0);
-    s << "| " << x.policy << " | " << x.budget * 100 << "% | ";
+    s << "| " << x.policy << " | ";
+    if (x.layers.empty()) {
+      s << x.budget * 100 << "% | ";
+    } else {
+      s << x.layers << " | ";
+    }
     s.precision(4);
     s << x.kl << " | " << x.top1_agreement << " | ";
     s.precision(3);
@@ -418,6 +453,7 @@ std::string format_kv_json(const KvBenchReport& r) {
                     {"kv_bytes_per_token", x.kv_bytes_per_token},
                     {"kv_bytes_per_token_full", x.kv_bytes_per_token_full},
                     {"evicted", x.evicted}});
+    if (!x.layers.empty()) rows.back()["layer_budgets"] = x.layers;
   }
   j["results"] = rows;
   return j.dump(2);

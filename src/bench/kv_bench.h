@@ -23,10 +23,14 @@ struct KvBenchOptions {
   std::string model;
   std::vector<std::string> policies;  // empty: every registered policy but "full"
   std::vector<double> budgets;        // fractions in (0, 1]; empty: 0.1, 0.2, ..., 0.9
-  std::string text_path;              // evaluated text; empty: the prompts of `workload` joined
-  std::string workload;               // JSONL prompts (bench/spec_bench.h's format)
-  int context = 0;                    // tokens per window; 0: the model's trained context
-  int windows = 2;                    // windows of the text evaluated (fewer when it is shorter)
+  // Per-layer budgets ("40%,30%,20%,10%,5%": fractions, one per layer), each evaluated as one more
+  // row per policy (its budget: the layers' mean fraction). Given alone (no `budgets`), only they
+  // are evaluated.
+  std::vector<std::string> layer_budgets;
+  std::string text_path;  // evaluated text; empty: the prompts of `workload` joined
+  std::string workload;   // JSONL prompts (bench/spec_bench.h's format)
+  int context = 0;        // tokens per window; 0: the model's trained context
+  int windows = 2;        // windows of the text evaluated (fewer when it is shorter)
   int copy_span = 16;
   int threads = 0;
 };
@@ -69,8 +73,9 @@ std::string format_kv_speed_json(const KvSpeedReport& report);
 
 struct KvBenchRow {
   std::string policy;
-  double budget = 1;  // fraction of entries kept
-  double kl = 0;      // mean over predicted positions, nats
+  double budget = 1;   // fraction of entries kept (per-layer budgets: the layers' mean)
+  std::string layers;  // the per-layer budget evaluated; empty: `budget` for every layer
+  double kl = 0;       // mean over predicted positions, nats
   double top1_agreement = 1;
   double perplexity = 0;
   double perplexity_full = 0;

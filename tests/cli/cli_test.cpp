@@ -560,6 +560,22 @@ TEST(CliBench, KvBudgetsReportQualityAgainstTheFullCache) {
     }
   }
   EXPECT_NE(slurp(plot).find("</svg>"), std::string::npos);
+  // A per-layer budget is one more row per policy; its budget is the layers' mean. With pyramid
+  // it replaces the policy's allocation, so pyramid's row is snapkv's.
+  const Outcome layers =
+      run_pareto({"bench", "kv", "-m", stories("stories260K.gguf"), "--policies", "snapkv,pyramid",
+                  "--layer-budget", "10%,10%,20%,30%,30%", "-t", "1", "--json"});
+  ASSERT_EQ(layers.exit_code, 0) << describe(layers);
+  const json jl = json::parse(layers.out);
+  ASSERT_EQ(jl["results"].size(), 2u);
+  for (const json& r : jl["results"]) {
+    EXPECT_EQ(r["layer_budgets"], "10%,10%,20%,30%,30%");
+    EXPECT_NEAR(r["budget"].get<double>(), 0.2, 1e-12);
+  }
+  EXPECT_EQ(jl["results"][0]["kl"], jl["results"][1]["kl"]);
+  expect_failure(
+      run_pareto({"bench", "kv", "-m", stories("stories260K.gguf"), "--layer-budget", "20%,20%"}),
+      1, {"2 per-layer budgets, the model has 5 layers"});
   const Outcome speed =
       run_pareto({"bench", "kv", "--speed", "-m", stories("stories260K.gguf"), "--contexts", "200",
                   "--policies", "window", "--steps", "4", "-t", "1", "--json"});
