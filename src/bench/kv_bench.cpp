@@ -127,6 +127,28 @@ Result<std::string> read_text(const KvBenchOptions& o) {
 
 }  // namespace
 
+namespace {
+
+// Linux: lowers the process's peak resident set (VmHWM) to the current one, so that the next
+// reading is the peak of what ran since; false when the kernel refuses.
+bool reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  if (!f) return false;
+  f << "5";
+  f.flush();
+  return f.good();
+}
+
+uint64_t vm_hwm_bytes() {
+  std::ifstream f("/proc/self/status");
+  for (std::string line; std::getline(f, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // kB
+  }
+  return 0;
+}
+
+}  // namespace
+
 Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
   std::vector<std::string> policies = o.policies;
   if (policies.empty()) {
@@ -226,6 +248,8 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
   }
   const double positions = report.positions;
   const double probes = static_cast<double>(windows) * kProbes * o.copy_span;
+  // The rows reset the peak (per row); what ran before them counts in the run's peak here.
+  report.peak_rss_bytes = std::max<uint64_t>(peak_rss_bytes(), vm_hwm_bytes());
   for (const std::string& p : policies) {
     for (const Evaluated& e : evaluated) {
       const kv::KvBudget& budget = e.budget;
@@ -233,6 +257,7 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
       row.policy = p;
       row.budget = e.mean;
       row.layers = e.layers;
+      const bool rss_reset = reset_peak_rss();
       double kl = 0, nll = 0, bytes = 0;
       int agree = 0, copy = 0;
       for (Window& win : ws) {
@@ -255,10 +280,12 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
       row.copy_accuracy_full = full_copy / probes;
       row.kv_bytes_per_token = bytes / windows;
       row.kv_bytes_per_token_full = full_bytes / windows;
+      row.peak_rss_bytes = rss_reset ? vm_hwm_bytes() : 0;
+      report.peak_rss_bytes = std::max(report.peak_rss_bytes, row.peak_rss_bytes);
       report.rows.push_back(row);
     }
   }
-  report.peak_rss_bytes = peak_rss_bytes();
+  report.peak_rss_bytes = std::max<uint64_t>(report.peak_rss_bytes, peak_rss_bytes());
   return report;
 }
 
@@ -411,7 +438,8 @@ std::string format_kv_markdown(const KvBenchReport& r) {
     << r.text_tokens << " text tokens, " << r.positions << " predicted positions per row; peak RSS "
     << r.peak_rss_bytes / (1 << 20) << " MiB\n\n";
   s << "| policy | budget | KL (nats) | top-1 agreement | perplexity (full) | copy accuracy (full) "
-       "| KV bytes/token (full) | evicted |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
+       "| KV bytes/token (full) | evicted | peak RSS MiB |\n"
+       "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   s.setf(std::ios::fixed);
   for (const KvBenchRow& x : r.rows) {
     s.precision(0);
@@ -427,7 +455,12 @@ std::string format_kv_markdown(const KvBenchReport& r) {
     s << x.perplexity << " (" << x.perplexity_full << ") | " << x.copy_accuracy << " ("
       << x.copy_accuracy_full << ") | ";
     s.precision(0);
-    s << x.kv_bytes_per_token << " (" << x.kv_bytes_per_token_full << ") | " << x.evicted << " |\n";
+    s << x.kv_bytes_per_token << " (" << x.kv_bytes_per_token_full << ") | " << x.evicted << " | ";
+    if (x.peak_rss_bytes > 0) {
+      s << static_cast<double>(x.peak_rss_bytes) / (1 << 20) << " |\n";
+    } else {
+      s << "- |\n";
+    }
   }
   return s.str();
 }
@@ -452,7 +485,8 @@ std::string format_kv_json(const KvBenchReport& r) {
                     {"copy_accuracy_full", x.copy_accuracy_full},
                     {"kv_bytes_per_token", x.kv_bytes_per_token},
                     {"kv_bytes_per_token_full", x.kv_bytes_per_token_full},
-                    {"evicted", x.evicted}});
+                    {"evicted", x.evicted},
+                    {"peak_rss_bytes", x.peak_rss_bytes}});
     if (!x.layers.empty()) rows.back()["layer_budgets"] = x.layers;
   }
   j["results"] = rows;

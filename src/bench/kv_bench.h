@@ -84,6 +84,9 @@ struct KvBenchRow {
   double kv_bytes_per_token = 0;
   double kv_bytes_per_token_full = 0;
   int64_t evicted = 0;  // entries evicted over the quality run
+  // The process's peak resident set while this row ran (Linux: the peak is reset before each row
+  // through /proc/self/clear_refs); 0 where the kernel refuses the reset.
+  uint64_t peak_rss_bytes = 0;
 };
 
 struct KvBenchReport {

@@ -542,10 +542,13 @@ TEST(CliBench, KvBudgetsReportQualityAgainstTheFullCache) {
   const json j = json::parse(o.out);
   ASSERT_EQ(j["results"].size(), 4u);
   for (const json& r : j["results"]) {
-    for (const char* key : {"kl", "top1_agreement", "perplexity", "perplexity_full",
-                            "copy_accuracy", "copy_accuracy_full", "kv_bytes_per_token"}) {
+    for (const char* key :
+         {"kl", "top1_agreement", "perplexity", "perplexity_full", "copy_accuracy",
+          "copy_accuracy_full", "kv_bytes_per_token", "peak_rss_bytes"}) {
       ASSERT_TRUE(r.contains(key)) << key;
     }
+    // A row's peak (0 where the kernel refuses the reset) is within the whole run's.
+    EXPECT_LE(r["peak_rss_bytes"].get<uint64_t>(), j["peak_rss_bytes"].get<uint64_t>());
     EXPECT_GE(r["kl"].get<double>(), 0);
     EXPECT_GE(r["top1_agreement"].get<double>(), 0);
     EXPECT_LE(r["top1_agreement"].get<double>(), 1);
