@@ -105,17 +105,10 @@ void DraftModelDrafter::draft(const SequenceState& seq, int max_tokens, Draft& o
     if (greedy) {
       if (adaptive_) confidence = argmax_probability(row);
     } else {
-      // Draw from q with the drafter's own RNG (independent of the acceptance draws).
-      const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
-      double cumulative = 0;
       token = candidates_.items.back().id;
-      for (const sampling::Candidate& c : candidates_.items) {
-        cumulative += c.prob;
-        if (u < cumulative) {
-          token = c.id;
-          confidence = c.prob;
-          break;
-        }
+      if (const sampling::Candidate* c = draw_from(candidates_, rng_)) {
+        token = c->id;
+        confidence = c->prob;
       }
       out.q.push_back(candidates_);
     }

@@ -52,16 +52,8 @@ void DraftTreeDrafter::draft_sampled(const SequenceState& seq, int max_tokens, D
       std::reverse(history_.begin() + static_cast<std::ptrdiff_t>(path_start), history_.end());
       seq.sampler.process(rows.subspan(f * n_vocab, n_vocab), history_, q_);
       for (int k = 0; k < width && out.tokens.size() < static_cast<size_t>(max_tokens); ++k) {
-        const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
-        double cumulative = 0;
-        int32_t token = q_.items.back().id;
-        for (const sampling::Candidate& c : q_.items) {
-          cumulative += c.prob;
-          if (u < cumulative) {
-            token = c.id;
-            break;
-          }
-        }
+        const sampling::Candidate* drawn = draw_from(q_, rng_);
+        const int32_t token = drawn != nullptr ? drawn->id : q_.items.back().id;
         frontier_.push_back(static_cast<int32_t>(out.tokens.size()));
         out.tokens.push_back(token);
         out.parents.push_back(frontier_[f]);

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <random>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -86,6 +87,20 @@ class Drafter {
     (void)v;
   }
 };
+
+// Draws from a drafter's processed distribution q with the drafter's own RNG (independent of the
+// acceptance draws): the candidate whose cumulative probability first exceeds a uniform draw, or
+// null when rounding leaves the draw past them all (callers then take the last candidate).
+template <class Rng>
+const sampling::Candidate* draw_from(const sampling::Candidates& q, Rng& rng) {
+  const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+  double cumulative = 0;
+  for (const sampling::Candidate& c : q.items) {
+    cumulative += c.prob;
+    if (u < cumulative) return &c;
+  }
+  return nullptr;
+}
 
 // A second model that drafts for the target (drafters "draft" and "draft-adaptive"): loaded once,
 // shared by every sequence; each sequence's drafter keeps its own cache in `kv_pool`.

@@ -102,7 +102,8 @@ Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const Kv
 
 namespace {
 
-// Entries each (layer, head) keeps after `seen` tokens (at least 1).
+// Entries each (layer, head) keeps after `seen` tokens (at least 1); the user's per-layer
+// allocation replaces the policy's.
 int keep_of(const KvPolicy& policy, const KvBudget& budget, int layer, int seen) {
   if (!budget.layers.empty()) return budget.keep(layer, seen);
   return std::max(1, policy.layer_keep(layer, budget.keep(seen), seen));
@@ -201,17 +202,13 @@ int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budg
   const Status layers_fit = budget.check_layers(s.n_layers);
   PARETO_CHECK_MSG(layers_fit.has_value(), "enforce_kv_budget: per-layer budgets != layers");
   const int seen = cache.n_tokens();
-  const bool per_layer = !budget.layers.empty();
-  const int budget_keep = per_layer ? seen : budget.keep(seen);
   // A budget that holds every token seen binds nothing (a policy that moves budget between layers
   // must not evict then either).
-  if (!per_layer && budget_keep >= seen) return 0;
+  if (budget.layers.empty() && budget.keep(seen) >= seen) return 0;
   if (policy.keeps_evicted()) return select_small_cache(cache, policy, budget, parked);
   int64_t evicted = 0;
   for (int l = 0; l < s.n_layers; ++l) {
-    // The user's per-layer allocation replaces the policy's.
-    const int keep =
-        per_layer ? budget.keep(l, seen) : std::max(1, policy.layer_keep(l, budget_keep, seen));
+    const int keep = keep_of(policy, budget, l, seen);
     if (keep >= seen) continue;
     for (int h = 0; h < s.n_kv_heads; ++h) {
       const int length = cache.length(l, h);

@@ -79,9 +79,10 @@ TEST(KvPolicyRegistry, KnowsEveryPolicyAndRejectsOthers) {
   EXPECT_THAT(bad.error().message, HasSubstr("snapkv"));
 }
 
-// A cache whose (layer, head) entries sit at positions 0..n-1 (keys and values: the position).
-KvCache filled_cache(const KvShape& shape, int n) {
-  KvCache cache(shape);
+// A cache whose (layer, head) entries sit at positions 0..n-1 (keys and values: the position), in
+// its own pool or in `pool` (of the same shape).
+KvCache filled_cache(const KvShape& shape, int n, std::shared_ptr<KvPool> pool = nullptr) {
+  KvCache cache = pool ? KvCache(std::move(pool), shape.capacity) : KvCache(shape);
   EXPECT_TRUE(cache.reserve(n).has_value());
   std::vector<float> v(static_cast<size_t>(shape.head_dim));
   for (int t = 0; t < n; ++t) {
@@ -299,13 +300,7 @@ TEST(KvPolicies, RefreshKeepsAttendingToEverythingWhenThePoolCannotHoldTheSmallC
   for (const int max_pages : {6, 8}) {
     auto pool =
         std::make_shared<KvPool>(KvPoolOptions{1, 2, 4, KvType::kF32, KvType::kF32, 16, max_pages});
-    KvCache cache(pool, 256);
-    ASSERT_TRUE(cache.reserve(40).has_value());
-    std::vector<float> v(4, 0.0f);
-    for (int t = 0; t < 40; ++t) {
-      for (int h = 0; h < 2; ++h) cache.append(0, h, t, v.data(), v.data());
-    }
-    cache.set_n_tokens(40);
+    KvCache cache = filled_cache(KvShape{1, 2, 4, 256}, 40, pool);
     KvCache parked = cache.empty_like();
     auto p = make_kv_policy("refresh", cache.shape());
     ASSERT_TRUE(p.has_value());

@@ -52,20 +52,26 @@ class Recorder final : public AttentionObserver {
   std::vector<Call> calls;
 };
 
+// `prompt` in one forward, then one more token (5), into a fresh cache: a prefill run and a decode
+// step for an observer to record.
+bool prompt_then_one(const Model& m, ThreadPool& pool, const std::vector<int32_t>& prompt,
+                     const ForwardOptions& fo) {
+  kv::KvCache cache = m.make_cache(64);
+  std::vector<float> logits;
+  const int32_t next = 5;
+  return m.forward(prompt, cache, logits, pool, fo).has_value() &&
+         m.forward(std::span<const int32_t>(&next, 1), cache, logits, pool, fo).has_value();
+}
+
 TEST(KvBudgetForward, ObservedWeightsAreCausalSoftmaxRowsPerQueryHeadGroup) {
   auto m = load_stories();
   ASSERT_NE(m, nullptr);
   const ModelConfig& c = m->config();
   ThreadPool pool(2);
-  kv::KvCache cache = m->make_cache(64);
   Recorder rec;
   ForwardOptions fo;
   fo.attention_observer = &rec;
-  std::vector<float> logits;
-  const auto prompt = prompt_tokens(20, c.n_vocab);
-  ASSERT_TRUE(m->forward(prompt, cache, logits, pool, fo).has_value());
-  const int32_t next = 5;
-  ASSERT_TRUE(m->forward(std::span<const int32_t>(&next, 1), cache, logits, pool, fo).has_value());
+  ASSERT_TRUE(prompt_then_one(*m, pool, prompt_tokens(20, c.n_vocab), fo));
   ASSERT_EQ(rec.calls.size(), static_cast<size_t>(2 * c.n_layers * c.n_kv_heads));
   const int group = c.n_heads / c.n_kv_heads;
   for (size_t i = 0; i < rec.calls.size(); ++i) {
@@ -105,17 +111,12 @@ TEST(KvBudgetForward, KernelWeightsEqualTheSeparatePassWeights) {
   for (bool invariant : {false, true}) {
     Recorder by_kernel, by_pass;
     for (auto* rec : {&by_kernel, &by_pass}) {
-      kv::KvCache cache = m->make_cache(64);
       ForwardOptions fo;
       fo.batch_invariant = invariant;
       fo.attention_observer = rec;
       fo.attention = rec == &by_kernel ? kernels::AttentionAlgorithm::kSoftmaxRows
                                        : kernels::AttentionAlgorithm::kOnlineSoftmax;
-      std::vector<float> logits;
-      ASSERT_TRUE(m->forward(prompt, cache, logits, pool, fo).has_value());
-      const int32_t next = 5;
-      ASSERT_TRUE(
-          m->forward(std::span<const int32_t>(&next, 1), cache, logits, pool, fo).has_value());
+      ASSERT_TRUE(prompt_then_one(*m, pool, prompt, fo));
     }
     ASSERT_EQ(by_kernel.calls.size(), by_pass.calls.size());
     for (size_t i = 0; i < by_kernel.calls.size(); ++i) {
