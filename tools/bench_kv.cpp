@@ -94,7 +94,12 @@ Command add_bench_kv_command(CLI::App& bench) {
       "kv", "KV-cache budgets: each policy's quality against the full cache, per budget");
   app->add_option("-m,--model", opt->bench.model, "model (default: stories260K)");
   app->add_option("--policies", opt->policies,
-                  "comma-separated KV policies (default: every one but full)");
+                  "comma-separated KV policies, KIVI quantizations (kivi4, kivi2) or both "
+                  "(snapkv+kivi4) (default: every policy but full, then kivi4, kivi2)");
+  app->add_option("--kivi-residual", opt->bench.kivi_residual,
+                  "KIVI rows: recent positions kept in f16")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app->add_option("--budgets", opt->budgets,
                   "comma-separated budgets, fractions or percentages (default: 10%..90%)");
   app->add_option("--layer-budget", opt->bench.layer_budgets,

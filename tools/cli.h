@@ -97,7 +97,7 @@ struct KernelEnvironment {
 KernelEnvironment kernel_environment();
 
 // The valid --cache-type-k / --cache-type-v names.
-inline constexpr const char* kCacheTypes = "f32, f16, q8_0, q4_0";
+inline constexpr const char* kCacheTypes = "f32, f16, q8_0, q4_0, kivi4, kivi2";
 
 // --cache-type-k / --ctk and --cache-type-v / --ctv (run, bench, serve).
 inline void add_cache_type_options(CLI::App& app, std::string& key_type, std::string& value_type) {
@@ -106,6 +106,14 @@ inline void add_cache_type_options(CLI::App& app, std::string& key_type, std::st
       ->capture_default_str();
   app.add_option("--cache-type-v,--ctv", value_type,
                  std::string("KV cache type of values: ") + kCacheTypes)
+      ->capture_default_str();
+}
+
+// --kivi-residual (run, serve): with KIVI cache types, the recent positions kept in f16.
+inline void add_kivi_option(CLI::App& app, int& residual) {
+  app.add_option("--kivi-residual", residual,
+                 "KIVI cache types (kivi4, kivi2): the most recent positions kept in f16")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
 }
 

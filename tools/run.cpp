@@ -26,6 +26,7 @@ struct RunOptions {
   bool batch_invariant = false;
   std::string cache_type_k = "f16";
   std::string cache_type_v = "f16";
+  int kivi_residual = 128;
   std::vector<std::string> stop;
   std::string draft_model;
   int draft_max = 8;
@@ -45,6 +46,7 @@ int run(const RunOptions& opt) {
   load.batch_invariant = opt.batch_invariant;
   load.cache_type_k = opt.cache_type_k;
   load.cache_type_v = opt.cache_type_v;
+  load.kivi_residual = opt.kivi_residual;
   load.max_sequences = 1;
   load.draft_model_path = opt.draft_model;
   load.draft_max = opt.draft_max;
@@ -163,6 +165,7 @@ Command add_run_command(CLI::App& parent) {
   app->add_flag("--flash-attn,--fa", opt->flash_attention,
                 "online-softmax attention, one pass over the cache (llama.cpp -fa)");
   add_cache_type_options(*app, opt->cache_type_k, opt->cache_type_v);
+  add_kivi_option(*app, opt->kivi_residual);
   app->add_option("--stop", opt->stop, "Stop string (repeatable): output ends before it");
   app->add_option("--spec", opt->params.strategy,
                   "Decoding strategy: autoregressive (default), or speculative (lossless): ngram "

@@ -31,6 +31,7 @@ struct ServeOptions {
   std::string alias;
   std::string cache_type_k = "f16";
   std::string cache_type_v = "f16";
+  int kivi_residual = 128;
   std::string strategy;
   std::string kv_policy, kv_budget;
   std::string draft_model;
@@ -93,6 +94,7 @@ int serve(const ServeOptions& opt) {
   load.max_queue = opt.max_queue;
   load.cache_type_k = opt.cache_type_k;
   load.cache_type_v = opt.cache_type_v;
+  load.kivi_residual = opt.kivi_residual;
   load.batch_invariant = opt.batch_invariant;
   load.flash_attention = opt.flash_attention;
   load.draft_model_path = opt.draft_model;
@@ -163,6 +165,7 @@ Command add_serve_command(CLI::App& parent) {
                   "ChatML)");
   app->add_option("--alias", opt->alias, "Model id to list and report (default: the model's name)");
   add_cache_type_options(*app, opt->cache_type_k, opt->cache_type_v);
+  add_kivi_option(*app, opt->kivi_residual);
   app->add_option("--spec", opt->strategy,
                   "Default decoding strategy of requests (a request's \"strategy\" field "
                   "overrides it): autoregressive, ngram, sam, draft, draft-adaptive, tree, "

@@ -47,9 +47,12 @@ struct LoadOptions {
   // Pack / copy the weights for the fast kernels (same results); false: read the mapped file.
   bool place_weights = true;
   // KV cache storage (llama.cpp's --cache-type-k / -v): "f32", "f16" (default, as llama.cpp),
-  // "q8_0", "q4_0" (head size a multiple of 32).
+  // "q8_0", "q4_0" (head size a multiple of 32), or KIVI's "kivi4", "kivi2" (keys per channel,
+  // values per token; lossy: the prefix cache does not share such caches).
   std::string cache_type_k = "f16";
   std::string cache_type_v = "f16";
+  // KIVI types: the most recent positions kept in f16 (the paper's residual length).
+  int kivi_residual = 128;
   int max_sequences = 16;  // requests decoded together; more wait in the queue
   int max_queue = 256;     // waiting requests; beyond it submit fails (kResourceExhausted)
   // KV entries (tokens) the shared page pool holds across all sequences; 0: no limit; < 0:

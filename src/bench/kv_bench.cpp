@@ -35,6 +35,42 @@ void log_softmax(const float* logits, int n, std::vector<double>& out) {
   for (int i = 0; i < n; ++i) out[static_cast<size_t>(i)] = static_cast<double>(logits[i]) - lse;
 }
 
+// A row's policy name: an eviction policy ("snapkv"), a KIVI quantization alone ("kivi4": the
+// full cache quantized), or both ("snapkv+kivi2"). Every other row keeps an F16 cache.
+struct CacheChoice {
+  std::string policy;
+  kv::KvType type = kv::KvType::kF16;
+};
+
+Result<CacheChoice> parse_row_policy(const std::string& name) {
+  const size_t plus = name.find('+');
+  const std::string base = name.substr(0, plus);
+  const std::string quant = plus == std::string::npos ? "" : name.substr(plus + 1);
+  const auto kivi = [](const std::string& q) -> Result<kv::KvType> {
+    auto t = kv::parse_kv_type(q);
+    if (!t || kv::kivi_bits(*t) == 0) {
+      return make_error("'", q, "' is not a KV quantization (kivi4, kivi2)");
+    }
+    return *t;
+  };
+  if (plus == std::string::npos) {
+    if (auto t = kivi(base)) return CacheChoice{"full", *t};
+    return CacheChoice{base, kv::KvType::kF16};
+  }
+  auto t = kivi(quant);
+  if (!t) return make_error("bench kv: policy '", name, "': ", t.error().message);
+  if (kivi(base)) return make_error("bench kv: policy '", name, "': two quantizations");
+  return CacheChoice{base, *t};
+}
+
+// The cache a row runs on: `capacity` entries, the choice's storage type for keys and values.
+kv::KvCache make_row_cache(const model::Model& m, const CacheChoice& choice, int capacity,
+                           int kivi_residual) {
+  kv::KvPoolOptions o = m.kv_pool_options(choice.type, choice.type, 0);
+  o.kivi_residual = kivi_residual;
+  return kv::KvCache(std::make_shared<kv::KvPool>(o), capacity);
+}
+
 struct RunResult {
   std::vector<std::vector<double>> logprobs;  // per predicted position (kept for the full cache)
   std::vector<int32_t> top1;
@@ -48,11 +84,14 @@ struct RunResult {
 // keep every log-softmax row (the reference run). `full_rows`: compare with these as it goes.
 Result<RunResult> evaluate(const model::Model& m, ThreadPool& pool,
                            const std::vector<int32_t>& tokens, int prompt,
-                           const std::string& policy_name, const kv::KvBudget& budget,
-                           bool keep_rows, const RunResult* full, double* kl_sum, int* agree) {
+                           const std::string& policy_name, int kivi_residual,
+                           const kv::KvBudget& budget, bool keep_rows, const RunResult* full,
+                           double* kl_sum, int* agree) {
   const int n = static_cast<int>(tokens.size());
-  kv::KvCache cache = m.make_cache(n, kv::KvType::kF16, kv::KvType::kF16);
-  PARETO_TRY(std::unique_ptr<kv::KvPolicy> policy, kv::make_kv_policy(policy_name, cache.shape()));
+  PARETO_TRY(CacheChoice choice, parse_row_policy(policy_name));
+  kv::KvCache cache = make_row_cache(m, choice, n, kivi_residual);
+  PARETO_TRY(std::unique_ptr<kv::KvPolicy> policy,
+             kv::make_kv_policy(choice.policy, cache.shape()));
   model::KvPolicyObserver observer;
   observer.set(0, policy.get());
   model::ForwardOptions fo;
@@ -155,7 +194,9 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
     for (const std::string& p : kv::kv_policy_names()) {
       if (p != "full") policies.push_back(p);
     }
+    policies.insert(policies.end(), {"kivi4", "kivi2"});
   }
+  if (o.kivi_residual < 0) return make_error("bench kv: --kivi-residual ", o.kivi_residual, " < 0");
   std::vector<double> budgets = o.budgets;
   if (budgets.empty() && o.layer_budgets.empty()) {
     budgets = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
@@ -195,8 +236,10 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
     evaluated.push_back({budget, sum / static_cast<double>(budget.layers.size()), spec});
   }
   for (const std::string& p : policies) {
-    PARETO_TRY(auto check, kv::make_kv_policy(p, m->make_cache(1).shape()));
+    PARETO_TRY(CacheChoice choice, parse_row_policy(p));
+    PARETO_TRY(auto check, kv::make_kv_policy(choice.policy, m->make_cache(1).shape()));
     (void)check;
+    PARETO_RETURN_IF_ERROR(kv::check_kv_type(choice.type, m->config().head_dim));
   }
   PARETO_TRY(tokenizer::Tokenizer tok, tokenizer::Tokenizer::from_metadata(shared->metadata()));
   PARETO_TRY(std::string text, read_text(o));
@@ -234,12 +277,12 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
     Window& win = ws[static_cast<size_t>(w)];
     win.tokens.assign(tokens.begin() + static_cast<int64_t>(w) * context,
                       tokens.begin() + static_cast<int64_t>(w + 1) * context);
-    PARETO_TRY(win.full, evaluate(*m, pool, win.tokens, context / 2, "full", full_budget, true,
+    PARETO_TRY(win.full, evaluate(*m, pool, win.tokens, context / 2, "full", 0, full_budget, true,
                                   nullptr, nullptr, nullptr));
     for (int k = 1; k <= kProbes; ++k) {
       win.probes.push_back(copy_probe(win.tokens, o.copy_span, k));
       PARETO_TRY(RunResult c, evaluate(*m, pool, win.probes.back(), context - o.copy_span, "full",
-                                       full_budget, false, nullptr, nullptr, nullptr));
+                                       0, full_budget, false, nullptr, nullptr, nullptr));
       full_copy += copy_hits(c, win.probes.back(), o.copy_span);
     }
     full_nll += win.full.nll;
@@ -251,7 +294,11 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
   // The rows reset the peak (per row); what ran before them counts in the run's peak here.
   report.peak_rss_bytes = std::max<uint64_t>(peak_rss_bytes(), vm_hwm_bytes());
   for (const std::string& p : policies) {
-    for (const Evaluated& e : evaluated) {
+    // A quantization alone keeps every entry: one row, at 100%.
+    const bool whole = parse_row_policy(p)->policy == "full";
+    std::vector<Evaluated> all_entries(1);
+    all_entries[0].mean = 1;
+    for (const Evaluated& e : whole ? all_entries : evaluated) {
       const kv::KvBudget& budget = e.budget;
       KvBenchRow row;
       row.policy = p;
@@ -261,11 +308,12 @@ Result<KvBenchReport> run_kv_bench(const KvBenchOptions& o) {
       double kl = 0, nll = 0, bytes = 0;
       int agree = 0, copy = 0;
       for (Window& win : ws) {
-        PARETO_TRY(RunResult r, evaluate(*m, pool, win.tokens, context / 2, p, budget, false,
-                                         &win.full, &kl, &agree));
+        PARETO_TRY(RunResult r, evaluate(*m, pool, win.tokens, context / 2, p, o.kivi_residual,
+                                         budget, false, &win.full, &kl, &agree));
         for (const std::vector<int32_t>& probe : win.probes) {
-          PARETO_TRY(RunResult c, evaluate(*m, pool, probe, context - o.copy_span, p, budget, false,
-                                           nullptr, nullptr, nullptr));
+          PARETO_TRY(RunResult c,
+                     evaluate(*m, pool, probe, context - o.copy_span, p, o.kivi_residual, budget,
+                              false, nullptr, nullptr, nullptr));
           copy += copy_hits(c, probe, o.copy_span);
         }
         nll += r.nll;
@@ -296,8 +344,11 @@ Result<std::pair<double, double>> time_decode(const model::Model& m, ThreadPool&
                                               int steps, const std::string& name,
                                               const kv::KvBudget& budget, bool flash) {
   const model::ModelConfig& c = m.config();
-  kv::KvCache cache = m.make_cache(context + steps + 1, kv::KvType::kF16, kv::KvType::kF16);
-  PARETO_TRY(std::unique_ptr<kv::KvPolicy> policy, kv::make_kv_policy(name, cache.shape()));
+  PARETO_TRY(CacheChoice choice, parse_row_policy(name));
+  kv::KvCache cache =
+      make_row_cache(m, choice, context + steps + 1, kv::KvPoolOptions{}.kivi_residual);
+  PARETO_TRY(std::unique_ptr<kv::KvPolicy> policy,
+             kv::make_kv_policy(choice.policy, cache.shape()));
   PARETO_RETURN_IF_ERROR(cache.reserve(context));
   // Uniform values in [-1, 1) from a 64-bit LCG: filling 32k entries x every layer and head is
   // hundreds of millions of values, and their distribution does not change the decode time.

@@ -21,8 +21,11 @@ namespace pareto::bench {
 
 struct KvBenchOptions {
   std::string model;
-  std::vector<std::string> policies;  // empty: every registered policy but "full"
-  std::vector<double> budgets;        // fractions in (0, 1]; empty: 0.1, 0.2, ..., 0.9
+  // Eviction policies by name, KIVI quantizations alone ("kivi4", "kivi2": the full cache
+  // quantized, one row at 100%) or composed ("snapkv+kivi4"); every other row's cache is F16.
+  // Empty: every registered policy but "full", then kivi4 and kivi2.
+  std::vector<std::string> policies;
+  std::vector<double> budgets;  // fractions in (0, 1]; empty: 0.1, 0.2, ..., 0.9
   // Per-layer budgets ("40%,30%,20%,10%,5%": fractions, one per layer), each evaluated as one more
   // row per policy (its budget: the layers' mean fraction). Given alone (no `budgets`), only they
   // are evaluated.
@@ -33,6 +36,7 @@ struct KvBenchOptions {
   int windows = 2;        // windows of the text evaluated (fewer when it is shorter)
   int copy_span = 16;
   int threads = 0;
+  int kivi_residual = 128;  // KIVI rows: the recent positions kept in f16 (kv_pool.h)
 };
 
 // Speed: decode tokens per second after `context` entries per layer and KV head, with each policy

@@ -122,6 +122,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_path,
   engine::SchedulerOptions sched;
   PARETO_TRY(sched.key_type, kv::parse_kv_type(options.cache_type_k));
   PARETO_TRY(sched.value_type, kv::parse_kv_type(options.cache_type_v));
+  sched.kivi_residual = options.kivi_residual;
   PARETO_TRY(auto session, engine::Session::open(model_path, so));
   std::unique_ptr<engine::Session> draft;
   if (!options.draft_model_path.empty() && session->has_model()) {

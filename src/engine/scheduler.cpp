@@ -29,6 +29,14 @@ size_t held_suffix(std::string_view text, const std::vector<std::string>& stops)
   return held;
 }
 
+// The page pool of `m` under these options (KV types and their KIVI settings).
+kv::KvPoolOptions pool_options(const model::Model& m, const SchedulerOptions& o) {
+  kv::KvPoolOptions po = m.kv_pool_options(o.key_type, o.value_type, o.max_kv_pages);
+  po.kivi_group = o.kivi_group;
+  po.kivi_residual = o.kivi_residual;
+  return po;
+}
+
 }  // namespace
 
 struct Scheduler::Sequence {
@@ -55,13 +63,11 @@ struct Scheduler::Sequence {
 Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& tokenizer,
                      ThreadPool& pool, const SchedulerOptions& options)
     : model_(model), tokenizer_(tokenizer), pool_(pool), options_(options) {
-  kv_pool_ = std::make_shared<kv::KvPool>(
-      model.kv_pool_options(options.key_type, options.value_type, options.max_kv_pages));
+  kv_pool_ = std::make_shared<kv::KvPool>(pool_options(model, options));
   strategy_context_.draft_max = options.draft_max;
   // Layer-skip drafts: the target's shape, a pool of their own (created on first use).
   self_draft_.model = &model;
-  self_draft_.kv_pool = std::make_shared<kv::KvPool>(
-      model.kv_pool_options(options.key_type, options.value_type, options.max_kv_pages));
+  self_draft_.kv_pool = std::make_shared<kv::KvPool>(pool_options(model, options));
   self_draft_.pool = &pool;
   self_draft_.forward = options.forward;
   self_draft_.context_length = options.context_length;
@@ -77,8 +83,7 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
   if (options.draft_model != nullptr) {
     const model::Model& d = *options.draft_model;
     draft_.model = &d;
-    draft_.kv_pool = std::make_shared<kv::KvPool>(
-        d.kv_pool_options(options.key_type, options.value_type, options.max_kv_pages));
+    draft_.kv_pool = std::make_shared<kv::KvPool>(pool_options(d, options));
     draft_.pool = options.draft_pool != nullptr ? options.draft_pool : &pool;
     draft_.forward = options.forward;
     draft_.forward.kernel_path.reset();  // the draft's own order
@@ -133,6 +138,10 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const model::Model& model,
       return make_error("engine: the draft model has ", d.n_vocab, " tokens, the target ",
                         model.config().n_vocab);
     }
+  }
+  if (options.kivi_group < 1 || options.kivi_residual < 0) {
+    return make_error("engine: KIVI group ", options.kivi_group, " must be >= 1 and residual ",
+                      options.kivi_residual, " >= 0");
   }
   if (options.draft_max < 0 || options.draft_max > 64) {
     return make_error("engine: draft_max must be in [0, 64], got ", options.draft_max);
@@ -350,7 +359,10 @@ bool Scheduler::plan_decode(Sequence& s, int& budget, bool allow_drafts) {
   const size_t first = entries_.size();
   before_forward(s, false);
   const Clock::time_point start = Clock::now();
-  s.strategy->propose(st, allow_drafts ? std::min(room, std::max(budget, 1)) : 1, entries_);
+  // A KIVI cache quantizes between forwards: a draft stops where the next group would be, so each
+  // drafted position is computed over what a forward per token would see.
+  const int most = std::min({room, std::max(budget, 1), st.cache.entries_in_one_view()});
+  s.strategy->propose(st, allow_drafts ? most : 1, entries_);
   s.propose_seconds = seconds_between(start, Clock::now());
   const int n = static_cast<int>(entries_.size() - first);
   PARETO_CHECK_MSG(n >= 1 && n <= room, "a strategy proposed no entries or more than allowed");

@@ -94,6 +94,9 @@ struct SchedulerOptions {
   kv::KvType key_type = kv::KvType::kF16;
   kv::KvType value_type = kv::KvType::kF16;
   int64_t max_kv_pages = 0;  // 0: no limit
+  // KIVI types (kv/kv_pool.h): positions per key group, recent positions kept in f16.
+  int kivi_group = 32;
+  int kivi_residual = 128;
   model::ForwardOptions forward;
   // Speculative decoding: the longest draft per step, and a draft model for the strategies that
   // need one ("draft", "draft-adaptive"; its vocabulary must be the target's: check_draft_model).

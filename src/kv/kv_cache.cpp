@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "base/check.h"
+#include "kv/kv_kivi.h"
 
 namespace pareto::kv {
 
@@ -48,9 +50,12 @@ KvCache& KvCache::operator=(KvCache&& other) noexcept {
 void KvCache::release_all() {
   for (Slot& s : slots_) {
     for (KvPool::PageId p : s.pages) pool_->release(p);
-    s.pages.clear();
-    s.length = 0;
+    s = Slot{};
   }
+}
+
+bool KvCache::kivi() const {
+  return pool_ && (kivi_bits(pool_->options().key_type) || kivi_bits(pool_->options().value_type));
 }
 
 KvCache KvCache::fork() const {
@@ -89,7 +94,7 @@ const KvCache::Slot& KvCache::slot(int layer, int head) const {
 }
 
 int KvCache::full_blocks() const {
-  if (!pool_ || slots_.empty()) return 0;
+  if (!pool_ || slots_.empty() || kivi()) return 0;
   const int e = pool_->options().page_entries;
   int blocks = n_tokens_ / e;
   for (const Slot& s : slots_) blocks = std::min(blocks, s.length / e);
@@ -113,7 +118,7 @@ void KvCache::block_pages(int block, std::span<KvPool::PageId> out) const {
 }
 
 int KvCache::tail_entries() const {
-  if (!pool_ || slots_.empty()) return 0;
+  if (!pool_ || slots_.empty() || kivi()) return 0;
   const int e = pool_->options().page_entries;
   const int blocks = full_blocks();
   const int tail = n_tokens_ - blocks * e;
@@ -127,7 +132,7 @@ int KvCache::tail_entries() const {
 }
 
 void KvCache::append_shared_block(std::span<const KvPool::PageId> pages, int entries) {
-  PARETO_CHECK(pages.size() == slots_.size());
+  PARETO_CHECK(pages.size() == slots_.size() && !kivi());
   const int e = pool_->options().page_entries;
   const int n = entries < 0 ? e : entries;
   const int length = slots_.empty() ? 0 : slots_.front().length;
@@ -183,12 +188,29 @@ Status KvCache::reserve(int n) {
                            pool_->options().max_pages - pool_->pages_in_use(), " of ",
                            pool_->options().max_pages, " free");
   }
+  if (kivi()) {
+    const KvPoolOptions& o = pool_->options();
+    const int behind = n_tokens_ - o.kivi_residual;
+    const int32_t boundary = behind > 0 ? behind / o.kivi_group * o.kivi_group : 0;
+    for (Slot& s : slots_) seal(s, boundary);
+  }
   for (Slot& s : slots_) {
     if (n > 0 && s.length % e != 0) own_page(s, static_cast<size_t>(s.length / e));
     const size_t pages = static_cast<size_t>((s.length + n + e - 1) / e);
     while (s.pages.size() < pages) s.pages.push_back(pool_->allocate_unbounded());
   }
   return ok();
+}
+
+int KvCache::entries_in_one_view() const {
+  if (!kivi()) return std::numeric_limits<int>::max();
+  // reserve() at n_tokens m quantizes the positions below boundary(m) = (m - R) / G * G: it
+  // first changes at the m > n_tokens with m - R a multiple of G (and m > R).
+  const KvPoolOptions& o = pool_->options();
+  const int r = o.kivi_residual, g = o.kivi_group;
+  int next = std::max(n_tokens_ + 1, r + g);
+  next += ((r - next) % g + g) % g;  // up to the next m with (m - R) % G == 0
+  return next - n_tokens_;
 }
 
 void KvCache::append(int layer, int head, int32_t position, const float* key, const float* value) {
@@ -201,10 +223,72 @@ void KvCache::append(int layer, int head, int32_t position, const float* key, co
   const KvPool::PageId p = s.pages[index];
   PARETO_CHECK_MSG(pool_->refs(p) == 1, "KvCache::append to a shared page without reserve");
   const int at = s.length % e;
-  kv_encode(o.key_type, key, pool_->key(p, at), o.head_dim);
-  kv_encode(o.value_type, value, pool_->value(p, at), o.head_dim);
+  const auto hd = static_cast<size_t>(o.head_dim);
+  // KIVI parts wait in f16 until their group is quantized (seal).
+  const auto recent = [&](std::vector<uint16_t>& to, const float* v) {
+    to.resize(to.size() + hd);
+    kv_encode(KvType::kF16, v, reinterpret_cast<uint8_t*>(to.data() + to.size() - hd), o.head_dim);
+  };
+  if (kivi_bits(o.key_type)) {
+    recent(s.recent_keys, key);
+  } else {
+    kv_encode(o.key_type, key, pool_->key(p, at), o.head_dim);
+  }
+  if (kivi_bits(o.value_type)) {
+    recent(s.recent_values, value);
+  } else {
+    kv_encode(o.value_type, value, pool_->value(p, at), o.head_dim);
+  }
   pool_->positions(p)[at] = position;
   ++s.length;
+}
+
+void KvCache::seal(Slot& s, int32_t boundary) {
+  const KvPoolOptions& o = pool_->options();
+  const int kb = kivi_bits(o.key_type), vb = kivi_bits(o.value_type);
+  const int e = o.page_entries, hd = o.head_dim;
+  const auto hdz = static_cast<size_t>(hd);
+  const auto pos = [&](int j) {
+    return pool_->positions(s.pages[static_cast<size_t>(j / e)])[j % e];
+  };
+  int end = s.sealed;
+  while (end < s.length && pos(end) < boundary) ++end;
+  if (end == s.sealed) return;
+  std::vector<float> keys, value(hdz);
+  for (int j = s.sealed; j < end;) {
+    // One group of positions: its live entries share the keys' per-channel parameters.
+    const int32_t group = pos(j) / o.kivi_group;
+    int k = j;
+    while (k < end && pos(k) / o.kivi_group == group) ++k;
+    const auto row = [&](int i) { return static_cast<size_t>(i - s.sealed) * hdz; };
+    std::shared_ptr<std::vector<uint16_t>> params;
+    if (kb) {
+      keys.resize(static_cast<size_t>(k - j) * hdz);
+      kv_decode(KvType::kF16, reinterpret_cast<const uint8_t*>(s.recent_keys.data() + row(j)),
+                keys.data(), (k - j) * hd);
+      params = std::make_shared<std::vector<uint16_t>>(2 * hdz);
+      kivi::key_group_params(kb, keys.data(), k - j, hd, params->data());
+      s.key_groups.push_back({pos(j), pos(k - 1), params});
+    }
+    for (int i = j; i < k; ++i) {
+      own_page(s, static_cast<size_t>(i / e));
+      const KvPool::PageId p = s.pages[static_cast<size_t>(i / e)];
+      if (kb) {
+        kivi::encode_key(kb, keys.data() + static_cast<size_t>(i - j) * hdz, params->data(), hd,
+                         pool_->key(p, i % e));
+      }
+      if (vb) {
+        kv_decode(KvType::kF16, reinterpret_cast<const uint8_t*>(s.recent_values.data() + row(i)),
+                  value.data(), hd);
+        kivi::encode_value(vb, value.data(), hd, pool_->value(p, i % e));
+      }
+    }
+    j = k;
+  }
+  const auto done = static_cast<std::ptrdiff_t>(static_cast<size_t>(end - s.sealed) * hdz);
+  if (kb) s.recent_keys.erase(s.recent_keys.begin(), s.recent_keys.begin() + done);
+  if (vb) s.recent_values.erase(s.recent_values.begin(), s.recent_values.begin() + done);
+  s.sealed = end;
 }
 
 void KvCache::gather_range(int layer, int head, int begin, int end, float* keys, float* values,
@@ -221,12 +305,59 @@ void KvCache::gather_range(int layer, int head, int begin, int end, float* keys,
     // A page's entries are consecutive whole rows (quantized ones whole blocks): one call each.
     const auto out = static_cast<size_t>(j - begin);
     const int count = last - first;
-    if (keys) kv_decode(o.key_type, pool_->key(p, first), keys + out * hd, count * o.head_dim);
-    if (values) {
+    if (keys && !kivi_bits(o.key_type)) {
+      kv_decode(o.key_type, pool_->key(p, first), keys + out * hd, count * o.head_dim);
+    }
+    if (values && !kivi_bits(o.value_type)) {
       kv_decode(o.value_type, pool_->value(p, first), values + out * hd, count * o.head_dim);
     }
     if (positions) std::copy_n(pool_->positions(p) + first, count, positions + out);
     j += count;
+  }
+  if (kivi()) gather_kivi(s, begin, end, keys, values);
+}
+
+void KvCache::gather_kivi(const Slot& s, int begin, int end, float* keys, float* values) const {
+  const KvPoolOptions& o = pool_->options();
+  const int kb = kivi_bits(o.key_type), vb = kivi_bits(o.value_type);
+  if (!kb) keys = nullptr;
+  if (!vb) values = nullptr;
+  const int e = o.page_entries, hd = o.head_dim;
+  const auto hdz = static_cast<size_t>(hd);
+  const auto out = [&](int j) { return static_cast<size_t>(j - begin) * hdz; };
+  // Quantized entries: keys by their group's parameters (groups ascend with the entries).
+  const int quantized_end = std::min(end, s.sealed);
+  size_t g = 0;
+  if (keys && begin < quantized_end) {
+    const int32_t first = pool_->positions(s.pages[static_cast<size_t>(begin / e)])[begin % e];
+    g = static_cast<size_t>(
+        std::upper_bound(s.key_groups.begin(), s.key_groups.end(), first,
+                         [](int32_t p, const KeyGroup& kg) { return p < kg.first; }) -
+        s.key_groups.begin());
+    PARETO_CHECK(g > 0);
+    --g;
+  }
+  for (int j = begin; j < quantized_end; ++j) {
+    const KvPool::PageId p = s.pages[static_cast<size_t>(j / e)];
+    if (keys) {
+      const int32_t position = pool_->positions(p)[j % e];
+      while (s.key_groups[g].last < position) ++g;
+      PARETO_CHECK(g < s.key_groups.size() && s.key_groups[g].first <= position);
+      kivi::decode_key(kb, pool_->key(p, j % e), s.key_groups[g].params->data(), hd, keys + out(j));
+    }
+    if (values) kivi::decode_value(vb, pool_->value(p, j % e), hd, values + out(j));
+  }
+  // Recent entries: f16, consecutive rows.
+  const int from = std::max(begin, s.sealed);
+  if (from >= end) return;
+  const auto row = static_cast<size_t>(from - s.sealed) * hdz;
+  if (keys) {
+    kv_decode(KvType::kF16, reinterpret_cast<const uint8_t*>(s.recent_keys.data() + row),
+              keys + out(from), (end - from) * hd);
+  }
+  if (values) {
+    kv_decode(KvType::kF16, reinterpret_cast<const uint8_t*>(s.recent_values.data() + row),
+              values + out(from), (end - from) * hd);
   }
 }
 
@@ -238,12 +369,17 @@ template <class Keep>
 void KvCache::compact(Slot& s, Keep keep) {
   const KvPoolOptions& o = pool_->options();
   const int e = o.page_entries;
-  int first = 0;
-  while (first < s.length && keep(first)) ++first;
-  if (first == s.length) return;
+  // keep() is called once per entry, in order (erase's keep walks its indices alongside).
+  std::vector<char> kept(static_cast<size_t>(s.length));
+  int first = -1;
+  for (int j = 0; j < s.length; ++j) {
+    kept[static_cast<size_t>(j)] = keep(j) ? 1 : 0;
+    if (first < 0 && !kept[static_cast<size_t>(j)]) first = j;
+  }
+  if (first < 0) return;
   int w = first;
   for (int r = first + 1; r < s.length; ++r) {
-    if (!keep(r)) continue;
+    if (!kept[static_cast<size_t>(r)]) continue;
     const auto wi = static_cast<size_t>(w / e);
     own_page(s, wi);
     const KvPool::PageId dst = s.pages[wi];
@@ -253,11 +389,47 @@ void KvCache::compact(Slot& s, Keep keep) {
     pool_->positions(dst)[w % e] = pool_->positions(src)[r % e];
     ++w;
   }
+  if (kivi()) {
+    // The recent f16 rows follow their entries; the quantized prefix shrinks by what left it.
+    const auto hd = static_cast<size_t>(o.head_dim);
+    const auto keep_rows = [&](std::vector<uint16_t>& rows) {
+      if (rows.empty()) return;
+      size_t to = 0;
+      for (int j = s.sealed; j < s.length; ++j) {
+        const size_t from = static_cast<size_t>(j - s.sealed) * hd;
+        if (!kept[static_cast<size_t>(j)]) continue;
+        if (to != from)
+          std::copy_n(rows.begin() + static_cast<std::ptrdiff_t>(from), hd,
+                      rows.begin() + static_cast<std::ptrdiff_t>(to));
+        to += hd;
+      }
+      rows.resize(to);
+    };
+    keep_rows(s.recent_keys);
+    keep_rows(s.recent_values);
+    s.sealed = static_cast<int>(std::count(kept.begin(), kept.begin() + s.sealed, 1));
+  }
   s.length = w;
   const auto pages = static_cast<size_t>((w + e - 1) / e);
   while (s.pages.size() > pages) {
     pool_->release(s.pages.back());
     s.pages.pop_back();
+  }
+  if (!s.key_groups.empty()) {
+    // Key groups shrink to the positions still held; empty ones go.
+    std::vector<KeyGroup> groups;
+    size_t g = 0;
+    for (int j = 0; j < s.sealed; ++j) {
+      const int32_t p = pool_->positions(s.pages[static_cast<size_t>(j / e)])[j % e];
+      while (g < s.key_groups.size() && s.key_groups[g].last < p) ++g;
+      PARETO_CHECK(g < s.key_groups.size() && s.key_groups[g].first <= p);
+      if (groups.empty() || groups.back().params != s.key_groups[g].params) {
+        groups.push_back({p, p, s.key_groups[g].params});
+      } else {
+        groups.back().last = p;
+      }
+    }
+    s.key_groups = std::move(groups);
   }
 }
 
@@ -314,7 +486,55 @@ void KvCache::copy_entries(int layer, int head, std::span<const int> indices, Kv
     PARETO_CHECK(j >= 0 && j < s.length && (i == 0 || j > indices[i - 1]));
     const KvPool::PageId p = s.pages[static_cast<size_t>(j / e)];
     to.append_encoded(t, pool_->key(p, j % e), pool_->value(p, j % e), pool_->positions(p)[j % e]);
+    if (kivi()) copy_kivi_parts(s, j, t);
   }
+}
+
+void KvCache::copy_kivi_parts(const Slot& s, int j, Slot& t) const {
+  const KvPoolOptions& o = pool_->options();
+  const auto hd = static_cast<size_t>(o.head_dim);
+  const int32_t position =
+      t.length > 0 ? pool_->positions(t.pages.back())[(t.length - 1) % o.page_entries] : 0;
+  const auto add_recent = [&](const float* key, const float* value) {
+    for (auto [rows, v] : {std::pair{&t.recent_keys, key}, std::pair{&t.recent_values, value}}) {
+      if (!v) continue;
+      rows->resize(rows->size() + hd);
+      kv_encode(KvType::kF16, v, reinterpret_cast<uint8_t*>(rows->data() + rows->size() - hd),
+                o.head_dim);
+    }
+  };
+  const bool key_kivi = kivi_bits(o.key_type) != 0, value_kivi = kivi_bits(o.value_type) != 0;
+  if (j >= s.sealed) {
+    // A recent entry: its f16 rows, as they are.
+    const size_t row = static_cast<size_t>(j - s.sealed) * hd;
+    if (key_kivi)
+      t.recent_keys.insert(t.recent_keys.end(), s.recent_keys.begin() + row,
+                           s.recent_keys.begin() + row + hd);
+    if (value_kivi)
+      t.recent_values.insert(t.recent_values.end(), s.recent_values.begin() + row,
+                             s.recent_values.begin() + row + hd);
+    return;
+  }
+  if (t.sealed == t.length - 1) {
+    // A quantized entry joining a quantized prefix: its codes were copied; its key group goes too.
+    ++t.sealed;
+    if (!key_kivi) return;
+    const auto g = std::find_if(s.key_groups.begin(), s.key_groups.end(), [&](const KeyGroup& kg) {
+      return kg.first <= position && position <= kg.last;
+    });
+    PARETO_CHECK(g != s.key_groups.end());
+    if (!t.key_groups.empty() && t.key_groups.back().params == g->params) {
+      t.key_groups.back().last = position;
+    } else {
+      t.key_groups.push_back({position, position, g->params});
+    }
+    return;
+  }
+  // A quantized entry after recent ones: it joins them as its decoded f16 (the order of the
+  // quantized prefix must hold).
+  std::vector<float> key(hd), value(hd);
+  gather_kivi(s, j, j + 1, key.data(), value.data());
+  add_recent(key_kivi ? key.data() : nullptr, value_kivi ? value.data() : nullptr);
 }
 
 void KvCache::clear() {
@@ -330,7 +550,15 @@ int64_t KvCache::pages_held() const {
 }
 
 int64_t KvCache::bytes_held() const {
-  return pool_ ? pages_held() * static_cast<int64_t>(pool_->page_bytes()) : 0;
+  if (!pool_) return 0;
+  int64_t bytes = pages_held() * static_cast<int64_t>(pool_->page_bytes());
+  const auto params = static_cast<int64_t>(2 * sizeof(uint16_t)) * pool_->options().head_dim;
+  for (const Slot& s : slots_) {
+    bytes +=
+        static_cast<int64_t>((s.recent_keys.size() + s.recent_values.size()) * sizeof(uint16_t)) +
+        static_cast<int64_t>(s.key_groups.size()) * params;
+  }
+  return bytes;
 }
 
 }  // namespace pareto::kv

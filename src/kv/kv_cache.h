@@ -10,6 +10,13 @@
 // Shapes: gather(layer, head) decodes [length, head_dim] f32 keys and values and [length]
 // positions, in entry order (append order, minus erased entries).
 //
+// KIVI types (kv_kivi.h): an entry's KIVI parts are kept in f16 beside the pages ("recent") and
+// quantized into its page once its group of kivi_group positions lies wholly kivi_residual
+// positions behind n_tokens(), at the next reserve() (so what is quantized depends only on the
+// tokens kept, never on entries drafted and rolled back). Keys are quantized with their group's
+// per-channel parameters, found by position: entries still move byte for byte on eviction.
+// Such caches share no blocks with the prefix cache (full_blocks() is 0).
+//
 // Not thread-safe (nor is the pool it shares): one thread, the engine's step loop, uses them.
 #pragma once
 
@@ -63,9 +70,14 @@ class KvCache {
   int32_t position(int layer, int head, int entry) const;
 
   // Makes room to append `n` entries to every (layer, head): allocates pages and copies a shared
-  // last page. Errors, with nothing changed: kContextOverflow beyond capacity, kResourceExhausted
+  // last page. With KIVI types it first quantizes the entries whose group has left the recent
+  // window. Errors, with nothing changed: kContextOverflow beyond capacity, kResourceExhausted
   // when the pool has no pages left.
   Status reserve(int n);
+  // How many entries at positions n_tokens() onwards one forward may append while its queries see
+  // the cache as one forward per token would: unlimited (INT_MAX) but for KIVI types, whose next
+  // reserve() may quantize a group; then up to the first position whose own reserve would (>= 1).
+  int entries_in_one_view() const;
   // Appends one entry (head_dim floats each, encoded in the pool's types). CHECKs that reserve
   // made room.
   void append(int layer, int head, int32_t position, const float* key, const float* value);
@@ -111,14 +123,30 @@ class KvCache {
   std::span<const KvPool::PageId> pages(int layer, int head) const {
     return slot(layer, head).pages;
   }
-  // Pages this cache references (shared ones included) and their bytes.
+  // Pages this cache references (shared ones included) and their bytes, plus (KIVI) the recent
+  // entries' f16 copies and the key groups' parameters.
   int64_t pages_held() const;
   int64_t bytes_held() const;
+  // Leading entries of (layer, head) whose KIVI parts are quantized (0 for other types).
+  int quantized(int layer, int head) const { return slot(layer, head).sealed; }
 
  private:
+  // KIVI key parameters of the entries at positions [first, last] (one group of positions, or
+  // what eviction left of it): [2 * head_dim] f16, shared by forks.
+  struct KeyGroup {
+    int32_t first = 0;
+    int32_t last = 0;
+    std::shared_ptr<const std::vector<uint16_t>> params;
+  };
   struct Slot {
     std::vector<KvPool::PageId> pages;
     int length = 0;
+    // KIVI only: entries [0, sealed) are quantized in their pages; the KIVI parts of entries
+    // [sealed, length) are here in f16, [length - sealed, head_dim] each.
+    int sealed = 0;
+    std::vector<uint16_t> recent_keys;
+    std::vector<uint16_t> recent_values;
+    std::vector<KeyGroup> key_groups;  // ascending, disjoint
   };
   Slot& slot(int layer, int head);
   const Slot& slot(int layer, int head) const;
@@ -129,6 +157,13 @@ class KvCache {
   // Keeps entries for which keep(entry index) holds, compacting in order.
   template <class Keep>
   void compact(Slot& s, Keep keep);
+  bool kivi() const;
+  // Quantizes the KIVI parts of `s`'s recent entries at positions below `boundary`.
+  void seal(Slot& s, int32_t boundary);
+  // Decodes the KIVI parts of entries [begin, end) of `s` (see gather_range).
+  void gather_kivi(const Slot& s, int begin, int end, float* keys, float* values) const;
+  // copy_entries' part for KIVI: entry j of `s`, just appended to `t` as its bytes.
+  void copy_kivi_parts(const Slot& s, int j, Slot& t) const;
   void release_all();
 
   std::shared_ptr<KvPool> pool_;

@@ -9,8 +9,9 @@ namespace pareto::kv {
 KvPool::KvPool(const KvPoolOptions& options) : options_(options) {
   PARETO_CHECK(options.n_layers >= 0 && options.n_kv_heads >= 0 && options.head_dim >= 0);
   PARETO_CHECK(options.page_entries > 0 && options.max_pages >= 0);
-  key_bytes_ = kv_entry_bytes(options.key_type, options.head_dim);
-  value_bytes_ = kv_entry_bytes(options.value_type, options.head_dim);
+  PARETO_CHECK(options.kivi_group > 0 && options.kivi_residual >= 0);
+  key_bytes_ = kv_key_bytes(options.key_type, options.head_dim);
+  value_bytes_ = kv_value_bytes(options.value_type, options.head_dim);
   const auto e = static_cast<size_t>(options.page_entries);
   positions_offset_ = (e * (key_bytes_ + value_bytes_) + 3) / 4 * 4;
   page_bytes_ = positions_offset_ + e * sizeof(int32_t);

@@ -25,6 +25,11 @@ struct KvPoolOptions {
   // Pages the pool may hold at once; 0: no limit. Appends beyond it fail (KvCache::reserve);
   // copy-on-write during erase may exceed it by the pages it copies.
   int64_t max_pages = 0;
+  // KIVI types (kv_kivi.h): keys are quantized per channel over groups of `kivi_group` positions;
+  // entries stay in f16 (outside the pages, KvCache) until their whole group is at least
+  // `kivi_residual` positions behind the sequence's next one. The paper's defaults.
+  int kivi_group = 32;
+  int kivi_residual = 128;
 };
 
 class KvPool {

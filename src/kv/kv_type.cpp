@@ -5,6 +5,7 @@
 #include "base/check.h"
 #include "base/half.h"
 #include "kernels/quant.h"
+#include "kv/kv_kivi.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
@@ -79,7 +80,8 @@ bool has_f16c() {
 }
 #endif
 
-constexpr KvType kAllTypes[] = {KvType::kF32, KvType::kF16, KvType::kQ8_0, KvType::kQ4_0};
+constexpr KvType kAllTypes[] = {KvType::kF32,  KvType::kF16,   KvType::kQ8_0,
+                                KvType::kQ4_0, KvType::kKivi4, KvType::kKivi2};
 
 TensorType tensor_type(KvType type) {
   switch (type) {
@@ -91,7 +93,11 @@ TensorType tensor_type(KvType type) {
       return TensorType::Q8_0;
     case KvType::kQ4_0:
       return TensorType::Q4_0;
+    case KvType::kKivi4:
+    case KvType::kKivi2:
+      break;
   }
+  PARETO_CHECK_MSG(false, "KIVI KV types are encoded by KvCache, not entry by entry");
   return TensorType::F32;
 }
 
@@ -107,6 +113,10 @@ std::string_view kv_type_name(KvType type) {
       return "q8_0";
     case KvType::kQ4_0:
       return "q4_0";
+    case KvType::kKivi4:
+      return "kivi4";
+    case KvType::kKivi2:
+      return "kivi2";
   }
   return "unknown";
 }
@@ -116,7 +126,7 @@ Result<KvType> parse_kv_type(std::string_view name) {
     if (kv_type_name(t) == name) return t;
   }
   return make_error_code(ErrorCode::kInvalidArgument, "unknown KV cache type '", name,
-                         "' (valid: f32, f16, q8_0, q4_0)");
+                         "' (valid: f32, f16, q8_0, q4_0, kivi4, kivi2)");
 }
 
 Status check_kv_type(KvType type, int head_dim) {
@@ -128,8 +138,22 @@ Status check_kv_type(KvType type, int head_dim) {
   return ok();
 }
 
+int kivi_bits(KvType type) {
+  return type == KvType::kKivi4 ? 4 : type == KvType::kKivi2 ? 2 : 0;
+}
+
 size_t kv_entry_bytes(KvType type, int head_dim) {
   return static_cast<size_t>(row_bytes(tensor_type(type), head_dim));
+}
+
+size_t kv_key_bytes(KvType type, int head_dim) {
+  const int bits = kivi_bits(type);
+  return bits ? kivi::key_code_bytes(bits, head_dim) : kv_entry_bytes(type, head_dim);
+}
+
+size_t kv_value_bytes(KvType type, int head_dim) {
+  const int bits = kivi_bits(type);
+  return bits ? kivi::value_bytes(bits, head_dim) : kv_entry_bytes(type, head_dim);
 }
 
 void kv_encode(KvType type, const float* src, uint8_t* dst, int head_dim) {
@@ -149,6 +173,9 @@ void kv_encode(KvType type, const float* src, uint8_t* dst, int head_dim) {
 #endif
       kernels::quantize_row(TensorType::F16, src, dst, head_dim);
       return;
+    case KvType::kKivi4:
+    case KvType::kKivi2:
+      PARETO_CHECK_MSG(false, "kv_encode: KIVI entries are encoded by KvCache");
   }
 }
 

@@ -62,6 +62,10 @@ Outcome run(Session& session, const std::string& strategy, kv::KvType type, int 
   o.speculation_max_batch = speculation_max_batch;
   o.forward.batch_invariant = true;
   o.key_type = o.value_type = type;
+  // KIVI: small groups and recent window, so that 64 tokens cross many quantization points (a
+  // draft must stop at each: kv_cache.h, entries_in_one_view).
+  o.kivi_group = 16;
+  o.kivi_residual = 8;
   if (draft != nullptr) {
     o.draft_model = &draft->model();
     o.draft_pool = &draft->pool();
@@ -97,9 +101,10 @@ Outcome run(Session& session, const std::string& strategy, kv::KvType type, int 
 }
 
 TEST(Speculation, GreedyOutputEqualsPlainGreedyInFewerSteps) {
-  // Every KV storage type: stories260K (head size 8) for f32/f16, pycode1m for q8_0/q4_0.
+  // Every KV storage type: stories260K (head size 8) for f32/f16/kivi2, pycode1m for q8_0/q4_0.
   const std::pair<const char*, std::vector<kv::KvType>> cases[] = {
-      {"models/stories260K/stories260K.gguf", {kv::KvType::kF32, kv::KvType::kF16}},
+      {"models/stories260K/stories260K.gguf",
+       {kv::KvType::kF32, kv::KvType::kF16, kv::KvType::kKivi2}},
       {"models/pycode/pycode1m.gguf", {kv::KvType::kQ8_0, kv::KvType::kQ4_0}}};
   for (const auto& [model, types] : cases) {
     SessionOptions so;
@@ -209,7 +214,7 @@ TEST(Speculation, DraftModelGreedyOutputEqualsPlainGreedy) {
   ASSERT_TRUE(draft.has_value()) << draft.error().message;
   ASSERT_TRUE(check_draft_vocabulary((*target)->tokenizer(), "pycode7m", (*draft)->tokenizer(),
                                      "pycode1m"));
-  for (const kv::KvType type : {kv::KvType::kF32, kv::KvType::kF16}) {
+  for (const kv::KvType type : {kv::KvType::kF32, kv::KvType::kF16, kv::KvType::kKivi4}) {
     const Outcome plain = run(**target, "autoregressive", type, 1, kCodePrompts);
     ASSERT_EQ(plain.tokens.size(), kCodePrompts.size());
     for (const char* strategy : {"draft", "draft-adaptive", "tree", "bandit"}) {
