@@ -602,6 +602,37 @@ TEST(CliBench, KvBudgetsReportQualityAgainstTheFullCache) {
                  2, {"above 100%"});
 }
 
+// KIVI rows: a quantization alone is one row at 100% (every entry kept, quantized), composed
+// with a policy one row per budget; both hold less KV than the full cache and cost some quality.
+// `run` takes the cache types; bad names fail naming them.
+TEST(CliBench, KvQuantizationRowsNameTheirBits) {
+  const Outcome o = run_pareto({"bench", "kv", "-m", stories("stories260K.gguf"), "--policies",
+                                "kivi4,snapkv+kivi2", "--budgets", "20%,50%", "--kivi-residual",
+                                "32", "-t", "1", "--json"});
+  ASSERT_EQ(o.exit_code, 0) << describe(o);
+  const json j = json::parse(o.out);
+  ASSERT_EQ(j["results"].size(), 3u);
+  EXPECT_EQ(j["results"][0]["policy"], "kivi4");
+  EXPECT_EQ(j["results"][0]["budget"].get<double>(), 1.0);
+  EXPECT_EQ(j["results"][1]["policy"], "snapkv+kivi2");
+  EXPECT_EQ(j["results"][2]["budget"].get<double>(), 0.5);
+  for (const json& r : j["results"]) {
+    EXPECT_GT(r["kl"].get<double>(), 0) << r.dump();
+    EXPECT_LT(r["kv_bytes_per_token"].get<double>(), r["kv_bytes_per_token_full"].get<double>());
+    EXPECT_EQ(r["evicted"].get<int64_t>() == 0, r["policy"] == "kivi4") << r.dump();
+  }
+  expect_failure(
+      run_pareto({"bench", "kv", "-m", stories("stories260K.gguf"), "--policies", "snapkv+q4_0"}),
+      1, {"'q4_0' is not a KV quantization (kivi4, kivi2)"});
+  const Outcome run =
+      run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "Once upon a", "-n", "40",
+                  "--temp", "0", "--ctk", "kivi4", "--ctv", "kivi2", "--kivi-residual", "8"});
+  EXPECT_EQ(run.exit_code, 0) << describe(run);
+  expect_failure(
+      run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "x", "--ctk", "kivi3"}), 1,
+      {"unknown KV cache type 'kivi3'", "kivi4, kivi2"});
+}
+
 TEST(CliBench, ParallelModeReportsAggregateSpeedAndKvBytesPerLevel) {
   const Outcome o = run_pareto({"bench", "-m", stories("stories260K.gguf"), "-p", "8", "-n", "4",
                                 "--parallel", "1,3", "-r", "1", "-t", "1", "--json"});
