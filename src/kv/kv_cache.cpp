@@ -337,13 +337,19 @@ void KvCache::gather_kivi(const Slot& s, int begin, int end, float* keys, float*
     PARETO_CHECK(g > 0);
     --g;
   }
+  std::vector<float> min(keys ? hdz : 0), scale(keys ? hdz : 0);
+  size_t widened = s.key_groups.size();  // the group whose parameters are in min, scale
   for (int j = begin; j < quantized_end; ++j) {
     const KvPool::PageId p = s.pages[static_cast<size_t>(j / e)];
     if (keys) {
       const int32_t position = pool_->positions(p)[j % e];
       while (s.key_groups[g].last < position) ++g;
       PARETO_CHECK(g < s.key_groups.size() && s.key_groups[g].first <= position);
-      kivi::decode_key(kb, pool_->key(p, j % e), s.key_groups[g].params->data(), hd, keys + out(j));
+      if (widened != g) {
+        kivi::widen_key_params(s.key_groups[g].params->data(), hd, min.data(), scale.data());
+        widened = g;
+      }
+      kivi::decode_key(kb, pool_->key(p, j % e), min.data(), scale.data(), hd, keys + out(j));
     }
     if (values) kivi::decode_value(vb, pool_->value(p, j % e), hd, values + out(j));
   }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "base/check.h"
 #include "base/half.h"
@@ -107,11 +108,43 @@ void encode_key(int bits, const float* key, const uint16_t* params, int head_dim
   }
 }
 
-void decode_key(int bits, const uint8_t* codes, const uint16_t* params, int head_dim, float* out) {
+void widen_key_params(const uint16_t* params, int head_dim, float* min, float* scale) {
   for (int c = 0; c < head_dim; ++c) {
-    out[c] = f16_to_f32(params[c]) +
-             static_cast<float>(get_code(bits, codes, c)) * f16_to_f32(params[head_dim + c]);
+    min[c] = f16_to_f32(params[c]);
+    scale[c] = f16_to_f32(params[head_dim + c]);
   }
+}
+
+void decode_key(int bits, const uint8_t* codes, const float* min, const float* scale, int head_dim,
+                float* out) {
+  // Per bit width, so that the unpacking is shifts of constants (this runs for every cached key
+  // of every layer at every step).
+  if (bits == 4) {
+    int c = 0;
+    for (; c + 2 <= head_dim; c += 2) {
+      const uint8_t b = codes[c / 2];
+      out[c] = min[c] + static_cast<float>(b & 15) * scale[c];
+      out[c + 1] = min[c + 1] + static_cast<float>(b >> 4) * scale[c + 1];
+    }
+    for (; c < head_dim; ++c)
+      out[c] = min[c] + static_cast<float>(get_code(4, codes, c)) * scale[c];
+    return;
+  }
+  int c = 0;
+  for (; c + 4 <= head_dim; c += 4) {
+    const uint8_t b = codes[c / 4];
+    out[c] = min[c] + static_cast<float>(b & 3) * scale[c];
+    out[c + 1] = min[c + 1] + static_cast<float>((b >> 2) & 3) * scale[c + 1];
+    out[c + 2] = min[c + 2] + static_cast<float>((b >> 4) & 3) * scale[c + 2];
+    out[c + 3] = min[c + 3] + static_cast<float>(b >> 6) * scale[c + 3];
+  }
+  for (; c < head_dim; ++c) out[c] = min[c] + static_cast<float>(get_code(2, codes, c)) * scale[c];
+}
+
+void decode_key(int bits, const uint8_t* codes, const uint16_t* params, int head_dim, float* out) {
+  std::vector<float> min(static_cast<size_t>(head_dim)), scale(static_cast<size_t>(head_dim));
+  widen_key_params(params, head_dim, min.data(), scale.data());
+  decode_key(bits, codes, min.data(), scale.data(), head_dim, out);
 }
 
 void encode_value(int bits, const float* value, int head_dim, uint8_t* out) {
@@ -138,9 +171,24 @@ void decode_value(int bits, const uint8_t* in, int head_dim, float* out) {
     std::memcpy(&min_h, in + 2, 2);
     const float min = f16_to_f32(min_h), scale = f16_to_f32(scale_h);
     const uint8_t* codes = in + 4;
-    for (int i = 0; i < n; ++i) {
-      out[c0 + i] = min + static_cast<float>(get_code(bits, codes, i)) * scale;
+    float* o = out + c0;
+    int i = 0;
+    if (bits == 4) {
+      for (; i + 2 <= n; i += 2) {
+        const uint8_t b = codes[i / 2];
+        o[i] = min + static_cast<float>(b & 15) * scale;
+        o[i + 1] = min + static_cast<float>(b >> 4) * scale;
+      }
+    } else {
+      for (; i + 4 <= n; i += 4) {
+        const uint8_t b = codes[i / 4];
+        o[i] = min + static_cast<float>(b & 3) * scale;
+        o[i + 1] = min + static_cast<float>((b >> 2) & 3) * scale;
+        o[i + 2] = min + static_cast<float>((b >> 4) & 3) * scale;
+        o[i + 3] = min + static_cast<float>(b >> 6) * scale;
+      }
     }
+    for (; i < n; ++i) o[i] = min + static_cast<float>(get_code(bits, codes, i)) * scale;
     in = codes + packed_bytes(bits, n);
   }
 }

@@ -28,6 +28,11 @@ void key_group_params(int bits, const float* keys, int n, int head_dim, uint16_t
 // One key's codes with its group's parameters, and back.
 void encode_key(int bits, const float* key, const uint16_t* params, int head_dim, uint8_t* codes);
 void decode_key(int bits, const uint8_t* codes, const uint16_t* params, int head_dim, float* out);
+// The same from the parameters widened once ([head_dim] minima, [head_dim] scales): decoding a
+// cache's keys group by group converts each group's parameters once, not once per key.
+void widen_key_params(const uint16_t* params, int head_dim, float* min, float* scale);
+void decode_key(int bits, const uint8_t* codes, const float* min, const float* scale, int head_dim,
+                float* out);
 
 // One value, its own parameters included, and back.
 void encode_value(int bits, const float* value, int head_dim, uint8_t* out);
