@@ -372,6 +372,8 @@ Result<std::pair<double, double>> time_decode(const model::Model& m, ThreadPool&
   cache.set_n_tokens(context);
   kv::KvCache parked = cache.empty_like();  // what `refresh` leaves out of attention
   kv::enforce_kv_budget(cache, *policy, budget, &parked);
+  // KIVI quantizes the context at the next reserve, once, as it would after a prompt: not timed.
+  PARETO_RETURN_IF_ERROR(cache.reserve(0));
   model::KvPolicyObserver observer;
   observer.set(0, policy.get());
   model::ForwardOptions fo;
@@ -421,7 +423,9 @@ Result<KvSpeedReport> run_kv_speed(const KvSpeedOptions& o) {
                time_decode(*m, pool, context, o.steps, "full", kv::KvBudget{}, o.flash_attention));
     std::vector<KvSpeedRow> rows;
     for (const std::string& p : policies) {
-      for (double b : budgets) {
+      // A quantization alone keeps every entry: one row, at 100%.
+      PARETO_TRY(CacheChoice choice, parse_row_policy(p));
+      for (double b : choice.policy == "full" ? std::vector<double>{1.0} : budgets) {
         kv::KvBudget budget;
         budget.fraction = b;
         PARETO_TRY(auto r, time_decode(*m, pool, context, o.steps, p, budget, o.flash_attention));

@@ -1,6 +1,7 @@
 #include "kv/kv_cache.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <limits>
 
@@ -337,7 +338,13 @@ void KvCache::gather_kivi(const Slot& s, int begin, int end, float* keys, float*
     PARETO_CHECK(g > 0);
     --g;
   }
-  std::vector<float> min(keys ? hdz : 0), scale(keys ? hdz : 0);
+  // A group's parameters, widened (on the stack for the usual head sizes: this runs per layer,
+  // head and step).
+  constexpr size_t kStack = 256;
+  std::array<float, 2 * kStack> stack{};
+  std::vector<float> heap(keys && hdz > kStack ? 2 * hdz : 0);
+  float* min = heap.empty() ? stack.data() : heap.data();
+  float* scale = min + hdz;
   size_t widened = s.key_groups.size();  // the group whose parameters are in min, scale
   for (int j = begin; j < quantized_end; ++j) {
     const KvPool::PageId p = s.pages[static_cast<size_t>(j / e)];
@@ -346,10 +353,10 @@ void KvCache::gather_kivi(const Slot& s, int begin, int end, float* keys, float*
       while (s.key_groups[g].last < position) ++g;
       PARETO_CHECK(g < s.key_groups.size() && s.key_groups[g].first <= position);
       if (widened != g) {
-        kivi::widen_key_params(s.key_groups[g].params->data(), hd, min.data(), scale.data());
+        kivi::widen_key_params(s.key_groups[g].params->data(), hd, min, scale);
         widened = g;
       }
-      kivi::decode_key(kb, pool_->key(p, j % e), min.data(), scale.data(), hd, keys + out(j));
+      kivi::decode_key(kb, pool_->key(p, j % e), min, scale, hd, keys + out(j));
     }
     if (values) kivi::decode_value(vb, pool_->value(p, j % e), hd, values + out(j));
   }

@@ -56,20 +56,49 @@ uint8_t code_of(int bits, float x, float min, float scale) {
   return static_cast<uint8_t>(std::clamp(c, 0.0f, static_cast<float>(levels(bits))));
 }
 
-void put_code(int bits, uint8_t* codes, int i, uint8_t c) {
+// Codes of n elements: byte i % stride holds element i in bits (i / stride) * bits, stride =
+// ceil(n / (8 / bits)), so elements `stride` apart share a byte (as ggml's Q4_0 pairs elements 16
+// apart) and unpacking one shift is a contiguous loop the compiler vectorizes.
+int code_stride(int bits, int n) {
   const int per_byte = 8 / bits;
-  const int shift = (i % per_byte) * bits;
-  uint8_t& b = codes[i / per_byte];
+  return (n + per_byte - 1) / per_byte;
+}
+
+void put_code(int bits, uint8_t* codes, int n, int i, uint8_t c) {
+  const int stride = code_stride(bits, n);
+  const int shift = (i / stride) * bits;
+  uint8_t& b = codes[i % stride];
   b = static_cast<uint8_t>((b & ~(levels(bits) << shift)) | (c << shift));
 }
 
-uint8_t get_code(int bits, const uint8_t* codes, int i) {
-  const int per_byte = 8 / bits;
-  return static_cast<uint8_t>((codes[i / per_byte] >> ((i % per_byte) * bits)) & levels(bits));
+size_t packed_bytes(int bits, int n) {
+  return static_cast<size_t>(code_stride(bits, n));
 }
 
-size_t packed_bytes(int bits, int n) {
-  return (static_cast<size_t>(n) * static_cast<size_t>(bits) + 7) / 8;
+// out[i] = min[i] + code(i) * scale[i] over n elements (per-channel parameters).
+void decode_codes(int bits, const uint8_t* codes, int n, const float* min, const float* scale,
+                  float* out) {
+  const int stride = code_stride(bits, n), per_byte = 8 / bits;
+  const unsigned mask = static_cast<unsigned>(levels(bits));
+  for (int k = 0; k < per_byte; ++k) {
+    const int first = k * stride, count = std::min(stride, n - first), shift = k * bits;
+    for (int i = 0; i < count; ++i) {
+      out[first + i] =
+          min[first + i] + static_cast<float>((codes[i] >> shift) & mask) * scale[first + i];
+    }
+  }
+}
+
+// The same with one minimum and scale for all n.
+void decode_codes(int bits, const uint8_t* codes, int n, float min, float scale, float* out) {
+  const int stride = code_stride(bits, n), per_byte = 8 / bits;
+  const unsigned mask = static_cast<unsigned>(levels(bits));
+  for (int k = 0; k < per_byte; ++k) {
+    const int first = k * stride, count = std::min(stride, n - first), shift = k * bits;
+    for (int i = 0; i < count; ++i) {
+      out[first + i] = min + static_cast<float>((codes[i] >> shift) & mask) * scale;
+    }
+  }
 }
 
 }  // namespace
@@ -103,7 +132,7 @@ void key_group_params(int bits, const float* keys, int n, int head_dim, uint16_t
 void encode_key(int bits, const float* key, const uint16_t* params, int head_dim, uint8_t* codes) {
   std::memset(codes, 0, key_code_bytes(bits, head_dim));
   for (int c = 0; c < head_dim; ++c) {
-    put_code(bits, codes, c,
+    put_code(bits, codes, head_dim, c,
              code_of(bits, key[c], f16_to_f32(params[c]), f16_to_f32(params[head_dim + c])));
   }
 }
@@ -117,28 +146,7 @@ void widen_key_params(const uint16_t* params, int head_dim, float* min, float* s
 
 void decode_key(int bits, const uint8_t* codes, const float* min, const float* scale, int head_dim,
                 float* out) {
-  // Per bit width, so that the unpacking is shifts of constants (this runs for every cached key
-  // of every layer at every step).
-  if (bits == 4) {
-    int c = 0;
-    for (; c + 2 <= head_dim; c += 2) {
-      const uint8_t b = codes[c / 2];
-      out[c] = min[c] + static_cast<float>(b & 15) * scale[c];
-      out[c + 1] = min[c + 1] + static_cast<float>(b >> 4) * scale[c + 1];
-    }
-    for (; c < head_dim; ++c)
-      out[c] = min[c] + static_cast<float>(get_code(4, codes, c)) * scale[c];
-    return;
-  }
-  int c = 0;
-  for (; c + 4 <= head_dim; c += 4) {
-    const uint8_t b = codes[c / 4];
-    out[c] = min[c] + static_cast<float>(b & 3) * scale[c];
-    out[c + 1] = min[c + 1] + static_cast<float>((b >> 2) & 3) * scale[c + 1];
-    out[c + 2] = min[c + 2] + static_cast<float>((b >> 4) & 3) * scale[c + 2];
-    out[c + 3] = min[c + 3] + static_cast<float>(b >> 6) * scale[c + 3];
-  }
-  for (; c < head_dim; ++c) out[c] = min[c] + static_cast<float>(get_code(2, codes, c)) * scale[c];
+  decode_codes(bits, codes, head_dim, min, scale, out);
 }
 
 void decode_key(int bits, const uint8_t* codes, const uint16_t* params, int head_dim, float* out) {
@@ -158,7 +166,9 @@ void encode_value(int bits, const float* value, int head_dim, uint8_t* out) {
     uint8_t* codes = out + 4;
     std::memset(codes, 0, packed_bytes(bits, n));
     const float min = f16_to_f32(min_h), scale = f16_to_f32(scale_h);
-    for (int i = 0; i < n; ++i) put_code(bits, codes, i, code_of(bits, value[c0 + i], min, scale));
+    for (int i = 0; i < n; ++i) {
+      put_code(bits, codes, n, i, code_of(bits, value[c0 + i], min, scale));
+    }
     out = codes + packed_bytes(bits, n);
   }
 }
@@ -171,24 +181,7 @@ void decode_value(int bits, const uint8_t* in, int head_dim, float* out) {
     std::memcpy(&min_h, in + 2, 2);
     const float min = f16_to_f32(min_h), scale = f16_to_f32(scale_h);
     const uint8_t* codes = in + 4;
-    float* o = out + c0;
-    int i = 0;
-    if (bits == 4) {
-      for (; i + 2 <= n; i += 2) {
-        const uint8_t b = codes[i / 2];
-        o[i] = min + static_cast<float>(b & 15) * scale;
-        o[i + 1] = min + static_cast<float>(b >> 4) * scale;
-      }
-    } else {
-      for (; i + 4 <= n; i += 4) {
-        const uint8_t b = codes[i / 4];
-        o[i] = min + static_cast<float>(b & 3) * scale;
-        o[i + 1] = min + static_cast<float>((b >> 2) & 3) * scale;
-        o[i + 2] = min + static_cast<float>((b >> 4) & 3) * scale;
-        o[i + 3] = min + static_cast<float>(b >> 6) * scale;
-      }
-    }
-    for (; i < n; ++i) o[i] = min + static_cast<float>(get_code(bits, codes, i)) * scale;
+    decode_codes(bits, codes, n, min, scale, out + c0);
     in = codes + packed_bytes(bits, n);
   }
 }

@@ -5,11 +5,14 @@
 //
 // These are the arithmetic only: KvCache decides which entries are quantized when.
 //   key group: params [2 * head_dim] f16 (the channels' minima, then their scales), one per group
-//              of tokens; an entry's key is head_dim codes of `bits` bits, packed low bits first.
+//              of tokens; an entry's key is head_dim codes of `bits` bits (packing below).
 //   value:     per group of kValueGroup channels (the last may be shorter): f16 scale, f16 minimum,
 //              then the group's codes packed likewise.
-// A code c decodes to min + c * scale. The minimum is rounded down and the scale up to f16, so
-// every input decodes within half a scale step of itself (inputs beyond f16's range excepted).
+// Codes of n elements take ceil(n / (8 / bits)) = stride bytes; byte i % stride holds element i
+// in bits (i / stride) * bits up (elements `stride` apart share a byte, as in ggml's Q4_0, so
+// unpacking vectorizes). A code c decodes to min + c * scale. The minimum is rounded down and the
+// scale up to f16, so every input decodes within half a scale step of itself (inputs beyond f16's
+// range excepted).
 #pragma once
 
 #include <cstddef>
