@@ -1,7 +1,8 @@
 // Drafter selection by a multi-armed bandit (in the spirit of MetaSD, ACL 2026, and "Not a
 // Bandit", ICLR 2026): per request, each step picks one drafter ("arm") by an upper confidence
 // bound on the measured reward of its past steps, tokens gained per second of drafting and
-// verifying, (accepted + 1) / (draft seconds + verify seconds). One arm drafts nothing (plain
+// verifying, (accepted + 1) / (draft seconds + verify seconds), estimated per arm as its tokens
+// over its seconds (the per-step rates give the noise scale). One arm drafts nothing (plain
 // decoding), so when no drafter pays the bandit settles on plain decoding. The index is UCB for
 // sigma-subgaussian rewards (Bubeck and Cesa-Bianchi 2012, Theorem 2.1, alpha = 3): mean +
 // sigma * sqrt(2 alpha ln t / n_i), rewards scaled to [0, 1] by the largest seen, sigma the pooled
@@ -29,7 +30,9 @@ struct BanditArm {
   std::string name;
   int64_t pulls = 0;
   double reward_sum = 0;     // tokens per second, unscaled
-  double reward_sum_sq = 0;  // of their squares
+  double reward_sum_sq = 0;  // of their squares (the noise scale, sigma)
+  double tokens = 0;         // gained over its steps
+  double seconds = 0;        // its steps' draft and verify time (clamped to >= 1 ns each)
 };
 
 struct BanditState {
