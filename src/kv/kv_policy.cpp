@@ -84,7 +84,7 @@ class FullPolicy final : public KvPolicy {
 }  // namespace
 
 std::vector<std::string> kv_policy_names() {
-  return {"full", "window", "h2o", "snapkv", "pyramid", "defensive", "refresh"};
+  return {"full", "window", "h2o", "snapkv", "pyramid", "defensive", "refresh", "adakv"};
 }
 
 Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const KvShape& shape) {
@@ -92,6 +92,7 @@ Result<std::unique_ptr<KvPolicy>> make_kv_policy(std::string_view name, const Kv
   if (name == "window") return make_window_policy(shape);
   if (name == "h2o") return make_h2o_policy(shape);
   if (name == "snapkv") return make_snapkv_policy(shape);
+  if (name == "adakv") return make_adakv_policy(shape);
   if (name == "pyramid") return make_pyramid_policy(shape);
   if (name == "defensive") return make_defensive_policy(shape);
   if (name == "refresh") return make_refresh_policy(shape);
@@ -207,10 +208,13 @@ int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budg
   if (budget.layers.empty() && budget.keep(seen) >= seen) return 0;
   if (policy.keeps_evicted()) return select_small_cache(cache, policy, budget, parked);
   int64_t evicted = 0;
+  std::vector<int> keeps(static_cast<size_t>(s.n_kv_heads));
   for (int l = 0; l < s.n_layers; ++l) {
-    const int keep = keep_of(policy, budget, l, seen);
-    if (keep >= seen) continue;
+    const int layer_keep = keep_of(policy, budget, l, seen);
+    if (layer_keep >= seen) continue;
+    policy.head_keeps(cache, l, layer_keep, keeps);
     for (int h = 0; h < s.n_kv_heads; ++h) {
+      const int keep = std::max(1, keeps[static_cast<size_t>(h)]);
       const int length = cache.length(l, h);
       if (length <= keep) continue;
       const int target = eviction_target(keep);

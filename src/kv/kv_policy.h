@@ -9,6 +9,7 @@
 // Per-entry state is kept in entry order and compacted with the cache on every eviction.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -56,6 +57,12 @@ class KvPolicy {
   virtual int layer_keep(int layer, int keep, int seen) const {
     (void)layer, (void)seen;
     return keep;
+  }
+  // Entries each KV head of `layer` keeps (keeps[h], at least 1) when the layer keeps `keep` per
+  // head on average: `keep` each, unless the policy moves budget between heads (Ada-KV).
+  virtual void head_keeps(const KvCache& cache, int layer, int keep, std::span<int> keeps) {
+    (void)cache, (void)layer;
+    std::fill(keeps.begin(), keeps.end(), keep);
   }
   // The shortest prompt the policy can work from (snapkv: its observation window needs 2).
   virtual int min_prompt_tokens() const { return 1; }
@@ -124,6 +131,7 @@ std::unique_ptr<KvPolicy> make_snapkv_policy(const KvShape& shape);
 std::unique_ptr<KvPolicy> make_pyramid_policy(const KvShape& shape);
 std::unique_ptr<KvPolicy> make_defensive_policy(const KvShape& shape);
 std::unique_ptr<KvPolicy> make_refresh_policy(const KvShape& shape);
+std::unique_ptr<KvPolicy> make_adakv_policy(const KvShape& shape);
 // `refresh`: one forward in this many attends to the whole context (RefreshKV's stride).
 constexpr int kRefreshStride = 8;
 

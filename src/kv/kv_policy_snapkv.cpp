@@ -25,21 +25,8 @@ class SnapKvPolicy : public WindowScoredPolicy {
   std::string_view name() const override { return "snapkv"; }
 
   std::vector<int> select(const KvCache& cache, int layer, int head, int keep) override {
-    const int length = cache.length(layer, head);
-    std::vector<float> importance(static_cast<size_t>(length), 0.0f);
-    window_.for_each_row(layer, head, [&](std::span<const float> row) {
-      for (size_t e = 0; e < row.size() && e < importance.size(); ++e) importance[e] += row[e];
-    });
-    std::vector<float> pooled(importance.size(), 0.0f);
-    for (int e = 0; e < length; ++e) {
-      float sum = 0;
-      int n = 0;
-      for (int j = std::max(0, e - kPool / 2); j <= std::min(length - 1, e + kPool / 2); ++j) {
-        sum += importance[static_cast<size_t>(j)];
-        ++n;
-      }
-      pooled[static_cast<size_t>(e)] = sum / static_cast<float>(n);
-    }
+    const std::vector<float> pooled =
+        pooled_importance(window_, layer, head, cache.length(layer, head), kPool);
     return drop_all_but_recent_and_top(pooled, keep, std::min(kWindow, keep));
   }
 };

@@ -98,4 +98,25 @@ class WindowScoredPolicy : public KvPolicy {
   ObservationWindow window_;
 };
 
+// SnapKV's importance of (layer, head)'s `length` entries: the window's rows summed, then averaged
+// over `pool` neighbouring entries (so that clusters survive together).
+inline std::vector<float> pooled_importance(const ObservationWindow& window, int layer, int head,
+                                            int length, int pool) {
+  std::vector<float> importance(static_cast<size_t>(length), 0.0f);
+  window.for_each_row(layer, head, [&](std::span<const float> row) {
+    for (size_t e = 0; e < row.size() && e < importance.size(); ++e) importance[e] += row[e];
+  });
+  std::vector<float> pooled(importance.size(), 0.0f);
+  for (int e = 0; e < length; ++e) {
+    float sum = 0;
+    int n = 0;
+    for (int j = std::max(0, e - pool / 2); j <= std::min(length - 1, e + pool / 2); ++j) {
+      sum += importance[static_cast<size_t>(j)];
+      ++n;
+    }
+    pooled[static_cast<size_t>(e)] = sum / static_cast<float>(n);
+  }
+  return pooled;
+}
+
 }  // namespace pareto::kv

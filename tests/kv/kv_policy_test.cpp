@@ -156,6 +156,31 @@ TEST(KvPolicies, SnapKvKeepsItsObservationWindowAndPooledImportantEntries) {
   EXPECT_EQ(positions(cache, 0, 0), want);
 }
 
+// Ada-KV: head 0's 32 window queries all look at entry 10, head 1's spread evenly over 0..67. With
+// 52 entries per head on average, each keeps its 32 newest and a floor of 4 (a fifth of the other
+// 20); of the 32 left, head 0's pooled neighbourhood of 10 (8..12, weight 6.4 each) takes 1 and
+// head 1 (0.47 each) the other 31: 37 and 67 entries, where snapkv keeps 52 and 52.
+TEST(KvPolicies, AdaKvGivesTheLayersBudgetToTheHeadThatSpreadsItsAttention) {
+  const KvShape shape{1, 2, 4, 128};
+  KvCache cache = filled_cache(shape, 100);
+  auto p = make_kv_policy("adakv", shape);
+  ASSERT_TRUE(p.has_value());
+  observe_heavy(**p, 100, std::vector<int>(32, 10), 0, 0);
+  std::vector<float> w(32 * 100, 0.0f);
+  for (int q = 0; q < 32; ++q) {
+    for (int e = 0; e < 68; ++e) w[static_cast<size_t>(q * 100 + e)] = 1.0f / 68;
+  }
+  (*p)->observe(0, 1, w, 32, 1, 100);
+  KvBudget b;
+  b.entries = 52;
+  EXPECT_EQ(enforce_kv_budget(cache, **p, b), 200 - 104);
+  EXPECT_EQ(cache.length(0, 0), 37);
+  EXPECT_EQ(cache.length(0, 1), 67);
+  std::vector<int32_t> want = {8, 9, 10, 11, 12};
+  for (int i = 68; i < 100; ++i) want.push_back(i);
+  EXPECT_EQ(positions(cache, 0, 0), want);
+}
+
 // DefensiveKV's worst-case aggregation against SnapKV's sum: entry 5 draws 0.9 of one query's
 // attention, entry 10 0.05 of each of the 32 window queries (1.6 in all). SnapKV keeps the
 // neighbourhood of 10, DefensiveKV that of 5 (values all equal, so their norms weigh alike).
@@ -198,10 +223,16 @@ TEST(KvPolicies, EveryPolicyKeepsExactlyTheBudgetPerLayerAndHead) {
     KvCache parked = cache.empty_like();
     enforce_kv_budget(cache, **p, b, &parked);
     for (int l = 0; l < 3; ++l) {
+      // adakv moves budget between a layer's heads: the layer's total is the budget.
+      if (name == "adakv") {
+        EXPECT_EQ(cache.length(l, 0) + cache.length(l, 1), 2 * 27);
+      }
       for (int h = 0; h < 2; ++h) {
         const auto pos = positions(cache, l, h);
-        EXPECT_EQ(static_cast<int>(pos.size()), name == "full" ? 90 : (*p)->layer_keep(l, 27, 90))
-            << name;
+        if (name != "adakv") {
+          EXPECT_EQ(static_cast<int>(pos.size()), name == "full" ? 90 : (*p)->layer_keep(l, 27, 90))
+              << name;
+        }
         EXPECT_TRUE(std::is_sorted(pos.begin(), pos.end())) << name;  // order kept
         EXPECT_EQ(pos.back(), 89) << name;  // the newest entry always stays
       }
