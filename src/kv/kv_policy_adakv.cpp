@@ -13,26 +13,24 @@
 namespace pareto::kv {
 namespace {
 
-constexpr int kWindow = 32;     // as snapkv
-constexpr int kPool = 5;        // as snapkv
 constexpr double kFloor = 0.2;  // the safeguard: a head keeps this share of the even split
 
 class AdaKvPolicy final : public WindowScoredPolicy {
  public:
   explicit AdaKvPolicy(const KvShape& shape)
-      : WindowScoredPolicy(shape, kWindow, ObservationWindow::Reduce::kSum) {}
+      : WindowScoredPolicy(shape, kSnapKvWindow, ObservationWindow::Reduce::kSum) {}
   std::string_view name() const override { return "adakv"; }
 
   void head_keeps(const KvCache& cache, int layer, int keep, std::span<int> keeps) override {
     const int heads = static_cast<int>(keeps.size());
-    const int recent = std::min(kWindow, keep);
+    const int recent = std::min(kSnapKvWindow, keep);
     const int floor = static_cast<int>(kFloor * (keep - recent));
     // Candidates beyond each head's window and floor: (score, head).
     std::vector<std::pair<float, int>> pool;
     int free = heads * (keep - recent - floor);
     for (int h = 0; h < heads; ++h) {
       const int length = cache.length(layer, h);
-      std::vector<float> score = pooled_importance(window_, layer, h, length, kPool);
+      std::vector<float> score = pooled_importance(window_, layer, h, length, kSnapKvPool);
       score.resize(static_cast<size_t>(std::max(0, length - recent)));  // the window stays
       std::sort(score.begin(), score.end(), std::greater<>());
       const int reserved = std::min(floor, static_cast<int>(score.size()));
@@ -54,9 +52,7 @@ class AdaKvPolicy final : public WindowScoredPolicy {
   }
 
   std::vector<int> select(const KvCache& cache, int layer, int head, int keep) override {
-    const std::vector<float> pooled =
-        pooled_importance(window_, layer, head, cache.length(layer, head), kPool);
-    return drop_all_but_recent_and_top(pooled, keep, std::min(kWindow, keep));
+    return snapkv_select(window_, cache, layer, head, keep);
   }
 };
 

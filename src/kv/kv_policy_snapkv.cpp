@@ -14,20 +14,15 @@ namespace pareto::kv {
 
 namespace {
 
-constexpr int kWindow = 32;  // observation window (queries), as the paper's default
-constexpr int kPool = 5;     // pooling kernel over entries
-
 class SnapKvPolicy : public WindowScoredPolicy {
  public:
   // A query's heads sum (SnapKV averages over a GQA group: the same ranking).
   explicit SnapKvPolicy(const KvShape& shape)
-      : WindowScoredPolicy(shape, kWindow, ObservationWindow::Reduce::kSum) {}
+      : WindowScoredPolicy(shape, kSnapKvWindow, ObservationWindow::Reduce::kSum) {}
   std::string_view name() const override { return "snapkv"; }
 
   std::vector<int> select(const KvCache& cache, int layer, int head, int keep) override {
-    const std::vector<float> pooled =
-        pooled_importance(window_, layer, head, cache.length(layer, head), kPool);
-    return drop_all_but_recent_and_top(pooled, keep, std::min(kWindow, keep));
+    return snapkv_select(window_, cache, layer, head, keep);
   }
 };
 

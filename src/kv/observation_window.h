@@ -119,4 +119,16 @@ inline std::vector<float> pooled_importance(const ObservationWindow& window, int
   return pooled;
 }
 
+// SnapKV's observation window (queries, the paper's default) and pooling kernel over entries, and
+// its choice of what (layer, head) evicts to keep `keep`: its window's entries stay, then the
+// highest pooled importance (snapkv, pyramid, adakv).
+constexpr int kSnapKvWindow = 32;
+constexpr int kSnapKvPool = 5;
+inline std::vector<int> snapkv_select(const ObservationWindow& window, const KvCache& cache,
+                                      int layer, int head, int keep) {
+  const std::vector<float> pooled =
+      pooled_importance(window, layer, head, cache.length(layer, head), kSnapKvPool);
+  return drop_all_but_recent_and_top(pooled, keep, std::min(kSnapKvWindow, keep));
+}
+
 }  // namespace pareto::kv
