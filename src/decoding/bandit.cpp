@@ -76,8 +76,10 @@ void BanditDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) 
 
 void BanditDrafter::verified(const SequenceState& seq, const Verification& v) {
   if (arms_[current_] != nullptr) arms_[current_]->verified(seq, v);
-  const double seconds = draft_seconds_ + v.verify_seconds;
-  const double reward = seconds > 0 ? (v.accepted + 1) / seconds : 0.0;
+  // At least a microsecond (no real step is shorter): the step's reward and the arm's rate use the
+  // same time.
+  const double seconds = std::max(draft_seconds_ + v.verify_seconds, 1e-6);
+  const double reward = (v.accepted + 1) / seconds;
   BanditState& s = *state_;
   s.max_reward = std::max(s.max_reward, reward);
   BanditArm& arm = s.arms[current_];
@@ -85,7 +87,7 @@ void BanditDrafter::verified(const SequenceState& seq, const Verification& v) {
   arm.reward_sum += reward;
   arm.reward_sum_sq += reward * reward;
   arm.tokens += v.accepted + 1;
-  arm.seconds += std::max(seconds, 1e-9);  // a step too short for the clock: a nanosecond
+  arm.seconds += seconds;
   ++s.pulls;
 }
 

@@ -32,7 +32,7 @@ struct BanditArm {
   double reward_sum = 0;     // tokens per second, unscaled
   double reward_sum_sq = 0;  // of their squares (the noise scale, sigma)
   double tokens = 0;         // gained over its steps
-  double seconds = 0;        // its steps' draft and verify time (clamped to >= 1 ns each)
+  double seconds = 0;        // its steps' draft and verify time (each at least 1 us)
 };
 
 struct BanditState {

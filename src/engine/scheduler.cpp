@@ -386,7 +386,10 @@ bool Scheduler::plan_prompt(Sequence& s, int& budget) {
   if (budget <= 0) return false;
   decoding::SequenceState& st = s.state;
   const int start = st.cache.n_tokens();
-  const int n = std::min(budget, st.n_prompt - start);
+  int n = std::min(budget, st.n_prompt - start);
+  // Batch-invariant: a KIVI cache's prompt chunks stop where a group would be quantized (as
+  // drafts do), so what each prompt token sees does not depend on how a busy step split the prompt.
+  if (options_.forward.batch_invariant) n = std::min(n, st.cache.entries_in_one_view());
   before_forward(s, true);
   if (auto reserved = reserve(st.cache, n); !reserved) {
     finish(s, StopReason::kError, reserved.error());

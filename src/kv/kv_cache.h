@@ -13,7 +13,9 @@
 // KIVI types (kv_kivi.h): an entry's KIVI parts are kept in f16 beside the pages ("recent") and
 // quantized into its page once its group of kivi_group positions lies wholly kivi_residual
 // positions behind n_tokens(), at the next reserve() (so what is quantized depends only on the
-// tokens kept, never on entries drafted and rolled back). Keys are quantized with their group's
+// tokens before the forward: the entries a verification appends, at n_tokens() and beyond, never
+// are; a draft model's own cache, which drafts one forward per token, may quantize a draft it later
+// rolls back: that changes its drafts, not the target's output). Keys are quantized with their group's
 // per-channel parameters, found by position: entries still move byte for byte on eviction.
 // Such caches share no blocks with the prefix cache (full_blocks() is 0).
 //

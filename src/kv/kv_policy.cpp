@@ -212,7 +212,16 @@ int64_t enforce_kv_budget(KvCache& cache, KvPolicy& policy, const KvBudget& budg
   for (int l = 0; l < s.n_layers; ++l) {
     const int layer_keep = keep_of(policy, budget, l, seen);
     if (layer_keep >= seen) continue;
-    policy.head_keeps(cache, l, layer_keep, keeps);
+    if (policy.shares_budget_between_heads()) {
+      // Re-allocate only when the layer is over its budget as a whole: between, the heads grow
+      // into the slack eviction_target left, as even splits do.
+      int64_t held = 0;
+      for (int h = 0; h < s.n_kv_heads; ++h) held += cache.length(l, h);
+      if (held <= int64_t{layer_keep} * s.n_kv_heads) continue;
+      policy.head_keeps(cache, l, layer_keep, keeps);
+    } else {
+      std::fill(keeps.begin(), keeps.end(), layer_keep);
+    }
     for (int h = 0; h < s.n_kv_heads; ++h) {
       const int keep = std::max(1, keeps[static_cast<size_t>(h)]);
       const int length = cache.length(l, h);

@@ -58,8 +58,11 @@ class KvPolicy {
     (void)layer, (void)seen;
     return keep;
   }
+  // Whether the policy moves budget between a layer's KV heads (Ada-KV): then head_keeps() gives
+  // each head's count, and a layer evicts only once its heads together hold more than the budget.
+  virtual bool shares_budget_between_heads() const { return false; }
   // Entries each KV head of `layer` keeps (keeps[h], at least 1) when the layer keeps `keep` per
-  // head on average: `keep` each, unless the policy moves budget between heads (Ada-KV).
+  // head on average: `keep` each, unless the policy moves budget between heads.
   virtual void head_keeps(const KvCache& cache, int layer, int keep, std::span<int> keeps) {
     (void)cache, (void)layer;
     std::fill(keeps.begin(), keeps.end(), keep);

@@ -90,6 +90,34 @@ void expect_together_equals_alone(const RequestParams& params, bool batch_invari
   EXPECT_EQ(together->counters().generated_tokens, 4 * 24);
 }
 
+// KIVI caches quantize groups between forwards, so in the batch-invariant mode a prompt's chunks
+// stop where a group would be quantized: alone (whole prompts) and together (chunks of at most 8
+// entries, split where the other requests leave room) every prompt token sees the same cache.
+TEST(Scheduler, KiviCachesTogetherGetTheirAloneTokensWhenBatchInvariant) {
+  auto session = open_stories();
+  ASSERT_NE(session, nullptr);
+  SchedulerOptions alone_opts;
+  alone_opts.max_sequences = 1;
+  alone_opts.forward.batch_invariant = true;
+  alone_opts.key_type = alone_opts.value_type = kv::KvType::kKivi2;
+  alone_opts.kivi_group = 4;
+  alone_opts.kivi_residual = 0;
+  SchedulerOptions together_opts = alone_opts;
+  together_opts.max_sequences = 4;
+  together_opts.step_tokens = 8;
+  auto alone = make_scheduler(*session, alone_opts);
+  auto together = make_scheduler(*session, together_opts);
+  const std::vector<std::string> prompts = {
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+      "park with her friends every day.",
+      "The little dog ran to the park and", "One day, a big red ball rolled down the hill"};
+  const auto a = run_all(*session, *alone, prompts, greedy(48));
+  const auto t = run_all(*session, *together, prompts, greedy(48));
+  ASSERT_EQ(t.size(), prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(a[i].tokens, t[i].tokens) << prompts[i];
+  EXPECT_EQ(together->kv_pool().pages_in_use(), 0);
+}
+
 TEST(Scheduler, GreedyRequestsTogetherGetTheirAloneTokens) {
   expect_together_equals_alone(greedy(24), false);
 }

@@ -179,6 +179,24 @@ TEST(KvPolicies, AdaKvGivesTheLayersBudgetToTheHeadThatSpreadsItsAttention) {
   std::vector<int32_t> want = {8, 9, 10, 11, 12};
   for (int i = 68; i < 100; ++i) want.push_back(i);
   EXPECT_EQ(positions(cache, 0, 0), want);
+  // A head that holds less than its share leaves the rest to the others: with 40 each on average,
+  // head 0 (10 entries) keeps its 10, head 1 (100) the other 70.
+  KvCache uneven = filled_cache(shape, 100);
+  std::vector<int> first90(90);
+  for (int i = 0; i < 90; ++i) first90[static_cast<size_t>(i)] = i;
+  uneven.erase(0, 0, first90);
+  auto q = make_kv_policy("adakv", shape);
+  ASSERT_TRUE(q.has_value());
+  (*q)->observe(0, 1, w, 32, 1, 100);
+  b.entries = 40;
+  enforce_kv_budget(uneven, **q, b);
+  EXPECT_EQ(uneven.length(0, 0), 10);
+  EXPECT_EQ(uneven.length(0, 1), 70);
+  // Within the budget as a whole, a layer does not evict, however its heads are split.
+  KvCache within = filled_cache(shape, 100);
+  within.erase(0, 0, first90);
+  b.entries = 55;
+  EXPECT_EQ(enforce_kv_budget(within, **q, b), 0);
 }
 
 // DefensiveKV's worst-case aggregation against SnapKV's sum: entry 5 draws 0.9 of one query's
