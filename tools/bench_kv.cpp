@@ -59,6 +59,7 @@ int run_kv(KvCliOptions opt) {
     so.threads = opt.bench.threads;
     so.steps = opt.steps;
     so.flash_attention = opt.flash;
+    so.kivi_residual = opt.bench.kivi_residual;
     for (const std::string& c : split_commas(opt.contexts)) {
       try {
         so.contexts.push_back(std::stoi(c));

@@ -342,11 +342,11 @@ namespace {
 // Decode `steps` tokens after `context` random entries with `policy` at `budget`; tok/s.
 Result<std::pair<double, double>> time_decode(const model::Model& m, ThreadPool& pool, int context,
                                               int steps, const std::string& name,
-                                              const kv::KvBudget& budget, bool flash) {
+                                              const kv::KvBudget& budget, bool flash,
+                                              int kivi_residual) {
   const model::ModelConfig& c = m.config();
   PARETO_TRY(CacheChoice choice, parse_row_policy(name));
-  kv::KvCache cache =
-      make_row_cache(m, choice, context + steps + 1, kv::KvPoolOptions{}.kivi_residual);
+  kv::KvCache cache = make_row_cache(m, choice, context + steps + 1, kivi_residual);
   PARETO_TRY(std::unique_ptr<kv::KvPolicy> policy,
              kv::make_kv_policy(choice.policy, cache.shape()));
   PARETO_RETURN_IF_ERROR(cache.reserve(context));
@@ -419,8 +419,8 @@ Result<KvSpeedReport> run_kv_speed(const KvSpeedOptions& o) {
     if (context < 1) return make_error("bench kv --speed: context ", context, " below 1");
     // Full first, then each policy; the full run is repeated after them and averaged, so a
     // machine that drifts during the runs affects both sides alike.
-    PARETO_TRY(auto full_a,
-               time_decode(*m, pool, context, o.steps, "full", kv::KvBudget{}, o.flash_attention));
+    PARETO_TRY(auto full_a, time_decode(*m, pool, context, o.steps, "full", kv::KvBudget{},
+                                        o.flash_attention, o.kivi_residual));
     std::vector<KvSpeedRow> rows;
     for (const std::string& p : policies) {
       // A quantization alone keeps every entry: one row, at 100%.
@@ -428,7 +428,8 @@ Result<KvSpeedReport> run_kv_speed(const KvSpeedOptions& o) {
       for (double b : choice.policy == "full" ? std::vector<double>{1.0} : budgets) {
         kv::KvBudget budget;
         budget.fraction = b;
-        PARETO_TRY(auto r, time_decode(*m, pool, context, o.steps, p, budget, o.flash_attention));
+        PARETO_TRY(auto r, time_decode(*m, pool, context, o.steps, p, budget, o.flash_attention,
+                                       o.kivi_residual));
         KvSpeedRow row;
         row.context = context;
         row.policy = p;
@@ -438,8 +439,8 @@ Result<KvSpeedReport> run_kv_speed(const KvSpeedOptions& o) {
         rows.push_back(row);
       }
     }
-    PARETO_TRY(auto full_b,
-               time_decode(*m, pool, context, o.steps, "full", kv::KvBudget{}, o.flash_attention));
+    PARETO_TRY(auto full_b, time_decode(*m, pool, context, o.steps, "full", kv::KvBudget{},
+                                        o.flash_attention, o.kivi_residual));
     for (KvSpeedRow& row : rows) {
       row.tok_per_s_full = (full_a.first + full_b.first) / 2;
       row.kv_bytes_full = full_b.second;

@@ -52,6 +52,7 @@ struct KvSpeedOptions {
   int steps = 32;                     // timed decode steps per run
   int threads = 0;
   bool flash_attention = false;
+  int kivi_residual = 128;  // KIVI rows
 };
 
 struct KvSpeedRow {

@@ -494,16 +494,17 @@ void KvCache::copy_entries(int layer, int head, std::span<const int> indices, Kv
   const Slot& s = slot(layer, head);
   Slot& t = to.slot(layer, head);
   const int e = pool_->options().page_entries;
+  size_t group = 0;  // KIVI: the key group of the last quantized entry copied (they ascend)
   for (size_t i = 0; i < indices.size(); ++i) {
     const int j = indices[i];
     PARETO_CHECK(j >= 0 && j < s.length && (i == 0 || j > indices[i - 1]));
     const KvPool::PageId p = s.pages[static_cast<size_t>(j / e)];
     to.append_encoded(t, pool_->key(p, j % e), pool_->value(p, j % e), pool_->positions(p)[j % e]);
-    if (kivi()) copy_kivi_parts(s, j, t);
+    if (kivi()) copy_kivi_parts(s, j, t, group);
   }
 }
 
-void KvCache::copy_kivi_parts(const Slot& s, int j, Slot& t) const {
+void KvCache::copy_kivi_parts(const Slot& s, int j, Slot& t, size_t& group) const {
   const KvPoolOptions& o = pool_->options();
   const auto hd = static_cast<size_t>(o.head_dim);
   const int32_t position =
@@ -532,10 +533,9 @@ void KvCache::copy_kivi_parts(const Slot& s, int j, Slot& t) const {
     // A quantized entry joining a quantized prefix: its codes were copied; its key group goes too.
     ++t.sealed;
     if (!key_kivi) return;
-    const auto g = std::find_if(s.key_groups.begin(), s.key_groups.end(), [&](const KeyGroup& kg) {
-      return kg.first <= position && position <= kg.last;
-    });
-    PARETO_CHECK(g != s.key_groups.end());
+    while (group < s.key_groups.size() && s.key_groups[group].last < position) ++group;
+    PARETO_CHECK(group < s.key_groups.size() && s.key_groups[group].first <= position);
+    const KeyGroup* g = &s.key_groups[group];
     if (!t.key_groups.empty() && t.key_groups.back().params == g->params) {
       t.key_groups.back().last = position;
     } else {

@@ -15,8 +15,8 @@
 // positions behind n_tokens(), at the next reserve() (so what is quantized depends only on the
 // tokens before the forward: the entries a verification appends, at n_tokens() and beyond, never
 // are; a draft model's own cache, which drafts one forward per token, may quantize a draft it later
-// rolls back: that changes its drafts, not the target's output). Keys are quantized with their group's
-// per-channel parameters, found by position: entries still move byte for byte on eviction.
+// rolls back: that changes its drafts, not the target's output). Keys are quantized with their
+// group's per-channel parameters, found by position: entries still move byte for byte on eviction.
 // Such caches share no blocks with the prefix cache (full_blocks() is 0).
 //
 // Not thread-safe (nor is the pool it shares): one thread, the engine's step loop, uses them.
@@ -164,8 +164,9 @@ class KvCache {
   void seal(Slot& s, int32_t boundary);
   // Decodes the KIVI parts of entries [begin, end) of `s` (see gather_range).
   void gather_kivi(const Slot& s, int begin, int end, float* keys, float* values) const;
-  // copy_entries' part for KIVI: entry j of `s`, just appended to `t` as its bytes.
-  void copy_kivi_parts(const Slot& s, int j, Slot& t) const;
+  // copy_entries' part for KIVI: entry j of `s`, just appended to `t` as its bytes; `group`: a
+  // cursor into s's key groups, advanced as the entries ascend.
+  void copy_kivi_parts(const Slot& s, int j, Slot& t, size_t& group) const;
   void release_all();
 
   std::shared_ptr<KvPool> pool_;
