@@ -69,7 +69,9 @@ size_t BanditDrafter::choose() const {
 
 void BanditDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) {
   const auto start = std::chrono::steady_clock::now();
-  current_ = choose();
+  // A step with no room to draft (the context's end, a KIVI quantization point) is plain decoding,
+  // whatever arm would have drafted: it counts for the "none" arm.
+  current_ = max_tokens > 0 ? choose() : arms_.size() - 1;
   if (arms_[current_] != nullptr) arms_[current_]->draft(seq, max_tokens, out);
   draft_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }

@@ -412,6 +412,24 @@ TEST(BanditDrafter, SettlesOnTheArmThatPays) {
   EXPECT_GE(a[2].pulls, 1);
 }
 
+// A step that may not draft (max_tokens 0) is plain decoding: it counts for "none", not for the
+// arm whose turn it was.
+TEST(BanditDrafter, StepsWithNoRoomToDraftCountAsPlainDecoding) {
+  std::vector<std::unique_ptr<Drafter>> arms;
+  arms.push_back(std::make_unique<ConstantDrafter>("right", 3));
+  BanditDrafter bandit(std::move(arms));
+  SequenceState s;
+  s.tokens = {1};
+  for (int step = 0; step < 10; ++step) {
+    Draft d;
+    bandit.draft(s, 0, d);
+    EXPECT_TRUE(d.tokens.empty());
+    bandit.verified(s, {0, 0, 1e-3});
+  }
+  EXPECT_EQ(bandit.arms()[0].pulls, 0);
+  EXPECT_EQ(bandit.arms()[1].pulls, 10);
+}
+
 TEST(BanditDrafter, FallsBackToPlainDecodingWhenNoDrafterPays) {
   std::vector<std::unique_ptr<Drafter>> arms;
   arms.push_back(std::make_unique<ConstantDrafter>("wrong", 2));
