@@ -51,7 +51,12 @@ KvCache& KvCache::operator=(KvCache&& other) noexcept {
 void KvCache::release_all() {
   for (Slot& s : slots_) {
     for (KvPool::PageId p : s.pages) pool_->release(p);
-    s = Slot{};
+    s.pages.clear();
+    s.length = 0;
+    s.sealed = 0;
+    s.recent_keys.clear();
+    s.recent_values.clear();
+    s.key_groups.clear();
   }
 }
 
@@ -341,7 +346,7 @@ void KvCache::gather_kivi(const Slot& s, int begin, int end, float* keys, float*
   // A group's parameters, widened (on the stack for the usual head sizes: this runs per layer,
   // head and step).
   constexpr size_t kStack = 256;
-  std::array<float, 2 * kStack> stack{};
+  std::array<float, 2 * kStack> stack;  // written before read (widen_key_params)
   std::vector<float> heap(keys && hdz > kStack ? 2 * hdz : 0);
   float* min = heap.empty() ? stack.data() : heap.data();
   float* scale = min + hdz;
@@ -382,17 +387,30 @@ template <class Keep>
 void KvCache::compact(Slot& s, Keep keep) {
   const KvPoolOptions& o = pool_->options();
   const int e = o.page_entries;
-  // keep() is called once per entry, in order (erase's keep walks its indices alongside).
-  std::vector<char> kept(static_cast<size_t>(s.length));
-  int first = -1;
-  for (int j = 0; j < s.length; ++j) {
-    kept[static_cast<size_t>(j)] = keep(j) ? 1 : 0;
-    if (first < 0 && !kept[static_cast<size_t>(j)]) first = j;
-  }
-  if (first < 0) return;
+  // keep() is called once per entry, in order (erase's keep walks its indices alongside). A KIVI
+  // cache also notes which recent entries stay (their f16 rows follow them) and how many quantized
+  // ones go.
+  const bool kivi_parts = kivi();
+  const int sealed = s.sealed;
+  int sealed_dropped = 0;
+  std::vector<char> recent_kept;
+  const auto keeps = [&](int j) {
+    const bool k = keep(j);
+    if (kivi_parts) {
+      if (j < sealed) {
+        sealed_dropped += k ? 0 : 1;
+      } else {
+        recent_kept.push_back(k ? 1 : 0);
+      }
+    }
+    return k;
+  };
+  int first = 0;
+  while (first < s.length && keeps(first)) ++first;
+  if (first == s.length) return;
   int w = first;
   for (int r = first + 1; r < s.length; ++r) {
-    if (!kept[static_cast<size_t>(r)]) continue;
+    if (!keeps(r)) continue;
     const auto wi = static_cast<size_t>(w / e);
     own_page(s, wi);
     const KvPool::PageId dst = s.pages[wi];
@@ -402,25 +420,24 @@ void KvCache::compact(Slot& s, Keep keep) {
     pool_->positions(dst)[w % e] = pool_->positions(src)[r % e];
     ++w;
   }
-  if (kivi()) {
-    // The recent f16 rows follow their entries; the quantized prefix shrinks by what left it.
+  if (kivi_parts) {
     const auto hd = static_cast<size_t>(o.head_dim);
     const auto keep_rows = [&](std::vector<uint16_t>& rows) {
       if (rows.empty()) return;
       size_t to = 0;
-      for (int j = s.sealed; j < s.length; ++j) {
-        const size_t from = static_cast<size_t>(j - s.sealed) * hd;
-        if (!kept[static_cast<size_t>(j)]) continue;
-        if (to != from)
-          std::copy_n(rows.begin() + static_cast<std::ptrdiff_t>(from), hd,
+      for (size_t i = 0; i < recent_kept.size(); ++i) {
+        if (!recent_kept[i]) continue;
+        if (to != i * hd) {
+          std::copy_n(rows.begin() + static_cast<std::ptrdiff_t>(i * hd), hd,
                       rows.begin() + static_cast<std::ptrdiff_t>(to));
+        }
         to += hd;
       }
       rows.resize(to);
     };
     keep_rows(s.recent_keys);
     keep_rows(s.recent_values);
-    s.sealed = static_cast<int>(std::count(kept.begin(), kept.begin() + s.sealed, 1));
+    s.sealed = sealed - sealed_dropped;
   }
   s.length = w;
   const auto pages = static_cast<size_t>((w + e - 1) / e);
@@ -428,8 +445,9 @@ void KvCache::compact(Slot& s, Keep keep) {
     pool_->release(s.pages.back());
     s.pages.pop_back();
   }
-  if (!s.key_groups.empty()) {
-    // Key groups shrink to the positions still held; empty ones go.
+  if (sealed_dropped > 0 && !s.key_groups.empty()) {
+    // Key groups shrink to the positions still held; empty ones go (a rollback of recent entries
+    // leaves them as they are).
     std::vector<KeyGroup> groups;
     size_t g = 0;
     for (int j = 0; j < s.sealed; ++j) {
