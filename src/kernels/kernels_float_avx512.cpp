@@ -108,17 +108,29 @@ void matmul_vec(const WeightView& w, const PreparedActivations& x, int64_t row_b
       for (int m = 0; m < kGroup; ++m) {
         rows[m] = reinterpret_cast<const T*>(w.data + (r + m) * row_stride);
       }
+      // The next group's bytes: a lone token prefetches them a few rows ahead of its own
+      // products; several tokens share them out, a slice after each token, so that reading the
+      // next group from memory overlaps the arithmetic of every token of this one instead of
+      // only the first's (9 tokens: the first token's pass was as slow as the other 8 together).
+      const auto* next = reinterpret_cast<const char*>(w.data + (r + kGroup) * row_stride);
+      const int64_t next_bytes = std::clamp<int64_t>(row_end - r - kGroup, 0, kGroup) * row_stride;
       for (int64_t t = t0; t < t1; ++t) {
         const float* xt = xf + (t - t0) * stride;
         __m512 v[kGroup];
         for (int g = 0; g < kGroup; g += kVecRows) {
-          if (t == t0) {
+          if (t1 - t0 == 1) {
             vec_dot_rows_unreduced<E, kVecRows>(rows + g, xt, w.cols, v + g);
           } else {
             vec_dot_rows_unreduced<E, kVecRows, false>(rows + g, xt, w.cols, v + g);
           }
         }
         _mm512_store_ps(sums + (t - t0) * kGroup, avx512::hsum16_x16(v));
+        if (t1 - t0 > 1) {
+          const int64_t lines = (next_bytes + 63) / 64;
+          const int64_t first = lines * (t - t0) / (t1 - t0);
+          const int64_t last = lines * (t - t0 + 1) / (t1 - t0);
+          for (int64_t l = first; l < last; ++l) _mm_prefetch(next + 64 * l, _MM_HINT_T0);
+        }
       }
       if (np != w.cols) {
         if constexpr (std::is_same_v<E, F32Elem>) {
