@@ -65,6 +65,9 @@ Command add_bench_spec_command(CLI::App& bench) {
   app->add_option("--draft-max", opt->bench.draft_max, "longest draft per step")
       ->check(CLI::Range(0, 64))
       ->capture_default_str();
+  app->add_flag(
+      "--draft-fixed", opt->bench.fixed_draft_length,
+      "ngram and sam propose every token they find (up to --draft-max), not the length that pays");
   app->add_option("--max-prompts", opt->bench.max_prompts, "first N prompts of each workload")
       ->check(CLI::NonNegativeNumber);
   app->add_option("-n,--max-tokens", opt->bench.max_tokens,

@@ -30,6 +30,7 @@ struct RunOptions {
   std::vector<std::string> stop;
   std::string draft_model;
   int draft_max = 8;
+  bool fixed_draft_length = false;
   std::vector<std::string> sam_corpus;
   GenerateParams params;
 };
@@ -50,6 +51,7 @@ int run(const RunOptions& opt) {
   load.max_sequences = 1;
   load.draft_model_path = opt.draft_model;
   load.draft_max = opt.draft_max;
+  load.fixed_draft_length = opt.fixed_draft_length;
   load.sam_corpus_files = opt.sam_corpus;
   const KernelEnvironment env = kernel_environment();
   load.kernels = env.kernels;
@@ -179,6 +181,9 @@ Command add_run_command(CLI::App& parent) {
   app->add_option("--draft-max", opt->draft_max, "longest draft per step (speculative --spec)")
       ->check(CLI::Range(0, 64))
       ->capture_default_str();
+  app->add_flag(
+      "--draft-fixed", opt->fixed_draft_length,
+      "ngram and sam propose every token they find (up to --draft-max), not the length that pays");
   app->add_flag("--batch-invariant", opt->batch_invariant,
                 "compute every row in single-token order (results independent of the batch)");
   CLI::Option* json =

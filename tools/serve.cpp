@@ -36,6 +36,7 @@ struct ServeOptions {
   std::string kv_policy, kv_budget;
   std::string draft_model;
   int draft_max = 8;
+  bool fixed_draft_length = false;
   std::vector<std::string> sam_corpus;
   std::string spec_max_batch = "auto";
   bool batch_invariant = false;
@@ -99,6 +100,7 @@ int serve(const ServeOptions& opt) {
   load.flash_attention = opt.flash_attention;
   load.draft_model_path = opt.draft_model;
   load.draft_max = opt.draft_max;
+  load.fixed_draft_length = opt.fixed_draft_length;
   load.sam_corpus_files = opt.sam_corpus;
   load.speculation_max_batch =
       opt.spec_max_batch == "auto" ? -1 : std::stoi(opt.spec_max_batch);  // checked by CLI11
@@ -179,6 +181,9 @@ Command add_serve_command(CLI::App& parent) {
   app->add_option("--draft-max", opt->draft_max, "longest draft per step")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  app->add_flag(
+      "--draft-fixed", opt->fixed_draft_length,
+      "ngram and sam propose every token they find (up to --draft-max), not the length that pays");
   app->add_option("--spec-max-batch", opt->spec_max_batch,
                   "auto: speculative requests draft only at batch sizes where drafting measured "
                   "faster than plain decoding; N: beyond N sequences decoding together they decode "

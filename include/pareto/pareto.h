@@ -74,6 +74,10 @@ struct LoadOptions {
   // that differs), and the longest draft per step for every speculative strategy.
   std::string draft_model_path;
   int draft_max = 8;
+  // The model-free drafters ("ngram", "sam") propose every token they find, up to draft_max.
+  // Off (the default): each proposal is cut to the length that the sequence's measured
+  // acceptance by draft position and verification cost say pays best (possibly none).
+  bool fixed_draft_length = false;
   // Text files the "sam" strategy also drafts from (SAM Decoding's static corpus): each file one
   // document, tokenized once at load into a suffix automaton shared by every request. A file that
   // cannot be read fails the load naming it.

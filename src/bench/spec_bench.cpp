@@ -120,6 +120,7 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& o) {
   lo.draft_model_path = o.draft;
   lo.sam_corpus_files = o.sam_corpus;
   lo.draft_max = o.draft_max;
+  lo.fixed_draft_length = o.fixed_draft_length;
   PARETO_TRY(auto engine, Engine::load(o.target, lo));
 
   SpecBenchReport report;

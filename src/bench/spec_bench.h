@@ -31,8 +31,9 @@ struct SpecBenchOptions {
   std::vector<std::string> strategies;
   int threads = 0;
   int draft_max = 8;
-  int max_prompts = 0;  // per workload; 0: all
-  int max_tokens = 0;   // > 0: overrides each line's max_tokens
+  bool fixed_draft_length = false;  // LoadOptions::fixed_draft_length
+  int max_prompts = 0;              // per workload; 0: all
+  int max_tokens = 0;               // > 0: overrides each line's max_tokens
   int repetitions = 1;
   // Batch-invariant numerics (the default): a verification computes each row as a one-token step
   // does, so greedy outputs must equal plain decoding's. Off: llama.cpp's batch-dependent order.

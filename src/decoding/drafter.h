@@ -52,13 +52,15 @@ struct Verification {
 // is one plain step (what an accepted token saves). Drafters size their drafts with it.
 class VerifyCostFit {
  public:
+  // decay: the weight of the past per verification (0.9: about the last ten count).
+  explicit VerifyCostFit(double decay = 0.9) : decay_(decay) {}
   void add(int entries, double seconds) {
     const double x = entries;
-    n_ = kDecay * n_ + 1;
-    sx_ = kDecay * sx_ + x;
-    sy_ = kDecay * sy_ + seconds;
-    sxx_ = kDecay * sxx_ + x * x;
-    sxy_ = kDecay * sxy_ + x * seconds;
+    n_ = decay_ * n_ + 1;
+    sx_ = decay_ * sx_ + x;
+    sy_ = decay_ * sy_ + seconds;
+    sxx_ = decay_ * sxx_ + x * x;
+    sxy_ = decay_ * sxy_ + x * seconds;
   }
   bool ready() const { return n_ >= 2; }  // two verifications measured
   double per_entry() const {
@@ -70,7 +72,7 @@ class VerifyCostFit {
   }
 
  private:
-  static constexpr double kDecay = 0.9;  // weight of the past, per verification
+  double decay_;
   double n_ = 0, sx_ = 0, sy_ = 0, sxx_ = 0, sxy_ = 0;
 };
 
@@ -115,14 +117,20 @@ struct DraftModelResources {
 // What the registry hands to drafters that need more than the sequence.
 class NgramCache;
 class BanditMemory;
+class DraftLengthMemory;
 class SuffixAutomaton;
 struct StrategyContext {
   int draft_max = 8;  // longest draft per step (--draft-max)
+  // Model-free drafters (ngram, sam) propose every token they find, up to draft_max, instead of
+  // the length their measured acceptance and verification cost pay for (draft_length.h).
+  bool fixed_draft_length = false;
   const DraftModelResources* draft_model = nullptr;
   // The target itself as a draft model (its own page pool for the drafts' caches): layer skip.
   const DraftModelResources* self_draft = nullptr;
   NgramCache* ngram_cache = nullptr;      // shared across requests (ngram.h); null: none
   BanditMemory* bandit_memory = nullptr;  // shared across requests (bandit.h); null: per request
+  // Shared across requests (draft_length.h); null: per request.
+  DraftLengthMemory* draft_length_memory = nullptr;
   // A static suffix automaton over a corpus, followed by "sam" beside the text
   // (suffix_automaton.h); null: none.
   const SuffixAutomaton* sam_corpus = nullptr;

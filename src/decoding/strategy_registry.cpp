@@ -4,6 +4,7 @@
 
 #include "decoding/autoregressive.h"
 #include "decoding/bandit.h"
+#include "decoding/draft_length.h"
 #include "decoding/draft_model.h"
 #include "decoding/draft_tree.h"
 #include "decoding/ngram.h"
@@ -29,6 +30,13 @@ MadeDrafter draft_model(const StrategyContext& c, bool adaptive) {
 
 MadeDrafter bandit(const StrategyContext& c);
 
+// A model-free drafter, its proposals cut to the length that pays (draft_length.h) unless the
+// context asks for fixed lengths.
+std::unique_ptr<Drafter> sized(const StrategyContext& c, std::unique_ptr<Drafter> guesser) {
+  if (c.fixed_draft_length) return guesser;
+  return std::make_unique<CostAwareLength>(std::move(guesser), c.draft_length_memory);
+}
+
 // The layers the self-speculative draft skips: every other layer strictly inside the stack (the
 // first and the last always run), a fixed choice (CLaSp re-chooses it by dynamic programming from
 // the last verification's hidden states; not implemented).
@@ -47,11 +55,11 @@ constexpr Registered kStrategies[] = {
     {"autoregressive", nullptr},
     {"ngram",
      [](const StrategyContext& c) -> MadeDrafter {
-       return std::unique_ptr<Drafter>(new NgramDrafter(3, c.ngram_cache));
+       return sized(c, std::make_unique<NgramDrafter>(3, c.ngram_cache));
      }},
     {"sam",
      [](const StrategyContext& c) -> MadeDrafter {
-       return std::make_unique<SamDrafter>(c.sam_corpus);
+       return sized(c, std::make_unique<SamDrafter>(c.sam_corpus));
      }},
     {"draft", [](const StrategyContext& c) { return draft_model(c, false); }},
     {"draft-adaptive", [](const StrategyContext& c) { return draft_model(c, true); }},
@@ -85,8 +93,8 @@ MadeDrafter make_drafter(std::string_view name, const StrategyContext& c) {
 // Every drafter that can run here (the draft model's when one is loaded).
 MadeDrafter bandit(const StrategyContext& c) {
   std::vector<std::unique_ptr<Drafter>> arms;
-  arms.push_back(std::make_unique<NgramDrafter>(3, c.ngram_cache));
-  arms.push_back(std::make_unique<SamDrafter>(c.sam_corpus));
+  arms.push_back(sized(c, std::make_unique<NgramDrafter>(3, c.ngram_cache)));
+  arms.push_back(sized(c, std::make_unique<SamDrafter>(c.sam_corpus)));
   if (c.draft_model != nullptr) {
     arms.push_back(std::make_unique<DraftModelDrafter>(*c.draft_model, true));
   }

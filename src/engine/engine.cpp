@@ -164,6 +164,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_path,
     sched.step_tokens = options.step_tokens;
     sched.forward.batch_invariant = options.batch_invariant;
     sched.draft_max = options.draft_max;
+    sched.fixed_draft_length = options.fixed_draft_length;
     sched.speculation_max_batch = options.speculation_max_batch;
     if (!options.sam_corpus_files.empty()) {
       PARETO_TRY(sched.sam_corpus, load_sam_corpus(options.sam_corpus_files, session->tokenizer()));

@@ -65,6 +65,7 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
     : model_(model), tokenizer_(tokenizer), pool_(pool), options_(options) {
   kv_pool_ = std::make_shared<kv::KvPool>(pool_options(model, options));
   strategy_context_.draft_max = options.draft_max;
+  strategy_context_.fixed_draft_length = options.fixed_draft_length;
   // Layer-skip drafts: the target's shape, a pool of their own (created on first use).
   self_draft_.model = &model;
   self_draft_.kv_pool = std::make_shared<kv::KvPool>(pool_options(model, options));
@@ -76,6 +77,8 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
   strategy_context_.ngram_cache = ngram_cache_.get();
   bandit_memory_ = std::make_unique<decoding::BanditMemory>();
   strategy_context_.bandit_memory = bandit_memory_.get();
+  draft_length_memory_ = std::make_unique<decoding::DraftLengthMemory>();
+  strategy_context_.draft_length_memory = draft_length_memory_.get();
   strategy_context_.sam_corpus = options.sam_corpus.get();
   if (options.prefix_cache) {
     prefix_cache_ = std::make_unique<kv::PrefixCache>(kv_pool_, options.prefix_cache_max_pages);

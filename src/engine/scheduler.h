@@ -28,6 +28,7 @@
 #include "base/result.h"
 #include "base/thread_pool.h"
 #include "decoding/bandit.h"
+#include "decoding/draft_length.h"
 #include "decoding/drafter.h"
 #include "decoding/ngram.h"
 #include "decoding/strategy.h"
@@ -101,6 +102,7 @@ struct SchedulerOptions {
   // Speculative decoding: the longest draft per step, and a draft model for the strategies that
   // need one ("draft", "draft-adaptive"; its vocabulary must be the target's: check_draft_model).
   int draft_max = 8;
+  bool fixed_draft_length = false;  // decoding::StrategyContext::fixed_draft_length
   const model::Model* draft_model = nullptr;
   ThreadPool* draft_pool = nullptr;  // the draft's forwards; null: the target's pool
   int draft_context_length = 0;      // <= 0: the draft's trained context, at most context_length
@@ -192,8 +194,10 @@ class Scheduler {
   decoding::StrategyContext strategy_context_;
   std::unique_ptr<decoding::NgramCache> ngram_cache_;  // shared by every request's n-gram drafter
   std::unique_ptr<decoding::BanditMemory> bandit_memory_;  // shared by every request's bandit
-  std::unique_ptr<kv::PrefixCache> prefix_cache_;          // null unless options.prefix_cache
-  std::atomic<int64_t> cached_pages_{0};                   // prefix_cache_'s, after each step
+  // Shared by every request's model-free drafters (their draft lengths).
+  std::unique_ptr<decoding::DraftLengthMemory> draft_length_memory_;
+  std::unique_ptr<kv::PrefixCache> prefix_cache_;  // null unless options.prefix_cache
+  std::atomic<int64_t> cached_pages_{0};           // prefix_cache_'s, after each step
   std::atomic<int64_t> cache_hits_{0};
 
   mutable std::mutex mutex_;  // guards queue_, cancelled_, next_id_

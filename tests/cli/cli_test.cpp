@@ -426,6 +426,11 @@ TEST(CliRun, SpecNgramGivesPlainGreedyTextAndUnknownNamesFail) {
   ASSERT_EQ(ngram.exit_code, 0) << describe(ngram);
   EXPECT_EQ(ngram.out, plain.out);
   EXPECT_FALSE(plain.out.empty());
+  // Every token the n-gram drafter finds, not the length that pays: the same text.
+  spec.push_back("--draft-fixed");
+  const Outcome fixed = run_pareto(spec);
+  ASSERT_EQ(fixed.exit_code, 0) << describe(fixed);
+  EXPECT_EQ(fixed.out, plain.out);
   expect_failure(
       run_pareto({"run", "-m", stories("stories260K.gguf"), "-p", "hi", "--spec", "medusa"}), 1,
       {"medusa", "autoregressive, ngram"});

@@ -55,8 +55,11 @@ struct Outcome {
 Outcome run(Session& session, const std::string& strategy, kv::KvType type, int max_sequences,
             const std::vector<std::string>& prompts = kPrompts, Session* draft = nullptr,
             int speculation_max_batch = 0,
-            std::shared_ptr<const decoding::SuffixAutomaton> sam_corpus = nullptr) {
+            std::shared_ptr<const decoding::SuffixAutomaton> sam_corpus = nullptr,
+            bool fixed_draft_length = true) {
   SchedulerOptions o;
+  // Fixed lengths unless asked: step counts then do not depend on measured times.
+  o.fixed_draft_length = fixed_draft_length;
   o.sam_corpus = std::move(sam_corpus);
   o.max_sequences = max_sequences;
   o.speculation_max_batch = speculation_max_batch;
@@ -131,6 +134,20 @@ TEST(Speculation, GreedyOutputEqualsPlainGreedyInFewerSteps) {
         if (std::string_view(strategy).find("bandit") == std::string_view::npos &&
             std::string_view(strategy).find(',') == std::string_view::npos) {
           EXPECT_LT(spec.steps, plain.steps) << "the drafter never had a draft accepted";
+        }
+      }
+      // Cost-aware lengths (the default outside these tests; draft_length.h): shorter drafts,
+      // chosen by measured times, the same output.
+      for (const char* strategy : {"ngram", "sam", "ngram,sam"}) {
+        SCOPED_TRACE(std::string(model) + " " + std::string(kv::kv_type_name(type)) + " " +
+                     strategy + " (cost-aware length)");
+        for (const int together : {1, 4}) {
+          const Outcome spec = run(**session, strategy, type, together, kPrompts, nullptr, 0,
+                                   nullptr, /*fixed_draft_length=*/false);
+          ASSERT_EQ(spec.tokens.size(), kPrompts.size());
+          for (size_t i = 0; i < kPrompts.size(); ++i) {
+            EXPECT_EQ(spec.tokens[i], plain.tokens[i]) << kPrompts[i];
+          }
         }
       }
     }
@@ -285,15 +302,24 @@ TEST(Speculation, RollbackLeavesTheStateOfARunThatNeverDraftedTheRejectedTokens)
   self.kv_pool =
       std::make_shared<kv::KvPool>(m.kv_pool_options(kv::KvType::kF16, kv::KvType::kF16));
   self.pool = &(*target)->pool();
-  decoding::StrategyContext ctx;
-  ctx.draft_model = &dr;
-  ctx.self_draft = &self;
-  ctx.ngram_cache = &ngram_cache;
   auto pool = std::make_shared<kv::KvPool>(m.kv_pool_options(kv::KvType::kF16, kv::KvType::kF16));
-  for (const char* name : {"draft", "tree", "layerskip", "sam", "ngram"}) {
+  // Model-free drafters with fixed lengths (their state is then the text alone: a fresh one
+  // proposes the same) and with cost-aware lengths (draft_length.h: the cache check below).
+  for (const auto& [name, fixed] : std::vector<std::pair<std::string, bool>>{{"draft", true},
+                                                                             {"tree", true},
+                                                                             {"layerskip", true},
+                                                                             {"sam", true},
+                                                                             {"ngram", true},
+                                                                             {"sam", false},
+                                                                             {"ngram", false}}) {
+    decoding::StrategyContext ctx;
+    ctx.draft_model = &dr;
+    ctx.self_draft = &self;
+    ctx.ngram_cache = &ngram_cache;
+    ctx.fixed_draft_length = fixed;
     int rejections = 0;
     for (const std::string& prompt : {kCodePrompts[0], kCodePrompts[3]}) {
-      SCOPED_TRACE(std::string(name) + ": " + prompt);
+      SCOPED_TRACE(name + (fixed ? "" : " (cost-aware length)") + ": " + prompt);
       auto strategy = decoding::make_strategy(name, ctx);
       ASSERT_TRUE(strategy.has_value());
       decoding::SequenceState seq;
@@ -319,7 +345,7 @@ TEST(Speculation, RollbackLeavesTheStateOfARunThatNeverDraftedTheRejectedTokens)
         // A fresh drafter, given the same sequence, proposes the same entries. (The tree's size
         // and layerskip's adaptive length also follow the costs they measured, legitimately
         // their own history: for them the cache check below is the test.)
-        if (std::string_view(name) != "tree" && std::string_view(name) != "layerskip") {
+        if (name != "tree" && name != "layerskip" && fixed) {
           auto fresh = decoding::make_strategy(name, ctx);
           ASSERT_TRUE(fresh.has_value());
           std::vector<model::BatchEntry> fresh_entries;
