@@ -37,6 +37,17 @@ kv::KvPoolOptions pool_options(const model::Model& m, const SchedulerOptions& o)
   return po;
 }
 
+// The pool of a draft's caches (draft model, layer skip): KIVI types become F16. A KIVI cache
+// quantizes a group once it ages past the recent window, so a draft that crossed such a point and
+// was rolled back would leave quantized entries that a never-drafted cache holds in f16 (the
+// target's cache never meets this: drafts end there, KvCache::entries_in_one_view). A draft's
+// cache is small; in F16 its state after a rollback is that of a run that never drafted.
+kv::KvPoolOptions draft_pool_options(const model::Model& m, SchedulerOptions o) {
+  if (kv::kivi_bits(o.key_type) > 0) o.key_type = kv::KvType::kF16;
+  if (kv::kivi_bits(o.value_type) > 0) o.value_type = kv::KvType::kF16;
+  return pool_options(m, o);
+}
+
 }  // namespace
 
 struct Scheduler::Sequence {
@@ -68,7 +79,7 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
   strategy_context_.fixed_draft_length = options.fixed_draft_length;
   // Layer-skip drafts: the target's shape, a pool of their own (created on first use).
   self_draft_.model = &model;
-  self_draft_.kv_pool = std::make_shared<kv::KvPool>(pool_options(model, options));
+  self_draft_.kv_pool = std::make_shared<kv::KvPool>(draft_pool_options(model, options));
   self_draft_.pool = &pool;
   self_draft_.forward = options.forward;
   self_draft_.context_length = options.context_length;
@@ -86,7 +97,7 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
   if (options.draft_model != nullptr) {
     const model::Model& d = *options.draft_model;
     draft_.model = &d;
-    draft_.kv_pool = std::make_shared<kv::KvPool>(pool_options(d, options));
+    draft_.kv_pool = std::make_shared<kv::KvPool>(draft_pool_options(d, options));
     draft_.pool = options.draft_pool != nullptr ? options.draft_pool : &pool;
     draft_.forward = options.forward;
     draft_.forward.kernel_path.reset();  // the draft's own order

@@ -167,6 +167,9 @@ class Scheduler {
   bool has_work() const;
   SchedulerCounters counters() const;
   const kv::KvPool& kv_pool() const { return *kv_pool_; }
+  // The pools of the draft model's caches (null without a draft model) and of layer-skip drafts.
+  const kv::KvPool* draft_kv_pool() const { return draft_.kv_pool.get(); }
+  const kv::KvPool& self_draft_kv_pool() const { return *self_draft_.kv_pool; }
   const SchedulerOptions& options() const { return options_; }
 
  private:

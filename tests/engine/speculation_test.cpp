@@ -220,6 +220,36 @@ const std::vector<std::string> kCodePrompts = {
     "import os\n\ndef walk(root):\n    for name in os.listdir(root):\n",
     "def fib(n):\n    if n < 2:\n        return n\n"};
 
+// A KIVI cache quantizes groups as they age, so a rolled-back draft could leave its own cache
+// unlike a never-drafted one; drafts' caches therefore take F16 for KIVI types (other types, whose
+// entries are stored one by one, stay as asked).
+TEST(Speculation, DraftCachesOfAKiviTargetAreF16) {
+  SessionOptions so;
+  so.n_threads = 1;
+  auto target = Session::open(test::shared_path("models/pycode/pycode7m.gguf"), so);
+  ASSERT_TRUE(target.has_value()) << target.error().message;
+  auto draft = Session::open(test::shared_path("models/pycode/pycode1m.gguf"), so);
+  ASSERT_TRUE(draft.has_value()) << draft.error().message;
+  const std::pair<kv::KvType, kv::KvType> cases[] = {{kv::KvType::kKivi4, kv::KvType::kF16},
+                                                     {kv::KvType::kKivi2, kv::KvType::kF16},
+                                                     {kv::KvType::kF32, kv::KvType::kF32}};
+  for (const auto& [asked, drafts] : cases) {
+    SCOPED_TRACE(std::string(kv::kv_type_name(asked)));
+    SchedulerOptions o;
+    o.key_type = o.value_type = asked;
+    o.draft_model = &(*draft)->model();
+    auto s = Scheduler::create((*target)->model(), (*target)->tokenizer(), (*target)->pool(), o);
+    ASSERT_TRUE(s.has_value()) << s.error().message;
+    EXPECT_EQ((*s)->kv_pool().options().key_type, asked);
+    EXPECT_EQ((*s)->kv_pool().options().value_type, asked);
+    ASSERT_NE((*s)->draft_kv_pool(), nullptr);
+    EXPECT_EQ((*s)->draft_kv_pool()->options().key_type, drafts);
+    EXPECT_EQ((*s)->draft_kv_pool()->options().value_type, drafts);
+    EXPECT_EQ((*s)->self_draft_kv_pool().options().key_type, drafts);
+    EXPECT_EQ((*s)->self_draft_kv_pool().options().value_type, drafts);
+  }
+}
+
 TEST(Speculation, DraftModelGreedyOutputEqualsPlainGreedy) {
   // pycode1m drafts for pycode7m (same tokenizer; distilled from it).
   SessionOptions so;
