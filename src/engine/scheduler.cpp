@@ -84,12 +84,6 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
   self_draft_.forward = options.forward;
   self_draft_.context_length = options.context_length;
   strategy_context_.self_draft = &self_draft_;
-  ngram_cache_ = std::make_unique<decoding::NgramCache>();
-  strategy_context_.ngram_cache = ngram_cache_.get();
-  bandit_memory_ = std::make_unique<decoding::BanditMemory>();
-  strategy_context_.bandit_memory = bandit_memory_.get();
-  draft_length_memory_ = std::make_unique<decoding::DraftLengthMemory>();
-  strategy_context_.draft_length_memory = draft_length_memory_.get();
   strategy_context_.sam_corpus = options.sam_corpus.get();
   if (options.prefix_cache) {
     prefix_cache_ = std::make_unique<kv::PrefixCache>(kv_pool_, options.prefix_cache_max_pages);
@@ -196,7 +190,30 @@ Result<uint64_t> Scheduler::submit(std::vector<int32_t> prompt, const RequestPar
                            "logprobs are not reported for the token-tree strategy (use a chain "
                            "strategy: draft, draft-adaptive, ngram, ...)");
   }
-  PARETO_TRY(auto strategy, decoding::make_strategy(params.strategy, strategy_context_));
+  std::unique_ptr<decoding::DecodingStrategy> strategy;
+  {
+    std::lock_guard<std::mutex> lock(strategy_mutex_);
+    // This strategy's memory; a new name's is kept only if the strategy is made. Past
+    // kMaxStrategyMemories names, new ones share the memory filed under "".
+    std::string key = params.strategy;
+    if (!strategy_memory_.contains(key) && strategy_memory_.size() >= kMaxStrategyMemories) {
+      key.clear();
+    }
+    std::unique_ptr<StrategyMemory> fresh;
+    StrategyMemory* memory = nullptr;
+    if (const auto it = strategy_memory_.find(key); it != strategy_memory_.end()) {
+      memory = it->second.get();
+    } else {
+      fresh = std::make_unique<StrategyMemory>();
+      memory = fresh.get();
+    }
+    decoding::StrategyContext context = strategy_context_;
+    context.ngram_cache = &memory->ngram;
+    context.bandit_memory = &memory->bandit;
+    context.draft_length_memory = &memory->lengths;
+    PARETO_TRY(strategy, decoding::make_strategy(params.strategy, context));
+    if (fresh) strategy_memory_.emplace(std::move(key), std::move(fresh));
+  }
   std::unique_ptr<kv::KvPolicy> kv_policy;
   if (params.kv_policy != "full" || !params.kv_budget.is_full()) {
     const model::ModelConfig& c = model_.config();

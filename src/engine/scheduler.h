@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -167,6 +168,14 @@ class Scheduler {
   bool has_work() const;
   SchedulerCounters counters() const;
   const kv::KvPool& kv_pool() const { return *kv_pool_; }
+  // Distinct strategy names with cross-request memories of their own (kept once a request of that
+  // name was accepted); later names share one, so a client cannot make them grow without bound.
+  static constexpr size_t kMaxStrategyMemories = 32;
+  // Strategy names with a cross-request memory of their own (at most kMaxStrategyMemories + 1).
+  size_t strategy_memories() const {
+    std::lock_guard<std::mutex> lock(strategy_mutex_);
+    return strategy_memory_.size();
+  }
   // The pools of the draft model's caches (null without a draft model) and of layer-skip drafts.
   const kv::KvPool* draft_kv_pool() const { return draft_.kv_pool.get(); }
   const kv::KvPool& self_draft_kv_pool() const { return *self_draft_.kv_pool; }
@@ -195,10 +204,19 @@ class Scheduler {
   decoding::DraftModelResources draft_;       // draft_.model null: no draft model
   decoding::DraftModelResources self_draft_;  // the target as its own draft (layer skip)
   decoding::StrategyContext strategy_context_;
-  std::unique_ptr<decoding::NgramCache> ngram_cache_;  // shared by every request's n-gram drafter
-  std::unique_ptr<decoding::BanditMemory> bandit_memory_;  // shared by every request's bandit
-  // Shared by every request's model-free drafters (their draft lengths).
-  std::unique_ptr<decoding::DraftLengthMemory> draft_length_memory_;
+  // What drafters learn across requests (the n-gram cache, the bandit's statistics, draft
+  // lengths), one set per strategy name: requests of a strategy learn from each other, never
+  // from another strategy's run of the same prompt (`pareto bench spec` runs every strategy on
+  // each prompt: with one shared n-gram cache, a strategy found the whole answer left there by
+  // the one before it). Made under strategy_mutex_ (submit may run on several threads); used by
+  // the step thread.
+  struct StrategyMemory {
+    decoding::NgramCache ngram;
+    decoding::BanditMemory bandit;
+    decoding::DraftLengthMemory lengths;
+  };
+  mutable std::mutex strategy_mutex_;
+  std::map<std::string, std::unique_ptr<StrategyMemory>> strategy_memory_;
   std::unique_ptr<kv::PrefixCache> prefix_cache_;  // null unless options.prefix_cache
   std::atomic<int64_t> cached_pages_{0};           // prefix_cache_'s, after each step
   std::atomic<int64_t> cache_hits_{0};
