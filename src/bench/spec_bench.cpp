@@ -121,7 +121,6 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& o) {
   lo.sam_corpus_files = o.sam_corpus;
   lo.draft_max = o.draft_max;
   lo.fixed_draft_length = o.fixed_draft_length;
-  PARETO_TRY(auto engine, Engine::load(o.target, lo));
 
   SpecBenchReport report;
   report.target = o.target;
@@ -134,6 +133,9 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& o) {
   std::vector<std::vector<SpecResult>> totals(names.size(),
                                               std::vector<SpecResult>(workloads.size()));
   for (int rep = 0; rep < o.repetitions; ++rep) {
+    // A fresh engine per repetition: what a strategy learns across requests (its n-gram cache
+    // above all) would otherwise hold each prompt's answer from the repetition before.
+    PARETO_TRY(auto engine, Engine::load(o.target, lo));
     for (size_t w = 0; w < workloads.size(); ++w) {
       for (const WorkloadItem& item : workloads[w].second) {
         if (rep == 0) ++report.prompts;

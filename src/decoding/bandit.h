@@ -41,7 +41,9 @@ struct BanditState {
   int64_t pulls = 0;
 };
 
-// The bandits' statistics of one engine, one state per set of arms. Used by the step thread only.
+// The bandits' statistics of one engine, one state per set of arms. state_for runs when a bandit
+// is made (on a submitting thread, under the scheduler's StrategyMemories lock); the states' fields
+// are then updated by the step thread only, which never adds or removes arms.
 class BanditMemory {
  public:
   BanditState& state_for(const std::vector<std::string>& arm_names);

@@ -80,7 +80,9 @@ int CostAwareLength::choose(int available) const {
 void CostAwareLength::draft(const SequenceState& seq, int max_tokens, Draft& out) {
   inner_->draft(seq, max_tokens, out);
   if (!out.parents.empty()) return;  // trees are sized by their own drafter
-  const auto k = static_cast<size_t>(choose(static_cast<int>(out.tokens.size())));
+  auto k = static_cast<size_t>(choose(static_cast<int>(out.tokens.size())));
+  if (k == 0 && !out.tokens.empty() && ++withheld_ >= kProbeAfter) k = 1;
+  if (k > 0) withheld_ = 0;
   if (k < out.tokens.size()) out.tokens.resize(k);
   if (k < out.q.size()) out.q.resize(k);
 }

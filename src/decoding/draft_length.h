@@ -15,11 +15,14 @@
 // rates move from that prior as it is verified, so the choice follows the text: long copies earn
 // long drafts, new code short ones. A position never measured takes the previous position's rate
 // (the first: an even chance). k = 0 (a plain step) is chosen when no draft pays; the decayed
-// counts then drift back to their priors, and drafting resumes when they say it may pay again.
+// counts then drift back to their priors, and drafting resumes when they say it may pay again, or
+// at the latest with a one-token probe after kProbeAfter withheld drafts.
 //
 // Truncating a proposal changes which tokens are verified, never the output: greedy output stays
 // that of plain decoding, and sampled output keeps the target's distribution (a shorter chain of
-// the same guesses).
+// the same guesses). But since the lengths follow measured times, a sampled run with a fixed seed
+// may draw differently from one run to the next (the draws consumed depend on the lengths);
+// fixed lengths (StrategyContext::fixed_draft_length) keep such a run reproducible.
 #pragma once
 
 #include <array>
@@ -52,7 +55,9 @@ struct DraftLengthStats {
   PassCounts passes;
 };
 
-// DraftLengthStats per drafter name, shared by every request of an engine (the step thread only).
+// DraftLengthStats per drafter name, shared by every request of an engine. stats_for runs when a
+// drafter is made (on a submitting thread, under the scheduler's StrategyMemories lock); the
+// stats are then updated by the step thread only.
 class DraftLengthMemory {
  public:
   DraftLengthStats& stats_for(std::string_view drafter_name);
@@ -65,6 +70,8 @@ class CostAwareLength final : public Drafter {
  public:
   // `memory`: shared statistics (null: this drafter's own).
   explicit CostAwareLength(std::unique_ptr<Drafter> inner, DraftLengthMemory* memory = nullptr);
+  CostAwareLength(const CostAwareLength&) = delete;  // shared_ may point at own_
+  CostAwareLength& operator=(const CostAwareLength&) = delete;
   std::string_view name() const override { return inner_->name(); }
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
@@ -78,12 +85,17 @@ class CostAwareLength final : public Drafter {
   static constexpr double kSequenceDecay = 0.9;  // weight of the past, per verification
   static constexpr double kSharedDecay = 0.98;   // the same for the shared counts
   static constexpr double kPriorWeight = 2;      // verifications' worth of a prior
+  // After this many verifications in a row with a draft found and none proposed, one token is
+  // proposed anyway: the rates are measured again even where the prior alone says no draft pays
+  // (when one more entry costs half a step or more, an even chance never does).
+  static constexpr int kProbeAfter = 32;
 
  private:
   std::unique_ptr<Drafter> inner_;
   DraftLengthStats own_;  // used when no memory is shared
   DraftLengthStats* shared_;
   PassCounts sequence_;  // this sequence's passes
+  int withheld_ = 0;     // drafts found and cut to nothing in a row
 };
 
 }  // namespace pareto::decoding

@@ -62,7 +62,8 @@ class VerifyCostFit {
     sxx_ = decay_ * sxx_ + x * x;
     sxy_ = decay_ * sxy_ + x * seconds;
   }
-  bool ready() const { return n_ >= 2; }  // two verifications measured
+  // Three verifications measured (the decayed count passes 2 at the third).
+  bool ready() const { return n_ >= 2; }
   double per_entry() const {
     const double det = n_ * sxx_ - sx_ * sx_;
     return det > 1e-12 ? std::max((n_ * sxy_ - sx_ * sy_) / det, 0.0) : 0.0;

@@ -40,8 +40,10 @@ kv::KvPoolOptions pool_options(const model::Model& m, const SchedulerOptions& o)
 // The pool of a draft's caches (draft model, layer skip): KIVI types become F16. A KIVI cache
 // quantizes a group once it ages past the recent window, so a draft that crossed such a point and
 // was rolled back would leave quantized entries that a never-drafted cache holds in f16 (the
-// target's cache never meets this: drafts end there, KvCache::entries_in_one_view). A draft's
-// cache is small; in F16 its state after a rollback is that of a run that never drafted.
+// target's cache never meets this: drafts end there, KvCache::entries_in_one_view). In F16 the
+// draft's state after a rollback is that of a run that never drafted. A draft model's cache is
+// small; layer skip's holds the kept layers of the whole sequence, so with a KIVI target it takes
+// more memory than the target's own cache (layer skip gives up KIVI's saving).
 kv::KvPoolOptions draft_pool_options(const model::Model& m, SchedulerOptions o) {
   if (kv::kivi_bits(o.key_type) > 0) o.key_type = kv::KvType::kF16;
   if (kv::kivi_bits(o.value_type) > 0) o.value_type = kv::KvType::kF16;
@@ -190,30 +192,7 @@ Result<uint64_t> Scheduler::submit(std::vector<int32_t> prompt, const RequestPar
                            "logprobs are not reported for the token-tree strategy (use a chain "
                            "strategy: draft, draft-adaptive, ngram, ...)");
   }
-  std::unique_ptr<decoding::DecodingStrategy> strategy;
-  {
-    std::lock_guard<std::mutex> lock(strategy_mutex_);
-    // This strategy's memory; a new name's is kept only if the strategy is made. Past
-    // kMaxStrategyMemories names, new ones share the memory filed under "".
-    std::string key = params.strategy;
-    if (!strategy_memory_.contains(key) && strategy_memory_.size() >= kMaxStrategyMemories) {
-      key.clear();
-    }
-    std::unique_ptr<StrategyMemory> fresh;
-    StrategyMemory* memory = nullptr;
-    if (const auto it = strategy_memory_.find(key); it != strategy_memory_.end()) {
-      memory = it->second.get();
-    } else {
-      fresh = std::make_unique<StrategyMemory>();
-      memory = fresh.get();
-    }
-    decoding::StrategyContext context = strategy_context_;
-    context.ngram_cache = &memory->ngram;
-    context.bandit_memory = &memory->bandit;
-    context.draft_length_memory = &memory->lengths;
-    PARETO_TRY(strategy, decoding::make_strategy(params.strategy, context));
-    if (fresh) strategy_memory_.emplace(std::move(key), std::move(fresh));
-  }
+  PARETO_TRY(auto strategy, strategy_memories_.make(params.strategy, strategy_context_));
   std::unique_ptr<kv::KvPolicy> kv_policy;
   if (params.kv_policy != "full" || !params.kv_budget.is_full()) {
     const model::ModelConfig& c = model_.config();

@@ -18,7 +18,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,13 +27,11 @@
 
 #include "base/result.h"
 #include "base/thread_pool.h"
-#include "decoding/bandit.h"
-#include "decoding/draft_length.h"
 #include "decoding/drafter.h"
-#include "decoding/ngram.h"
 #include "decoding/strategy.h"
 #include "engine/speculation_switch.h"
 #include "engine/step_attention.h"
+#include "engine/strategy_memory.h"
 #include "kv/kv_pool.h"
 #include "kv/prefix_cache.h"
 #include "model/model.h"
@@ -168,14 +165,8 @@ class Scheduler {
   bool has_work() const;
   SchedulerCounters counters() const;
   const kv::KvPool& kv_pool() const { return *kv_pool_; }
-  // Distinct strategy names with cross-request memories of their own (kept once a request of that
-  // name was accepted); later names share one, so a client cannot make them grow without bound.
-  static constexpr size_t kMaxStrategyMemories = 32;
-  // Strategy names with a cross-request memory of their own (at most kMaxStrategyMemories + 1).
-  size_t strategy_memories() const {
-    std::lock_guard<std::mutex> lock(strategy_mutex_);
-    return strategy_memory_.size();
-  }
+  // Sets of cross-request drafter memories held (strategy_memory.h).
+  size_t strategy_memories() const { return strategy_memories_.size(); }
   // The pools of the draft model's caches (null without a draft model) and of layer-skip drafts.
   const kv::KvPool* draft_kv_pool() const { return draft_.kv_pool.get(); }
   const kv::KvPool& self_draft_kv_pool() const { return *self_draft_.kv_pool; }
@@ -204,19 +195,7 @@ class Scheduler {
   decoding::DraftModelResources draft_;       // draft_.model null: no draft model
   decoding::DraftModelResources self_draft_;  // the target as its own draft (layer skip)
   decoding::StrategyContext strategy_context_;
-  // What drafters learn across requests (the n-gram cache, the bandit's statistics, draft
-  // lengths), one set per strategy name: requests of a strategy learn from each other, never
-  // from another strategy's run of the same prompt (`pareto bench spec` runs every strategy on
-  // each prompt: with one shared n-gram cache, a strategy found the whole answer left there by
-  // the one before it). Made under strategy_mutex_ (submit may run on several threads); used by
-  // the step thread.
-  struct StrategyMemory {
-    decoding::NgramCache ngram;
-    decoding::BanditMemory bandit;
-    decoding::DraftLengthMemory lengths;
-  };
-  mutable std::mutex strategy_mutex_;
-  std::map<std::string, std::unique_ptr<StrategyMemory>> strategy_memory_;
+  StrategyMemories strategy_memories_;  // what drafters learn across requests, per strategy
   std::unique_ptr<kv::PrefixCache> prefix_cache_;  // null unless options.prefix_cache
   std::atomic<int64_t> cached_pages_{0};           // prefix_cache_'s, after each step
   std::atomic<int64_t> cache_hits_{0};

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -81,6 +82,34 @@ TEST(CostAwareLength, StopsDraftingWhenNothingPassesAndTriesAgainLater) {
   }
   EXPECT_GT(plain_steps, 10);
   EXPECT_LT(plain_steps, 200);
+}
+
+// When one more entry costs as much as a whole step, no draft at an even chance pays: the counts
+// alone would keep drafting off; a one-token probe every kProbeAfter withheld drafts measures
+// again.
+TEST(CostAwareLength, ProbesWithOneTokenWhenDraftsStayWithheld) {
+  CostAwareLength d(std::make_unique<EightTokens>());
+  for (int i = 0; i < 40; ++i) {
+    const int drafted = i % 2 == 0 ? 8 : 3;
+    d.verified(SequenceState{}, {drafted, 0, 1.0 + 1.0 * (drafted + 1)});
+  }
+  ASSERT_EQ(d.choose(8), 0);
+  for (int i = 1; i < CostAwareLength::kProbeAfter; ++i) {
+    ASSERT_TRUE(draft_of(d).empty()) << i;
+    d.verified(SequenceState{}, {0, 0, 2.0});
+  }
+  EXPECT_EQ(draft_of(d), (std::vector<int32_t>{100}));
+  d.verified(SequenceState{}, {1, 0, 3.0});
+  EXPECT_TRUE(draft_of(d).empty());  // withheld again, counting afresh
+}
+
+// Times of zero (a clock that did not move) give no cost to weigh: everything found is proposed,
+// and nothing divides by zero.
+TEST(CostAwareLength, ZeroTimesProposeEverything) {
+  CostAwareLength d(std::make_unique<EightTokens>());
+  for (int i = 0; i < 10; ++i) d.verified(SequenceState{}, {i % 2 == 0 ? 8 : 3, 0, 0.0});
+  EXPECT_EQ(d.choose(8), 8);
+  EXPECT_EQ(draft_of(d).size(), 8u);
 }
 
 // A new request's drafter starts from what earlier requests of the engine measured.

@@ -148,6 +148,12 @@ TEST(Speculation, GreedyOutputEqualsPlainGreedyInFewerSteps) {
           for (size_t i = 0; i < kPrompts.size(); ++i) {
             EXPECT_EQ(spec.tokens[i], plain.tokens[i]) << kPrompts[i];
           }
+          // On pycode1m drafts pay (about 40% of plain's steps with fixed lengths): the cut
+          // drafts are still proposed and accepted.
+          if (std::string_view(model).find("pycode") != std::string_view::npos &&
+              std::string_view(strategy) != "ngram,sam") {
+            EXPECT_LT(spec.steps, plain.steps * 3 / 4);
+          }
         }
       }
     }
@@ -190,64 +196,6 @@ TEST(Speculation, SamWithACorpusGivesPlainGreedyOutputAndDraftsFromIt) {
   EXPECT_LT(with_corpus.steps, sam.steps / 2) << "sam " << sam.steps;
 }
 
-// Steps the scheduler takes to finish `strategy`'s greedy requests for kPrompts, one at a time.
-int steps_of(Scheduler& scheduler, const Session& session, const std::string& strategy) {
-  RequestParams p;
-  p.sampling.temperature = 0.0f;
-  p.max_tokens = 64;
-  p.ignore_eos = true;
-  p.strategy = strategy;
-  int steps = 0;
-  for (const std::string& prompt : kPrompts) {
-    EXPECT_TRUE(scheduler.submit(session.tokenizer().encode(prompt, true), p, {}).has_value());
-    for (; scheduler.has_work() && steps < 100000; ++steps) EXPECT_TRUE(scheduler.step());
-  }
-  return steps;
-}
-
-// What a strategy learns across requests (here the n-gram cache) is its own: a strategy that ran
-// the same prompts before leaves nothing for another. Without that, `pareto bench spec`, which
-// runs every strategy on each prompt, let later strategies find the answer in the cache.
-TEST(Speculation, StrategiesLearnAcrossRequestsOnlyFromTheirOwn) {
-  SessionOptions so;
-  so.n_threads = 1;
-  auto session = Session::open(test::shared_path("models/stories260K/stories260K.gguf"), so);
-  ASSERT_TRUE(session.has_value()) << session.error().message;
-  SchedulerOptions o;
-  o.forward.batch_invariant = true;
-  o.fixed_draft_length = true;  // step counts independent of timing
-  const auto make = [&] {
-    auto s = Scheduler::create((*session)->model(), (*session)->tokenizer(), (*session)->pool(), o);
-    EXPECT_TRUE(s.has_value());
-    return std::move(*s);
-  };
-  const int fresh = steps_of(*make(), **session, "ngram");
-  // The same strategy again: its cache holds every answer, so it needs fewer steps.
-  auto again = make();
-  steps_of(*again, **session, "ngram");
-  EXPECT_LT(steps_of(*again, **session, "ngram"), fresh);
-  // Another strategy's runs of the same prompts (a bandit over the n-gram drafter, with a cache
-  // of its own): the n-gram strategy starts afresh.
-  auto after_other = make();
-  steps_of(*after_other, **session, "ngram,sam");
-  EXPECT_EQ(steps_of(*after_other, **session, "ngram"), fresh);
-  // Memories are kept for strategies that were made, and for at most kMaxStrategyMemories
-  // names; later names share one.
-  EXPECT_EQ(after_other->strategy_memories(), 2u);
-  RequestParams p;
-  p.max_tokens = 1;
-  p.strategy = "medusa";
-  EXPECT_FALSE(after_other->submit({1, 2}, p, {}).has_value());
-  EXPECT_EQ(after_other->strategy_memories(), 2u);
-  p.strategy = "ngram";
-  for (size_t i = 0; i < Scheduler::kMaxStrategyMemories + 8; ++i) {
-    p.strategy += ",ngram";  // a bandit of i + 2 n-gram arms: a new name each time
-    ASSERT_TRUE(after_other->submit({1, 2}, p, {}).has_value()) << p.strategy;
-    while (after_other->has_work()) ASSERT_TRUE(after_other->step());
-  }
-  EXPECT_EQ(after_other->strategy_memories(), Scheduler::kMaxStrategyMemories + 1);
-}
-
 TEST(Speculation, BeyondTheBatchLimitSpeculativeRequestsDecodePlainly) {
   SessionOptions so;
   so.n_threads = 2;
@@ -277,36 +225,6 @@ const std::vector<std::string> kCodePrompts = {
     "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
     "import os\n\ndef walk(root):\n    for name in os.listdir(root):\n",
     "def fib(n):\n    if n < 2:\n        return n\n"};
-
-// A KIVI cache quantizes groups as they age, so a rolled-back draft could leave its own cache
-// unlike a never-drafted one; drafts' caches therefore take F16 for KIVI types (other types, whose
-// entries are stored one by one, stay as asked).
-TEST(Speculation, DraftCachesOfAKiviTargetAreF16) {
-  SessionOptions so;
-  so.n_threads = 1;
-  auto target = Session::open(test::shared_path("models/pycode/pycode7m.gguf"), so);
-  ASSERT_TRUE(target.has_value()) << target.error().message;
-  auto draft = Session::open(test::shared_path("models/pycode/pycode1m.gguf"), so);
-  ASSERT_TRUE(draft.has_value()) << draft.error().message;
-  const std::pair<kv::KvType, kv::KvType> cases[] = {{kv::KvType::kKivi4, kv::KvType::kF16},
-                                                     {kv::KvType::kKivi2, kv::KvType::kF16},
-                                                     {kv::KvType::kF32, kv::KvType::kF32}};
-  for (const auto& [asked, drafts] : cases) {
-    SCOPED_TRACE(std::string(kv::kv_type_name(asked)));
-    SchedulerOptions o;
-    o.key_type = o.value_type = asked;
-    o.draft_model = &(*draft)->model();
-    auto s = Scheduler::create((*target)->model(), (*target)->tokenizer(), (*target)->pool(), o);
-    ASSERT_TRUE(s.has_value()) << s.error().message;
-    EXPECT_EQ((*s)->kv_pool().options().key_type, asked);
-    EXPECT_EQ((*s)->kv_pool().options().value_type, asked);
-    ASSERT_NE((*s)->draft_kv_pool(), nullptr);
-    EXPECT_EQ((*s)->draft_kv_pool()->options().key_type, drafts);
-    EXPECT_EQ((*s)->draft_kv_pool()->options().value_type, drafts);
-    EXPECT_EQ((*s)->self_draft_kv_pool().options().key_type, drafts);
-    EXPECT_EQ((*s)->self_draft_kv_pool().options().value_type, drafts);
-  }
-}
 
 TEST(Speculation, DraftModelGreedyOutputEqualsPlainGreedy) {
   // pycode1m drafts for pycode7m (same tokenizer; distilled from it).
