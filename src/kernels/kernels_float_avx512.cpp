@@ -50,6 +50,9 @@ constexpr int kDecodeRowsF16 = 8;
 constexpr int kTileRows = 4;
 constexpr int kTileTokens = 6;
 using TileSeq = std::make_integer_sequence<int, kTileTokens>;
+// Several tokens share the next row group's prefetch when a group's weights fit this (L1 data
+// cache of the CPUs at hand: 48 KiB); larger groups keep the first token's own prefetch.
+constexpr int64_t kSharedPrefetchBytes = 48 * 1024;
 // Prefill: weight rows whose tiles meet one activation tile before the next (kept in L1/L2).
 constexpr int64_t kRowBlock = 16;
 
@@ -108,24 +111,29 @@ void matmul_vec(const WeightView& w, const PreparedActivations& x, int64_t row_b
       for (int m = 0; m < kGroup; ++m) {
         rows[m] = reinterpret_cast<const T*>(w.data + (r + m) * row_stride);
       }
-      // The next group's bytes: a lone token prefetches them a few rows ahead of its own
-      // products; several tokens share them out, a slice after each token, so that reading the
-      // next group from memory overlaps the arithmetic of every token of this one instead of
-      // only the first's (9 tokens: the first token's pass was as slow as the other 8 together).
+      // The next group's bytes. A lone token prefetches them a few rows ahead of its own
+      // products, and so does the first of several when a group is larger than L1 (the others
+      // then read it from L2 while the first streams the next). A group that fits L1 is read
+      // from memory by the first token only, in a pass as short as the others' (9 tokens on
+      // pycode7m: that pass took as long as the other 8 together); there the tokens share the
+      // next group out, a slice of lines after each, so reading it overlaps every token's
+      // arithmetic. (Slices for large groups, 1B F16 at 2 threads: ~10% slower, the bursts
+      // stall.)
+      const bool share = t1 - t0 > 1 && kGroup * row_stride <= kSharedPrefetchBytes;
       const auto* next = reinterpret_cast<const char*>(w.data + (r + kGroup) * row_stride);
       const int64_t next_bytes = std::clamp<int64_t>(row_end - r - kGroup, 0, kGroup) * row_stride;
       for (int64_t t = t0; t < t1; ++t) {
         const float* xt = xf + (t - t0) * stride;
         __m512 v[kGroup];
         for (int g = 0; g < kGroup; g += kVecRows) {
-          if (t1 - t0 == 1) {
+          if (t == t0 && !share) {
             vec_dot_rows_unreduced<E, kVecRows>(rows + g, xt, w.cols, v + g);
           } else {
             vec_dot_rows_unreduced<E, kVecRows, false>(rows + g, xt, w.cols, v + g);
           }
         }
         _mm512_store_ps(sums + (t - t0) * kGroup, avx512::hsum16_x16(v));
-        if (t1 - t0 > 1) {
+        if (share) {
           const int64_t lines = (next_bytes + 63) / 64;
           const int64_t first = lines * (t - t0) / (t1 - t0);
           const int64_t last = lines * (t - t0 + 1) / (t1 - t0);
