@@ -148,11 +148,13 @@ TEST(Speculation, GreedyOutputEqualsPlainGreedyInFewerSteps) {
           for (size_t i = 0; i < kPrompts.size(); ++i) {
             EXPECT_EQ(spec.tokens[i], plain.tokens[i]) << kPrompts[i];
           }
-          // On pycode1m drafts pay (about 40% of plain's steps with fixed lengths): the cut
-          // drafts are still proposed and accepted.
+          // Drafts are still proposed and accepted: how much they save follows the measured
+          // times (a busy machine cuts them shorter), but until three verifications are timed
+          // every draft is proposed whole, and on pycode1m those pay (fixed lengths take about
+          // 40% of plain's steps there), so fewer steps than plain whatever the timing.
           if (std::string_view(model).find("pycode") != std::string_view::npos &&
               std::string_view(strategy) != "ngram,sam") {
-            EXPECT_LT(spec.steps, plain.steps * 3 / 4);
+            EXPECT_LT(spec.steps, plain.steps);
           }
         }
       }
