@@ -126,7 +126,8 @@ Result<RunResult> evaluate(const model::Model& m, ThreadPool& pool,
     }
     if (keep_rows) r.logprobs.push_back(lp);
   }
-  r.kv_bytes_per_token = static_cast<double>(cache.bytes_held() + parked.bytes_held()) /
+  const kv::KvCache* both[] = {&cache, &parked};
+  r.kv_bytes_per_token = static_cast<double>(kv::KvCache::bytes_held(both)) /
                          static_cast<double>(std::max(1, cache.n_tokens()));
   return r;
 }
@@ -390,8 +391,8 @@ Result<std::pair<double, double>> time_decode(const model::Model& m, ThreadPool&
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return std::make_pair(steps / seconds,
-                        static_cast<double>(cache.bytes_held() + parked.bytes_held()));
+  const kv::KvCache* both[] = {&cache, &parked};
+  return std::make_pair(steps / seconds, static_cast<double>(kv::KvCache::bytes_held(both)));
 }
 
 }  // namespace

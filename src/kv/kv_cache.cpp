@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 #include <limits>
+#include <set>
 
 #include "base/check.h"
 #include "kv/kv_kivi.h"
@@ -578,6 +579,28 @@ int64_t KvCache::pages_held() const {
   int64_t n = 0;
   for (const Slot& s : slots_) n += static_cast<int64_t>(s.pages.size());
   return n;
+}
+
+int64_t KvCache::bytes_held(std::span<const KvCache* const> caches) {
+  std::set<std::pair<const KvPool*, KvPool::PageId>> pages;
+  std::set<const void*> params;
+  int64_t bytes = 0;
+  for (const KvCache* c : caches) {
+    if (c == nullptr || !c->pool_) continue;
+    const KvPool* pool = c->pool_.get();
+    const auto group_bytes = static_cast<int64_t>(2 * sizeof(uint16_t)) * pool->options().head_dim;
+    for (const Slot& s : c->slots_) {
+      for (const KvPool::PageId p : s.pages) {
+        if (pages.emplace(pool, p).second) bytes += static_cast<int64_t>(pool->page_bytes());
+      }
+      bytes +=
+          static_cast<int64_t>((s.recent_keys.size() + s.recent_values.size()) * sizeof(uint16_t));
+      for (const KeyGroup& g : s.key_groups) {
+        if (params.insert(g.params.get()).second) bytes += group_bytes;
+      }
+    }
+  }
+  return bytes;
 }
 
 int64_t KvCache::bytes_held() const {

@@ -129,6 +129,9 @@ class KvCache {
   // entries' f16 copies and the key groups' parameters.
   int64_t pages_held() const;
   int64_t bytes_held() const;
+  // The bytes of several caches together, each page and each KIVI parameter block they share
+  // (forks, refresh's small copy beside the whole cache) counted once.
+  static int64_t bytes_held(std::span<const KvCache* const> caches);
   // Leading entries of (layer, head) whose KIVI parts are quantized (0 for other types).
   int quantized(int layer, int head) const { return slot(layer, head).sealed; }
 

@@ -353,6 +353,20 @@ TEST(KiviCache, ForksAndCopiesCarryTheirQuantizationState) {
                 all.values[static_cast<size_t>(chosen[i] * kHeadDim + c)]);
     }
   }
+  // Memory of caches together: what they share counts once. Alone, as bytes_held.
+  const KvCache* alone[] = {&cache};
+  EXPECT_EQ(KvCache::bytes_held(alone), cache.bytes_held());
+  // The fork shares the pages it has not written and every untouched key group's parameters.
+  const KvCache* forked[] = {&cache, &fork};
+  EXPECT_LT(KvCache::bytes_held(forked), cache.bytes_held() + fork.bytes_held());
+  EXPECT_GT(KvCache::bytes_held(forked), fork.bytes_held());
+  // The copy has pages of its own; its key groups' parameters are the whole cache's (refresh's
+  // small copy beside the parked whole cache): counted once.
+  const KvCache* copied[] = {&cache, &small};
+  // small's quantized entries 0, 3, 17, 40, 47 lie in three groups of 16 positions, each with
+  // [2 * head_dim] f16 parameters.
+  const int64_t shared_params = 3 * 2 * 2 * kHeadDim;
+  EXPECT_EQ(KvCache::bytes_held(copied), cache.bytes_held() + small.bytes_held() - shared_params);
 }
 
 TEST(KiviCache, TypeNamesParse) {
