@@ -165,7 +165,9 @@ int SpeculativeStrategy::accept(SequenceState& seq, std::span<const float> logit
   PARETO_CHECK(rows == n_draft + 1 || (after_prompt && rows == 1 && n_draft == 0));
   double verify_seconds = 0;
   if (!after_prompt) {
-    verify_seconds = std::chrono::duration<double>(start - proposed_at_).count();
+    verify_seconds = seq.forward_seconds > 0
+                         ? seq.forward_seconds
+                         : std::chrono::duration<double>(start - proposed_at_).count();
     ++stats_.steps;
     stats_.verify_seconds += verify_seconds;
   }

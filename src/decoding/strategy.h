@@ -30,6 +30,10 @@ struct SequenceState {
   sampling::SamplerChain sampler{nullptr};
   uint64_t seed = 0;  // the request's sampling seed (drafters that sample derive theirs from it)
   int n_vocab = 0;
+  // Seconds of the forward whose rows the next accept() receives, when its caller timed it (the
+  // scheduler); 0: unknown, and a strategy times from its propose to its accept instead, which in
+  // a batch also counts the other sequences' proposing (a draft model's forwards).
+  double forward_seconds = 0;
 
   std::span<const int32_t> generated() const {
     return std::span<const int32_t>(tokens).subspan(static_cast<size_t>(n_prompt));

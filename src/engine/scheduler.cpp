@@ -528,9 +528,9 @@ Status Scheduler::step() {
     const Clock::time_point forward_start = Clock::now();
     const auto forwarded =
         model_.forward(entries_, caches_, logits_, workspace_, pool_, forward_options);
+    const double forward_seconds = seconds_between(forward_start, Clock::now());
     if (forwarded && measure) {
-      speculation_switch_.record_forward(static_cast<int>(entries_.size()),
-                                         seconds_between(forward_start, Clock::now()));
+      speculation_switch_.record_forward(static_cast<int>(entries_.size()), forward_seconds);
     }
     const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
     size_t row = 0;
@@ -565,6 +565,7 @@ Status Scheduler::step() {
       const bool timed = drafting && s.drafted_last_step;
       s.drafted_last_step = drafting;
       const Clock::time_point accept_start = Clock::now();
+      s.state.forward_seconds = forward_seconds;
       const int n_new = s.strategy->accept(s.state, rows);
       apply_kv_budget(s, static_cast<int>(index), p.first_position);
       if (drafting) {

@@ -330,6 +330,17 @@ TEST(SpeculativeStrategy, GreedyKeepsTheAgreeingPrefixRollsBackAndCounts) {
   entries.clear();
   strategy.propose(s, 2, entries);
   EXPECT_EQ(entries.size(), 2u);
+  // A caller that timed the forward (the scheduler) gives its seconds: they are the
+  // verification's, not the time since propose (which in a batch counts other sequences' work).
+  s.cache.set_n_tokens(7);
+  s.forward_seconds = 0.25;
+  const double before = st.verify_seconds;
+  std::vector<float> two(2 * kVocab, 0.0f);
+  two[0 * kVocab + 3] = 1.0f;
+  two[1 * kVocab + 1] = 1.0f;
+  strategy.accept(s, two);
+  EXPECT_EQ(drafter->last.verify_seconds, 0.25);
+  EXPECT_NEAR(st.verify_seconds - before, 0.25, 1e-12);
 }
 
 TEST(NgramDrafter, DraftsForSampledSequencesToo) {
