@@ -136,6 +136,15 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& o) {
     // A fresh engine per repetition: what a strategy learns across requests (its n-gram cache
     // above all) would otherwise hold each prompt's answer from the repetition before.
     PARETO_TRY(auto engine, Engine::load(o.target, lo));
+    if (!workloads.empty()) {
+      // Untimed: the first forwards of a fresh engine fault the mapped weights in.
+      GenerateParams warm;
+      warm.temperature = 0;
+      warm.max_tokens = 4;
+      warm.strategy = "autoregressive";
+      const auto warmed = engine->generate(workloads.front().second.front().prompt, warm);
+      if (!warmed) return make_error("bench spec: warm-up: ", warmed.error().message);
+    }
     for (size_t w = 0; w < workloads.size(); ++w) {
       for (const WorkloadItem& item : workloads[w].second) {
         if (rep == 0) ++report.prompts;

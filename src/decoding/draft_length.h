@@ -15,8 +15,9 @@
 // rates move from that prior as it is verified, so the choice follows the text: long copies earn
 // long drafts, new code short ones. A position never measured takes the previous position's rate
 // (the first: an even chance). k = 0 (a plain step) is chosen when no draft pays; the decayed
-// counts then drift back to their priors, and drafting resumes when they say it may pay again, or
-// at the latest with a one-token probe after kProbeAfter withheld drafts.
+// counts then drift back to their priors, and drafting resumes when they say it may pay again;
+// besides, a request's drafter proposes one token as a probe after kProbeAfter of its drafts in a
+// row were cut to nothing (steps where it found nothing do not count).
 //
 // Truncating a proposal changes which tokens are verified, never the output: greedy output stays
 // that of plain decoding, and sampled output keeps the target's distribution (a shorter chain of
@@ -85,7 +86,7 @@ class CostAwareLength final : public Drafter {
   static constexpr double kSequenceDecay = 0.9;  // weight of the past, per verification
   static constexpr double kSharedDecay = 0.98;   // the same for the shared counts
   static constexpr double kPriorWeight = 2;      // verifications' worth of a prior
-  // After this many verifications in a row with a draft found and none proposed, one token is
+  // After this many of a request's drafts in a row were found and cut to nothing, one token is
   // proposed anyway: the rates are measured again even where the prior alone says no draft pays
   // (when one more entry costs half a step or more, an even chance never does).
   static constexpr int kProbeAfter = 32;

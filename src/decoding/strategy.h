@@ -42,11 +42,13 @@ struct SequenceState {
 
 // What speculation did for one request (all zero for plain decoding).
 struct SpeculationStats {
-  int64_t steps = 0;          // verifications (target forwards) of this sequence after its prompt
-  int64_t drafted = 0;        // draft tokens proposed
-  int64_t accepted = 0;       // of them, accepted
-  double draft_seconds = 0;   // spent in the drafter (propose and its bookkeeping)
-  double verify_seconds = 0;  // from the end of propose to accept: the target forward
+  int64_t steps = 0;         // verifications (target forwards) of this sequence after its prompt
+  int64_t drafted = 0;       // draft tokens proposed
+  int64_t accepted = 0;      // of them, accepted
+  double draft_seconds = 0;  // spent in the drafter (propose and its bookkeeping)
+  // The target forwards: SequenceState::forward_seconds where the caller timed them, else from the
+  // end of propose to accept.
+  double verify_seconds = 0;
   // By draft position i (0 = the token after the pending one): proposed at i, accepted at i.
   std::vector<int64_t> drafted_at, accepted_at;
 };

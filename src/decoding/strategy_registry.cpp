@@ -129,6 +129,12 @@ Result<std::unique_ptr<DecodingStrategy>> make_strategy(std::string_view name,
         return make_error_code(ErrorCode::kInvalidArgument, "decoding strategy '", name, "': '",
                                arm, "' cannot be a bandit arm (list drafters)");
       }
+      for (const auto& made : arms) {
+        if (made->name() == arm) {
+          return make_error_code(ErrorCode::kInvalidArgument, "decoding strategy '", name, "': '",
+                                 arm, "' is listed twice (list each drafter once)");
+        }
+      }
       PARETO_TRY(auto d, make_drafter(arm, context));
       arms.push_back(std::move(d));
       at = comma + 1;

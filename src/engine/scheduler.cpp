@@ -567,6 +567,7 @@ Status Scheduler::step() {
       const Clock::time_point accept_start = Clock::now();
       s.state.forward_seconds = forward_seconds;
       const int n_new = s.strategy->accept(s.state, rows);
+      s.state.forward_seconds = 0;  // this forward's only
       apply_kv_budget(s, static_cast<int>(index), p.first_position);
       if (drafting) {
         ++spec_sequences;

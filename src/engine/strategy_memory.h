@@ -1,9 +1,10 @@
 // What drafters learn across requests (the n-gram cache, the bandit's statistics, draft lengths),
-// kept per strategy name: requests of a strategy learn from each other, never from another
-// strategy's run of the same prompt. (`pareto bench spec` runs every strategy on each prompt:
-// with one cache for all, a strategy found the whole answer left there by the one before it.)
-// Every registered name has its own set; all comma lists (custom bandits) share one, so the sets
-// are bounded by the registry, whatever names clients send.
+// kept per strategy name: requests of a registered strategy learn from each other, never from
+// another strategy's run of the same prompt. (`pareto bench spec` runs every strategy on each
+// prompt: with one cache for all, a strategy found the whole answer left there by the one before
+// it.) All comma lists (custom bandits) share one set, so they do learn from each other; the sets
+// are bounded by the registry whatever names clients send (a drafter listed twice is refused, so
+// the distinct arm lists are too).
 #pragma once
 
 #include <map>

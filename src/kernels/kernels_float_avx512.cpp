@@ -98,8 +98,9 @@ void matmul_vec(const WeightView& w, const PreparedActivations& x, int64_t row_b
     int64_t r = row_begin;
     // 16 rows at a time: per token, the rows' accumulators summed horizontally all at once
     // (hsum16_x16: the bits of one hsum16 per row, for a fraction of the shuffles; short rows,
-    // e.g. 288, spend more on those sums than on the products), the next rows prefetched (by a
-    // lone token as it goes, by several a slice after each); then the rows' element tails (n % 64:
+    // e.g. 288, spend more on those sums than on the products), the next rows prefetched (see
+    // below: by the first token as it goes, or for groups that fit L1 by every token, a slice
+    // after each); then the rows' element tails (n % 64:
     // in F32 one row per lane, every token with one transpose of each weight block; else in
     // double, row by row, as vec_dot_rows).
     const int64_t np = w.cols & ~int64_t{63};

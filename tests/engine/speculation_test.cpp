@@ -148,14 +148,9 @@ TEST(Speculation, GreedyOutputEqualsPlainGreedyInFewerSteps) {
           for (size_t i = 0; i < kPrompts.size(); ++i) {
             EXPECT_EQ(spec.tokens[i], plain.tokens[i]) << kPrompts[i];
           }
-          // Drafts are still proposed and accepted: how much they save follows the measured
-          // times (a busy machine cuts them shorter), but until three verifications are timed
-          // every draft is proposed whole, and on pycode1m those pay (fixed lengths take about
-          // 40% of plain's steps there), so fewer steps than plain whatever the timing.
-          if (std::string_view(model).find("pycode") != std::string_view::npos &&
-              std::string_view(strategy) != "ngram,sam") {
-            EXPECT_LT(spec.steps, plain.steps);
-          }
+          // No step count is asked here: how many steps cost-aware drafts save depends on the
+          // measured times (a busy machine may cut nearly all). The choice itself is tested with
+          // given times in tests/decoding/draft_length_test.cpp.
         }
       }
     }

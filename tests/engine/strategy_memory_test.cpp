@@ -67,13 +67,19 @@ TEST(Speculation, StrategiesLearnAcrossRequestsOnlyFromTheirOwn) {
   p.strategy = "medusa";
   EXPECT_FALSE(after_other->submit({1, 2}, p, {}).has_value());
   EXPECT_EQ(after_other->strategy_memories(), 2u);
-  p.strategy = "ngram";
-  for (int i = 0; i < 40; ++i) {
-    p.strategy += ",ngram";  // a bandit of i + 2 n-gram arms: a new name each time
+  for (const char* list :
+       {"sam,ngram", "ngram,layerskip", "layerskip,sam,ngram", "sam,layerskip"}) {
+    p.strategy = list;  // custom bandits: one shared set
     ASSERT_TRUE(after_other->submit({1, 2}, p, {}).has_value()) << p.strategy;
     while (after_other->has_work()) ASSERT_TRUE(after_other->step());
   }
   EXPECT_EQ(after_other->strategy_memories(), 2u);
+  // A drafter listed twice is refused (distinct arm lists, hence the bandit's states, stay
+  // bounded by the registry's drafters).
+  p.strategy = "ngram,sam,ngram";
+  const auto twice = after_other->submit({1, 2}, p, {});
+  ASSERT_FALSE(twice.has_value());
+  EXPECT_NE(twice.error().message.find("'ngram' is listed twice"), std::string::npos);
   p.strategy = "sam";
   ASSERT_TRUE(after_other->submit({1, 2}, p, {}).has_value());
   EXPECT_EQ(after_other->strategy_memories(), 3u);
