@@ -22,6 +22,11 @@
 
 namespace pareto::decoding {
 
+// The probability softmax(logits) gives its argmax (a greedy draft's own confidence), to a
+// relative 10^-5: it only decides whether to draft on. A vectorized exp, not libm's: this runs
+// over the vocabulary once per draft token.
+double argmax_probability(std::span<const float> logits);
+
 // The draft model's KV cache of one sequence, kept in step with the sequence's accepted tokens:
 // sync() keeps the longest prefix of them it holds and feeds the rest (always at least the
 // pending token, whose logits start a draft), so drafts that were rejected cost nothing to undo.

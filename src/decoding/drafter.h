@@ -111,6 +111,10 @@ struct DraftModelResources {
   const model::Model* model = nullptr;
   std::shared_ptr<kv::KvPool> kv_pool;
   ThreadPool* pool = nullptr;
+  // Feeds of at least kBatchPoolEntries entries (a prompt, a long accepted run) run here instead:
+  // the target's threads, idle while a draft is made. Null: `pool` for every feed.
+  ThreadPool* batch_pool = nullptr;
+  static constexpr size_t kBatchPoolEntries = 16;
   model::ForwardOptions forward;
   int context_length = 0;  // the draft's positions per sequence
 };

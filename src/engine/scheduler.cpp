@@ -95,6 +95,7 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
     draft_.model = &d;
     draft_.kv_pool = std::make_shared<kv::KvPool>(draft_pool_options(d, options));
     draft_.pool = options.draft_pool != nullptr ? options.draft_pool : &pool;
+    if (draft_.pool != &pool) draft_.batch_pool = &pool;
     draft_.forward = options.forward;
     draft_.forward.kernel_path.reset();  // the draft's own order
     const int trained = d.config().context_length;

@@ -203,6 +203,17 @@ Candidates SamplerChain::process(std::span<const float> logits,
 void SamplerChain::process(std::span<const float> logits, std::span<const int32_t> history,
                            Candidates& candidates) const {
   PARETO_CHECK(!logits.empty());
+  if (greedy_ && processors_.empty()) {
+    // The argmax straight from the logits (the first of equal maxima, as below), without building
+    // n_vocab candidates: speculative decoding calls this per draft token and per verified entry.
+    size_t best = 0;
+    for (size_t i = 1; i < logits.size(); ++i) {
+      if (logits[i] > logits[best]) best = i;
+    }
+    candidates.items.assign(1, Candidate{static_cast<int32_t>(best), logits[best], 1.0f});
+    candidates.sorted = true;
+    return;
+  }
   candidates.assign(logits);
   for (const auto& p : processors_) p->apply(candidates, history);
   if (greedy_) {  // the distribution of an argmax pick: all mass on it (found in one pass)
