@@ -469,7 +469,42 @@ void KvCache::truncate(int n_tokens) {
   PARETO_CHECK(n_tokens >= 0);
   if (!pool_) return;
   const int e = pool_->options().page_entries;
+  // The first entry at position n_tokens or later, and whether every entry after it goes too,
+  // page by page over the positions (a rollback runs this per layer and head at every
+  // verification: no call per entry).
+  const auto first_dropped = [&](const Slot& s) {
+    for (int base = 0; base < s.length; base += e) {
+      const int32_t* pos = pool_->positions(s.pages[static_cast<size_t>(base / e)]);
+      const int count = std::min(e, s.length - base);
+      const int32_t* at = std::find_if(pos, pos + count, [&](int32_t p) { return p >= n_tokens; });
+      if (at != pos + count) return base + static_cast<int>(at - pos);
+    }
+    return s.length;
+  };
+  const auto all_dropped_from = [&](const Slot& s, int first) {
+    for (int base = first / e * e; base < s.length; base += e) {
+      const int32_t* pos = pool_->positions(s.pages[static_cast<size_t>(base / e)]);
+      const int from = std::max(first - base, 0);
+      const int count = std::min(e, s.length - base);
+      if (!std::all_of(pos + from, pos + count, [&](int32_t p) { return p >= n_tokens; })) {
+        return false;
+      }
+    }
+    return true;
+  };
   for (Slot& s : slots_) {
+    const int first = first_dropped(s);
+    if (first == s.length) continue;
+    if (!kivi() && all_dropped_from(s, first)) {
+      // A tail (the usual rollback): shorten; the pages past the new end go back to the pool.
+      s.length = first;
+      const auto pages = static_cast<size_t>((first + e - 1) / e);
+      while (s.pages.size() > pages) {
+        pool_->release(s.pages.back());
+        s.pages.pop_back();
+      }
+      continue;
+    }
     compact(s, [&](int j) {
       return pool_->positions(s.pages[static_cast<size_t>(j / e)])[j % e] < n_tokens;
     });

@@ -113,6 +113,32 @@ TEST(KvCache, TruncateRollsBackAndReleasesPages) {
   expect_contents(cache, range(20));
 }
 
+// Entries need not ascend by position (a token tree appends siblings at one position, then their
+// children): truncation keeps exactly the entries below the cut, in order, whether the dropped
+// ones form a tail or not, and across page boundaries (16 entries a page here).
+TEST(KvCache, TruncateKeepsEntriesBelowTheCutInAnyOrder) {
+  for (const std::vector<int>& order :
+       {std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 20, 15, 16, 17, 18},
+        std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 19, 17, 18},
+        std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 17, 18}}) {
+    KvCache cache({1, 2, 3, 64});
+    ASSERT_TRUE(cache.reserve(static_cast<int>(order.size())).has_value());
+    for (int p : order) {
+      for (int h = 0; h < 2; ++h) {
+        cache.append(0, h, p, entry(0, h, p, 3, 1).data(), entry(0, h, p, 3, -1).data());
+      }
+    }
+    cache.set_n_tokens(21);
+    cache.truncate(17);
+    std::vector<int> kept;
+    for (int p : order) {
+      if (p < 17) kept.push_back(p);
+    }
+    expect_contents(cache, kept);
+    EXPECT_EQ(cache.pool().pages_in_use(), 2 * 2);  // 17 entries: 2 pages per head
+  }
+}
+
 TEST(KvCache, EraseEvictsPerLayerAndHead) {
   KvCache cache({1, 2, 2, 64});
   append_tokens(cache, 0, 20);
