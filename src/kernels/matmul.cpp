@@ -199,6 +199,22 @@ size_t chunk_items(int64_t n_items, int n_threads) {
   return static_cast<size_t>(std::max<int64_t>(1, n_items / (8 * std::max(n_threads, 1))));
 }
 
+// The same for a matmul whose items each read `item_bytes` of weights for `n_tokens` tokens, but
+// at least kMinChunkWork bytes x tokens a chunk (and one chunk per thread at most): taking a
+// chunk is an atomic on a line the other threads take too, about half a microsecond between two
+// vCPUs of a VM, and a one-token step of a small model (pycode7m: 18 KiB of weights an item, 31
+// matmuls) spent more on 16 such hand-overs per matmul than it gained in balance (2 threads:
+// tg96 1546-1836 tok/s before, 1755-1952 after, alternated; docs/benchmarks.md).
+constexpr int64_t kMinChunkWork = 64 << 10;
+size_t matmul_chunk_items(int64_t n_items, int n_threads, int64_t item_bytes, int64_t n_tokens) {
+  const int64_t work = std::max<int64_t>(1, item_bytes * n_tokens);
+  const int64_t by_work = (kMinChunkWork + work - 1) / work;
+  const int64_t per_thread = (n_items + n_threads - 1) / std::max(n_threads, 1);
+  const auto balanced = static_cast<int64_t>(chunk_items(n_items, n_threads));
+  return static_cast<size_t>(
+      std::max<int64_t>(1, std::max(balanced, std::min(by_work, per_thread))));
+}
+
 }  // namespace
 
 namespace {
@@ -255,6 +271,7 @@ void matmul(std::span<const MatmulOutput> outs, const float* x, int64_t n_tokens
   }
   const int64_t n_items = first_item.back();
   if (n_items == 0) return;
+  const int64_t item_bytes = kRowsPerItem * w0.row_bytes();
   const std::span<const int64_t> firsts = first_item;  // workers read this thread's copy
   // Reused across calls (grows to the largest batch): no allocation per matmul in steady state.
   thread_local std::vector<uint8_t> storage;
@@ -295,7 +312,8 @@ void matmul(std::span<const MatmulOutput> outs, const float* x, int64_t n_tokens
     const std::vector<PackedActTerms>& terms = storage_terms;  // workers read this thread's copy
     // Chunks of whole multiples of 4 groups (items are groups here): the decode kernels interleave
     // 4 (Q4_0) or 2 (Q8_0) groups, and a chunk's leftover groups take the slower one-group path.
-    const size_t chunk = (chunk_items(n_items, pool.size()) + 3) / 4 * 4;
+    const size_t chunk =
+        (matmul_chunk_items(n_items, pool.size(), item_bytes, n_tokens) + 3) / 4 * 4;
     static_assert(kRowsPerItem == kPackRows);
     pool.parallel_for_dynamic(
         static_cast<size_t>(n_items), chunk, [&](size_t begin, size_t end, int) {
@@ -322,23 +340,23 @@ void matmul(std::span<const MatmulOutput> outs, const float* x, int64_t n_tokens
                  : w0.type == TensorType::F16 ? ks.matmul_f16_each_token
                                               : ks.matmul_bf16_each_token;
   }
-  pool.parallel_for_dynamic(static_cast<size_t>(n_items), chunk_items(n_items, pool.size()),
-                            [&](size_t begin, size_t end, int) {
-                              for_each_part(
-                                  firsts, begin, end, [&](size_t i, int64_t lo, int64_t hi) {
-                                    const WeightView& w = outs[i].w;
-                                    float* y = outs[i].y;
-                                    const int64_t row_begin = lo * kRowsPerItem;
-                                    const int64_t row_end = std::min(w.rows, hi * kRowsPerItem);
-                                    if (!per_token) return fn(w, xa, row_begin, row_end, y);
-                                    if (each_token != nullptr) {
-                                      return each_token(w, xa, row_begin, row_end, y);
-                                    }
-                                    for (int64_t t = 0; t < n_tokens; ++t) {
-                                      fn(w, token_view(t), row_begin, row_end, y + t * w.rows);
-                                    }
-                                  });
-                            });
+  pool.parallel_for_dynamic(
+      static_cast<size_t>(n_items), matmul_chunk_items(n_items, pool.size(), item_bytes, n_tokens),
+      [&](size_t begin, size_t end, int) {
+        for_each_part(firsts, begin, end, [&](size_t i, int64_t lo, int64_t hi) {
+          const WeightView& w = outs[i].w;
+          float* y = outs[i].y;
+          const int64_t row_begin = lo * kRowsPerItem;
+          const int64_t row_end = std::min(w.rows, hi * kRowsPerItem);
+          if (!per_token) return fn(w, xa, row_begin, row_end, y);
+          if (each_token != nullptr) {
+            return each_token(w, xa, row_begin, row_end, y);
+          }
+          for (int64_t t = 0; t < n_tokens; ++t) {
+            fn(w, token_view(t), row_begin, row_end, y + t * w.rows);
+          }
+        });
+      });
 }
 
 void get_rows(const WeightView& w, std::span<const int32_t> ids, float* dst) {
