@@ -12,12 +12,23 @@
 
 namespace pareto::kernels {
 
+// Decodes a KV head's entries [begin, begin + n) into keys and values [n, head_dim] (f32): a
+// cache whose entries are stored otherwise (f16 pages), read block by block.
+struct KvBlockReader {
+  const void* context = nullptr;
+  void (*read)(const void* context, int begin, int n, float* keys, float* values) = nullptr;
+};
+
 // The stored entries of one KV head: keys and values [length, head_dim], positions [length].
+// The online-softmax form also takes them through `reader` instead (keys and values null): it
+// reads a block of entries at a time, so the f32 copy of a long cache is never made (at 16k
+// entries that copy and its reading cost more than the attention's arithmetic).
 struct KvHeadView {
   const float* keys = nullptr;
   const float* values = nullptr;
   const int32_t* positions = nullptr;
   int length = 0;
+  KvBlockReader reader;
 };
 
 // One past the last stored entry visible to a query at q_pos: the entries after it are all masked,

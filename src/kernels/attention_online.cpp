@@ -28,6 +28,7 @@ void online_attention_items(const AttentionArgs& a, int64_t begin, int64_t end,
   const int64_t per_kv_head = static_cast<int64_t>(a.n_tokens) * group;
   std::vector<QueryState> queries;
   std::vector<float> acc;
+  std::vector<float> block;         // a block's keys, then its values, when read through kv.reader
   float scores[kOnlineBlock] = {};  // lanes past a short block keep earlier (masked) values
   float p[kOnlineQueries][kOnlineBlock];
   for (int64_t first = begin; first < end;) {
@@ -49,10 +50,18 @@ void online_attention_items(const AttentionArgs& a, int64_t begin, int64_t end,
       queries.push_back(st);
     }
     acc.assign(queries.size() * static_cast<size_t>(hd), 0.0f);
+    if (kv.reader.read != nullptr) block.resize(2 * kOnlineBlock * static_cast<size_t>(hd));
     // Block-major: each block of keys and values is read once for all the queries of the run.
     for (int j0 = 0; j0 < visible; j0 += kOnlineBlock) {
       const float* keys = kv.keys + static_cast<int64_t>(j0) * hd;
       const float* values = kv.values + static_cast<int64_t>(j0) * hd;
+      if (kv.reader.read != nullptr) {
+        float* k = block.data();
+        float* v = k + kOnlineBlock * hd;
+        kv.reader.read(kv.reader.context, j0, std::min(kOnlineBlock, visible - j0), k, v);
+        keys = k;
+        values = v;
+      }
       // Runs of up to kOnlineQueries queries of one token (the same mask) share an accumulate.
       for (size_t u0 = 0; u0 < queries.size();) {
         const int32_t pos = queries[u0].pos;

@@ -114,6 +114,18 @@ kernels::AttentionArgs run_args(const ModelConfig& c, const kv::KvCache& cache,
   return args;
 }
 
+// One KV head of one layer of a cache, read a block of entries at a time by the online-softmax
+// attention (kernels::KvBlockReader; ForwardOptions::online_block_read_bytes says when).
+struct CacheBlocks {
+  const kv::KvCache* cache;
+  int layer;
+  int head;
+};
+void read_cache_blocks(const void* context, int begin, int n, float* keys, float* values) {
+  const auto* b = static_cast<const CacheBlocks*>(context);
+  b->cache->gather_range(b->layer, b->head, begin, begin + n, keys, values, nullptr);
+}
+
 // Points `args` at the queries and outputs of batch rows [row, row + count).
 void set_query_rows(kernels::AttentionArgs& args, ForwardWorkspace& ws, int64_t q_dim, int64_t row,
                     int64_t count) {
@@ -278,12 +290,24 @@ void DecoderModel::attend_short_runs(int layer, std::span<kv::KvCache* const> ca
       const int g = static_cast<int>(unit % n_heads_kv);
       const kv::KvCache& cache = *caches[run.seq];
       const int len = cache.length(layer, g);
-      grow(scratch.keys, static_cast<size_t>(len) * hd);
-      grow(scratch.values, static_cast<size_t>(len) * hd);
       grow(scratch.positions, static_cast<size_t>(len));
-      cache.gather(layer, g, scratch.keys.data(), scratch.values.data(), scratch.positions.data());
-      views[static_cast<size_t>(g)] = {scratch.keys.data(), scratch.values.data(),
-                                       scratch.positions.data(), len};
+      // The online form reads the keys and values of a long cache a block at a time from the
+      // cache itself (their f32 copy would not stay in L2); the score-row form, and a short cache,
+      // take them decoded whole (one call instead of one per 16 entries).
+      const CacheBlocks blocks{&cache, layer, g};
+      if (options.attention == kernels::AttentionAlgorithm::kOnlineSoftmax &&
+          static_cast<size_t>(len) * hd * 2 * sizeof(float) > options.online_block_read_bytes) {
+        cache.gather(layer, g, nullptr, nullptr, scratch.positions.data());
+        views[static_cast<size_t>(g)] = {
+            nullptr, nullptr, scratch.positions.data(), len, {&blocks, read_cache_blocks}};
+      } else {
+        grow(scratch.keys, static_cast<size_t>(len) * hd);
+        grow(scratch.values, static_cast<size_t>(len) * hd);
+        cache.gather(layer, g, scratch.keys.data(), scratch.values.data(),
+                     scratch.positions.data());
+        views[static_cast<size_t>(g)] = {scratch.keys.data(), scratch.values.data(),
+                                         scratch.positions.data(), len};
+      }
       kernels::AttentionArgs args = run_args(c, cache, views);
       ForwardWorkspace::ObservedRun& observed =
           ws.observed_runs[static_cast<size_t>(ws.short_runs[unit / n_heads_kv])];

@@ -102,6 +102,11 @@ struct ForwardOptions {
   std::optional<kernels::KernelPath> kernel_path;
   // Online softmax (llama.cpp's -fa) or the default score rows; see kernels/attention.h.
   kernels::AttentionAlgorithm attention = kernels::AttentionAlgorithm::kSoftmaxRows;
+  // Online softmax, decode and verification steps: a KV head's keys and values are read from the
+  // cache a block of entries at a time (kernels::KvBlockReader) when in f32 they would take more
+  // than this many bytes, else decoded whole first (one call instead of one per 16 entries). Same
+  // results either way. At 16k entries of head size 64 the whole copy made decode 22% slower.
+  size_t online_block_read_bytes = size_t{256} << 10;
   // Batch-invariant numerics: every row is computed in the order a single-token forward uses
   // (vec_dot, one query at a time), whatever else is in the batch, so a sequence's logits do not
   // depend on its batch. Off: llama.cpp's order, where batches of 2+ rows take tinyBLAS and the

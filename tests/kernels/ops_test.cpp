@@ -1,6 +1,8 @@
 // RMSNorm, RoPE, SiLU gating, softmax and attention against double-precision references.
 #include "kernels/ops.h"
 
+#include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <random>
@@ -212,6 +214,76 @@ TEST(Attention, GqaCausalMatchesDoubleOnBothPaths) {
         for (size_t i = 0; i < out.size(); ++i) {
           ASSERT_NEAR(out[i], expected[i], 2e-6)
               << kernel_path_name(path) << " " << attention_algorithm_name(algo) << " " << i;
+        }
+      }
+    }
+  }
+}
+
+// The online form reading keys and values through a KvBlockReader (blocks of 16 entries, a short
+// last one) gives the bits it gives from whole arrays, on every kernel set and split, for GQA
+// heads, a prompt batch and single queries, with entries stored out of position order.
+struct ArrayBlocks {
+  const std::vector<float>* keys;
+  const std::vector<float>* values;
+  int head_dim;
+  std::atomic<int>* reads;  // the reader runs on every worker thread
+};
+void read_array_blocks(const void* context, int begin, int n, float* keys, float* values) {
+  const auto* b = static_cast<const ArrayBlocks*>(context);
+  const auto from = static_cast<std::ptrdiff_t>(begin) * b->head_dim;
+  const auto count = static_cast<std::ptrdiff_t>(n) * b->head_dim;
+  std::copy_n(b->keys->begin() + from, count, keys);
+  std::copy_n(b->values->begin() + from, count, values);
+  ++*b->reads;
+}
+
+TEST(Attention, OnlineFormReadsBlocksAsItReadsArrays) {
+  const int n_heads = 8, n_kv_heads = 2, n_kv = 53;
+  for (const int head_dim : {48, 64}) {
+    std::vector<std::vector<float>> keys, values;
+    std::vector<std::vector<int32_t>> positions;
+    for (int h = 0; h < n_kv_heads; ++h) {
+      keys.push_back(random_values(n_kv * head_dim, 60 + h, 2.0f));
+      values.push_back(random_values(n_kv * head_dim, 70 + h));
+      std::vector<int32_t> p(n_kv);
+      for (int j = 0; j < n_kv; ++j) p[j] = h == 0 ? j : (j * 7) % n_kv;
+      positions.push_back(p);
+    }
+    std::atomic<int> reads = 0;
+    std::vector<ArrayBlocks> blocks;
+    std::vector<KvHeadView> arrays, readers;
+    for (int h = 0; h < n_kv_heads; ++h) blocks.push_back({&keys[h], &values[h], head_dim, &reads});
+    for (int h = 0; h < n_kv_heads; ++h) {
+      arrays.push_back({keys[h].data(), values[h].data(), positions[h].data(), n_kv});
+      readers.push_back({nullptr,
+                         nullptr,
+                         positions[h].data(),
+                         n_kv,
+                         {&blocks[static_cast<size_t>(h)], read_array_blocks}});
+    }
+    for (const std::vector<int32_t>& q_pos :
+         {std::vector<int32_t>{52}, std::vector<int32_t>{20}, std::vector<int32_t>{40, 41, 52}}) {
+      const int n_tokens = static_cast<int>(q_pos.size());
+      const auto q = random_values(n_tokens * n_heads * head_dim, 80, 2.0f);
+      for (KernelPath path :
+           {KernelPath::kScalar, KernelPath::kPortable, KernelPath::kPortableAvx512}) {
+        for (int threads : {1, 2}) {
+          ThreadPool pool(threads);
+          std::vector<float> from_arrays(q.size(), NAN), from_blocks(q.size(), NAN);
+          attention(attention_args(q, q_pos.data(), n_tokens, n_heads, head_dim, 0.25f, arrays,
+                                   from_arrays),
+                    pool, path, AttentionAlgorithm::kOnlineSoftmax);
+          reads = 0;
+          attention(attention_args(q, q_pos.data(), n_tokens, n_heads, head_dim, 0.25f, readers,
+                                   from_blocks),
+                    pool, path, AttentionAlgorithm::kOnlineSoftmax);
+          EXPECT_GT(reads, 0);
+          for (size_t i = 0; i < q.size(); ++i) {
+            ASSERT_EQ(from_blocks[i], from_arrays[i])
+                << kernel_path_name(path) << " head_dim " << head_dim << " threads " << threads
+                << " tokens " << n_tokens << " at " << i;
+          }
         }
       }
     }

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -141,6 +142,29 @@ TEST_P(MultiSequenceTest, LlamaCppOrderGivesEachSequenceItsAloneTokens) {
   // rounding of K and V to F16 amplifies it), pycode1m 2.4e-6 .. 1.3e-5, the Q8_0 file 0.
   if (GetParam().batch_dependent) {
     EXPECT_GT(worst, 0.0f) << "the llama.cpp order no longer depends on the batch here";
+  }
+}
+
+// Online softmax reading each KV head's entries a block at a time from the cache (the long-cache
+// path, forced here) gives the logits of decoding them whole first, bit for bit, for every storage
+// type, alone and batched (decode steps take the block path; prompts are long runs).
+TEST_P(MultiSequenceTest, OnlineSoftmaxReadsTheCacheInBlocksBitForBit) {
+  auto m = load_shared(GetParam().path);
+  ASSERT_NE(m, nullptr);
+  ForwardOptions whole, blocks;
+  whole.attention = blocks.attention = kernels::AttentionAlgorithm::kOnlineSoftmax;
+  whole.online_block_read_bytes = SIZE_MAX;
+  blocks.online_block_read_bytes = 0;
+  for (kv::KvType kt : GetParam().kv_types) {
+    SCOPED_TRACE(std::string(kv::kv_type_name(kt)));
+    for (bool together : {false, true}) {
+      const Trace a = run_greedy(*m, kPrompts, 24, together, kt, whole);
+      const Trace b = run_greedy(*m, kPrompts, 24, together, kt, blocks);
+      for (size_t s = 0; s < kPrompts.size(); ++s) {
+        EXPECT_EQ(a.tokens[s], b.tokens[s]) << "sequence " << s;
+        EXPECT_TRUE(a.rows[s] == b.rows[s]) << "sequence " << s << ": logits differ";
+      }
+    }
   }
 }
 
