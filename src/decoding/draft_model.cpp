@@ -15,16 +15,19 @@ using Clock = std::chrono::steady_clock;
 constexpr double kDecay = 0.9;  // weight of the past in the adaptive estimates, per verification
 
 // exp(x) for x <= 0, to a few parts in 10^7 (2^n e^r with |r| <= ln2 / 2 and a degree-6 Taylor
-// polynomial for e^r); below -87 (-inf too), exp(-87). Branch-free, so a loop over it vectorizes: libm's
-// double exp over the vocabulary took half of a greedy draft token's time on the pycode draft.
+// polynomial for e^r); below -87 (-inf too), exp(-87). Branch-free, so a loop over it vectorizes:
+// libm's double exp over the vocabulary took half of a greedy draft token's time on the pycode
+// draft.
 inline float exp_nonpositive(float x) {
   constexpr float kLog2e = 1.44269504f, kLn2Hi = 0.693145752f, kLn2Lo = 1.42860677e-6f;
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   // x = max(x, -87) on the bits (for x <= 0 a larger magnitude is a larger unsigned integer; -inf
-  // too): a float comparison may trap, and GCC then does not vectorize the select.
+  // too): a float comparison may trap, and GCC then does not vectorize the select. A pattern with
+  // the sign bit clear (+0, or a NaN from non-finite logits) counts as 0.
   constexpr uint32_t kMinus87 = 0xC2AE0000u;
   const auto b = std::bit_cast<uint32_t>(x);
-  x = std::bit_cast<float>(b > kMinus87 ? kMinus87 : b);
+  const uint32_t negative = 0u - (b >> 31);  // all ones where the sign bit is set
+  x = std::bit_cast<float>((b > kMinus87 ? kMinus87 : b) & negative);
   const float n = (x * kLog2e + kRound) - kRound;
   const float r = (x - n * kLn2Hi) - n * kLn2Lo;
   float p = 1.0f + r * (1.0f / 6);
@@ -68,9 +71,8 @@ bool DraftModelCache::feed(std::span<const int32_t> tokens) {
     entries_.push_back({tokens[i], start + static_cast<int32_t>(i), 0, i + 1 == tokens.size()});
   }
   kv::KvCache* caches[] = {&cache_};
-  ThreadPool& pool = r_.batch_pool != nullptr && tokens.size() >= r_.kBatchPoolEntries
-                         ? *r_.batch_pool
-                         : *r_.pool;
+  ThreadPool& pool =
+      r_.batch_pool != nullptr && tokens.size() >= r_.kBatchPoolEntries ? *r_.batch_pool : *r_.pool;
   if (!r_.model->forward(entries_, caches, logits_, workspace_, pool, forward_)) {
     return false;  // out of pages or context: no draft this step (plain decoding goes on)
   }

@@ -22,9 +22,10 @@
 
 namespace pareto::decoding {
 
-// The probability softmax(logits) gives its argmax (a greedy draft's own confidence), to a
-// relative 10^-5: it only decides whether to draft on. A vectorized exp, not libm's: this runs
-// over the vocabulary once per draft token.
+// The probability softmax(logits) gives its argmax (a greedy draft's own confidence), to about
+// 10^-5 relative for the vocabularies tested (up to 32k; float partial sums): it only decides
+// whether to draft on. A vectorized exp, not libm's: this runs over the vocabulary once per draft
+// token. Logits are expected finite.
 double argmax_probability(std::span<const float> logits);
 
 // The draft model's KV cache of one sequence, kept in step with the sequence's accepted tokens:

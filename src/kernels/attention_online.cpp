@@ -53,14 +53,17 @@ void online_attention_items(const AttentionArgs& a, int64_t begin, int64_t end,
     if (kv.reader.read != nullptr) block.resize(2 * kOnlineBlock * static_cast<size_t>(hd));
     // Block-major: each block of keys and values is read once for all the queries of the run.
     for (int j0 = 0; j0 < visible; j0 += kOnlineBlock) {
-      const float* keys = kv.keys + static_cast<int64_t>(j0) * hd;
-      const float* values = kv.values + static_cast<int64_t>(j0) * hd;
-      if (kv.reader.read != nullptr) {
+      const float* keys;
+      const float* values;
+      if (kv.reader.read != nullptr) {  // (keys and values are null then)
         float* k = block.data();
         float* v = k + kOnlineBlock * hd;
         kv.reader.read(kv.reader.context, j0, std::min(kOnlineBlock, visible - j0), k, v);
         keys = k;
         values = v;
+      } else {
+        keys = kv.keys + static_cast<int64_t>(j0) * hd;
+        values = kv.values + static_cast<int64_t>(j0) * hd;
       }
       // Runs of up to kOnlineQueries queries of one token (the same mask) share an accumulate.
       for (size_t u0 = 0; u0 < queries.size();) {

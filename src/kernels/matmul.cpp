@@ -206,13 +206,18 @@ size_t chunk_items(int64_t n_items, int n_threads) {
 // matmuls) spent more on 16 such hand-overs per matmul than it gained in balance (2 threads:
 // tg96 1546-1836 tok/s before, 1755-1952 after, alternated; docs/benchmarks.md).
 constexpr int64_t kMinChunkWork = 64 << 10;
-size_t matmul_chunk_items(int64_t n_items, int n_threads, int64_t item_bytes, int64_t n_tokens) {
+// `multiple`: chunks are whole multiples of it (the packed kernels interleave 4 groups).
+size_t matmul_chunk_items(int64_t n_items, int n_threads, int64_t item_bytes, int64_t n_tokens,
+                          int64_t multiple = 1) {
   const int64_t work = std::max<int64_t>(1, item_bytes * n_tokens);
   const int64_t by_work = (kMinChunkWork + work - 1) / work;
   const int64_t per_thread = (n_items + n_threads - 1) / std::max(n_threads, 1);
+  // Rounded down, so that rounding the chunk up below still leaves a chunk for every thread.
+  const int64_t per_thread_whole = std::max(multiple, per_thread / multiple * multiple);
   const auto balanced = static_cast<int64_t>(chunk_items(n_items, n_threads));
-  return static_cast<size_t>(
-      std::max<int64_t>(1, std::max(balanced, std::min(by_work, per_thread))));
+  const int64_t chunk =
+      std::max<int64_t>(1, std::max(balanced, std::min(by_work, per_thread_whole)));
+  return static_cast<size_t>((chunk + multiple - 1) / multiple * multiple);
 }
 
 }  // namespace
@@ -312,8 +317,7 @@ void matmul(std::span<const MatmulOutput> outs, const float* x, int64_t n_tokens
     const std::vector<PackedActTerms>& terms = storage_terms;  // workers read this thread's copy
     // Chunks of whole multiples of 4 groups (items are groups here): the decode kernels interleave
     // 4 (Q4_0) or 2 (Q8_0) groups, and a chunk's leftover groups take the slower one-group path.
-    const size_t chunk =
-        (matmul_chunk_items(n_items, pool.size(), item_bytes, n_tokens) + 3) / 4 * 4;
+    const size_t chunk = matmul_chunk_items(n_items, pool.size(), item_bytes, n_tokens, 4);
     static_assert(kRowsPerItem == kPackRows);
     pool.parallel_for_dynamic(
         static_cast<size_t>(n_items), chunk, [&](size_t begin, size_t end, int) {

@@ -41,11 +41,16 @@ struct Trace {
   std::vector<std::vector<int32_t>> tokens;
 };
 
+// `kivi_residual` > 0: a KIVI cache's recent window (KvPoolOptions), small enough to quantize
+// within a short run.
 Trace run_greedy(const Model& m, const std::vector<std::vector<int32_t>>& prompts, int steps,
-                 bool together, kv::KvType kv_type, const ForwardOptions& options) {
+                 bool together, kv::KvType kv_type, const ForwardOptions& options,
+                 int kivi_residual = 0) {
   const int n_vocab = m.config().n_vocab;
   const size_t n_seq = prompts.size();
-  auto pool_kv = std::make_shared<kv::KvPool>(m.kv_pool_options(kv_type, kv_type));
+  kv::KvPoolOptions pool_options = m.kv_pool_options(kv_type, kv_type);
+  if (kivi_residual > 0) pool_options.kivi_residual = kivi_residual;
+  auto pool_kv = std::make_shared<kv::KvPool>(pool_options);
   std::vector<kv::KvCache> caches;
   for (size_t s = 0; s < n_seq; ++s) caches.emplace_back(pool_kv, 128);
   std::vector<kv::KvCache*> ptrs;
@@ -147,7 +152,8 @@ TEST_P(MultiSequenceTest, LlamaCppOrderGivesEachSequenceItsAloneTokens) {
 
 // Online softmax reading each KV head's entries a block at a time from the cache (the long-cache
 // path, forced here) gives the logits of decoding them whole first, bit for bit, for every storage
-// type, alone and batched (decode steps take the block path; prompts are long runs).
+// type and for KIVI caches past their first quantized groups, alone and batched (decode steps
+// take the block path; prompts are long runs).
 TEST_P(MultiSequenceTest, OnlineSoftmaxReadsTheCacheInBlocksBitForBit) {
   auto m = load_shared(GetParam().path);
   ASSERT_NE(m, nullptr);
@@ -155,11 +161,15 @@ TEST_P(MultiSequenceTest, OnlineSoftmaxReadsTheCacheInBlocksBitForBit) {
   whole.attention = blocks.attention = kernels::AttentionAlgorithm::kOnlineSoftmax;
   whole.online_block_read_bytes = SIZE_MAX;
   blocks.online_block_read_bytes = 0;
-  for (kv::KvType kt : GetParam().kv_types) {
+  std::vector<kv::KvType> types = GetParam().kv_types;
+  types.push_back(kv::KvType::kKivi4);
+  types.push_back(kv::KvType::kKivi2);
+  for (kv::KvType kt : types) {
     SCOPED_TRACE(std::string(kv::kv_type_name(kt)));
     for (bool together : {false, true}) {
-      const Trace a = run_greedy(*m, kPrompts, 24, together, kt, whole);
-      const Trace b = run_greedy(*m, kPrompts, 24, together, kt, blocks);
+      // 72 steps: with a recent window of 8, groups of 32 are quantized from about 40 entries on.
+      const Trace a = run_greedy(*m, kPrompts, 72, together, kt, whole, 8);
+      const Trace b = run_greedy(*m, kPrompts, 72, together, kt, blocks, 8);
       for (size_t s = 0; s < kPrompts.size(); ++s) {
         EXPECT_EQ(a.tokens[s], b.tokens[s]) << "sequence " << s;
         EXPECT_TRUE(a.rows[s] == b.rows[s]) << "sequence " << s << ": logits differ";
