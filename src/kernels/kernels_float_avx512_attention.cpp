@@ -184,12 +184,8 @@ void round_f16(const float* x, int64_t n, float* y) {
 }
 
 // Attention as kernels_portable.cpp's attention_items<Width16> (the order of operations is
-// described there). head_dim must be a multiple of 16 and at most 256; others take the AVX2 form.
-void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
-  if (a.head_dim % 16 != 0 || a.head_dim > 16 * kMaxDimVectors) {
-    portable_avx512_avx2_kernel_set().attention(a, begin, end);
-    return;
-  }
+// described there), one item after another. head_dim: a multiple of 16, at most 256.
+void attention_items_each(const AttentionArgs& a, int64_t begin, int64_t end) {
   const int hd = a.head_dim;
   const int group = a.n_heads / a.n_kv_heads;
   const bool single_query = a.n_tokens == 1;
@@ -282,6 +278,193 @@ void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
           single_query ? avx512::reduce4_across(lanes) : avx512::reduce_add16_across(lanes);
       _mm512_storeu_ps(out + d, o);
     }
+  }
+}
+
+// slot_sums of kHeads heads over the same values at once: each value row is loaded once for all
+// of them, and every head's fma chains are slot_sums' (the same operands in the same order per
+// slot and dim), so the sums keep their bits.
+template <int kDimVectors, int kHeads>
+void slot_sums_heads(const float* values, const float* const* probs, int64_t length,
+                     int64_t n_entries, int slots, int hd, float* const* acc) {
+  for (int s = 0; s < slots; ++s) {
+    __m512 a[kHeads][kDimVectors];
+    for (auto& head : a) {
+      for (auto& v : head) v = _mm512_setzero_ps();
+    }
+    for (int64_t j = s; j < n_entries; j += slots) {
+      __m512 v[kDimVectors];
+      if (j < length) {
+        const float* vr = values + j * hd;
+        for (int d = 0; d < kDimVectors; ++d) v[d] = _mm512_loadu_ps(vr + 16 * d);
+      } else {  // padding: fma(0, p, acc), as llama.cpp's padded view computes it
+        for (auto& x : v) x = _mm512_setzero_ps();
+      }
+      for (int h = 0; h < kHeads; ++h) {
+        const __m512 p = _mm512_set1_ps(probs[h][j]);
+        for (int d = 0; d < kDimVectors; ++d) a[h][d] = _mm512_fmadd_ps(v[d], p, a[h][d]);
+      }
+    }
+    for (int h = 0; h < kHeads; ++h) {
+      for (int d = 0; d < kDimVectors; ++d) _mm512_storeu_ps(acc[h] + s * hd + 16 * d, a[h][d]);
+    }
+  }
+}
+
+using SlotSumsHeadsFn = void (*)(const float*, const float* const*, int64_t, int64_t, int, int,
+                                 float* const*);
+
+// Heads summed together for a head size (accumulators in at most 16 of the 32 zmm registers);
+// 0: the head size takes one head at a time.
+constexpr int heads_per_sum(int dim_vectors) {
+  return dim_vectors <= 4 ? 4 : dim_vectors <= 8 ? 2 : 0;
+}
+
+template <int kDimVectors>
+SlotSumsHeadsFn slot_sums_heads_for(int heads) {
+  if constexpr (heads_per_sum(kDimVectors) == 0) {
+    return nullptr;
+  } else {
+    switch (heads) {
+      case 1:
+        return slot_sums_heads<kDimVectors, 1>;
+      case 2:
+        return slot_sums_heads<kDimVectors, 2>;
+      case 3:
+        if constexpr (heads_per_sum(kDimVectors) >= 3) return slot_sums_heads<kDimVectors, 3>;
+        return nullptr;
+      case 4:
+        if constexpr (heads_per_sum(kDimVectors) >= 4) return slot_sums_heads<kDimVectors, 4>;
+        return nullptr;
+      default:
+        return nullptr;
+    }
+  }
+}
+
+template <int... kDv>
+SlotSumsHeadsFn slot_sums_heads_for(int dim_vectors, int heads,
+                                    std::integer_sequence<int, kDv...>) {
+  SlotSumsHeadsFn fn = nullptr;
+  ((fn = dim_vectors == kDv + 1 ? slot_sums_heads_for<kDv + 1>(heads) : fn), ...);
+  return fn;
+}
+
+// One query token, query heads [begin, end) of one KV head (GQA): attention_items_each's
+// operations for each head, in each head's order, but the keys scored block by block for all the
+// heads (a block of keys stays in L1 meanwhile) and the values summed for up to 4 heads per load.
+// Over a long cache each head used to read the whole decoded keys and values again.
+void attention_heads_one_token(const AttentionArgs& a, int64_t begin, int64_t end) {
+  const int hd = a.head_dim;
+  const int group = a.n_heads / a.n_kv_heads;
+  const int n = static_cast<int>(end - begin);
+  const KvHeadView& kv = a.kv[static_cast<size_t>(begin % a.n_heads / group)];
+  const int32_t q_pos = a.q_positions[0];
+  const int64_t n_padded = (kv.length + 63) / 64 * 64;
+  const int visible = visible_end(kv, q_pos);
+  const int64_t n_soft = std::min<int64_t>(n_padded, (visible + 15) / 16 * 16);
+  constexpr int kSlots = 64;  // single query: ggml_vec_dot_f32's 4 x 16 lanes
+  thread_local std::vector<float> probs;
+  thread_local std::vector<float> acc;
+  thread_local std::vector<float> queries;  // keys_f16: the queries rounded to F16
+  probs.assign(static_cast<size_t>(n) * static_cast<size_t>(n_padded), 0.0f);
+  acc.resize(static_cast<size_t>(n) * kSlots * static_cast<size_t>(hd));
+  queries.resize(static_cast<size_t>(n) * static_cast<size_t>(hd));
+  thread_local std::vector<const float*> q;
+  thread_local std::vector<float> max;
+  q.assign(static_cast<size_t>(n), nullptr);
+  max.assign(static_cast<size_t>(n), -INFINITY);
+  for (int h = 0; h < n; ++h) {
+    q[static_cast<size_t>(h)] = a.q + (begin + h) * hd;
+    if (a.keys_f16) {
+      float* r = queries.data() + static_cast<size_t>(h) * static_cast<size_t>(hd);
+      round_f16(q[static_cast<size_t>(h)], hd, r);
+      q[static_cast<size_t>(h)] = r;
+    }
+  }
+  const auto head_probs = [&](int h) {
+    return probs.data() + static_cast<size_t>(h) * static_cast<size_t>(n_padded);
+  };
+  // Scores: full blocks by scores16 where head_dim is a multiple of 64, the rest by
+  // vec_dot_scores, as attention_items_each splits them.
+  for (int j0 = 0; j0 < visible; j0 += 16) {
+    const int nk = std::min(16, visible - j0);
+    const float* keys = kv.keys + static_cast<int64_t>(j0) * hd;
+    for (int h = 0; h < n; ++h) {
+      alignas(64) float sc[16];
+      const float* qh = q[static_cast<size_t>(h)];
+      if (hd % 64 == 0 && nk == 16) {
+        _mm512_store_ps(sc, scores16(keys, qh, _mm512_loadu_ps(qh), hd));
+      } else if (a.keys_f16) {
+        vec_dot_scores<F16ValuedF32Elem>(keys, nk, qh, hd, sc);
+      } else {
+        vec_dot_scores<F32Elem>(keys, nk, qh, hd, sc);
+      }
+      float* ph = head_probs(h);
+      float& mh = max[static_cast<size_t>(h)];
+      for (int m = 0; m < nk; ++m) {
+        if (kv.positions[j0 + m] > q_pos) continue;
+        ph[j0 + m] = sc[m] * a.scale;
+        mh = std::max(mh, ph[j0 + m]);
+      }
+    }
+  }
+  for (int h = 0; h < n; ++h) {
+    float* ph = head_probs(h);
+    const double sum = softmax_numerators(ph, n_soft, kv, q_pos, max[static_cast<size_t>(h)]);
+    const float inv_sum = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
+    const __m512 vinv = _mm512_set1_ps(inv_sum);
+    for (int64_t j = 0; j < n_soft; j += 16) {
+      _mm512_storeu_ps(ph + j, _mm512_mul_ps(_mm512_loadu_ps(ph + j), vinv));
+    }
+    store_attention_weights(a, 0, static_cast<int>((begin + h) % a.n_heads), ph, kv.length);
+    if (a.values_f16) round_f16(ph, n_soft, ph);
+  }
+  const int per_sum = heads_per_sum(hd / 16);
+  for (int h0 = 0; h0 < n; h0 += per_sum) {
+    const int k = std::min(per_sum, n - h0);
+    const float* ps[4];
+    float* accs[4];
+    for (int i = 0; i < k; ++i) {
+      ps[i] = head_probs(h0 + i);
+      accs[i] = acc.data() + static_cast<size_t>(h0 + i) * kSlots * static_cast<size_t>(hd);
+    }
+    slot_sums_heads_for(hd / 16, k, std::make_integer_sequence<int, kMaxDimVectors>{})(
+        kv.values, ps, kv.length, n_padded, kSlots, hd, accs);
+  }
+  for (int h = 0; h < n; ++h) {
+    const float* ah = acc.data() + static_cast<size_t>(h) * kSlots * static_cast<size_t>(hd);
+    float* out = a.out + (begin + h) * hd;
+    for (int d = 0; d < hd; d += 16) {
+      __m512 lanes[kSlots];
+      for (int sl = 0; sl < kSlots; ++sl) lanes[sl] = _mm512_loadu_ps(ah + sl * hd + d);
+      _mm512_storeu_ps(out + d, avx512::reduce4_across(lanes));
+    }
+  }
+}
+
+// attention_items_each, with the query heads of one KV head taken together for a single query
+// token (attention_heads_one_token) where the head size allows. head_dim must be a multiple of 16
+// and at most 256; others take the AVX2 form.
+void attention_items(const AttentionArgs& a, int64_t begin, int64_t end) {
+  if (a.head_dim % 16 != 0 || a.head_dim > 16 * kMaxDimVectors) {
+    portable_avx512_avx2_kernel_set().attention(a, begin, end);
+    return;
+  }
+  const int group = a.n_heads / a.n_kv_heads;
+  if (a.n_tokens != 1 || group == 1 || heads_per_sum(a.head_dim / 16) == 0) {
+    attention_items_each(a, begin, end);
+    return;
+  }
+  // Single query: item = head. Split at the KV heads' boundaries.
+  for (int64_t i0 = begin; i0 < end;) {
+    const int64_t i1 = std::min<int64_t>(end, (i0 / group + 1) * group);
+    if (i1 - i0 > 1) {
+      attention_heads_one_token(a, i0, i1);
+    } else {
+      attention_items_each(a, i0, i1);
+    }
+    i0 = i1;
   }
 }
 

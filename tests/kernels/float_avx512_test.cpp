@@ -128,6 +128,13 @@ TEST(FloatAvx512, AttentionEqualsLaneLoopsBitForBit) {
       {2, 2, 48, 40, 3},
       {2, 1, 80, 37, 1},
       {2, 1, 96, 50, 2},
+      // One query over a GQA group of 3-8 heads (summed 4 or 2 heads at a time, per head size),
+      // over a cache longer than a few blocks.
+      {16, 2, 64, 1000, 1},
+      {6, 2, 48, 100, 1},
+      {8, 4, 128, 70, 1},
+      {12, 2, 96, 40, 1},
+      {6, 1, 32, 333, 1},
       // Prompt batches (query t at position t): most entries are after the last visible one.
       {4, 2, 64, 45, 45},
       {2, 1, 128, 33, 33},
@@ -136,12 +143,18 @@ TEST(FloatAvx512, AttentionEqualsLaneLoopsBitForBit) {
   for (const AttentionAlgorithm algo : kAttentionAlgorithms) {
     for (const AttentionShape& s : shapes) {
       for (const AttentionFlags f : kAttentionFlags) {
-        const std::vector<float> want =
-            run_attention(s, portable_avx512_lanes_kernel_set(), 0, algo, f);
+        // The score-row form also writes its weights (KV policies read them).
+        std::vector<std::vector<float>> want_weights, got_weights;
+        const bool rows = algo == AttentionAlgorithm::kSoftmaxRows;
+        const std::vector<float> want = run_attention(s, portable_avx512_lanes_kernel_set(), 0,
+                                                      algo, f, rows ? &want_weights : nullptr);
         // Two work items split at an odd item.
-        const std::vector<float> got =
-            run_attention(s, portable_avx512_native_kernel_set(),
-                          int64_t{s.n_tokens} * s.n_heads / 2 + 1, algo, f);
+        const std::vector<float> got = run_attention(s, portable_avx512_native_kernel_set(),
+                                                     int64_t{s.n_tokens} * s.n_heads / 2 + 1, algo,
+                                                     f, rows ? &got_weights : nullptr);
+        for (size_t g = 0; g < want_weights.size(); ++g) {
+          EXPECT_EQ(bits(got_weights[g]), bits(want_weights[g])) << "weights of KV head " << g;
+        }
         EXPECT_EQ(bits(got), bits(want))
             << attention_algorithm_name(algo) << " heads " << s.n_heads << "/" << s.n_kv_heads
             << " dim " << s.head_dim << " kv " << s.n_kv << " tokens " << s.n_tokens << " keys_f16 "

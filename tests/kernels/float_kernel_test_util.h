@@ -76,9 +76,11 @@ inline std::vector<float> rounded_to_f16(std::vector<float> v) {
 // (the same for every set), computed as two work ranges [0, split) and [split, n_items).
 // KV head 1 stores its entries out of position order, so masking must use the positions. With
 // keys_f16 / values_f16 the keys / values are F16 values, as an F16 cache decodes them.
+// `weights`: when given, AttentionArgs::weights are asked for and returned there, per KV head.
 inline std::vector<float> run_attention(
     const AttentionShape& s, const KernelSet& set, int64_t split = 0,
-    AttentionAlgorithm algorithm = AttentionAlgorithm::kSoftmaxRows, AttentionFlags flags = {}) {
+    AttentionAlgorithm algorithm = AttentionAlgorithm::kSoftmaxRows, AttentionFlags flags = {},
+    std::vector<std::vector<float>>* weights = nullptr) {
   std::vector<std::vector<float>> keys, values;
   std::vector<std::vector<int32_t>> positions;
   for (int h = 0; h < s.n_kv_heads; ++h) {
@@ -113,6 +115,14 @@ inline std::vector<float> run_attention(
   args.values_f16 = flags.values_f16;
   std::vector<float> out(q.size(), NAN);
   args.out = out.data();
+  std::vector<float*> weight_rows;
+  if (weights != nullptr) {
+    const int group = s.n_heads / s.n_kv_heads;
+    weights->assign(static_cast<size_t>(s.n_kv_heads),
+                    std::vector<float>(static_cast<size_t>(s.n_tokens) * group * s.n_kv, NAN));
+    for (auto& w : *weights) weight_rows.push_back(w.data());
+    args.weights = weight_rows;
+  }
   const int64_t n_items = int64_t{s.n_tokens} * s.n_heads;
   const AttentionItemsFn fn =
       algorithm == AttentionAlgorithm::kOnlineSoftmax ? set.attention_online : set.attention;
