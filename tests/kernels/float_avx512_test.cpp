@@ -128,13 +128,15 @@ TEST(FloatAvx512, AttentionEqualsLaneLoopsBitForBit) {
       {2, 2, 48, 40, 3},
       {2, 1, 80, 37, 1},
       {2, 1, 96, 50, 2},
-      // One query over a GQA group of 3-8 heads (summed 4 or 2 heads at a time, per head size),
-      // over a cache longer than a few blocks.
+      // One query over a GQA group of 3-9 heads (summed 4 or 2 heads at a time, per head size),
+      // over a cache longer than a few blocks, the query before the last entries (masked).
       {16, 2, 64, 1000, 1},
-      {6, 2, 48, 100, 1},
-      {8, 4, 128, 70, 1},
+      {16, 2, 64, 1000, 1, 37},
+      {6, 2, 48, 100, 1, 5},
+      {8, 4, 128, 70, 1, 1},
       {12, 2, 96, 40, 1},
-      {6, 1, 32, 333, 1},
+      {6, 1, 32, 333, 1, 100},
+      {18, 2, 64, 200, 1, 16},
       // Prompt batches (query t at position t): most entries are after the last visible one.
       {4, 2, 64, 45, 45},
       {2, 1, 128, 33, 33},
@@ -153,12 +155,15 @@ TEST(FloatAvx512, AttentionEqualsLaneLoopsBitForBit) {
                                                      int64_t{s.n_tokens} * s.n_heads / 2 + 1, algo,
                                                      f, rows ? &got_weights : nullptr);
         for (size_t g = 0; g < want_weights.size(); ++g) {
-          EXPECT_EQ(bits(got_weights[g]), bits(want_weights[g])) << "weights of KV head " << g;
+          EXPECT_EQ(bits(got_weights[g]), bits(want_weights[g]))
+              << "weights of KV head " << g << ", heads " << s.n_heads << "/" << s.n_kv_heads
+              << " dim " << s.head_dim << " kv " << s.n_kv << " tokens " << s.n_tokens << " back "
+              << s.q_back << " keys_f16 " << f.keys_f16 << " values_f16 " << f.values_f16;
         }
         EXPECT_EQ(bits(got), bits(want))
             << attention_algorithm_name(algo) << " heads " << s.n_heads << "/" << s.n_kv_heads
-            << " dim " << s.head_dim << " kv " << s.n_kv << " tokens " << s.n_tokens << " keys_f16 "
-            << f.keys_f16 << " values_f16 " << f.values_f16;
+            << " dim " << s.head_dim << " kv " << s.n_kv << " tokens " << s.n_tokens << " back "
+            << s.q_back << " keys_f16 " << f.keys_f16 << " values_f16 " << f.values_f16;
       }
     }
   }

@@ -53,10 +53,11 @@ inline constexpr AttentionAlgorithm kAttentionAlgorithms[] = {AttentionAlgorithm
                                                               AttentionAlgorithm::kOnlineSoftmax};
 
 // An attention case. n_tokens == n_kv is a prompt batch (query t at position t: most entries lie
-// after a query's last visible one); otherwise the queries sit 3 positions apart ending at the
-// last entry, so later entries are masked.
+// after a query's last visible one); otherwise the queries sit 3 positions apart ending q_back
+// positions before the last entry, so later entries are masked.
 struct AttentionShape {
   int n_heads, n_kv_heads, head_dim, n_kv, n_tokens;
+  int q_back = 0;
 };
 
 // AttentionArgs::keys_f16 / values_f16 (an F16 cache's arithmetic).
@@ -99,7 +100,7 @@ inline std::vector<float> run_attention(
   std::vector<int32_t> q_pos(static_cast<size_t>(s.n_tokens));
   const bool prompt = s.n_tokens == s.n_kv;
   for (int t = 0; t < s.n_tokens; ++t) {
-    q_pos[t] = prompt ? t : s.n_kv - 1 - (s.n_tokens - 1 - t) * 3;
+    q_pos[t] = prompt ? t : s.n_kv - 1 - s.q_back - (s.n_tokens - 1 - t) * 3;
   }
   const auto q = random_values(int64_t{s.n_tokens} * s.n_heads * s.head_dim, 50, 2.0f);
   AttentionArgs args;
