@@ -3,8 +3,11 @@
 
 #include <httplib.h>
 
+#include <memory>
 #include <string>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include <gtest/gtest.h>
 
@@ -61,5 +64,50 @@ struct RunningServer {
   int port = 0;
   std::thread thread;
 };
+
+// Replies and metrics as the server tests read them.
+struct Reply {
+  int status = 0;
+  nlohmann::json body;
+  std::string raw;
+};
+
+inline Reply post(httplib::Client& c, const std::string& path, const std::string& body,
+                  const httplib::Headers& headers = {}) {
+  auto r = c.Post(path, headers, body, "application/json");
+  Reply reply;
+  if (!r) return reply;
+  reply.status = r->status;
+  reply.raw = r->body;
+  reply.body = nlohmann::json::parse(r->body, nullptr, false);
+  return reply;
+}
+
+// The engine's own greedy text for a prompt (a server reply must equal it).
+inline std::string engine_text(const std::string& prompt, int max_tokens) {
+  static std::unique_ptr<Engine> engine = [] {
+    auto e = Engine::load(model_path(), engine_options());
+    EXPECT_TRUE(e) << e.error().message;
+    return std::move(*e);
+  }();
+  GenerateParams p;
+  p.temperature = 0;
+  p.max_tokens = max_tokens;
+  auto g = engine->generate(prompt, p);
+  EXPECT_TRUE(g) << g.error().message;
+  return g ? g->text : "";
+}
+
+// A gauge of /metrics (-1: missing).
+inline int gauge(httplib::Client& c, const std::string& name) {
+  auto r = c.Get("/metrics");
+  const std::string key = "\n" + name + " ";
+  const size_t at = r ? r->body.find(key) : std::string::npos;
+  return at == std::string::npos ? -1 : std::stoi(r->body.substr(at + key.size()));
+}
+
+inline int requests_running(httplib::Client& c) {
+  return gauge(c, "pareto_requests_running");
+}
 
 }  // namespace pareto::serve

@@ -1,7 +1,8 @@
 // pareto::serve::Server end to end over real HTTP on loopback, with stories260K: the OpenAI
 // shapes (whole and streamed), greedy output equal to the engine's alone and under concurrency,
-// errors as 4xx JSON, cancellation on disconnect freeing KV pages, the bounded queue's 429, and
-// random bodies never giving a 5xx.
+// errors as 4xx JSON, cancellation on disconnect freeing KV pages, and random bodies never giving
+// a 5xx. Servers set up per test (the queue's 429, the API key, template overrides):
+// server_alone_test.cpp.
 #include "serve/server.h"
 
 #include <gtest/gtest.h>
@@ -43,23 +44,6 @@ int ServerTestPort() {
   return ServerTest::Port();
 }
 
-struct Reply {
-  int status = 0;
-  json body;
-  std::string raw;
-};
-
-Reply post(httplib::Client& c, const std::string& path, const std::string& body,
-           const httplib::Headers& headers = {}) {
-  auto r = c.Post(path, headers, body, "application/json");
-  Reply reply;
-  if (!r) return reply;
-  reply.status = r->status;
-  reply.raw = r->body;
-  reply.body = json::parse(r->body, nullptr, false);
-  return reply;
-}
-
 // The events of an SSE body: the JSON of each "data:" line, and whether [DONE] ended it.
 struct Sse {
   std::vector<json> events;
@@ -83,20 +67,6 @@ Sse parse_sse(const std::string& body) {
     sse.events.push_back(json::parse(data, nullptr, false));
   }
   return sse;
-}
-
-std::string engine_text(const std::string& prompt, int max_tokens) {
-  static std::unique_ptr<Engine> engine = [] {
-    auto e = Engine::load(model_path(), engine_options());
-    EXPECT_TRUE(e) << e.error().message;
-    return std::move(*e);
-  }();
-  GenerateParams p;
-  p.temperature = 0;
-  p.max_tokens = max_tokens;
-  auto g = engine->generate(prompt, p);
-  EXPECT_TRUE(g) << g.error().message;
-  return g ? g->text : "";
 }
 
 TEST_F(ServerTest, HealthModelsAndMetricsAnswer) {
@@ -349,17 +319,6 @@ int64_t kv_pages_in_use(httplib::Client& c) {
   return std::stoll(r->body.substr(at + key.size()));
 }
 
-int gauge(httplib::Client& c, const std::string& name) {
-  auto r = c.Get("/metrics");
-  const std::string key = "\n" + name + " ";
-  const size_t at = r ? r->body.find(key) : std::string::npos;
-  return at == std::string::npos ? -1 : std::stoi(r->body.substr(at + key.size()));
-}
-
-int requests_running(httplib::Client& c) {
-  return gauge(c, "pareto_requests_running");
-}
-
 // Waits (bounded) until the server has no running request.
 void wait_idle(httplib::Client& c) {
   for (int i = 0; i < 500 && requests_running(c) != 0; ++i) {
@@ -496,143 +455,6 @@ TEST_F(ServerTest, RandomBodiesNeverGiveA5xx) {
   auto health = c.Get("/health");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
-}
-
-TEST(ServerAlone, HealthIs503UntilTheModelIsAttached) {
-  RunningServer s(ServerOptions{}, engine_options(), /*attach_engine=*/false);
-  auto c = s.client();
-  auto health = c.Get("/health");
-  ASSERT_TRUE(health);
-  EXPECT_EQ(health->status, 503);
-  const Reply r = post(c, "/v1/completions", R"({"prompt": "a"})");
-  EXPECT_EQ(r.status, 503);
-  EXPECT_TRUE(r.body.contains("error"));
-}
-
-TEST(ServerAlone, ApiKeyIsRequiredOnV1RoutesOnly) {
-  ServerOptions o;
-  o.api_key = "sesame";
-  RunningServer s(o);
-  auto c = s.client();
-  EXPECT_EQ(post(c, "/v1/completions", R"({"prompt": "a", "max_tokens": 2})").status, 401);
-  EXPECT_EQ(post(c, "/v1/completions", R"({"prompt": "a", "max_tokens": 2})",
-                 {{"Authorization", "Bearer wrong"}})
-                .status,
-            401);
-  EXPECT_EQ(post(c, "/v1/completions", R"({"prompt": "a", "max_tokens": 2})",
-                 {{"Authorization", "Bearer sesame"}})
-                .status,
-            200);
-  auto health = c.Get("/health");
-  ASSERT_TRUE(health);
-  EXPECT_EQ(health->status, 200);
-}
-
-TEST(ServerAlone, AFullQueueIs429WithRetryAfter) {
-  LoadOptions load = engine_options();
-  load.max_sequences = 1;
-  load.max_queue = 1;
-  load.context_length = 4096;  // the held stream runs until released, seconds at most
-  RunningServer s(ServerOptions{}, load);
-  auto c = s.client();
-  // One running (a long stream, held open), one waiting; the next is refused.
-  std::atomic<bool> release{false};
-  std::thread running([&] {
-    httplib::Client own = s.client();
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/v1/completions";
-    req.set_header("Content-Type", "application/json");
-    req.body = R"({"prompt": "Once", "max_tokens": 4000, "stream": true, "ignore_eos": true})";
-    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return !release; };
-    httplib::Response res;
-    httplib::Error error = httplib::Error::Success;
-    own.send(req, res, error);
-  });
-  for (int i = 0; i < 500 && requests_running(c) != 1; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  std::thread waiting([&] {
-    httplib::Client own = s.client();
-    post(own, "/v1/completions", R"({"prompt": "Once", "max_tokens": 2})");
-  });
-  for (int i = 0; i < 500 && gauge(c, "pareto_requests_waiting") != 1; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  int refused = 0;
-  std::string retry_after;
-  const bool full = gauge(c, "pareto_requests_waiting") == 1 && requests_running(c) == 1;
-  EXPECT_TRUE(full) << "the queue did not fill";
-  if (full) {  // else the probe would wait behind the held stream
-    auto r =
-        c.Post("/v1/completions", R"({"prompt": "Once", "max_tokens": 2})", "application/json");
-    EXPECT_TRUE(r);
-    if (r && r->status == 429) {
-      refused = 1;
-      retry_after = r->get_header_value("Retry-After");
-      EXPECT_EQ(json::parse(r->body)["error"]["type"], "rate_limit_error");
-    }
-  }
-  release = true;
-  running.join();
-  waiting.join();
-  EXPECT_EQ(refused, 1);
-  EXPECT_EQ(retry_after, "1");
-}
-
-}  // namespace
-}  // namespace pareto::serve
-
-namespace pareto::serve {
-namespace {
-
-TEST(ServerAlone, AChatTemplateOverrideShapesThePrompt) {
-  ServerOptions o;
-  o.chat_template = "{{ messages[-1]['content'] }}";  // the last message's text, nothing else
-  RunningServer s(o);
-  auto c = s.client();
-  const Reply chat = post(c, "/v1/chat/completions", R"({"messages": [
-      {"role": "user", "content": "Once upon a time"}], "max_tokens": 24, "temperature": 0})");
-  ASSERT_EQ(chat.status, 200) << chat.raw;
-  EXPECT_EQ(chat.body["choices"][0]["message"]["content"], engine_text("Once upon a time", 24));
-}
-
-TEST(ServerAlone, AnUnusableTemplateOverrideIsRefusedAtStart) {
-  ServerOptions o;
-  o.chat_template = "{% extends 'base.html' %}";
-  o.port = 0;
-  Server server(o);
-  auto engine = Engine::load(model_path(), engine_options());
-  ASSERT_TRUE(engine);
-  auto attached = server.attach(std::move(*engine));
-  ASSERT_FALSE(attached);
-  EXPECT_NE(attached.error().message.find("extends"), std::string::npos)
-      << attached.error().message;
-}
-
-TEST(ServerAlone, APortAnotherServerHoldsIsRefused) {
-  ServerOptions o;
-  o.port = 0;
-  Server first(o);
-  auto port = first.bind();
-  ASSERT_TRUE(port) << port.error().message;
-  o.port = *port;
-  Server second(o);  // no SO_REUSEPORT: it must not share the port
-  auto again = second.bind();
-  ASSERT_FALSE(again);
-  EXPECT_NE(again.error().message.find(std::to_string(*port)), std::string::npos)
-      << again.error().message;
-}
-
-TEST(ServerAlone, TemplateErrorsRaisedWhileRenderingAreA400) {
-  ServerOptions o;
-  o.chat_template = "{{ raise_exception('roles must alternate') }}";
-  RunningServer s(o);
-  auto c = s.client();
-  const Reply r =
-      post(c, "/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}]})");
-  EXPECT_EQ(r.status, 400) << r.raw;
-  EXPECT_NE(r.raw.find("roles must alternate"), std::string::npos) << r.raw;
 }
 
 }  // namespace
