@@ -183,6 +183,41 @@ void round_f16(const float* x, int64_t n, float* y) {
   }
 }
 
+// Keeps the scores s[0, n) of keys [j0, j0 + n) that the query at q_pos sees: scaled into
+// probs[j0 + m], the running max raised (an invisible key's score is dropped).
+inline void keep_visible_scores(const KvHeadView& kv, int j0, int n, const float* s, int32_t q_pos,
+                                float scale, float* probs, float& max) {
+  for (int m = 0; m < n; ++m) {
+    if (kv.positions[j0 + m] > q_pos) continue;
+    probs[j0 + m] = s[m] * scale;
+    max = std::max(max, probs[j0 + m]);
+  }
+}
+
+// Turns the scores in probs[0, n_soft) into the softmax row (past n_soft every numerator is 0:
+// adding +0.0 to the sum changes nothing).
+inline void normalize_scores(float* probs, int64_t n_soft, const KvHeadView& kv, int32_t q_pos,
+                             float max) {
+  const double sum = softmax_numerators(probs, n_soft, kv, q_pos, max);
+  const float inv_sum = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
+  const __m512 vinv = _mm512_set1_ps(inv_sum);
+  for (int64_t j = 0; j < n_soft; j += 16) {
+    _mm512_storeu_ps(probs + j, _mm512_mul_ps(_mm512_loadu_ps(probs + j), vinv));
+  }
+}
+
+// out [hd] = the slots' sums acc [slots, hd] added across: reduce4_across for a single query
+// (ggml_vec_dot_f32's 64 lanes), reduce_add16_across for a batch (tinyBLAS's 16).
+inline void reduce_slots(const float* acc, int slots, int hd, bool single_query, float* out) {
+  for (int d = 0; d < hd; d += 16) {
+    __m512 lanes[64];
+    for (int sl = 0; sl < slots; ++sl) lanes[sl] = _mm512_loadu_ps(acc + sl * hd + d);
+    const __m512 o =
+        single_query ? avx512::reduce4_across(lanes) : avx512::reduce_add16_across(lanes);
+    _mm512_storeu_ps(out + d, o);
+  }
+}
+
 // Attention as kernels_portable.cpp's attention_items<Width16> (the order of operations is
 // described there), one item after another. head_dim: a multiple of 16, at most 256.
 void attention_items_each(const AttentionArgs& a, int64_t begin, int64_t end) {
@@ -227,22 +262,14 @@ void attention_items_each(const AttentionArgs& a, int64_t begin, int64_t end) {
         float s[16];
         const int n = std::min(16, visible - j0);
         tinyblas_scores(kv.keys + static_cast<int64_t>(j0) * hd, n, q, hd, s);
-        for (int m = 0; m < n; ++m) {
-          if (kv.positions[j0 + m] > q_pos) continue;
-          probs[static_cast<size_t>(j0 + m)] = s[m] * a.scale;
-          max = std::max(max, probs[static_cast<size_t>(j0 + m)]);
-        }
+        keep_visible_scores(kv, j0, n, s, q_pos, a.scale, probs.data(), max);
       }
     } else if (hd % 64 == 0) {
       const __m512 q0 = _mm512_loadu_ps(q);
       for (; j0 + 16 <= visible; j0 += 16) {
         alignas(64) float s[16];
         _mm512_store_ps(s, scores16(kv.keys + static_cast<int64_t>(j0) * hd, q, q0, hd));
-        for (int m = 0; m < 16; ++m) {
-          if (kv.positions[j0 + m] > q_pos) continue;
-          probs[static_cast<size_t>(j0 + m)] = s[m] * a.scale;
-          max = std::max(max, probs[static_cast<size_t>(j0 + m)]);
-        }
+        keep_visible_scores(kv, j0, 16, s, q_pos, a.scale, probs.data(), max);
       }
     }
     for (int j = j0; j < visible; j += 16) {
@@ -254,30 +281,14 @@ void attention_items_each(const AttentionArgs& a, int64_t begin, int64_t end) {
       } else {
         vec_dot_scores<F32Elem>(keys, nk, q, hd, s);
       }
-      for (int m = 0; m < nk; ++m) {
-        if (kv.positions[j + m] > q_pos) continue;
-        probs[static_cast<size_t>(j + m)] = s[m] * a.scale;
-        max = std::max(max, probs[static_cast<size_t>(j + m)]);
-      }
+      keep_visible_scores(kv, j, nk, s, q_pos, a.scale, probs.data(), max);
     }
-    // Past n_soft every numerator is 0 (adding +0.0 to the sum changes nothing).
-    const double sum = softmax_numerators(probs.data(), n_soft, kv, q_pos, max);
-    const float inv_sum = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
-    const __m512 vinv = _mm512_set1_ps(inv_sum);
-    for (int64_t j = 0; j < n_soft; j += 16) {
-      _mm512_storeu_ps(probs.data() + j, _mm512_mul_ps(_mm512_loadu_ps(probs.data() + j), vinv));
-    }
+    normalize_scores(probs.data(), n_soft, kv, q_pos, max);
     store_attention_weights(a, t, h, probs.data(), kv.length);
     if (a.values_f16) round_f16(probs.data(), n_soft, probs.data());
     sums(kv.values, probs.data(), kv.length, single_query ? n_padded : visible, slots, hd,
          acc.data());
-    for (int d = 0; d < hd; d += 16) {
-      __m512 lanes[64];
-      for (int s = 0; s < slots; ++s) lanes[s] = _mm512_loadu_ps(acc.data() + s * hd + d);
-      const __m512 o =
-          single_query ? avx512::reduce4_across(lanes) : avx512::reduce_add16_across(lanes);
-      _mm512_storeu_ps(out + d, o);
-    }
+    reduce_slots(acc.data(), slots, hd, single_query, out);
   }
 }
 
@@ -400,23 +411,13 @@ void attention_heads_one_token(const AttentionArgs& a, int64_t begin, int64_t en
       } else {
         vec_dot_scores<F32Elem>(keys, nk, qh, hd, sc);
       }
-      float* ph = head_probs(h);
-      float& mh = max[static_cast<size_t>(h)];
-      for (int m = 0; m < nk; ++m) {
-        if (kv.positions[j0 + m] > q_pos) continue;
-        ph[j0 + m] = sc[m] * a.scale;
-        mh = std::max(mh, ph[j0 + m]);
-      }
+      keep_visible_scores(kv, j0, nk, sc, q_pos, a.scale, head_probs(h),
+                          max[static_cast<size_t>(h)]);
     }
   }
   for (int h = 0; h < n; ++h) {
     float* ph = head_probs(h);
-    const double sum = softmax_numerators(ph, n_soft, kv, q_pos, max[static_cast<size_t>(h)]);
-    const float inv_sum = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
-    const __m512 vinv = _mm512_set1_ps(inv_sum);
-    for (int64_t j = 0; j < n_soft; j += 16) {
-      _mm512_storeu_ps(ph + j, _mm512_mul_ps(_mm512_loadu_ps(ph + j), vinv));
-    }
+    normalize_scores(ph, n_soft, kv, q_pos, max[static_cast<size_t>(h)]);
     store_attention_weights(a, 0, static_cast<int>((begin + h) % a.n_heads), ph, kv.length);
     if (a.values_f16) round_f16(ph, n_soft, ph);
   }
@@ -433,13 +434,8 @@ void attention_heads_one_token(const AttentionArgs& a, int64_t begin, int64_t en
         kv.values, ps, kv.length, n_padded, kSlots, hd, accs);
   }
   for (int h = 0; h < n; ++h) {
-    const float* ah = acc.data() + static_cast<size_t>(h) * kSlots * static_cast<size_t>(hd);
-    float* out = a.out + (begin + h) * hd;
-    for (int d = 0; d < hd; d += 16) {
-      __m512 lanes[kSlots];
-      for (int sl = 0; sl < kSlots; ++sl) lanes[sl] = _mm512_loadu_ps(ah + sl * hd + d);
-      _mm512_storeu_ps(out + d, avx512::reduce4_across(lanes));
-    }
+    reduce_slots(acc.data() + static_cast<size_t>(h) * kSlots * static_cast<size_t>(hd), kSlots, hd,
+                 true, a.out + (begin + h) * hd);
   }
 }
 
