@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Pareto vs llama.cpp (node-llama-cpp's CPU build) on one GGUF file, A/B alternated in one session
-# so that both see the same machine state; prints each run's JSON and the Pareto/llama.cpp ratios.
+# Pareto vs llama.cpp on one GGUF file, A/B alternated in one session so that both see the same
+# machine state; prints each run's JSON and the Pareto/llama.cpp ratios. llama.cpp is either a
+# native build's llama-bench (LLAMA_BENCH=path: the figures to quote, built with -DGGML_NATIVE=ON
+# from node-llama-cpp 3.22.1's llama/gitRelease.bundle) or node-llama-cpp's prebuilt CPU build
+# through bench/llamacpp/bench.mjs (the default; it needs no build).
 # The engine that runs first alternates: odd rounds run Pareto first, even rounds llama.cpp first
 # (until 2026-12-04 Pareto ran first in every round), so use an even ROUNDS for a balanced order.
 #
@@ -8,7 +11,9 @@
 # env:   PP (512), TG (128), REPS (5) per run, ROUNDS (2) A/B rounds,
 #        PARETO_BIN (build/tools/pareto), BANDWIDTH_MIB (1024; 0 skips the probe),
 #        DEPTH (0: tokens in the cache before each test, llama-bench -d),
-#        FA (0; 1: flash attention in both engines: Pareto's online softmax, llama.cpp's -fa)
+#        FA (0; 1: flash attention in both engines: Pareto's online softmax, llama.cpp's -fa),
+#        LLAMA_BENCH (unset: node-llama-cpp; else the path of a native llama-bench, run with -fa 0
+#        or -fa 1 as FA says: its own default, auto, turns flash attention on for the CPU)
 # needs: `npm install` once in bench/llamacpp (npm 11's `npm ci` rejects the lock: node-llama-cpp lists
 #        optional per-platform packages that the npm registry here answers 404 for at 3.22.1, so the lock cannot hold them).
 set -euo pipefail
@@ -36,8 +41,13 @@ fi
 driver=$root/bench/llamacpp/bench.mjs
 
 [[ -x $pareto ]] || { echo "error: $pareto not built (set PARETO_BIN)" >&2; exit 1; }
-[[ -d $root/bench/llamacpp/node_modules/node-llama-cpp ]] ||
-  { echo "error: run 'npm install' in $root/bench/llamacpp first" >&2; exit 1; }
+llama_bench=${LLAMA_BENCH:-}
+if [[ -n $llama_bench ]]; then
+  [[ -x $llama_bench ]] || { echo "error: LLAMA_BENCH=$llama_bench is not an executable" >&2; exit 1; }
+else
+  [[ -d $root/bench/llamacpp/node_modules/node-llama-cpp ]] ||
+    { echo "error: run 'npm install' in $root/bench/llamacpp first (or set LLAMA_BENCH)" >&2; exit 1; }
+fi
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -50,6 +60,21 @@ run_pareto() {
 }
 run_llamacpp() {
   echo "== round $round/$rounds: llama.cpp" >&2
+  if [[ -n $llama_bench ]]; then
+    # llama-bench's JSON (one object per test) in the shape bench.mjs and Pareto print.
+    "$llama_bench" -m "$model" -p "$pp" -n "$tg" -t "$threads" -r "$reps" -d "$depth" -fa "${FA:-0}" \
+      -o json 2>"$out/llama-bench-$round.log" >"$out/llama-bench-$round.raw" ||
+      { cat "$out/llama-bench-$round.log" >&2; exit 1; }
+    node --input-type=module - "$out/llama-bench-$round.raw" <<'JS' | tee "$out/llamacpp-$round.json"
+import {readFileSync} from "node:fs";
+const rows = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const results = rows.map((r) => ({
+  test: (r.n_gen > 0 ? `tg${r.n_gen}` : `pp${r.n_prompt}`) + (r.n_depth > 0 ? ` @ d${r.n_depth}` : ""),
+  tok_per_s_mean: r.avg_ts, tok_per_s_sd: r.stddev_ts}));
+console.log(JSON.stringify({engine: "llama-bench", build: rows[0]?.build_commit, results}));
+JS
+    return
+  fi
   node "$driver" "$model" --threads "$threads" --pp "$pp" --tg "$tg" --reps "$reps" \
     --depth "$depth" "${llamacpp_fa[@]}" |
     tee "$out/llamacpp-$round.json"
