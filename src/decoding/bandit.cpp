@@ -15,8 +15,10 @@ BanditState& BanditMemory::state_for(const std::vector<std::string>& arm_names) 
   return s;
 }
 
-BanditDrafter::BanditDrafter(std::vector<std::unique_ptr<Drafter>> arms, BanditMemory* memory)
-    : arms_(std::move(arms)) {
+BanditDrafter::BanditDrafter(std::vector<std::unique_ptr<Drafter>> arms, BanditMemory* memory,
+                             int epoch_steps)
+    : arms_(std::move(arms)), epoch_steps_(epoch_steps) {
+  PARETO_CHECK(epoch_steps_ >= 1);
   std::vector<std::string> names;
   for (const auto& a : arms_) {
     PARETO_CHECK(a != nullptr);
@@ -71,7 +73,18 @@ void BanditDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) 
   const auto start = std::chrono::steady_clock::now();
   // A step with no room to draft (the context's end, a KIVI quantization point) is plain decoding,
   // whatever arm would have drafted: it counts for the "none" arm.
-  current_ = max_tokens > 0 ? choose() : arms_.size() - 1;
+  const size_t none = arms_.size() - 1;
+  current_ = none;
+  // (A no-room step inside an epoch leaves the epoch to the steps after it.)
+  if (max_tokens > 0 && epoch_left_ > 0) {
+    current_ = epoch_arm_;
+    --epoch_left_;
+  } else if (max_tokens > 0) {
+    current_ = choose();
+    epoch_arm_ = current_;
+    epoch_left_ =
+        arms_[current_] != nullptr && arms_[current_]->lag(seq) >= kEpochLag ? epoch_steps_ - 1 : 0;
+  }
   if (arms_[current_] != nullptr) arms_[current_]->draft(seq, max_tokens, out);
   draft_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }

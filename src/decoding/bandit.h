@@ -13,7 +13,12 @@
 // an engine (the scheduler's), so what one request measured guides the next and t counts every
 // step of the engine; without one, each request learns alone. Every arm keeps its own state in
 // step with the sequence (they read the accepted tokens lazily), so switching arms costs no
-// rollback.
+// rollback. But an arm with costly state of its own (the draft model's cache) must first catch up
+// on the tokens accepted while it sat out (Drafter::lag; at a request's start, the whole prompt):
+// several milliseconds, where a step takes one. Chosen with such a lag, an arm is played for an
+// epoch of kEpochSteps steps of the request (as UCB2 plays arms in epochs, Auer, Cesa-Bianchi and
+// Fischer 2002, to bound the switches), so the catch-up is paid once per epoch instead of once per
+// pull and the arm's rate is measured mostly at its running cost, not its entry cost.
 #pragma once
 
 #include <chrono>
@@ -55,15 +60,19 @@ class BanditMemory {
 class BanditDrafter final : public Drafter {
  public:
   // `arms` are the drafters to choose among; a "none" arm (no draft) is added. `memory`: shared
-  // statistics (may be null: this drafter's own).
-  explicit BanditDrafter(std::vector<std::unique_ptr<Drafter>> arms,
-                         BanditMemory* memory = nullptr);
+  // statistics (may be null: this drafter's own). `epoch_steps`: steps an arm chosen with a lag
+  // is played (1: every step chooses afresh).
+  explicit BanditDrafter(std::vector<std::unique_ptr<Drafter>> arms, BanditMemory* memory = nullptr,
+                         int epoch_steps = kEpochSteps);
   std::string_view name() const override { return "bandit"; }
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
 
   static constexpr double kAlpha = 3.0;
   static constexpr double kMinSigma = 0.05;
+  // An arm chosen with a lag of at least kEpochLag tokens is played kEpochSteps steps in a row.
+  static constexpr int kEpochLag = 16;
+  static constexpr int kEpochSteps = 4;
   const std::vector<BanditArm>& arms() const { return state_->arms; }
 
  private:
@@ -71,7 +80,10 @@ class BanditDrafter final : public Drafter {
   std::vector<std::unique_ptr<Drafter>> arms_;  // arms_[i] for arms()[i]; the last is "none"
   BanditState own_;
   BanditState* state_;
-  size_t current_ = 0;
+  int epoch_steps_;
+  size_t current_ = 0;    // the arm of this step
+  size_t epoch_arm_ = 0;  // the arm of the epoch under way, for epoch_left_ more steps
+  int epoch_left_ = 0;
   double draft_seconds_ = 0;  // of the current step
 };
 

@@ -34,6 +34,12 @@ DraftLengthStats& DraftLengthMemory::stats_for(std::string_view drafter_name) {
   return stats_.emplace(std::string(drafter_name), DraftLengthStats{}).first->second;
 }
 
+DraftModelStats& DraftLengthMemory::model_stats_for(std::string_view drafter_name) {
+  const auto it = model_stats_.find(drafter_name);
+  if (it != model_stats_.end()) return it->second;
+  return model_stats_.emplace(std::string(drafter_name), DraftModelStats{}).first->second;
+}
+
 CostAwareLength::CostAwareLength(std::unique_ptr<Drafter> inner, DraftLengthMemory* memory)
     : inner_(std::move(inner)),
       shared_(memory != nullptr ? &memory->stats_for(inner_->name()) : &own_) {}

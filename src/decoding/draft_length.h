@@ -56,15 +56,29 @@ struct DraftLengthStats {
   PassCounts passes;
 };
 
-// DraftLengthStats per drafter name, shared by every request of an engine. stats_for runs when a
-// drafter is made (on a submitting thread, under the scheduler's StrategyMemories lock); the
-// stats are then updated by the step thread only.
+// What the requests of a draft-model drafter with adaptive length share (draft-adaptive,
+// layerskip; DraftModelDrafter): the cost of a draft token and of verifying n entries are the
+// models' and the machine's, the calibration of the draft's confidence is the pair's. A request
+// starts from what earlier ones measured instead of from a few fixed-length steps and an
+// uncalibrated confidence (each cold start drafted --draft-max tokens: a bandit's rare pulls of
+// the draft model were nearly all cold).
+struct DraftModelStats {
+  double draft_token_seconds = 0;      // one draft forward of one token, decayed mean
+  VerifyCostFit cost{0.9};             // the target's verifications of its drafts
+  double predicted = 0, accepted = 0;  // decayed sums over draft positions reached
+};
+
+// DraftLengthStats and DraftModelStats per drafter name, shared by every request of an engine.
+// stats_for / model_stats_for run when a drafter is made (on a submitting thread, under the
+// scheduler's StrategyMemories lock); the stats are then updated by the step thread only.
 class DraftLengthMemory {
  public:
   DraftLengthStats& stats_for(std::string_view drafter_name);
+  DraftModelStats& model_stats_for(std::string_view drafter_name);
 
  private:
   std::map<std::string, DraftLengthStats, std::less<>> stats_;
+  std::map<std::string, DraftModelStats, std::less<>> model_stats_;
 };
 
 class CostAwareLength final : public Drafter {
@@ -76,6 +90,7 @@ class CostAwareLength final : public Drafter {
   std::string_view name() const override { return inner_->name(); }
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
+  int lag(const SequenceState& seq) const override { return inner_->lag(seq); }
 
   // The length in [0, available] with the most expected tokens per second (available while the
   // cost is not yet measured).

@@ -98,16 +98,22 @@ bool DraftModelCache::evaluate_and_drop(std::span<const model::BatchEntry> entri
   return ok;
 }
 
-DraftModelDrafter::DraftModelDrafter(const DraftModelResources& resources, bool adaptive)
-    : draft_(resources), adaptive_(adaptive) {}
+DraftModelDrafter::DraftModelDrafter(const DraftModelResources& resources, bool adaptive,
+                                     DraftLengthMemory* memory)
+    : draft_(resources), adaptive_(adaptive) {
+  stats_ = memory != nullptr ? &memory->model_stats_for(name()) : &own_;
+}
 
 DraftModelDrafter::DraftModelDrafter(const DraftModelResources& target,
-                                     std::vector<uint8_t> skip_layers)
-    : draft_(target, std::move(skip_layers)), adaptive_(true), layer_skip_(true) {}
+                                     std::vector<uint8_t> skip_layers, DraftLengthMemory* memory)
+    : draft_(target, std::move(skip_layers)), adaptive_(true), layer_skip_(true) {
+  stats_ = memory != nullptr ? &memory->model_stats_for(name()) : &own_;
+}
 
 bool DraftModelDrafter::keep_drafting(double p_all_pass) const {
-  if (!adaptive_ || !cost_.ready()) return true;  // measure a few fixed-length steps first
-  return p_all_pass * cost_.step() > draft_token_seconds_ + cost_.per_entry();
+  const VerifyCostFit& cost = stats_->cost;
+  if (!adaptive_ || !cost.ready()) return true;  // measure a few fixed-length steps first
+  return p_all_pass * cost.step() > stats_->draft_token_seconds + cost.per_entry();
 }
 
 void DraftModelDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) {
@@ -124,15 +130,15 @@ void DraftModelDrafter::draft(const SequenceState& seq, int max_tokens, Draft& o
   confidence_.clear();
   const bool greedy = seq.sampler.greedy();
   double p_all_pass = 1.0;
-  const double calibration = (accepted_ + 1.0) / (predicted_ + 1.0);
+  const double calibration = (stats_->accepted + 1.0) / (stats_->predicted + 1.0);
   for (int i = 0; i < max_tokens; ++i) {
     if (i > 0) {
       const Clock::time_point t0 = Clock::now();
       const int32_t last = out.tokens.back();
       if (!draft_.feed(std::span<const int32_t>(&last, 1))) break;
       const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-      draft_token_seconds_ =
-          draft_token_seconds_ == 0 ? s : kDecay * draft_token_seconds_ + (1 - kDecay) * s;
+      double& mean = stats_->draft_token_seconds;
+      mean = mean == 0 ? s : kDecay * mean + (1 - kDecay) * s;
     }
     const std::span<const float> row = draft_.logits().first(static_cast<size_t>(seq.n_vocab));
     seq.sampler.process(row, history_, candidates_);
@@ -156,18 +162,22 @@ void DraftModelDrafter::draft(const SequenceState& seq, int max_tokens, Draft& o
   }
 }
 
+int DraftModelDrafter::lag(const SequenceState& seq) const {
+  return std::max(0, static_cast<int>(seq.tokens.size()) - draft_.held());
+}
+
 void DraftModelDrafter::verified(const SequenceState& seq, const Verification& v) {
   (void)seq;
   if (!adaptive_ || v.drafted == 0) return;
-  cost_.add(v.drafted + 1, v.verify_seconds);
+  stats_->cost.add(v.drafted + 1, v.verify_seconds);
   // Calibration over the positions the verification reached (accepted ones and the first miss).
   const int reached = std::min(v.drafted, v.accepted + 1);
   double predicted = 0;
   for (int i = 0; i < reached && i < static_cast<int>(confidence_.size()); ++i) {
     predicted += confidence_[static_cast<size_t>(i)];
   }
-  predicted_ = kDecay * predicted_ + predicted;
-  accepted_ = kDecay * accepted_ + v.accepted;
+  stats_->predicted = kDecay * stats_->predicted + predicted;
+  stats_->accepted = kDecay * stats_->accepted + v.accepted;
 }
 
 }  // namespace pareto::decoding

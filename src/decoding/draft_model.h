@@ -18,6 +18,7 @@
 #include <random>
 #include <vector>
 
+#include "decoding/draft_length.h"
 #include "decoding/drafter.h"
 
 namespace pareto::decoding {
@@ -61,15 +62,22 @@ class DraftModelCache {
 
 class DraftModelDrafter final : public Drafter {
  public:
-  DraftModelDrafter(const DraftModelResources& resources, bool adaptive);
+  // `memory`: where the adaptive length's estimates are shared with the engine's other requests
+  // (null: this drafter's own, starting cold).
+  DraftModelDrafter(const DraftModelResources& resources, bool adaptive,
+                    DraftLengthMemory* memory = nullptr);
   // Self-speculation (name "layerskip"): the target itself with `skip_layers` skipped drafts,
   // adaptive length (LayerSkip, Elhoushi et al. ACL 2024; CLaSp, ACL 2025).
-  DraftModelDrafter(const DraftModelResources& target, std::vector<uint8_t> skip_layers);
+  DraftModelDrafter(const DraftModelResources& target, std::vector<uint8_t> skip_layers,
+                    DraftLengthMemory* memory = nullptr);
+  DraftModelDrafter(const DraftModelDrafter&) = delete;  // stats_ may point at own_
+  DraftModelDrafter& operator=(const DraftModelDrafter&) = delete;
   std::string_view name() const override {
     return layer_skip_ ? "layerskip" : adaptive_ ? "draft-adaptive" : "draft";
   }
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
+  int lag(const SequenceState& seq) const override;
 
  private:
   bool keep_drafting(double p_all_pass) const;
@@ -82,10 +90,10 @@ class DraftModelDrafter final : public Drafter {
   sampling::Candidates candidates_;
   std::mt19937_64 rng_;
   bool seeded_ = false;
-  // Adaptive length: measured costs (seconds) and calibration, exponentially decayed.
-  double draft_token_seconds_ = 0;  // one draft forward of one token
-  VerifyCostFit cost_;
-  double predicted_ = 0, accepted_ = 0;  // sums over positions that were reached
+  // Adaptive length: measured costs (seconds) and calibration, exponentially decayed; shared
+  // with the engine's other requests of this drafter where a memory was given.
+  DraftModelStats own_;
+  DraftModelStats* stats_;
 };
 
 }  // namespace pareto::decoding

@@ -89,6 +89,13 @@ class Drafter {
     (void)seq;
     (void)v;
   }
+  // Tokens of seq.tokens this drafter has yet to take into costly state of its own (the draft
+  // model's cache, after steps it sat out or at a request's start): its next draft first pays
+  // for them, once. 0 for drafters whose state follows the sequence at little cost.
+  virtual int lag(const SequenceState& seq) const {
+    (void)seq;
+    return 0;
+  }
 };
 
 // Draws from a drafter's processed distribution q with the drafter's own RNG (independent of the

@@ -25,7 +25,8 @@ Status need_draft_model(const StrategyContext& c, std::string_view name) {
 
 MadeDrafter draft_model(const StrategyContext& c, bool adaptive) {
   PARETO_RETURN_IF_ERROR(need_draft_model(c, adaptive ? "draft-adaptive" : "draft"));
-  return std::unique_ptr<Drafter>(new DraftModelDrafter(*c.draft_model, adaptive));
+  return std::unique_ptr<Drafter>(
+      new DraftModelDrafter(*c.draft_model, adaptive, c.draft_length_memory));
 }
 
 MadeDrafter bandit(const StrategyContext& c);
@@ -69,8 +70,8 @@ constexpr Registered kStrategies[] = {
          return make_error_code(ErrorCode::kInvalidArgument,
                                 "decoding strategy 'layerskip' needs the engine's target model");
        }
-       return std::unique_ptr<Drafter>(
-           new DraftModelDrafter(*c.self_draft, layer_skip_set(c.self_draft->model->config())));
+       return std::unique_ptr<Drafter>(new DraftModelDrafter(
+           *c.self_draft, layer_skip_set(c.self_draft->model->config()), c.draft_length_memory));
      }},
     {"tree",
      [](const StrategyContext& c) -> MadeDrafter {
@@ -96,7 +97,8 @@ MadeDrafter bandit(const StrategyContext& c) {
   arms.push_back(sized(c, std::make_unique<NgramDrafter>(3, c.ngram_cache)));
   arms.push_back(sized(c, std::make_unique<SamDrafter>(c.sam_corpus)));
   if (c.draft_model != nullptr) {
-    arms.push_back(std::make_unique<DraftModelDrafter>(*c.draft_model, true));
+    arms.push_back(
+        std::make_unique<DraftModelDrafter>(*c.draft_model, true, c.draft_length_memory));
   }
   return std::unique_ptr<Drafter>(new BanditDrafter(std::move(arms), c.bandit_memory));
 }

@@ -4,11 +4,12 @@
 // with a scripted drafter.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
+#include <string>
 
-#include "decoding/bandit.h"
 #include "decoding/ngram.h"
 #include "decoding/speculative.h"
 #include "decoding/suffix_automaton.h"
@@ -383,129 +384,6 @@ TEST(NgramCache, ProposesWhatFollowedTheNgramInEarlierRequests) {
   EXPECT_EQ(cache.add(first, 5), 6u);
   EXPECT_TRUE(cache.lookup(std::vector<int32_t>{9, 10}, 8, out));
   EXPECT_EQ(out.back(), 18);
-}
-
-// An arm that always drafts the token the test's target will accept (`right`) or never does.
-class ConstantDrafter final : public Drafter {
- public:
-  ConstantDrafter(std::string name, int32_t token) : name_(std::move(name)), token_(token) {}
-  std::string_view name() const override { return name_; }
-  void draft(const SequenceState&, int max_tokens, Draft& out) override {
-    for (int i = 0; i < max_tokens; ++i) out.tokens.push_back(token_);
-  }
-
- private:
-  std::string name_;
-  int32_t token_;
-};
-
-TEST(BanditDrafter, SettlesOnTheArmThatPays) {
-  std::vector<std::unique_ptr<Drafter>> arms;
-  arms.push_back(std::make_unique<ConstantDrafter>("wrong", 2));
-  arms.push_back(std::make_unique<ConstantDrafter>("right", 3));
-  BanditDrafter bandit(std::move(arms));
-  SequenceState s;
-  s.tokens = {1};
-  for (int step = 0; step < 300; ++step) {
-    Draft d;
-    bandit.draft(s, 4, d);
-    // The target always continues with 3: the "right" arm's 4 drafts pass, "wrong" gets none.
-    const int accepted = !d.tokens.empty() && d.tokens[0] == 3 ? 4 : 0;
-    // Verification time grows with the entries: 1 ms + 0.1 ms per draft token.
-    bandit.verified(s, {static_cast<int>(d.tokens.size()), accepted,
-                        1e-3 + 1e-4 * static_cast<double>(d.tokens.size())});
-  }
-  const auto& a = bandit.arms();
-  ASSERT_EQ(a.size(), 3u);
-  EXPECT_EQ(a[2].name, "none");
-  EXPECT_GT(a[1].pulls, 250) << "wrong " << a[0].pulls << " none " << a[2].pulls;
-  EXPECT_GE(a[0].pulls, 1);
-  EXPECT_GE(a[2].pulls, 1);
-}
-
-// A step that may not draft (max_tokens 0) is plain decoding: it counts for "none", not for the
-// arm whose turn it was.
-TEST(BanditDrafter, StepsWithNoRoomToDraftCountAsPlainDecoding) {
-  std::vector<std::unique_ptr<Drafter>> arms;
-  arms.push_back(std::make_unique<ConstantDrafter>("right", 3));
-  BanditDrafter bandit(std::move(arms));
-  SequenceState s;
-  s.tokens = {1};
-  for (int step = 0; step < 10; ++step) {
-    Draft d;
-    bandit.draft(s, 0, d);
-    EXPECT_TRUE(d.tokens.empty());
-    bandit.verified(s, {0, 0, 1e-3});
-  }
-  EXPECT_EQ(bandit.arms()[0].pulls, 0);
-  EXPECT_EQ(bandit.arms()[1].pulls, 10);
-}
-
-TEST(BanditDrafter, FallsBackToPlainDecodingWhenNoDrafterPays) {
-  std::vector<std::unique_ptr<Drafter>> arms;
-  arms.push_back(std::make_unique<ConstantDrafter>("wrong", 2));
-  BanditDrafter bandit(std::move(arms));
-  SequenceState s;
-  s.tokens = {1};
-  for (int step = 0; step < 300; ++step) {
-    Draft d;
-    bandit.draft(s, 8, d);
-    bandit.verified(s, {static_cast<int>(d.tokens.size()), 0,
-                        1e-3 + 2e-4 * static_cast<double>(d.tokens.size())});
-  }
-  EXPECT_GT(bandit.arms()[1].pulls, 200) << "wrong " << bandit.arms()[0].pulls;
-}
-
-// An arm whose drafts alternate: one token (the target accepts it), then eight (all rejected).
-class AlternatingDrafter final : public Drafter {
- public:
-  std::string_view name() const override { return "alternating"; }
-  void draft(const SequenceState&, int max_tokens, Draft& out) override {
-    const int n = std::min(max_tokens, (calls_++ % 2 == 0) ? 1 : 8);
-    for (int i = 0; i < n; ++i) out.tokens.push_back(3);
-  }
-
- private:
-  int calls_ = 0;
-};
-
-// Plain decoding costs 1 ms a token, a draft 0.2 ms a token more in verification, every step's
-// time times noise uniform in [1 - jitter, 1 + jitter] (a shared machine). The alternating arm's
-// short drafts pass (2 tokens in 1.2 ms) and its long ones fail (1 token in 2.6 ms): 0.79x plain
-// decoding, though its per-step rates average 1.03x. Returns the run's tokens per second over
-// plain decoding's 1000.
-double run_bandit(uint32_t seed, int steps, double jitter) {
-  std::vector<std::unique_ptr<Drafter>> arms;
-  arms.push_back(std::make_unique<AlternatingDrafter>());
-  BanditDrafter bandit(std::move(arms));
-  SequenceState s;
-  s.tokens = {1};
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> noise(1 - jitter, 1 + jitter);
-  double tokens = 0, seconds = 0;
-  for (int step = 0; step < steps; ++step) {
-    Draft d;
-    bandit.draft(s, 8, d);
-    const int n = static_cast<int>(d.tokens.size());
-    const int accepted = n == 1 ? 1 : 0;
-    const double t = (1e-3 + 2e-4 * n) * noise(rng);
-    bandit.verified(s, {n, accepted, t});
-    tokens += accepted + 1;
-    seconds += t;
-  }
-  return tokens / seconds / 1000.0;
-}
-
-// The alternating arm loses (0.79x), but the mean of its per-step rates, (1667 + 385) / 2 = 1026
-// tokens/s, beats plain decoding's 1000 (checked: the bandit judging by it fails this test): judged
-// by that mean the bandit would keep it. Judged by its tokens over its seconds it keeps plain
-// decoding, with or without noisy timings.
-TEST(BanditDrafter, JudgesArmsByTheirTokensOverTheirSeconds) {
-  for (double jitter : {0.0, 0.4}) {
-    for (uint32_t seed = 1; seed <= 4; ++seed) {
-      EXPECT_GE(run_bandit(seed, 1500, jitter), 0.95) << "jitter " << jitter << " seed " << seed;
-    }
-  }
 }
 
 }  // namespace
