@@ -89,6 +89,11 @@ void BanditDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) 
   draft_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+bool BanditDrafter::wants_residuals() const {
+  return std::any_of(arms_.begin(), arms_.end(),
+                     [](const auto& arm) { return arm != nullptr && arm->wants_residuals(); });
+}
+
 void BanditDrafter::verified(const SequenceState& seq, const Verification& v) {
   if (arms_[current_] != nullptr) arms_[current_]->verified(seq, v);
   // At least a microsecond (no real step is shorter): the step's reward and the arm's rate use the

@@ -67,6 +67,7 @@ class BanditDrafter final : public Drafter {
   std::string_view name() const override { return "bandit"; }
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
+  bool wants_residuals() const override;
 
   static constexpr double kAlpha = 3.0;
   static constexpr double kMinSigma = 0.05;

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "base/check.h"
+#include "decoding/layer_selection.h"
 
 namespace pareto::decoding {
 namespace {
@@ -90,6 +91,24 @@ bool DraftModelCache::sync(std::span<const int32_t> tokens) {
   return feed(tokens.subspan(keep));
 }
 
+bool DraftModelCache::sync_on(const kv::KvCache& target, std::span<const int32_t> tokens) {
+  const int verified = target.n_tokens();
+  PARETO_CHECK(verified < static_cast<int>(tokens.size()));
+  cache_ = target.fork();
+  fed_.assign(tokens.begin(), tokens.begin() + verified);
+  return feed(tokens.subspan(static_cast<size_t>(verified)));
+}
+
+void DraftModelCache::release() {
+  cache_.clear();
+  fed_.clear();
+}
+
+void DraftModelCache::set_skip_layers(std::span<const uint8_t> skip) {
+  PARETO_CHECK(skip.size() == skip_.size() && fed_.empty());
+  std::copy(skip.begin(), skip.end(), skip_.begin());  // forward_.skip_layers views skip_
+}
+
 bool DraftModelCache::evaluate_and_drop(std::span<const model::BatchEntry> entries) {
   kv::KvCache* caches[] = {&cache_};
   const bool ok =
@@ -125,7 +144,19 @@ void DraftModelDrafter::draft(const SequenceState& seq, int max_tokens, Draft& o
     rng_.seed(seq.seed ^ 0x9e3779b97f4a7c15ULL);
     seeded_ = true;
   }
+  if (layer_skip_) {
+    // On a fork of the target's cache, dropped when the draft is made (the target's next
+    // verification then appends to pages it alone holds).
+    const bool synced = draft_.sync_on(seq.cache, seq.tokens);
+    if (synced) draft_chain(seq, max_tokens, out);
+    draft_.release();
+    return;
+  }
   if (!draft_.sync(seq.tokens)) return;
+  draft_chain(seq, max_tokens, out);
+}
+
+void DraftModelDrafter::draft_chain(const SequenceState& seq, int max_tokens, Draft& out) {
   history_.assign(seq.tokens.begin(), seq.tokens.end());
   confidence_.clear();
   const bool greedy = seq.sampler.greedy();
@@ -163,11 +194,18 @@ void DraftModelDrafter::draft(const SequenceState& seq, int max_tokens, Draft& o
 }
 
 int DraftModelDrafter::lag(const SequenceState& seq) const {
+  if (layer_skip_) return 0;  // it drafts on a fork of the target's cache
   return std::max(0, static_cast<int>(seq.tokens.size()) - draft_.held());
 }
 
 void DraftModelDrafter::verified(const SequenceState& seq, const Verification& v) {
   (void)seq;
+  if (layer_skip_ && !v.residuals.empty()) {
+    const model::ModelConfig& c = draft_.resources().model->config();
+    const std::span<const uint8_t> now = draft_.skip_layers();
+    const auto n_skip = static_cast<int>(std::count(now.begin(), now.end(), uint8_t{1}));
+    draft_.set_skip_layers(choose_skipped_layers(v.residuals, c.n_layers, c.dim, n_skip));
+  }
   if (!adaptive_ || v.drafted == 0) return;
   stats_->cost.add(v.drafted + 1, v.verify_seconds);
   // Calibration over the positions the verification reached (accepted ones and the first miss).

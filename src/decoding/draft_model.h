@@ -39,6 +39,17 @@ class DraftModelCache {
                            std::vector<uint8_t> skip_layers = {});
   // False when the draft's context or page pool has no room (then no draft this step).
   bool sync(std::span<const int32_t> tokens);
+  // Layer skip on the target's own cache: holds a copy-on-write fork of `target` (the target's
+  // entries of every verified token, in every layer, as its verification wrote them) and feeds the
+  // rest of `tokens` (the pending one) through the kept layers. Nothing to catch up, and the
+  // draft attends over the target's exact keys and values; the fork shares the target's pages,
+  // so drafting writes only copies of each slot's last page. release() drops the fork.
+  bool sync_on(const kv::KvCache& target, std::span<const int32_t> tokens);
+  void release();
+  // Another skip set of the same size (only for a cache that holds nothing of its own: layer skip
+  // on forks, between drafts).
+  void set_skip_layers(std::span<const uint8_t> skip);
+  std::span<const uint8_t> skip_layers() const { return skip_; }
   // Appends `tokens` (causal) after what is held; logits of the last one.
   bool feed(std::span<const int32_t> tokens);
   // Evaluates `entries` (positions and parents set by the caller; a tree continuing what is held)
@@ -78,9 +89,14 @@ class DraftModelDrafter final : public Drafter {
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
   int lag(const SequenceState& seq) const override;
+  // Layer skip re-chooses its skipped layers after each verification (CLaSp; layer_selection.h).
+  bool wants_residuals() const override { return layer_skip_; }
+  std::span<const uint8_t> skip_layers() const { return draft_.skip_layers(); }
 
  private:
   bool keep_drafting(double p_all_pass) const;
+  // The chain after the sync: the pending token's logits are the draft's last.
+  void draft_chain(const SequenceState& seq, int max_tokens, Draft& out);
 
   DraftModelCache draft_;
   bool adaptive_;

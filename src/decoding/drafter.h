@@ -45,6 +45,10 @@ struct Verification {
   int drafted = 0;            // tokens of the last draft
   int accepted = 0;           // of them, accepted
   double verify_seconds = 0;  // the target forward that verified them (shared with the batch)
+  // The residual stream of the last entry the verification kept (the pending token, or the last
+  // accepted draft token), [n_layers + 1][dim], for a drafter that wants_residuals() and a chain;
+  // else empty.
+  std::span<const float> residuals = {};
 };
 
 // Verification cost as measured: seconds ~ a + b x entries, least squares over the past
@@ -96,6 +100,8 @@ class Drafter {
     (void)seq;
     return 0;
   }
+  // Whether verified() wants Verification::residuals.
+  virtual bool wants_residuals() const { return false; }
 };
 
 // Draws from a drafter's processed distribution q with the drafter's own RNG (independent of the

@@ -217,7 +217,13 @@ int SpeculativeStrategy::accept(SequenceState& seq, std::span<const float> logit
   }
   const Clock::time_point drafter_start = Clock::now();
   if (!after_prompt) {
-    drafter_->verified(seq, {static_cast<int>(n_draft), n_accepted, verify_seconds});
+    // The last kept entry is row n_accepted: the pending token's, then each accepted draft's.
+    std::span<const float> residuals;
+    if (!seq.residuals.empty() && seq.residuals.size() % rows == 0) {
+      const size_t per_row = seq.residuals.size() / rows;
+      residuals = seq.residuals.subspan(static_cast<size_t>(n_accepted) * per_row, per_row);
+    }
+    drafter_->verified(seq, {static_cast<int>(n_draft), n_accepted, verify_seconds, residuals});
   }
   stats_.draft_seconds += std::chrono::duration<double>(Clock::now() - drafter_start).count();
   draft_.clear();

@@ -41,6 +41,7 @@ class SpeculativeStrategy final : public DecodingStrategy {
                std::vector<model::BatchEntry>& entries) override;
   int accept(SequenceState& seq, std::span<const float> logits) override;
   const SpeculationStats* speculation() const override { return &stats_; }
+  bool wants_residuals() const override { return drafter_->wants_residuals(); }
   const Drafter& drafter() const { return *drafter_; }
 
  private:

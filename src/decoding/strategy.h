@@ -34,6 +34,9 @@ struct SequenceState {
   // scheduler); 0: unknown, and a strategy times from its propose to its accept instead, which in
   // a batch also counts the other sequences' proposing (a draft model's forwards).
   double forward_seconds = 0;
+  // The residual stream of the entries of that forward ([entries][n_layers + 1][dim], in the
+  // order proposed), when the strategy wants_residuals(); else empty.
+  std::span<const float> residuals;
 
   std::span<const int32_t> generated() const {
     return std::span<const int32_t>(tokens).subspan(static_cast<size_t>(n_prompt));
@@ -71,6 +74,9 @@ class DecodingStrategy {
 
   // Speculative strategies report what they drafted and accepted; others return nullptr.
   virtual const SpeculationStats* speculation() const { return nullptr; }
+  // Whether accept() wants the residual stream of the entries it proposed (SequenceState::
+  // residuals): self-speculation re-chooses its skipped layers from them (CLaSp).
+  virtual bool wants_residuals() const { return false; }
 };
 
 struct StrategyContext;

@@ -42,8 +42,7 @@ kv::KvPoolOptions pool_options(const model::Model& m, const SchedulerOptions& o)
 // was rolled back would leave quantized entries that a never-drafted cache holds in f16 (the
 // target's cache never meets this: drafts end there, KvCache::entries_in_one_view). In F16 the
 // draft's state after a rollback is that of a run that never drafted. A draft model's cache is
-// small; layer skip's holds the kept layers of the whole sequence, so with a KIVI target it takes
-// more memory than the target's own cache (layer skip gives up KIVI's saving).
+// small. (Layer skip drafts on a fork of the target's own cache and holds none here.)
 kv::KvPoolOptions draft_pool_options(const model::Model& m, SchedulerOptions o) {
   if (kv::kivi_bits(o.key_type) > 0) o.key_type = kv::KvType::kF16;
   if (kv::kivi_bits(o.value_type) > 0) o.value_type = kv::KvType::kF16;
@@ -79,7 +78,8 @@ Scheduler::Scheduler(const model::Model& model, const tokenizer::Tokenizer& toke
   kv_pool_ = std::make_shared<kv::KvPool>(pool_options(model, options));
   strategy_context_.draft_max = options.draft_max;
   strategy_context_.fixed_draft_length = options.fixed_draft_length;
-  // Layer-skip drafts: the target's shape, a pool of their own (created on first use).
+  // Layer-skip drafts: the target itself, on forks of each sequence's cache (so this pool stays
+  // empty; DraftModelCache needs one).
   self_draft_.model = &model;
   self_draft_.kv_pool = std::make_shared<kv::KvPool>(draft_pool_options(model, options));
   self_draft_.pool = &pool;
@@ -526,6 +526,13 @@ Status Scheduler::step() {
     }
     model::ForwardOptions forward_options = options_.forward;
     if (step_attention_.any()) forward_options.attention_observer = &step_attention_;
+    residuals_.begin_step(planned_.size());
+    for (size_t i = 0, entry = 0; i < planned_.size(); entry += planned_[i].n_entries, ++i) {
+      if (planned_[i].decode && planned_[i].seq->strategy->wants_residuals()) {
+        residuals_.want(i, entries_, entry, planned_[i].n_entries);
+      }
+    }
+    forward_options.residuals = residuals_.capture();
     const Clock::time_point forward_start = Clock::now();
     const auto forwarded =
         model_.forward(entries_, caches_, logits_, workspace_, pool_, forward_options);
@@ -567,8 +574,10 @@ Status Scheduler::step() {
       s.drafted_last_step = drafting;
       const Clock::time_point accept_start = Clock::now();
       s.state.forward_seconds = forward_seconds;
+      s.state.residuals = residuals_.of(index, model_.config());
       const int n_new = s.strategy->accept(s.state, rows);
       s.state.forward_seconds = 0;  // this forward's only
+      s.state.residuals = {};
       apply_kv_budget(s, static_cast<int>(index), p.first_position);
       if (drafting) {
         ++spec_sequences;

@@ -31,6 +31,7 @@
 #include "decoding/strategy.h"
 #include "engine/speculation_switch.h"
 #include "engine/step_attention.h"
+#include "engine/step_residuals.h"
 #include "engine/strategy_memory.h"
 #include "kv/kv_pool.h"
 #include "kv/prefix_cache.h"
@@ -165,6 +166,8 @@ class Scheduler {
   bool has_work() const;
   SchedulerCounters counters() const;
   const kv::KvPool& kv_pool() const { return *kv_pool_; }
+  // Entries whose residual stream a forward captured for their strategy (CLaSp), since creation.
+  int64_t residual_rows_captured() const { return residuals_.rows_captured(); }
   // Sets of cross-request drafter memories held (strategy_memory.h).
   size_t strategy_memories() const { return strategy_memories_.size(); }
   // The pools of the draft model's caches (null without a draft model) and of layer-skip drafts.
@@ -230,6 +233,7 @@ class Scheduler {
   std::vector<float> logits_;
   model::ForwardWorkspace workspace_;
   StepAttention step_attention_;  // attention weights for the sequences' KV policies
+  StepResiduals residuals_;       // residual streams for the strategies that want them (CLaSp)
   // After a forward: hands the step's attention to s's KV policy and enforces its budget.
   void apply_kv_budget(Sequence& s, int seq_index, int32_t first_position);
   // Brings parked KV entries back when the sequence's policy asks (before its forward is planned).

@@ -456,8 +456,35 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
   float* h = ws.h.data();
   float* proj = ws.proj.data();
   kernels::get_rows(weights_.token_embd, ws.tokens, x);
+  ResidualCapture* capture = options.residuals;
+  if (capture != nullptr) {
+    for (const int32_t r : capture->rows) {
+      if (r < 0 || r >= n || !batch[static_cast<size_t>(r)].logits) {
+        return make_error("model: forward: residual capture of row ", r, " (the batch has ", n,
+                          " rows; a captured row must want logits)");
+      }
+    }
+    capture->values.assign(capture->rows.size() * static_cast<size_t>((c.n_layers + 1) * dim), 0);
+  }
+  // The captured rows' residual stream at layer boundary `boundary`; after the last layer's rows
+  // were compacted to those that want logits, a row is found at its index among ws.out_rows.
+  const auto capture_at = [&](int boundary, bool compacted) {
+    for (size_t i = 0; i < capture->rows.size(); ++i) {
+      int64_t row = capture->rows[i];
+      if (compacted) {
+        row = std::lower_bound(ws.out_rows.begin(), ws.out_rows.end(), capture->rows[i]) -
+              ws.out_rows.begin();
+      }
+      std::copy_n(x + row * dim, dim,
+                  capture->values.data() +
+                      (i * static_cast<size_t>(c.n_layers + 1) + static_cast<size_t>(boundary)) *
+                          static_cast<size_t>(dim));
+    }
+  };
+  bool compacted = false;
 
   for (int l = 0; l < c.n_layers; ++l) {
+    if (capture != nullptr) capture_at(l, false);
     if (!skip.empty() && skip[static_cast<size_t>(l)] != 0) continue;
     const LayerWeights& w = weights_.layers[static_cast<size_t>(l)];
     kernels::rms_norm(x, w.attn_norm, n, dim, c.rms_eps, h);
@@ -534,6 +561,7 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
     int64_t rows = n;
     kernels::matmul(w.attn_output, ws.attn.data(), n, proj, pool, path, invariant);
     if (l == c.n_layers - 1 && static_cast<int64_t>(ws.out_rows.size()) < n) {
+      compacted = true;
       rows = static_cast<int64_t>(ws.out_rows.size());
       for (int64_t i = 0; i < rows; ++i) {  // out_rows ascending: row i moves down or stays
         const int64_t from = ws.out_rows[static_cast<size_t>(i)];
@@ -552,6 +580,7 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
     kernels::matmul(w.ffn_down, ws.gate.data(), rows, proj, pool, path, invariant);
     kernels::add_inplace(x, proj, rows * dim);
   }
+  if (capture != nullptr) capture_at(c.n_layers, compacted);
   for (const BatchRun& run : runs) {
     kv::KvCache& cache = *caches[run.seq];
     int32_t next = cache.n_tokens();

@@ -91,6 +91,15 @@ class KvPolicyObserver final : public AttentionObserver {
   std::vector<kv::KvPolicy*> policies_;
 };
 
+// Where a forward leaves the residual stream of chosen rows: at the input of every layer and after
+// the last one (before the output norm). Self-speculation's layer selection (CLaSp) compares them.
+struct ResidualCapture {
+  std::vector<int32_t> rows;  // batch rows to capture, set by the caller; each must want logits
+  // Written by the forward: [rows.size()][n_layers + 1][dim]. A skipped layer's input and output
+  // are the same state.
+  std::vector<float> values;
+};
+
 struct ForwardOptions {
   // For the single-sequence forward only: logits for every token of the batch ([n_tokens,
   // n_vocab]) or only the last ([1, n_vocab]).
@@ -118,6 +127,7 @@ struct ForwardOptions {
   // one skip set must not be used with another.
   std::span<const uint8_t> skip_layers;
   AttentionObserver* attention_observer = nullptr;
+  ResidualCapture* residuals = nullptr;  // unset: nothing captured
 };
 
 struct ModelLoadOptions {

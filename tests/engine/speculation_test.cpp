@@ -49,6 +49,7 @@ const std::vector<std::string> kPrompts = {"Once upon a time", "The little dog r
 struct Outcome {
   std::vector<std::vector<int32_t>> tokens;  // per prompt
   int steps = 0;
+  int64_t residual_rows = 0;  // Scheduler::residual_rows_captured
 };
 
 // Each prompt alone (or all together), greedy, `max_tokens` tokens, with `strategy`.
@@ -100,6 +101,7 @@ Outcome run(Session& session, const std::string& strategy, kv::KvType type, int 
     r.tokens.push_back(done[id].tokens);
   }
   EXPECT_EQ((*scheduler)->kv_pool().pages_in_use(), 0);
+  r.residual_rows = (*scheduler)->residual_rows_captured();
   return r;
 }
 
@@ -135,6 +137,11 @@ TEST(Speculation, GreedyOutputEqualsPlainGreedyInFewerSteps) {
             std::string_view(strategy).find(',') == std::string_view::npos) {
           EXPECT_LT(spec.steps, plain.steps) << "the drafter never had a draft accepted";
         }
+        // Layer skip (alone or as an arm) re-chooses its layers from the verifications' residual
+        // streams (CLaSp); nothing else asks the forward for them.
+        const bool layer_skip = std::string_view(strategy).find("layerskip") != std::string::npos;
+        EXPECT_EQ(spec.residual_rows > 0, layer_skip);
+        EXPECT_EQ(spec_together.residual_rows > 0, layer_skip);
       }
       // Cost-aware lengths (the default outside these tests; draft_length.h): shorter drafts,
       // chosen by measured times, the same output.
