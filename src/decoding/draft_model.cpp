@@ -99,6 +99,12 @@ bool DraftModelCache::sync_on(const kv::KvCache& target, std::span<const int32_t
   return feed(tokens.subspan(static_cast<size_t>(verified)));
 }
 
+int DraftModelCache::behind(std::span<const int32_t> tokens) const {
+  size_t same = 0;
+  while (same < fed_.size() && same < tokens.size() && fed_[same] == tokens[same]) ++same;
+  return static_cast<int>(tokens.size() - same);
+}
+
 void DraftModelCache::release() {
   cache_.clear();
   fed_.clear();
@@ -195,7 +201,7 @@ void DraftModelDrafter::draft_chain(const SequenceState& seq, int max_tokens, Dr
 
 int DraftModelDrafter::lag(const SequenceState& seq) const {
   if (layer_skip_) return 0;  // it drafts on a fork of the target's cache
-  return std::max(0, static_cast<int>(seq.tokens.size()) - draft_.held());
+  return draft_.behind(seq.tokens);
 }
 
 void DraftModelDrafter::verified(const SequenceState& seq, const Verification& v) {

@@ -58,6 +58,9 @@ class DraftModelCache {
   // [rows, n_vocab] of the last feed / evaluation.
   std::span<const float> logits() const { return logits_; }
   int held() const { return static_cast<int>(fed_.size()); }
+  // How many of `tokens` sync() would have to feed (what it holds beyond their common prefix is
+  // dropped first): the catch-up a draft now would pay.
+  int behind(std::span<const int32_t> tokens) const;
   const DraftModelResources& resources() const { return r_; }
 
  private:

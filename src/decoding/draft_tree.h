@@ -35,6 +35,7 @@ class DraftTreeDrafter final : public Drafter {
   // max_tokens is the node budget.
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
+  int lag(const SequenceState& seq) const override { return draft_.behind(seq.tokens); }
 
  private:
   // The sampled tree (requests that sample): children drawn from q, q kept per node.

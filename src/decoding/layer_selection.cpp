@@ -15,7 +15,8 @@ double cosine(const std::vector<double>& a, std::span<const float> b) {
     aa += a[i] * a[i];
     bb += static_cast<double>(b[i]) * b[i];
   }
-  return aa > 0 && bb > 0 ? dot / std::sqrt(aa * bb) : (aa == 0 && bb == 0 ? 1.0 : 0.0);
+  const double c = aa > 0 && bb > 0 ? dot / std::sqrt(aa * bb) : (aa == 0 && bb == 0 ? 1.0 : 0.0);
+  return std::isfinite(c) ? c : -1.0;  // a non-finite stream ranks last, never leaves a cell empty
 }
 
 }  // namespace

@@ -38,9 +38,9 @@ std::unique_ptr<Drafter> sized(const StrategyContext& c, std::unique_ptr<Drafter
   return std::make_unique<CostAwareLength>(std::move(guesser), c.draft_length_memory);
 }
 
-// The layers the self-speculative draft skips: every other layer strictly inside the stack (the
-// first and the last always run), a fixed choice (CLaSp re-chooses it by dynamic programming from
-// the last verification's hidden states; not implemented).
+// The layers the self-speculative draft skips at first: every other layer strictly inside the
+// stack (the first and the last always run). After each verification the drafter re-chooses as
+// many by CLaSp's dynamic programming (decoding/layer_selection.h).
 std::vector<uint8_t> layer_skip_set(const model::ModelConfig& c) {
   std::vector<uint8_t> skip(static_cast<size_t>(c.n_layers), 0);
   for (int l = 1; l + 1 < c.n_layers; l += 2) skip[static_cast<size_t>(l)] = 1;

@@ -172,7 +172,6 @@ class Scheduler {
   size_t strategy_memories() const { return strategy_memories_.size(); }
   // The pools of the draft model's caches (null without a draft model) and of layer-skip drafts.
   const kv::KvPool* draft_kv_pool() const { return draft_.kv_pool.get(); }
-  const kv::KvPool& self_draft_kv_pool() const { return *self_draft_.kv_pool; }
   const SchedulerOptions& options() const { return options_; }
 
  private:

@@ -410,6 +410,16 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
                              ForwardWorkspace& ws, ThreadPool& pool,
                              const ForwardOptions& options) const {
   const ModelConfig& c = config_;
+  // A bad capture is refused before anything is appended.
+  if (const ResidualCapture* rc = options.residuals; rc != nullptr) {
+    for (const int32_t r : rc->rows) {
+      if (r < 0 || static_cast<size_t>(r) >= batch.size() ||
+          !batch[static_cast<size_t>(r)].logits) {
+        return make_error("model: forward: residual capture of row ", r, " (the batch has ",
+                          batch.size(), " rows; a captured row must want logits)");
+      }
+    }
+  }
   PARETO_RETURN_IF_ERROR(validate_batch(c, batch, caches, ws.runs, ws.seen));
   const std::span<const uint8_t> skip = options.skip_layers;
   if (!skip.empty() &&
@@ -458,12 +468,6 @@ Status DecoderModel::forward(std::span<const BatchEntry> batch,
   kernels::get_rows(weights_.token_embd, ws.tokens, x);
   ResidualCapture* capture = options.residuals;
   if (capture != nullptr) {
-    for (const int32_t r : capture->rows) {
-      if (r < 0 || r >= n || !batch[static_cast<size_t>(r)].logits) {
-        return make_error("model: forward: residual capture of row ", r, " (the batch has ", n,
-                          " rows; a captured row must want logits)");
-      }
-    }
     capture->values.assign(capture->rows.size() * static_cast<size_t>((c.n_layers + 1) * dim), 0);
   }
   // The captured rows' residual stream at layer boundary `boundary`; after the last layer's rows

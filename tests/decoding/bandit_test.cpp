@@ -142,7 +142,9 @@ TEST(BanditDrafter, JudgesArmsByTheirTokensOverTheirSeconds) {
 // the sequence gained since it last drafted. It drafts `length` copies of `token`.
 class LaggingDrafter final : public Drafter {
  public:
-  LaggingDrafter(int32_t token, int length) : token_(token), length_(length) {}
+  // `seen`: tokens it has taken in already.
+  LaggingDrafter(int32_t token, int length, int seen = 0)
+      : token_(token), length_(length), seen_(seen) {}
   std::string_view name() const override { return "lagging"; }
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override {
     seen_ = static_cast<int>(seq.tokens.size());
@@ -184,6 +186,25 @@ TEST(BanditDrafter, PlaysAnArmThatMustCatchUpForAnEpoch) {
   EXPECT_EQ(pulled, (std::vector<std::string>{"lagging", "lagging", "none", "lagging", "lagging"}));
   EXPECT_EQ(bandit.arms()[0].pulls, 4);
   EXPECT_EQ(bandit.arms()[1].pulls, 1);
+}
+
+// Chosen with little lag, an arm is no epoch: the next step chooses afresh (here "none", which
+// has yet to be pulled once).
+TEST(BanditDrafter, AnArmChosenWithoutLagIsChosenAfreshNextStep) {
+  std::vector<std::unique_ptr<Drafter>> arms;
+  arms.push_back(std::make_unique<LaggingDrafter>(3, 2, /*seen=*/38));
+  BanditDrafter bandit(std::move(arms));
+  SequenceState s;
+  s.tokens.assign(40, 1);  // lag 2
+  std::vector<size_t> drafted;
+  for (int step = 0; step < 2; ++step) {
+    Draft d;
+    bandit.draft(s, 8, d);
+    drafted.push_back(d.tokens.size());
+    bandit.verified(s, {static_cast<int>(d.tokens.size()), 0, 1e-3});
+    s.tokens.push_back(3);
+  }
+  EXPECT_EQ(drafted, (std::vector<size_t>{2, 0}));
 }
 
 // Requests of a code workload, simulated: an arm with nothing to catch up ("fast": 3 tokens a
@@ -236,7 +257,8 @@ double run_requests(int epoch_steps, uint32_t seed, int& catch_ups) {
 // Played in epochs, the lagging arm is judged by what it costs running, not by its catch-ups
 // (without epochs nearly every pull of it is a catch-up, 3 tokens in ~6.6 ms, and the bandit
 // may even settle on plain decoding), and the run is faster: over 8 seeds a higher mean rate, and
-// within 10% of the fast arm alone (1.39x plain).
+// within 12% of the fast arm alone (1.39x plain). (The bandit also times the arms' draft calls,
+// microseconds against the simulated milliseconds.)
 TEST(BanditDrafter, EpochsAmortizeCatchUps) {
   double with = 0, without = 0;
   std::string runs;
@@ -250,7 +272,7 @@ TEST(BanditDrafter, EpochsAmortizeCatchUps) {
             std::to_string(c1) + "/" + std::to_string(c4) + ")";
   }
   EXPECT_GT(with, without) << runs;
-  EXPECT_GE(with, 0.9 * 1.39) << runs;
+  EXPECT_GE(with, 0.88 * 1.39) << runs;  // measured: 1.296 over these 8 seeds
 }
 
 }  // namespace

@@ -119,7 +119,8 @@ TEST(Speculation, GreedyOutputEqualsPlainGreedyInFewerSteps) {
     for (const kv::KvType type : types) {
       const Outcome plain = run(**session, "autoregressive", type, 1);
       ASSERT_EQ(plain.tokens.size(), kPrompts.size());
-      for (const char* strategy : {"ngram", "sam", "layerskip", "bandit", "ngram,sam"}) {
+      for (const char* strategy :
+           {"ngram", "sam", "layerskip", "bandit", "ngram,sam", "ngram,layerskip"}) {
         SCOPED_TRACE(std::string(model) + " " + std::string(kv::kv_type_name(type)) + " " +
                      strategy);
         const Outcome spec = run(**session, strategy, type, 1);
