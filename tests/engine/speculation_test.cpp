@@ -121,6 +121,9 @@ TEST(Speculation, GreedyOutputEqualsPlainGreedyInFewerSteps) {
       ASSERT_EQ(plain.tokens.size(), kPrompts.size());
       for (const char* strategy :
            {"ngram", "sam", "layerskip", "bandit", "ngram,sam", "ngram,layerskip"}) {
+        // Layer skip as an arm: the first storage type of each model is enough (the arm's
+        // plumbing does not depend on it; CI's time does).
+        if (std::string_view(strategy) == "ngram,layerskip" && type != types.front()) continue;
         SCOPED_TRACE(std::string(model) + " " + std::string(kv::kv_type_name(type)) + " " +
                      strategy);
         const Outcome spec = run(**session, strategy, type, 1);
