@@ -28,16 +28,24 @@ void PassCounts::add(int drafted, int accepted_tokens, double decay) {
   }
 }
 
+namespace {
+
+// The entry of `name` in `stats`, made (value-initialized) on first use.
+template <typename Stats>
+Stats& entry(std::map<std::string, Stats, std::less<>>& stats, std::string_view name) {
+  const auto it = stats.find(name);
+  if (it != stats.end()) return it->second;
+  return stats.emplace(std::string(name), Stats{}).first->second;
+}
+
+}  // namespace
+
 DraftLengthStats& DraftLengthMemory::stats_for(std::string_view drafter_name) {
-  const auto it = stats_.find(drafter_name);
-  if (it != stats_.end()) return it->second;
-  return stats_.emplace(std::string(drafter_name), DraftLengthStats{}).first->second;
+  return entry(stats_, drafter_name);
 }
 
 DraftModelStats& DraftLengthMemory::model_stats_for(std::string_view drafter_name) {
-  const auto it = model_stats_.find(drafter_name);
-  if (it != model_stats_.end()) return it->second;
-  return model_stats_.emplace(std::string(drafter_name), DraftModelStats{}).first->second;
+  return entry(model_stats_, drafter_name);
 }
 
 CostAwareLength::CostAwareLength(std::unique_ptr<Drafter> inner, DraftLengthMemory* memory)

@@ -83,9 +83,9 @@ bool DraftModelCache::feed(std::span<const int32_t> tokens) {
 
 bool DraftModelCache::sync(std::span<const int32_t> tokens) {
   PARETO_CHECK(!tokens.empty());
-  size_t keep = 0;
-  while (keep < fed_.size() && keep < tokens.size() && fed_[keep] == tokens[keep]) ++keep;
-  keep = std::min(keep, tokens.size() - 1);
+  // The longest prefix held, but always the pending token fed (its logits start the draft).
+  const size_t keep =
+      std::min(tokens.size() - static_cast<size_t>(behind(tokens)), tokens.size() - 1);
   cache_.truncate(static_cast<int>(keep));
   fed_.resize(keep);
   return feed(tokens.subspan(keep));
