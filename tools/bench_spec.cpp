@@ -62,6 +62,7 @@ Command add_bench_spec_command(CLI::App& bench) {
                   "comma-separated strategies (default: every speculative one that can run)");
   app->add_option("-t,--threads", opt->bench.threads, "threads (default: hardware threads)");
   add_sam_corpus_option(*app, opt->bench.sam_corpus);
+  add_draft_type_option(*app, opt->bench.draft_type);
   app->add_option("--draft-max", opt->bench.draft_max, "longest draft per step")
       ->check(CLI::Range(0, 64))
       ->capture_default_str();

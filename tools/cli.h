@@ -65,6 +65,13 @@ inline void add_sam_corpus_option(CLI::App& app, std::vector<std::string>& files
                  "SAM Decoding's static corpus)");
 }
 
+// --draft-type TYPE: the draft model's matrices converted at load (LoadOptions::draft_weight_type).
+inline void add_draft_type_option(CLI::App& app, std::string& type) {
+  app.add_option("--draft-type", type,
+                 "convert the draft model's F32/F16/BF16 matrices at load to q8_0, q4_0, f16 or "
+                 "bf16, as llama-quantize would (faster drafts; output unchanged)");
+}
+
 // A number that is finite: CLI11's Range lets NaN through (every comparison with it is false).
 inline CLI::Validator finite_number() {
   return CLI::Validator(

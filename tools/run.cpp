@@ -29,6 +29,7 @@ struct RunOptions {
   int kivi_residual = 128;
   std::vector<std::string> stop;
   std::string draft_model;
+  std::string draft_type;  // LoadOptions::draft_weight_type
   int draft_max = 8;
   bool fixed_draft_length = false;
   std::vector<std::string> sam_corpus;
@@ -50,6 +51,7 @@ int run(const RunOptions& opt) {
   load.kivi_residual = opt.kivi_residual;
   load.max_sequences = 1;
   load.draft_model_path = opt.draft_model;
+  load.draft_weight_type = opt.draft_type;
   load.draft_max = opt.draft_max;
   load.fixed_draft_length = opt.fixed_draft_length;
   load.sam_corpus_files = opt.sam_corpus;
@@ -178,6 +180,7 @@ Command add_run_command(CLI::App& parent) {
   app->add_option("--draft-model,--md", opt->draft_model,
                   "draft model for --spec draft / draft-adaptive (same vocabulary as -m)");
   add_sam_corpus_option(*app, opt->sam_corpus);
+  add_draft_type_option(*app, opt->draft_type);
   app->add_option("--draft-max", opt->draft_max, "longest draft per step (speculative --spec)")
       ->check(CLI::Range(0, 64))
       ->capture_default_str();

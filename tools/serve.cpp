@@ -35,6 +35,7 @@ struct ServeOptions {
   std::string strategy;
   std::string kv_policy, kv_budget;
   std::string draft_model;
+  std::string draft_type;  // LoadOptions::draft_weight_type
   int draft_max = 8;
   bool fixed_draft_length = false;
   std::vector<std::string> sam_corpus;
@@ -99,6 +100,7 @@ int serve(const ServeOptions& opt) {
   load.batch_invariant = opt.batch_invariant;
   load.flash_attention = opt.flash_attention;
   load.draft_model_path = opt.draft_model;
+  load.draft_weight_type = opt.draft_type;
   load.draft_max = opt.draft_max;
   load.fixed_draft_length = opt.fixed_draft_length;
   load.sam_corpus_files = opt.sam_corpus;
@@ -178,6 +180,7 @@ Command add_serve_command(CLI::App& parent) {
   app->add_option("--draft-model,--md", opt->draft_model,
                   "draft model for the draft strategies (same vocabulary as -m)");
   add_sam_corpus_option(*app, opt->sam_corpus);
+  add_draft_type_option(*app, opt->draft_type);
   app->add_option("--draft-max", opt->draft_max, "longest draft per step")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

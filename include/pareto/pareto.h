@@ -85,6 +85,11 @@ struct LoadOptions {
   // Threads of the draft model's forwards; <= 0: one for a draft file under 64 MiB (its per-token
   // work is shorter than handing work to other threads), else n_threads.
   int draft_threads = 0;
+  // The draft model's matrices converted at load to "q8_0", "q4_0", "f16" or "bf16", as
+  // llama-quantize would write them ("": the file's types). Drafts read their weights once per
+  // draft token, so an F32 draft converted to q8_0 drafts faster; the output is still exactly
+  // the target's (only acceptance can change). Only F32/F16/BF16 drafts can be converted.
+  std::string draft_weight_type;
   // Beyond this many sequences decoding together, speculative requests decode plainly (drafts
   // stop paying once a step is compute-bound; still exact). 0: no limit. -1: automatic, per step
   // from the throughput measured with and without drafts at each batch size (the server's

@@ -118,6 +118,7 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& o) {
   lo.batch_invariant = o.batch_invariant;
   lo.cache_type_k = lo.cache_type_v = o.cache_type;
   lo.draft_model_path = o.draft;
+  lo.draft_weight_type = o.draft_type;
   lo.sam_corpus_files = o.sam_corpus;
   lo.draft_max = o.draft_max;
   lo.fixed_draft_length = o.fixed_draft_length;
@@ -125,6 +126,7 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& o) {
   SpecBenchReport report;
   report.target = o.target;
   report.draft = o.draft;
+  report.draft_type = o.draft_type;
   report.threads = o.threads;
   report.batch_invariant = o.batch_invariant;
   // [strategy index (0: plain)][workload index] totals.
@@ -223,7 +225,8 @@ double predicted_speedup(const SpecResult& x, const SpecBenchReport& r) {
 
 std::string format_spec_markdown(const SpecBenchReport& r) {
   std::ostringstream out;
-  out << "target " << r.target << (r.draft.empty() ? "" : ", draft " + r.draft) << ", " << r.prompts
+  out << "target " << r.target << (r.draft.empty() ? "" : ", draft " + r.draft)
+      << (r.draft_type.empty() ? "" : " (converted to " + r.draft_type + ")") << ", " << r.prompts
       << " prompts, greedy, " << (r.batch_invariant ? "batch-invariant" : "llama.cpp")
       << " order\n\n";
   out << "| strategy | workload | tok/s | speed-up | tokens/verification | acceptance | draft s "
@@ -302,6 +305,7 @@ std::string format_spec_json(const SpecBenchReport& r) {
   }
   const Json out = {{"target", r.target},
                     {"draft", r.draft},
+                    {"draft_type", r.draft_type},
                     {"threads", r.threads},
                     {"prompts", r.prompts},
                     {"batch_invariant", r.batch_invariant},

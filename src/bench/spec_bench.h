@@ -40,6 +40,7 @@ struct SpecBenchOptions {
   bool batch_invariant = true;
   std::string cache_type = "f16";
   std::vector<std::string> sam_corpus;  // text files for "sam" (LoadOptions::sam_corpus_files)
+  std::string draft_type;               // LoadOptions::draft_weight_type ("": the file's)
 };
 
 struct SpecResult {
@@ -58,6 +59,7 @@ struct SpecResult {
 
 struct SpecBenchReport {
   std::string target, draft;
+  std::string draft_type;  // the draft's conversion at load, "" for none
   int threads = 0;
   int prompts = 0;
   bool batch_invariant = true;

@@ -123,10 +123,19 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_path,
   PARETO_TRY(sched.key_type, kv::parse_kv_type(options.cache_type_k));
   PARETO_TRY(sched.value_type, kv::parse_kv_type(options.cache_type_v));
   sched.kivi_residual = options.kivi_residual;
+  std::optional<TensorType> draft_weight_type;
+  if (!options.draft_weight_type.empty()) {
+    if (options.draft_model_path.empty()) {
+      return make_error_code(ErrorCode::kInvalidArgument, "draft weight type '",
+                             options.draft_weight_type, "' given without a draft model");
+    }
+    PARETO_TRY(draft_weight_type, model::parse_weight_type(options.draft_weight_type));
+  }
   PARETO_TRY(auto session, engine::Session::open(model_path, so));
   std::unique_ptr<engine::Session> draft;
   if (!options.draft_model_path.empty() && session->has_model()) {
     engine::SessionOptions dso = so;
+    dso.model.weight_type = draft_weight_type;
     dso.n_threads = options.draft_threads;
     if (dso.n_threads <= 0) {
       std::error_code ec;

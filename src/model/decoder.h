@@ -62,9 +62,10 @@ Status refuse_unused_tensors(const formats::ModelFile& file, const ModelConfig& 
 
 // Finds and validates every tensor the config implies (presence, shape, type, row blocking).
 // tied_output is set in `config` when the file has no output.weight.
-// Placement (packing, huge pages) follows options.place_weights on the kernels of `path`.
+// Matrices are converted to options.weight_type when set; placement (packing, huge pages) follows
+// options.place_weights on the kernels of options' path.
 Result<DecoderWeights> bind_decoder_weights(const formats::ModelFile& file, ModelConfig& config,
-                                            kernels::KernelPath path, bool place_weights);
+                                            const ModelLoadOptions& options);
 
 // The kernel order a model loaded with `options` runs: the requested one, else this CPU's.
 kernels::KernelPath resolve_kernel_path(const ModelLoadOptions& options);

@@ -3,8 +3,10 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "kernels/kernel_path.h"
+#include "kernels/quant.h"
 #include "model/decoder.h"
 
 namespace pareto::model::detail {
@@ -186,6 +188,90 @@ void copy_unpacked_matrices(const formats::ModelFile& file, DecoderWeights& w) {
   w.packed.push_back(std::move(arena));
 }
 
+// Every weight matrix with its tensor name (token_embd first; "output.weight" only when untied).
+std::vector<std::pair<std::string, kernels::WeightView*>> named_matrices(DecoderWeights& w,
+                                                                         bool tied_output) {
+  std::vector<std::pair<std::string, kernels::WeightView*>> named = {
+      {"token_embd.weight", &w.token_embd}};
+  if (!tied_output) named.emplace_back("output.weight", &w.output);
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    LayerWeights& l = w.layers[i];
+    const std::string blk = "blk." + std::to_string(i) + ".";
+    for (auto [name, v] : {std::pair{"attn_q", &l.attn_q},
+                           {"attn_k", &l.attn_k},
+                           {"attn_v", &l.attn_v},
+                           {"attn_output", &l.attn_output},
+                           {"ffn_gate", &l.ffn_gate},
+                           {"ffn_up", &l.ffn_up},
+                           {"ffn_down", &l.ffn_down}}) {
+      named.emplace_back(blk + name + ".weight", v);
+    }
+  }
+  return named;
+}
+
+// The type llama-quantize (build de3ff81, llama_tensor_get_type) gives a matrix of a file it
+// quantizes to `type`, so that a model converted here computes what that file would: the output
+// projection (the embedding when tied) stays Q8_0 when its rows are not a multiple of 256 (else
+// Q6_K) for 4-bit types; a matrix whose rows are not a multiple of the type's block falls back to
+// F16; every other matrix takes `type`. F16 and BF16 apply to every matrix.
+TensorType converted_type(const kernels::WeightView& v, bool is_output, TensorType type) {
+  if (type == TensorType::F16 || type == TensorType::BF16) return type;
+  if (is_output && type != TensorType::Q8_0) {
+    return v.cols % 256 == 0 ? TensorType::Q6_K : TensorType::Q8_0;
+  }
+  return v.cols % traits(type).block_size == 0 ? type : TensorType::F16;
+}
+
+// ModelLoadOptions::weight_type: converts each float matrix (F32, F16, BF16) row by row through
+// f32 into one owned buffer, with llama-quantize's reference rounding (kernels::quantize_row), and
+// releases the mapped pages it came from. Quantized matrices are refused: converting them again
+// would compound two roundings (llama-quantize asks for --allow-requantize).
+Status convert_matrices(const formats::ModelFile& file, DecoderWeights& w, bool tied_output,
+                        TensorType type) {
+  const auto named = named_matrices(w, tied_output);
+  std::vector<TensorType> to;
+  size_t total = 0;
+  for (const auto& [name, v] : named) {
+    if (v->type != TensorType::F32 && v->type != TensorType::F16 && v->type != TensorType::BF16) {
+      return make_error_code(ErrorCode::kInvalidArgument, "model: ", file.path(), ": tensor '",
+                             name, "' is ", type_name(v->type), ": weight type ", type_name(type),
+                             " converts F32, F16 and BF16 matrices only");
+    }
+    const bool is_output = name == "output.weight" || (tied_output && v == &w.token_embd);
+    to.push_back(converted_type(*v, is_output, type));
+    total += static_cast<size_t>((v->rows * row_bytes(to.back(), v->cols) + 63) / 64 * 64);
+  }
+  kernels::PackedWeights arena = kernels::PackedWeights::allocate(total);
+  if (arena.empty()) {
+    return make_error_code(ErrorCode::kResourceExhausted, "model: ", file.path(),
+                           ": no memory for the weights converted to ", type_name(type), " (",
+                           total, " bytes)");
+  }
+  std::vector<float> row;
+  size_t offset = 0;
+  for (size_t i = 0; i < named.size(); ++i) {
+    kernels::WeightView& v = *named[i].second;
+    const kernels::WeightView from = v;
+    uint8_t* dst = arena.mutable_data() + offset;
+    const int64_t dst_row = row_bytes(to[i], v.cols);
+    row.resize(static_cast<size_t>(v.cols));
+    for (int64_t r = 0; r < v.rows; ++r) {
+      kernels::dequantize_row(from.type, from.row(r), row.data(), v.cols);
+      kernels::quantize_row(to[i], row.data(), dst + r * dst_row, v.cols);
+    }
+    const size_t bytes = static_cast<size_t>(v.rows * dst_row);
+    std::memset(dst + bytes, 0, (bytes + 63) / 64 * 64 - bytes);  // defined padding
+    offset += (bytes + 63) / 64 * 64;
+    v.type = to[i];
+    v.data = dst;
+    file.release_pages(from.data, static_cast<size_t>(from.rows * from.row_bytes()));
+  }
+  if (tied_output) w.output = w.token_embd;
+  w.packed.push_back(std::move(arena));
+  return ok();
+}
+
 // Puts the matrices where the fast kernels read them best: packed, or copied onto huge pages.
 // Skipped for the scalar kernels, or when the caller asks (the kernels then read the mapped file
 // as it is: to compare against the raw kernels, or to keep one shared copy in the page cache).
@@ -249,7 +335,7 @@ kernels::KernelPath resolve_kernel_path(const ModelLoadOptions& options) {
 }
 
 Result<DecoderWeights> bind_decoder_weights(const formats::ModelFile& file, ModelConfig& config,
-                                            kernels::KernelPath path, bool place_weights) {
+                                            const ModelLoadOptions& options) {
   const TensorBinder b(file);
   const int64_t dim = config.dim;
   const int64_t q_dim = int64_t{config.n_heads} * config.head_dim;
@@ -283,7 +369,10 @@ Result<DecoderWeights> bind_decoder_weights(const formats::ModelFile& file, Mode
     PARETO_TRY(l.ffn_down, b.matrix(blk + "ffn_down.weight", config.ffn_dim, dim));
   }
   PARETO_RETURN_IF_ERROR(refuse_unused_tensors(file, config));
-  place_matrices(file, w, path, place_weights);
+  if (options.weight_type) {
+    PARETO_RETURN_IF_ERROR(convert_matrices(file, w, config.tied_output, *options.weight_type));
+  }
+  place_matrices(file, w, resolve_kernel_path(options), options.place_weights);
   return w;
 }
 

@@ -14,6 +14,16 @@ Result<std::unique_ptr<Model>> Model::load(std::shared_ptr<const formats::ModelF
                          ": unknown architecture '", arch, "' (supported: llama, qwen2)");
 }
 
+Result<TensorType> parse_weight_type(std::string_view name) {
+  const std::optional<TensorType> t = parse_type_name(name);  // any case
+  if (t == TensorType::F16 || t == TensorType::BF16 || t == TensorType::Q8_0 ||
+      t == TensorType::Q4_0) {
+    return *t;
+  }
+  return make_error_code(ErrorCode::kInvalidArgument, "unknown weight type '", name,
+                         "' (valid: f16, bf16, q8_0, q4_0)");
+}
+
 kv::KvCache Model::make_cache(int capacity, kv::KvType key_type, kv::KvType value_type) const {
   return kv::KvCache(kv::KvShape{config_.n_layers, config_.n_kv_heads, config_.head_dim, capacity},
                      key_type, value_type);

@@ -136,7 +136,14 @@ struct ModelLoadOptions {
   // Pack quantized matrices for the AVX-512 VNNI kernels and copy the others onto huge pages
   // (same results, faster); off: the kernels read the mapped file as it is.
   bool place_weights = true;
+  // Convert the file's float matrices (F32, F16, BF16) to this type while loading, as
+  // llama-quantize would have written them (F16, BF16, Q8_0 or Q4_0; parse_weight_type): a
+  // draft model read at a quarter of its F32 bytes. Unset: the file's types.
+  std::optional<TensorType> weight_type;
 };
+
+// "f16", "bf16", "q8_0" or "q4_0" (ModelLoadOptions::weight_type); an error names the valid ones.
+Result<TensorType> parse_weight_type(std::string_view name);
 
 class Model {
  public:

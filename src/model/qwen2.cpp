@@ -9,9 +9,7 @@ Result<std::unique_ptr<Model>> load_qwen2(std::shared_ptr<const formats::ModelFi
   PARETO_TRY(ModelConfig config, read_decoder_config(*file, "qwen2"));
   config.rope_style = RopeStyle::kHalves;
   config.qkv_bias = true;
-  PARETO_TRY(
-      DecoderWeights weights,
-      bind_decoder_weights(*file, config, resolve_kernel_path(options), options.place_weights));
+  PARETO_TRY(DecoderWeights weights, bind_decoder_weights(*file, config, options));
   return std::make_unique<DecoderModel>(std::move(file), std::move(config), std::move(weights),
                                         resolve_kernel_path(options));
 }

@@ -446,6 +446,19 @@ TEST(Speculation, DraftStrategiesNeedADraftModelAndItsVocabularyMustMatch) {
   EXPECT_NE(engine.error().message.find("vocabulary"), std::string::npos) << engine.error().message;
   EXPECT_NE(engine.error().message.find("512 tokens, the target has 4096"), std::string::npos)
       << engine.error().message;
+  // A draft weight type: refused before any load when unknown or with no draft model.
+  lo.draft_model_path = test::shared_path("models/pycode/pycode1m.gguf");
+  lo.draft_weight_type = "q5_1";
+  engine = Engine::load(test::shared_path("models/pycode/pycode7m.gguf"), lo);
+  ASSERT_FALSE(engine.has_value());
+  EXPECT_NE(engine.error().message.find("unknown weight type 'q5_1'"), std::string::npos)
+      << engine.error().message;
+  lo.draft_model_path.clear();
+  lo.draft_weight_type = "q8_0";
+  engine = Engine::load(test::shared_path("models/pycode/pycode7m.gguf"), lo);
+  ASSERT_FALSE(engine.has_value());
+  EXPECT_NE(engine.error().message.find("given without a draft model"), std::string::npos)
+      << engine.error().message;
 }
 
 // Sampled requests (seeds 1..n): the counts of the tokens at generated positions 0 and 1, and
