@@ -34,7 +34,7 @@ BanditDrafter::BanditDrafter(std::vector<std::unique_ptr<Drafter>> arms, BanditM
   }
 }
 
-size_t BanditDrafter::choose() const {
+size_t BanditDrafter::choose(std::span<const int> lags) const {
   const std::vector<BanditArm>& arms = state_->arms;
   const double max_reward = state_->max_reward;
   const int64_t pulls = state_->pulls;
@@ -50,15 +50,36 @@ size_t BanditDrafter::choose() const {
   }
   const double dof = static_cast<double>(pulls) - static_cast<double>(arms.size());
   const double sigma = std::max(kMinSigma, dof > 0 ? std::sqrt(std::max(ss, 0.0) / dof) : 0.5);
+  // The arm's rate: its tokens over its seconds, scaled. (The mean of its per-step rates would
+  // favour an arm whose cheap steps win and costly ones lose: 2 tokens in 1.2 ms, then 1 in 2.6
+  // ms, is 0.79x plain decoding at 1 ms a token, though those rates average 1.03x.)
+  const auto rate = [&](const BanditArm& a) { return a.tokens / a.seconds / max_reward; };
+  size_t leader = 0;
+  for (size_t i = 1; i < arms.size(); ++i) {
+    if (rate(arms[i]) > rate(arms[leader])) leader = i;
+  }
   size_t best = 0;
   double best_score = -1;
   const double log_n = std::log(static_cast<double>(pulls));
   for (size_t i = 0; i < arms.size(); ++i) {
     const BanditArm& a = arms[i];
-    // The arm's rate: its tokens over its seconds, scaled. (The mean of its per-step rates would
-    // favour an arm whose cheap steps win and costly ones lose: 2 tokens in 1.2 ms, then 1 in
-    // 2.6 ms, is 0.79x plain decoding at 1 ms a token, though those rates average 1.03x.)
-    const double mean = a.tokens / a.seconds / max_reward;
+    double mean = rate(a);
+    // An arm lagging by kEpochLag tokens or more pays its catch-up (its measured cost per token
+    // times the lag) before its steps: judged by the rate over the steps it would be played.
+    // Another than the leader is explored for an epoch; the leader would be kept for the rest of
+    // the request (the mean request's steps less this one's so far, at least an epoch), so a small
+    // lead does not pay for a long catch-up while a large one does.
+    const int lag = lags[i];
+    if (lag >= kEpochLag && a.catch_up_tokens > 0) {
+      const double epoch = epoch_steps_;
+      const double request_steps =
+          static_cast<double>(pulls) / static_cast<double>(std::max<int64_t>(state_->requests, 1));
+      const double steps =
+          i == leader ? std::max(epoch, request_steps - static_cast<double>(steps_)) : epoch;
+      const double catch_up = lag * a.catch_up_seconds / a.catch_up_tokens;
+      const double step_seconds = a.seconds / static_cast<double>(a.pulls);
+      mean *= step_seconds / (step_seconds + catch_up / steps);
+    }
     const double score =
         mean + sigma * std::sqrt(2.0 * kAlpha * log_n / static_cast<double>(a.pulls));
     if (score > best_score) {
@@ -74,19 +95,42 @@ void BanditDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) 
   // A step with no room to draft (the context's end, a KIVI quantization point) is plain decoding,
   // whatever arm would have drafted: it counts for the "none" arm.
   const size_t none = arms_.size() - 1;
+  if (!counted_) {  // here, not in the constructor: the step thread alone writes the state
+    ++state_->requests;
+    counted_ = true;
+  }
   current_ = none;
   // (A no-room step inside an epoch leaves the epoch to the steps after it.)
   if (max_tokens > 0 && epoch_left_ > 0) {
     current_ = epoch_arm_;
     --epoch_left_;
   } else if (max_tokens > 0) {
-    current_ = choose();
+    lags_.assign(arms_.size(), 0);
+    for (size_t i = 0; i < arms_.size(); ++i) {
+      if (arms_[i] != nullptr) lags_[i] = std::max(arms_[i]->lag(seq) - 1, 0);  // less the pending
+    }
+    current_ = choose(lags_);
     epoch_arm_ = current_;
-    epoch_left_ =
-        arms_[current_] != nullptr && arms_[current_]->lag(seq) >= kEpochLag ? epoch_steps_ - 1 : 0;
+    epoch_left_ = lags_[current_] >= kEpochLag ? epoch_steps_ - 1 : 0;
   }
-  if (arms_[current_] != nullptr) arms_[current_]->draft(seq, max_tokens, out);
-  draft_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double catch_up_seconds = 0;
+  if (Drafter* arm = arms_[current_].get(); arm != nullptr) {
+    // A short lag (the few tokens accepted while another arm drafted) is taken in by the draft's
+    // own first forward, as every draft takes in its pending token: no catch-up of its own.
+    const int lag = std::max(arm->lag(seq) - 1, 0);
+    if (lag >= kEpochLag) {
+      catch_up_seconds = arm->catch_up(seq);
+      if (catch_up_seconds > 0) {
+        BanditArm& a = state_->arms[current_];
+        a.catch_up_tokens += lag;
+        a.catch_up_seconds += catch_up_seconds;
+      }
+    }
+    arm->draft(seq, max_tokens, out);
+  }
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  draft_seconds_ = std::max(wall - catch_up_seconds, 0.0);
 }
 
 bool BanditDrafter::wants_residuals() const {
@@ -109,6 +153,7 @@ void BanditDrafter::verified(const SequenceState& seq, const Verification& v) {
   arm.tokens += v.accepted + 1;
   arm.seconds += seconds;
   ++s.pulls;
+  ++steps_;
 }
 
 }  // namespace pareto::decoding

@@ -15,15 +15,19 @@
 // step with the sequence (they read the accepted tokens lazily), so switching arms costs no
 // rollback. But an arm with costly state of its own (the draft model's cache) must first catch up
 // on the tokens accepted while it sat out (Drafter::lag; at a request's start, the whole prompt):
-// several milliseconds, where a step takes one. Chosen with such a lag, an arm is played for an
-// epoch of kEpochSteps steps of the request (as UCB2 plays arms in epochs, Auer, Cesa-Bianchi and
-// Fischer 2002, to bound the switches), so the catch-up is paid once per epoch instead of once per
-// pull and the arm's rate is measured mostly at its running cost, not its entry cost.
+// several milliseconds, where a step takes one. That catch-up is the price of switching to the
+// arm, not of playing it: the bandit has the arm take it in first (Drafter::catch_up) and times it
+// apart, so an arm's rate is its running rate, and its index when it lags is the rate of an epoch
+// that starts with the catch-up (its measured cost per token times the lag). Chosen with such a
+// lag, an arm is played for an epoch of kEpochSteps steps of the request (as UCB2 plays arms in
+// epochs, Auer, Cesa-Bianchi and Fischer 2002, to bound the switches), so the catch-up is paid
+// once per epoch instead of once per pull.
 #pragma once
 
 #include <chrono>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,16 +38,19 @@ namespace pareto::decoding {
 struct BanditArm {
   std::string name;
   int64_t pulls = 0;
-  double reward_sum = 0;     // tokens per second, unscaled
-  double reward_sum_sq = 0;  // of their squares (the noise scale, sigma)
-  double tokens = 0;         // gained over its steps
-  double seconds = 0;        // its steps' draft and verify time (each at least 1 us)
+  double reward_sum = 0;        // tokens per second, unscaled
+  double reward_sum_sq = 0;     // of their squares (the noise scale, sigma)
+  double tokens = 0;            // gained over its steps
+  double seconds = 0;           // its steps' draft and verify time (each at least 1 us)
+  double catch_up_tokens = 0;   // taken in by catch-ups before its drafts (not in `seconds`)
+  double catch_up_seconds = 0;  // their time
 };
 
 struct BanditState {
   std::vector<BanditArm> arms;
   double max_reward = 0;
   int64_t pulls = 0;
+  int64_t requests = 0;  // bandits made on this state (requests), for the mean request's steps
 };
 
 // The bandits' statistics of one engine, one state per set of arms. state_for runs when a bandit
@@ -77,7 +84,8 @@ class BanditDrafter final : public Drafter {
   const std::vector<BanditArm>& arms() const { return state_->arms; }
 
  private:
-  size_t choose() const;
+  // lags[i]: tokens arm i must catch up on before drafting (Drafter::lag less the pending one).
+  size_t choose(std::span<const int> lags) const;
   std::vector<std::unique_ptr<Drafter>> arms_;  // arms_[i] for arms()[i]; the last is "none"
   BanditState own_;
   BanditState* state_;
@@ -85,7 +93,10 @@ class BanditDrafter final : public Drafter {
   size_t current_ = 0;    // the arm of this step
   size_t epoch_arm_ = 0;  // the arm of the epoch under way, for epoch_left_ more steps
   int epoch_left_ = 0;
-  double draft_seconds_ = 0;  // of the current step
+  int64_t steps_ = 0;         // verified steps of this request
+  bool counted_ = false;      // in state_->requests
+  double draft_seconds_ = 0;  // of the current step, less its catch-up
+  std::vector<int> lags_;     // choose()'s input, kept to reuse its storage
 };
 
 }  // namespace pareto::decoding

@@ -204,6 +204,15 @@ int DraftModelDrafter::lag(const SequenceState& seq) const {
   return draft_.behind(seq.tokens);
 }
 
+double DraftModelDrafter::catch_up(const SequenceState& seq) {
+  if (layer_skip_ || seq.tokens.size() < 2) return 0;
+  const auto held = std::span<const int32_t>(seq.tokens).first(seq.tokens.size() - 1);
+  if (draft_.behind(held) == 0) return 0;
+  const Clock::time_point start = Clock::now();
+  draft_.sync(held);  // out of room: the draft that follows finds out and drafts nothing
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 void DraftModelDrafter::verified(const SequenceState& seq, const Verification& v) {
   (void)seq;
   if (layer_skip_ && !v.residuals.empty()) {

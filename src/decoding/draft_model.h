@@ -92,6 +92,7 @@ class DraftModelDrafter final : public Drafter {
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
   int lag(const SequenceState& seq) const override;
+  double catch_up(const SequenceState& seq) override;
   // Layer skip re-chooses its skipped layers after each verification (CLaSp; layer_selection.h).
   bool wants_residuals() const override { return layer_skip_; }
   std::span<const uint8_t> skip_layers() const { return draft_.skip_layers(); }

@@ -100,6 +100,14 @@ class Drafter {
     (void)seq;
     return 0;
   }
+  // Takes in now what it lags by, all but the pending token (which every draft takes in), so that
+  // the next draft pays only its running cost; returns the seconds that took (0: nothing to do).
+  // The bandit times catch-ups apart from drafts: they are the price of switching to an arm, not
+  // of playing it.
+  virtual double catch_up(const SequenceState& seq) {
+    (void)seq;
+    return 0;
+  }
   // Whether verified() wants Verification::residuals.
   virtual bool wants_residuals() const { return false; }
 };

@@ -139,12 +139,14 @@ TEST(BanditDrafter, JudgesArmsByTheirTokensOverTheirSeconds) {
 }
 
 // A drafter with state of its own to keep up (as the draft model's cache): it lags by the tokens
-// the sequence gained since it last drafted. It drafts `length` copies of `token`.
+// the sequence gained since it last drafted. It drafts `length` copies of `token`. A catch-up of
+// kEpochLag tokens or more reports `catch_up_seconds` (simulated: nothing sleeps), added to
+// `spent`; shorter ones are part of its drafts.
 class LaggingDrafter final : public Drafter {
  public:
   // `seen`: tokens it has taken in already.
-  LaggingDrafter(int32_t token, int length, int seen = 0)
-      : token_(token), length_(length), seen_(seen) {}
+  LaggingDrafter(int32_t token, int length, int seen = 0, double catch_up_seconds = 0)
+      : token_(token), length_(length), seen_(seen), catch_up_seconds_(catch_up_seconds) {}
   std::string_view name() const override { return "lagging"; }
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override {
     seen_ = static_cast<int>(seq.tokens.size());
@@ -153,11 +155,21 @@ class LaggingDrafter final : public Drafter {
   int lag(const SequenceState& seq) const override {
     return static_cast<int>(seq.tokens.size()) - seen_;
   }
+  double catch_up(const SequenceState& seq) override {
+    if (lag(seq) - 1 < BanditDrafter::kEpochLag) return 0;
+    seen_ = static_cast<int>(seq.tokens.size()) - 1;
+    ++catch_ups;
+    spent += catch_up_seconds_;
+    return catch_up_seconds_;
+  }
+  int catch_ups = 0;
+  double spent = 0;
 
  private:
   int32_t token_;
   int length_;
   int seen_ = 0;
+  double catch_up_seconds_;
 };
 
 // Chosen with a lag of kEpochLag tokens or more, an arm drafts kEpochSteps steps in a row; a step
@@ -208,41 +220,38 @@ TEST(BanditDrafter, AnArmChosenWithoutLagIsChosenAfreshNextStep) {
 }
 
 // Requests of a code workload, simulated: an arm with nothing to catch up ("fast": 3 tokens a
-// draft, each passing at 55%) and a stronger drafter with a cache to keep ("lagging": 3 tokens at
-// 80%, but 0.3 ms a draft token, and 4 ms to catch up on a request's prompt or on what it sat
-// out), plain decoding 1 ms a token, one more verified entry 0.15 ms. Steady rates: fast 1.39x
-// plain, lagging 1.26x; a catch-up is four plain steps. 12 requests of a 120-token prompt and 96
-// new tokens share one BanditMemory. Returns tokens per second over plain decoding's; `catch_ups`
-// counts the lagging arm's catch-ups (printed when the test fails).
-double run_requests(int epoch_steps, uint32_t seed, int& catch_ups) {
+// draft, each passing at 55%) and a drafter with a cache to keep ("lagging": 3 tokens passing at
+// `lagging_pass`, `lagging_token_ms` a draft token, and 4 ms to catch up on a request's prompt or
+// on what it sat out), plain decoding 1 ms a token, one more verified entry 0.15 ms. Steady rates:
+// fast 1.39x plain; lagging 1.26x at 80% and 0.3 ms (a catch-up is four plain steps), 1.81x at
+// 90% and 0.15 ms. 12 requests of a 120-token prompt and 96 new tokens share one BanditMemory.
+// Returns tokens per second over plain decoding's; `catch_ups` counts the lagging arm's catch-ups
+// (printed when a test fails).
+double run_requests(int epoch_steps, uint32_t seed, int& catch_ups, double lagging_pass = 0.8,
+                    double lagging_token_ms = 0.3) {
   BanditMemory memory;
   std::mt19937 rng(seed);
-  std::bernoulli_distribution fast_pass(0.55), lagging_pass(0.8);
+  std::bernoulli_distribution fast_pass(0.55), lagging_passes(lagging_pass);
   double tokens = 0, seconds = 0;
   catch_ups = 0;
   for (int request = 0; request < 12; ++request) {
     std::vector<std::unique_ptr<Drafter>> arms;
     arms.push_back(std::make_unique<ConstantDrafter>("fast", 3));
-    arms.push_back(std::make_unique<LaggingDrafter>(4, 3));
-    const Drafter& lagging = *arms[1];
+    auto owned = std::make_unique<LaggingDrafter>(4, 3, 0, 4e-3);
+    LaggingDrafter& lagging = *owned;
+    arms.push_back(std::move(owned));
     BanditDrafter bandit(std::move(arms), &memory, epoch_steps);
     SequenceState s;
     s.tokens.assign(120, 1);
     for (int generated = 0; generated < 96;) {
-      const int lag = lagging.lag(s);
       Draft d;
       bandit.draft(s, 3, d);
       int n = static_cast<int>(d.tokens.size());
       double t = 1e-3;
-      if (n > 0 && d.tokens[0] == 4) {  // the lagging arm drafted (it alone drafts 4s)
-        if (lag >= BanditDrafter::kEpochLag) {
-          t += 4e-3;
-          ++catch_ups;
-        }
-        t += 0.3e-3 * n;
-      }
+      const bool lagging_drafted = n > 0 && d.tokens[0] == 4;  // it alone drafts 4s
+      if (lagging_drafted) t += lagging_token_ms * 1e-3 * n;
       int accepted = 0;
-      while (accepted < n && (d.tokens[0] == 4 ? lagging_pass(rng) : fast_pass(rng))) ++accepted;
+      while (accepted < n && (lagging_drafted ? lagging_passes(rng) : fast_pass(rng))) ++accepted;
       t += 0.15e-3 * n;
       bandit.verified(s, {n, accepted, t});
       s.tokens.insert(s.tokens.end(), static_cast<size_t>(accepted) + 1, 3);
@@ -250,6 +259,8 @@ double run_requests(int epoch_steps, uint32_t seed, int& catch_ups) {
       tokens += accepted + 1;
       seconds += t;
     }
+    catch_ups += lagging.catch_ups;
+    seconds += lagging.spent;
   }
   return tokens / seconds / 1000.0;
 }
@@ -272,7 +283,25 @@ TEST(BanditDrafter, EpochsAmortizeCatchUps) {
             std::to_string(c1) + "/" + std::to_string(c4) + ")";
   }
   EXPECT_GT(with, without) << runs;
-  EXPECT_GE(with, 0.88 * 1.39) << runs;  // measured: 1.296 over these 8 seeds
+  EXPECT_GE(with, 0.88 * 1.39) << runs;  // measured: 1.326 over these 8 seeds
+}
+
+// The lagging arm the better one (90% at 0.15 ms a draft token: 1.81x plain steady, against the
+// fast arm's 1.39x): its catch-ups are switching costs, not its rate, so the bandit settles on it
+// and keeps within a few percent of it alone.
+TEST(BanditDrafter, KeepsALaggingArmThatPaysBest) {
+  double mean = 0;
+  std::string runs;
+  for (uint32_t seed = 1; seed <= 8; ++seed) {
+    int c = 0;
+    const double r = run_requests(BanditDrafter::kEpochSteps, seed, c, 0.9, 0.15);
+    mean += r / 8;
+    runs += " " + std::to_string(r) + " (catch-ups " + std::to_string(c) + ")";
+  }
+  // Alone it makes 1.81x steady, about 1.68x with its one catch-up per request. Measured: 1.624
+  // over these seeds; judging the leader by the rate of an epoch that starts with its catch-up
+  // (as the arms that explore are) gave 1.43: the bandit then stayed on the fast arm.
+  EXPECT_GE(mean, 0.93 * 1.68) << runs;
 }
 
 }  // namespace

@@ -88,6 +88,36 @@ TEST(DraftModelDrafter, ARequestStartsFromWhatEarlierRequestsMeasured) {
 }
 
 // Every entry of every (layer, head) of `cache`, keys and values in f32, with their positions.
+// Drafter::catch_up takes in all but the pending token (the bandit times it apart from drafts):
+// the drafter then lags by that one token only, and drafts what one that never caught up drafts.
+// A layer-skip drafter (on the target's cache) has nothing to catch up.
+TEST(DraftModelDrafter, CatchUpTakesInAllButThePendingToken) {
+  const std::unique_ptr<model::Model> m = load_stories();
+  ASSERT_NE(m, nullptr);
+  ThreadPool pool(1);
+  DraftModelResources r;
+  r.model = m.get();
+  r.kv_pool = std::make_shared<kv::KvPool>(m->kv_pool_options(kv::KvType::kF16, kv::KvType::kF16));
+  r.pool = &pool;
+  r.forward.batch_invariant = true;  // the same rows whether fed in one forward or two
+  r.context_length = 256;
+  SequenceState s = greedy_request(m->config().n_vocab);
+  s.tokens.insert(s.tokens.end(), {285, 270, 349, 306, 289, 13, 294, 378, 261, 407, 403, 216});
+  DraftModelDrafter caught(r, /*adaptive=*/false), direct(r, /*adaptive=*/false);
+  EXPECT_EQ(caught.lag(s), static_cast<int>(s.tokens.size()));
+  EXPECT_GT(caught.catch_up(s), 0.0);
+  EXPECT_EQ(caught.lag(s), 1);
+  EXPECT_EQ(caught.catch_up(s), 0.0);  // nothing left to do
+  Draft a, b;
+  caught.draft(s, 6, a);
+  direct.draft(s, 6, b);
+  EXPECT_EQ(a.tokens.size(), 6u);
+  EXPECT_EQ(a.tokens, b.tokens);
+  DraftModelDrafter skip(r, std::vector<uint8_t>{0, 1, 0, 0, 0});
+  EXPECT_EQ(skip.lag(s), 0);
+  EXPECT_EQ(skip.catch_up(s), 0.0);
+}
+
 std::vector<float> contents(const kv::KvCache& cache) {
   const kv::KvShape shape = cache.shape();
   std::vector<float> all;
