@@ -7,7 +7,10 @@
 # usage: scripts/bench-spec-vs-llamacpp.sh TARGET DRAFT WORKLOAD.jsonl THREADS
 # env:   N_PROMPTS (12) first prompts of the workload, N_PREDICT (96), N_MAX (8) longest draft,
 #        LLAMACPP_BIN (~/.cache/llama.cpp/build-native/bin: llama.cpp de3ff81 built natively,
-#        targets llama-speculative-simple and llama-bench), PARETO_BIN (build/tools/pareto)
+#        targets llama-speculative-simple and llama-bench), PARETO_BIN (build/tools/pareto),
+#        DRAFT_TYPE (unset: the draft file as it is; q8_0 / q4_0: Pareto converts the draft at
+#        load with --draft-type, llama.cpp gets the file llama-quantize (LLAMACPP_BIN) writes from
+#        it, the same weights: tests/model/weight_type_test.cpp)
 set -euo pipefail
 
 if [[ $# -ne 4 ]]; then
@@ -28,6 +31,14 @@ done
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+pareto_draft=(--draft-model "$draft")
+if [[ -n ${DRAFT_TYPE:-} ]]; then
+  [[ -x $bin/llama-quantize ]] || { echo "error: $bin/llama-quantize not built" >&2; exit 1; }
+  "$bin/llama-quantize" "$draft" "$tmp/draft.gguf" "${DRAFT_TYPE^^}" > "$tmp/quantize.txt" 2>&1 ||
+    { echo "error: llama-quantize failed:" >&2; tail -5 "$tmp/quantize.txt" >&2; exit 1; }
+  pareto_draft+=(--draft-type "$DRAFT_TYPE")
+  draft=$tmp/draft.gguf  # llama.cpp's copy
+fi
 python3 - "$workload" "$n_prompts" "$tmp" <<'PY'
 import json, sys
 path, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -67,7 +78,7 @@ llamacpp_mode() {  # name, extra args...
   python3 -c "t,s,d,a=$tokens,$seconds,$drafted,$accepted; print(f'| llama.cpp $name | {t/s:.1f} | {100*a/max(d,1):.1f}% |')"
 }
 
-echo "target $target, draft $draft, $n_prompts prompts of $workload, $n_predict tokens, $threads threads, greedy"
+echo "target $target, draft ${pareto_draft[*]:1}, $n_prompts prompts of $workload, $n_predict tokens, $threads threads, greedy"
 echo
 echo "| engine / strategy | tok/s | acceptance |"
 echo "|---|---:|---:|"
@@ -77,5 +88,5 @@ printf '| llama.cpp plain (llama-bench tg%s) | %.1f | - |\n' "$n_predict" "$tg"
 llamacpp_mode "draft-simple (n-max $n_max)" -md "$draft" --spec-type draft-simple
 llamacpp_mode "ngram-simple" --spec-type ngram-simple
 echo
-"$pareto" bench spec -m "$target" --draft-model "$draft" --workload "$workload" \
+"$pareto" bench spec -m "$target" "${pareto_draft[@]}" --workload "$workload" \
   --max-prompts "$n_prompts" -n "$n_predict" -t "$threads" --draft-max "$n_max"
