@@ -15,9 +15,13 @@ BanditState& BanditMemory::state_for(const std::vector<std::string>& arm_names) 
   return s;
 }
 
+double BanditDrafter::steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 BanditDrafter::BanditDrafter(std::vector<std::unique_ptr<Drafter>> arms, BanditMemory* memory,
-                             int epoch_steps)
-    : arms_(std::move(arms)), epoch_steps_(epoch_steps) {
+                             int epoch_steps, Clock clock)
+    : arms_(std::move(arms)), epoch_steps_(epoch_steps), clock_(clock) {
   PARETO_CHECK(epoch_steps_ >= 1);
   std::vector<std::string> names;
   for (const auto& a : arms_) {
@@ -72,10 +76,8 @@ size_t BanditDrafter::choose(std::span<const int> lags) const {
     const int lag = lags[i];
     if (lag >= kEpochLag && a.catch_up_tokens > 0) {
       const double epoch = epoch_steps_;
-      const double request_steps =
-          static_cast<double>(pulls) / static_cast<double>(std::max<int64_t>(state_->requests, 1));
       const double steps =
-          i == leader ? std::max(epoch, request_steps - static_cast<double>(steps_)) : epoch;
+          i == leader ? std::max(epoch, request_steps_ - static_cast<double>(steps_)) : epoch;
       const double catch_up = lag * a.catch_up_seconds / a.catch_up_tokens;
       const double step_seconds = a.seconds / static_cast<double>(a.pulls);
       mean *= step_seconds / (step_seconds + catch_up / steps);
@@ -91,16 +93,22 @@ size_t BanditDrafter::choose(std::span<const int> lags) const {
 }
 
 void BanditDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) {
-  const auto start = std::chrono::steady_clock::now();
+  const double start = clock_();
   // A step with no room to draft (the context's end, a KIVI quantization point) is plain decoding,
   // whatever arm would have drafted: it counts for the "none" arm.
   const size_t none = arms_.size() - 1;
   if (!counted_) {  // here, not in the constructor: the step thread alone writes the state
+    // Counted when it starts, so requests still running count their steps so far: an estimate
+    // on the low side when several run together.
+    if (state_->requests > 0) {
+      request_steps_ = static_cast<double>(state_->pulls) / static_cast<double>(state_->requests);
+    }
     ++state_->requests;
     counted_ = true;
   }
   current_ = none;
   // (A no-room step inside an epoch leaves the epoch to the steps after it.)
+  bool chosen_now = false;
   if (max_tokens > 0 && epoch_left_ > 0) {
     current_ = epoch_arm_;
     --epoch_left_;
@@ -110,6 +118,7 @@ void BanditDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) 
       if (arms_[i] != nullptr) lags_[i] = std::max(arms_[i]->lag(seq) - 1, 0);  // less the pending
     }
     current_ = choose(lags_);
+    chosen_now = true;
     epoch_arm_ = current_;
     epoch_left_ = lags_[current_] >= kEpochLag ? epoch_steps_ - 1 : 0;
   }
@@ -117,7 +126,7 @@ void BanditDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) 
   if (Drafter* arm = arms_[current_].get(); arm != nullptr) {
     // A short lag (the few tokens accepted while another arm drafted) is taken in by the draft's
     // own first forward, as every draft takes in its pending token: no catch-up of its own.
-    const int lag = std::max(arm->lag(seq) - 1, 0);
+    const int lag = chosen_now ? lags_[current_] : std::max(arm->lag(seq) - 1, 0);
     if (lag >= kEpochLag) {
       catch_up_seconds = arm->catch_up(seq);
       if (catch_up_seconds > 0) {
@@ -128,9 +137,7 @@ void BanditDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) 
     }
     arm->draft(seq, max_tokens, out);
   }
-  const double wall =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  draft_seconds_ = std::max(wall - catch_up_seconds, 0.0);
+  draft_seconds_ = std::max(clock_() - start - catch_up_seconds, 0.0);
 }
 
 bool BanditDrafter::wants_residuals() const {

@@ -50,7 +50,7 @@ struct BanditState {
   std::vector<BanditArm> arms;
   double max_reward = 0;
   int64_t pulls = 0;
-  int64_t requests = 0;  // bandits made on this state (requests), for the mean request's steps
+  int64_t requests = 0;  // requests that drafted with this state (for the mean request's steps)
 };
 
 // The bandits' statistics of one engine, one state per set of arms. state_for runs when a bandit
@@ -66,11 +66,16 @@ class BanditMemory {
 
 class BanditDrafter final : public Drafter {
  public:
+  // Seconds on a monotonic clock: what the bandit times its arms' drafts with.
+  using Clock = double (*)();
+  static double steady_seconds();
+
   // `arms` are the drafters to choose among; a "none" arm (no draft) is added. `memory`: shared
   // statistics (may be null: this drafter's own). `epoch_steps`: steps an arm chosen with a lag
-  // is played (1: every step chooses afresh).
+  // is played (1: every step chooses afresh). `clock`: tests of simulated timings pass a stopped
+  // one, so that only the times they report count.
   explicit BanditDrafter(std::vector<std::unique_ptr<Drafter>> arms, BanditMemory* memory = nullptr,
-                         int epoch_steps = kEpochSteps);
+                         int epoch_steps = kEpochSteps, Clock clock = steady_seconds);
   std::string_view name() const override { return "bandit"; }
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
@@ -93,7 +98,10 @@ class BanditDrafter final : public Drafter {
   size_t current_ = 0;    // the arm of this step
   size_t epoch_arm_ = 0;  // the arm of the epoch under way, for epoch_left_ more steps
   int epoch_left_ = 0;
-  int64_t steps_ = 0;         // verified steps of this request
+  Clock clock_;
+  int64_t steps_ = 0;  // verified steps of this request
+  // The mean steps of the requests before this one (0: none before), taken at its first step.
+  double request_steps_ = 0;
   bool counted_ = false;      // in state_->requests
   double draft_seconds_ = 0;  // of the current step, less its catch-up
   std::vector<int> lags_;     // choose()'s input, kept to reuse its storage

@@ -91,6 +91,7 @@ class CostAwareLength final : public Drafter {
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
   int lag(const SequenceState& seq) const override { return inner_->lag(seq); }
+  double catch_up(const SequenceState& seq) override { return inner_->catch_up(seq); }
   bool wants_residuals() const override { return inner_->wants_residuals(); }
 
   // The length in [0, available] with the most expected tokens per second (available while the

@@ -105,6 +105,15 @@ int DraftModelCache::behind(std::span<const int32_t> tokens) const {
   return static_cast<int>(tokens.size() - same);
 }
 
+double DraftModelCache::catch_up(std::span<const int32_t> tokens) {
+  if (tokens.size() < 2 || static_cast<int>(tokens.size()) >= r_.context_length) return 0;
+  const std::span<const int32_t> held = tokens.first(tokens.size() - 1);
+  if (behind(held) == 0) return 0;
+  const Clock::time_point start = Clock::now();
+  if (!sync(held)) return 0;
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 void DraftModelCache::release() {
   cache_.clear();
   fed_.clear();
@@ -205,12 +214,7 @@ int DraftModelDrafter::lag(const SequenceState& seq) const {
 }
 
 double DraftModelDrafter::catch_up(const SequenceState& seq) {
-  if (layer_skip_ || seq.tokens.size() < 2) return 0;
-  const auto held = std::span<const int32_t>(seq.tokens).first(seq.tokens.size() - 1);
-  if (draft_.behind(held) == 0) return 0;
-  const Clock::time_point start = Clock::now();
-  draft_.sync(held);  // out of room: the draft that follows finds out and drafts nothing
-  return std::chrono::duration<double>(Clock::now() - start).count();
+  return layer_skip_ ? 0 : draft_.catch_up(seq.tokens);  // layer skip: nothing of its own
 }
 
 void DraftModelDrafter::verified(const SequenceState& seq, const Verification& v) {

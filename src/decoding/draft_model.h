@@ -61,6 +61,10 @@ class DraftModelCache {
   // How many of `tokens` sync() would have to feed (what it holds beyond their common prefix is
   // dropped first): the catch-up a draft now would pay.
   int behind(std::span<const int32_t> tokens) const;
+  // Drafter::catch_up for a drafter over this cache: syncs all of `tokens` but the last (the
+  // pending one, which the draft feeds); the seconds it took, or 0 when there was nothing to do,
+  // no room to draft after it (the draft's context is full) or the sync failed (out of pages).
+  double catch_up(std::span<const int32_t> tokens);
   const DraftModelResources& resources() const { return r_; }
 
  private:

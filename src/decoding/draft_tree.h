@@ -36,6 +36,7 @@ class DraftTreeDrafter final : public Drafter {
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
   int lag(const SequenceState& seq) const override { return draft_.behind(seq.tokens); }
+  double catch_up(const SequenceState& seq) override { return draft_.catch_up(seq.tokens); }
 
  private:
   // The sampled tree (requests that sample): children drawn from q, q kept per node.

@@ -81,17 +81,39 @@ class TensorBinder {
   const formats::ModelFile& file_;
 };
 
-// The weight matrices in the order one decode step reads them.
-std::vector<kernels::WeightView*> matrices_in_read_order(DecoderWeights& w) {
-  std::vector<kernels::WeightView*> views;
-  for (LayerWeights& l : w.layers) {
-    for (kernels::WeightView* v :
-         {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) {
-      views.push_back(v);
+// Every weight matrix with its tensor name, in the order one decode step reads them: the layers',
+// then the output projection (named token_embd.weight when tied to the embedding), then, untied,
+// the embedding (get_rows reads a few of its rows).
+std::vector<std::pair<std::string, kernels::WeightView*>> named_matrices(DecoderWeights& w,
+                                                                         bool tied_output) {
+  std::vector<std::pair<std::string, kernels::WeightView*>> named;
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    LayerWeights& l = w.layers[i];
+    const std::string blk = "blk." + std::to_string(i) + ".";
+    for (auto [name, v] : {std::pair{"attn_q", &l.attn_q},
+                           {"attn_k", &l.attn_k},
+                           {"attn_v", &l.attn_v},
+                           {"attn_output", &l.attn_output},
+                           {"ffn_gate", &l.ffn_gate},
+                           {"ffn_up", &l.ffn_up},
+                           {"ffn_down", &l.ffn_down}}) {
+      named.emplace_back(blk + name + ".weight", v);
     }
   }
-  views.push_back(&w.output);
+  named.emplace_back(tied_output ? "token_embd.weight" : "output.weight", &w.output);
+  if (!tied_output) named.emplace_back("token_embd.weight", &w.token_embd);
+  return named;
+}
+
+// The matrices one decode step reads, in that order (the layers', then the output projection).
+std::vector<kernels::WeightView*> matrices_in_read_order(DecoderWeights& w) {
+  std::vector<kernels::WeightView*> views;
+  for (const auto& named : named_matrices(w, /*tied_output=*/true)) views.push_back(named.second);
   return views;
+}
+
+size_t align64(size_t bytes) {
+  return (bytes + 63) / 64 * 64;
 }
 
 // Packs each Q4_0 / Q8_0 / Q4_K / Q6_K matrix once (the tied output shares token_embd's data: one
@@ -167,7 +189,7 @@ void copy_unpacked_matrices(const formats::ModelFile& file, DecoderWeights& w) {
   for (const kernels::WeightView* v : views) {
     if (!wanted(*v) || offset.count(v->data) != 0) continue;
     offset[v->data] = total;
-    total += (bytes(*v) + 63) / 64 * 64;
+    total += align64(bytes(*v));
   }
   if (total == 0) return;
   kernels::PackedWeights arena = kernels::PackedWeights::allocate(total);
@@ -180,34 +202,12 @@ void copy_unpacked_matrices(const formats::ModelFile& file, DecoderWeights& w) {
     uint8_t* dst = arena.mutable_data() + it->second;
     if (moved.try_emplace(mapped, dst).second) {
       copy_releasing(file, mapped, bytes(*v), dst);
-      std::memset(dst + bytes(*v), 0, (bytes(*v) + 63) / 64 * 64 - bytes(*v));  // defined padding
+      std::memset(dst + bytes(*v), 0, align64(bytes(*v)) - bytes(*v));  // defined padding
     }
     if (w.token_embd.data == mapped) w.token_embd.data = dst;  // tied: get_rows reads the copy
     v->data = dst;
   }
   w.packed.push_back(std::move(arena));
-}
-
-// Every weight matrix with its tensor name (token_embd first; "output.weight" only when untied).
-std::vector<std::pair<std::string, kernels::WeightView*>> named_matrices(DecoderWeights& w,
-                                                                         bool tied_output) {
-  std::vector<std::pair<std::string, kernels::WeightView*>> named = {
-      {"token_embd.weight", &w.token_embd}};
-  if (!tied_output) named.emplace_back("output.weight", &w.output);
-  for (size_t i = 0; i < w.layers.size(); ++i) {
-    LayerWeights& l = w.layers[i];
-    const std::string blk = "blk." + std::to_string(i) + ".";
-    for (auto [name, v] : {std::pair{"attn_q", &l.attn_q},
-                           {"attn_k", &l.attn_k},
-                           {"attn_v", &l.attn_v},
-                           {"attn_output", &l.attn_output},
-                           {"ffn_gate", &l.ffn_gate},
-                           {"ffn_up", &l.ffn_up},
-                           {"ffn_down", &l.ffn_down}}) {
-      named.emplace_back(blk + name + ".weight", v);
-    }
-  }
-  return named;
 }
 
 // The type llama-quantize (build de3ff81, llama_tensor_get_type) gives a matrix of a file it
@@ -218,15 +218,18 @@ std::vector<std::pair<std::string, kernels::WeightView*>> named_matrices(Decoder
 TensorType converted_type(const kernels::WeightView& v, bool is_output, TensorType type) {
   if (type == TensorType::F16 || type == TensorType::BF16) return type;
   if (is_output && type != TensorType::Q8_0) {
-    return v.cols % 256 == 0 ? TensorType::Q6_K : TensorType::Q8_0;
+    if (v.cols % 256 == 0) return TensorType::Q6_K;
+    type = TensorType::Q8_0;
   }
   return v.cols % traits(type).block_size == 0 ? type : TensorType::F16;
 }
 
 // ModelLoadOptions::weight_type: converts each float matrix (F32, F16, BF16) row by row through
-// f32 into one owned buffer, with llama-quantize's reference rounding (kernels::quantize_row), and
-// releases the mapped pages it came from. Quantized matrices are refused: converting them again
-// would compound two roundings (llama-quantize asks for --allow-requantize).
+// f32 into one owned buffer, in read order, with llama-quantize's reference rounding
+// (kernels::quantize_row), and releases the mapped pages it came from (a llama2.c checkpoint's
+// heap copy stays). A matrix already of its type is left where it is. Quantized matrices are
+// refused: converting them again would compound two roundings (llama-quantize asks for
+// --allow-requantize).
 Status convert_matrices(const formats::ModelFile& file, DecoderWeights& w, bool tied_output,
                         TensorType type) {
   const auto named = named_matrices(w, tied_output);
@@ -238,10 +241,11 @@ Status convert_matrices(const formats::ModelFile& file, DecoderWeights& w, bool 
                              name, "' is ", type_name(v->type), ": weight type ", type_name(type),
                              " converts F32, F16 and BF16 matrices only");
     }
-    const bool is_output = name == "output.weight" || (tied_output && v == &w.token_embd);
-    to.push_back(converted_type(*v, is_output, type));
-    total += static_cast<size_t>((v->rows * row_bytes(to.back(), v->cols) + 63) / 64 * 64);
+    to.push_back(converted_type(*v, v == &w.output, type));
+    if (to.back() != v->type)
+      total += align64(static_cast<size_t>(v->rows * row_bytes(to.back(), v->cols)));
   }
+  if (total == 0) return ok();
   kernels::PackedWeights arena = kernels::PackedWeights::allocate(total);
   if (arena.empty()) {
     return make_error_code(ErrorCode::kResourceExhausted, "model: ", file.path(),
@@ -252,6 +256,7 @@ Status convert_matrices(const formats::ModelFile& file, DecoderWeights& w, bool 
   size_t offset = 0;
   for (size_t i = 0; i < named.size(); ++i) {
     kernels::WeightView& v = *named[i].second;
+    if (to[i] == v.type) continue;
     const kernels::WeightView from = v;
     uint8_t* dst = arena.mutable_data() + offset;
     const int64_t dst_row = row_bytes(to[i], v.cols);
@@ -261,13 +266,13 @@ Status convert_matrices(const formats::ModelFile& file, DecoderWeights& w, bool 
       kernels::quantize_row(to[i], row.data(), dst + r * dst_row, v.cols);
     }
     const size_t bytes = static_cast<size_t>(v.rows * dst_row);
-    std::memset(dst + bytes, 0, (bytes + 63) / 64 * 64 - bytes);  // defined padding
-    offset += (bytes + 63) / 64 * 64;
+    std::memset(dst + bytes, 0, align64(bytes) - bytes);  // defined padding
+    offset += align64(bytes);
     v.type = to[i];
     v.data = dst;
     file.release_pages(from.data, static_cast<size_t>(from.rows * from.row_bytes()));
   }
-  if (tied_output) w.output = w.token_embd;
+  if (tied_output) w.token_embd = w.output;
   w.packed.push_back(std::move(arena));
   return ok();
 }

@@ -240,7 +240,8 @@ double run_requests(int epoch_steps, uint32_t seed, int& catch_ups, double laggi
     auto owned = std::make_unique<LaggingDrafter>(4, 3, 0, 4e-3);
     LaggingDrafter& lagging = *owned;
     arms.push_back(std::move(owned));
-    BanditDrafter bandit(std::move(arms), &memory, epoch_steps);
+    // A stopped clock: only the simulated times count, whatever the host (a sanitizer build).
+    BanditDrafter bandit(std::move(arms), &memory, epoch_steps, [] { return 0.0; });
     SequenceState s;
     s.tokens.assign(120, 1);
     for (int generated = 0; generated < 96;) {
@@ -283,7 +284,7 @@ TEST(BanditDrafter, EpochsAmortizeCatchUps) {
             std::to_string(c1) + "/" + std::to_string(c4) + ")";
   }
   EXPECT_GT(with, without) << runs;
-  EXPECT_GE(with, 0.88 * 1.39) << runs;  // measured: 1.326 over these 8 seeds
+  EXPECT_GE(with, 0.88 * 1.39) << runs;  // measured: 1.325 over these 8 seeds
 }
 
 // The lagging arm the better one (90% at 0.15 ms a draft token: 1.81x plain steady, against the
@@ -298,10 +299,10 @@ TEST(BanditDrafter, KeepsALaggingArmThatPaysBest) {
     mean += r / 8;
     runs += " " + std::to_string(r) + " (catch-ups " + std::to_string(c) + ")";
   }
-  // Alone it makes 1.81x steady, about 1.68x with its one catch-up per request. Measured: 1.624
+  // Alone it makes 1.81x steady, about 1.68x with its one catch-up per request. Measured: 1.625
   // over these seeds; judging the leader by the rate of an epoch that starts with its catch-up
   // (as the arms that explore are) gave 1.43: the bandit then stayed on the fast arm.
-  EXPECT_GE(mean, 0.93 * 1.68) << runs;
+  EXPECT_GE(mean, 0.95 * 1.68) << runs;
 }
 
 }  // namespace

@@ -87,7 +87,6 @@ TEST(DraftModelDrafter, ARequestStartsFromWhatEarlierRequestsMeasured) {
   EXPECT_GT(memory.model_stats_for("draft-adaptive").accepted, accepted_before);
 }
 
-// Every entry of every (layer, head) of `cache`, keys and values in f32, with their positions.
 // Drafter::catch_up takes in all but the pending token (the bandit times it apart from drafts):
 // the drafter then lags by that one token only, and drafts what one that never caught up drafts.
 // A layer-skip drafter (on the target's cache) has nothing to catch up.
@@ -113,11 +112,18 @@ TEST(DraftModelDrafter, CatchUpTakesInAllButThePendingToken) {
   direct.draft(s, 6, b);
   EXPECT_EQ(a.tokens.size(), 6u);
   EXPECT_EQ(a.tokens, b.tokens);
+  // No room to draft after it (the sequence fills the draft's context): nothing taken in.
+  DraftModelResources small = r;
+  small.context_length = static_cast<int>(s.tokens.size());
+  DraftModelDrafter full(small, /*adaptive=*/false);
+  EXPECT_EQ(full.catch_up(s), 0.0);
+  EXPECT_EQ(full.lag(s), static_cast<int>(s.tokens.size()));
   DraftModelDrafter skip(r, std::vector<uint8_t>{0, 1, 0, 0, 0});
   EXPECT_EQ(skip.lag(s), 0);
   EXPECT_EQ(skip.catch_up(s), 0.0);
 }
 
+// Every entry of every (layer, head) of `cache`, keys and values in f32, with their positions.
 std::vector<float> contents(const kv::KvCache& cache) {
   const kv::KvShape shape = cache.shape();
   std::vector<float> all;
