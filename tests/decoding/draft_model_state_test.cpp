@@ -28,6 +28,16 @@ std::unique_ptr<model::Model> load_stories() {
   return m ? std::move(*m) : nullptr;
 }
 
+// Draft-model resources over `m` (F16 pages of their own, a 256-token context) on `pool`.
+DraftModelResources resources_for(const model::Model& m, ThreadPool& pool) {
+  DraftModelResources r;
+  r.model = &m;
+  r.kv_pool = std::make_shared<kv::KvPool>(m.kv_pool_options(kv::KvType::kF16, kv::KvType::kF16));
+  r.pool = &pool;
+  r.context_length = 256;
+  return r;
+}
+
 SequenceState greedy_request(int n_vocab) {
   SequenceState s;
   s.tokens = {1, 403, 407, 261, 378, 216};  // a short prompt (stories260K: 512 ids)
@@ -43,11 +53,7 @@ TEST(DraftModelDrafter, ARequestStartsFromWhatEarlierRequestsMeasured) {
   const std::unique_ptr<model::Model> m = load_stories();
   ASSERT_NE(m, nullptr);
   ThreadPool pool(1);
-  DraftModelResources r;
-  r.model = m.get();
-  r.kv_pool = std::make_shared<kv::KvPool>(m->kv_pool_options(kv::KvType::kF16, kv::KvType::kF16));
-  r.pool = &pool;
-  r.context_length = 256;
+  const DraftModelResources r = resources_for(*m, pool);
   const int n_vocab = m->config().n_vocab;
 
   DraftLengthMemory memory;
@@ -94,12 +100,8 @@ TEST(DraftModelDrafter, CatchUpTakesInAllButThePendingToken) {
   const std::unique_ptr<model::Model> m = load_stories();
   ASSERT_NE(m, nullptr);
   ThreadPool pool(1);
-  DraftModelResources r;
-  r.model = m.get();
-  r.kv_pool = std::make_shared<kv::KvPool>(m->kv_pool_options(kv::KvType::kF16, kv::KvType::kF16));
-  r.pool = &pool;
+  DraftModelResources r = resources_for(*m, pool);
   r.forward.batch_invariant = true;  // the same rows whether fed in one forward or two
-  r.context_length = 256;
   SequenceState s = greedy_request(m->config().n_vocab);
   s.tokens.insert(s.tokens.end(), {285, 270, 349, 306, 289, 13, 294, 378, 261, 407, 403, 216});
   DraftModelDrafter caught(r, /*adaptive=*/false), direct(r, /*adaptive=*/false);
@@ -145,12 +147,7 @@ TEST(DraftModelDrafter, LayerSkipDraftsOnAForkOfTheTargetsCacheAndLeavesItAsItWa
   const std::unique_ptr<model::Model> m = load_stories();
   ASSERT_NE(m, nullptr);
   ThreadPool pool(2);
-  DraftModelResources self;  // the target drafts for itself
-  self.model = m.get();
-  self.kv_pool =
-      std::make_shared<kv::KvPool>(m->kv_pool_options(kv::KvType::kF16, kv::KvType::kF16));
-  self.pool = &pool;
-  self.context_length = 256;
+  const DraftModelResources self = resources_for(*m, pool);  // the target drafts for itself
   // The sequence: its prompt's entries in the target's cache (a pool of its own, F16), all but
   // the pending last token, as the engine leaves it between steps.
   auto target_pool =
