@@ -133,7 +133,7 @@ void set_rate(benchmark::State& state, const char* name, double per_iteration) {
 }
 
 void bm_matmul(benchmark::State& state, TensorType type, int64_t rows, int64_t cols, int64_t tokens,
-               KernelPath path, bool use_packed) {
+               KernelPath path, bool use_packed, bool batch_invariant) {
   const Weights& w = weights(type, rows, cols);
   const std::vector<float> x = random_floats(static_cast<size_t>(tokens * cols), 7);
   std::vector<float> y(static_cast<size_t>(tokens * rows));
@@ -142,7 +142,7 @@ void bm_matmul(benchmark::State& state, TensorType type, int64_t rows, int64_t c
   int64_t i = 0;
   for (auto _ : state) {
     pareto::kernels::matmul(w.view(type, rows, cols, i++, use_packed), x.data(), tokens, y.data(),
-                            pool(), path);
+                            pool(), path, batch_invariant);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
@@ -264,13 +264,13 @@ void register_all() {
                                    std::to_string(s.rows) + "x" + std::to_string(s.cols) + "/t" +
                                    std::to_string(tokens) + "/" + path_label(path);
           benchmark::RegisterBenchmark(name.c_str(), bm_matmul, type, s.rows, s.cols, tokens, path,
-                                       false)
+                                       false, false)
               ->Unit(benchmark::kMicrosecond);
           // The packed layout the model loader makes for these types on AVX-512 VNNI CPUs.
           if (path != KernelPath::kScalar && pareto::kernels::packed_kernels_supported() &&
               pareto::kernels::packable({type, nullptr, s.rows, s.cols})) {
             benchmark::RegisterBenchmark((name + "-packed").c_str(), bm_matmul, type, s.rows,
-                                         s.cols, tokens, path, true)
+                                         s.cols, tokens, path, true, false)
                 ->Unit(benchmark::kMicrosecond);
           }
         }
@@ -284,7 +284,16 @@ void register_all() {
       const std::string name = "matmul/F32/" + std::to_string(s.rows) + "x" +
                                std::to_string(s.cols) + "/t1/" + path_label(path);
       benchmark::RegisterBenchmark(name.c_str(), bm_matmul, TensorType::F32, s.rows, s.cols,
-                                   int64_t{1}, path, false)
+                                   int64_t{1}, path, false, false)
+          ->Unit(benchmark::kMicrosecond);
+    }
+    // Speculative verification: a few tokens, each summed as a lone token is (batch-invariant).
+    for (const int64_t tokens : {2, 4, 5, 9}) {
+      const std::string name = "matmul/F32/" + std::to_string(s.rows) + "x" +
+                               std::to_string(s.cols) + "/t" + std::to_string(tokens) +
+                               "/invariant";
+      benchmark::RegisterBenchmark(name.c_str(), bm_matmul, TensorType::F32, s.rows, s.cols, tokens,
+                                   fast, false, true)
           ->Unit(benchmark::kMicrosecond);
     }
   }

@@ -48,9 +48,12 @@ DraftModelStats& DraftLengthMemory::model_stats_for(std::string_view drafter_nam
   return entry(model_stats_, drafter_name);
 }
 
-CostAwareLength::CostAwareLength(std::unique_ptr<Drafter> inner, DraftLengthMemory* memory)
+CostAwareLength::CostAwareLength(std::unique_ptr<Drafter> inner, DraftLengthMemory* memory,
+                                 std::string_view stats_name)
     : inner_(std::move(inner)),
-      shared_(memory != nullptr ? &memory->stats_for(inner_->name()) : &own_) {}
+      shared_(memory == nullptr
+                  ? &own_
+                  : &memory->stats_for(stats_name.empty() ? inner_->name() : stats_name)) {}
 
 double CostAwareLength::pass_rate(int position) const {
   double shared_rate = kFirstPrior;

@@ -83,8 +83,10 @@ class DraftLengthMemory {
 
 class CostAwareLength final : public Drafter {
  public:
-  // `memory`: shared statistics (null: this drafter's own).
-  explicit CostAwareLength(std::unique_ptr<Drafter> inner, DraftLengthMemory* memory = nullptr);
+  // `memory`: shared statistics (null: this drafter's own), kept under `stats_name` (empty: the
+  // inner drafter's name; another name where the same guesser serves another strategy).
+  explicit CostAwareLength(std::unique_ptr<Drafter> inner, DraftLengthMemory* memory = nullptr,
+                           std::string_view stats_name = {});
   CostAwareLength(const CostAwareLength&) = delete;  // shared_ may point at own_
   CostAwareLength& operator=(const CostAwareLength&) = delete;
   std::string_view name() const override { return inner_->name(); }

@@ -8,6 +8,7 @@
 #include "decoding/draft_model.h"
 #include "decoding/draft_tree.h"
 #include "decoding/ngram.h"
+#include "decoding/sam_draft.h"
 #include "decoding/speculative.h"
 #include "decoding/strategy.h"
 #include "decoding/suffix_automaton.h"
@@ -77,6 +78,12 @@ constexpr Registered kStrategies[] = {
      [](const StrategyContext& c) -> MadeDrafter {
        PARETO_RETURN_IF_ERROR(need_draft_model(c, "tree"));
        return std::unique_ptr<Drafter>(new DraftTreeDrafter(*c.draft_model));
+     }},
+    {"draft-sam",
+     [](const StrategyContext& c) -> MadeDrafter {
+       PARETO_RETURN_IF_ERROR(need_draft_model(c, "draft-sam"));
+       return std::unique_ptr<Drafter>(new SamDraftDrafter(
+           *c.draft_model, c.sam_corpus, c.fixed_draft_length, c.draft_length_memory));
      }},
     {"bandit", bandit},
 };

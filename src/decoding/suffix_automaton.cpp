@@ -147,12 +147,16 @@ void SamDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) {
     if (corpus_ != nullptr) corpus_->follow(corpus_cursor_, seq.tokens[i]);
   }
   automaton_.continuation_tokens(max_tokens, out.tokens);
+  match_length_ = out.tokens.empty() ? 0 : automaton_.match_length();
   // The longer match predicts better (SAM Decoding); on a tie the sequence's own text wins, being
   // the more specific context. A short corpus match says little about what comes next.
   if (corpus_ != nullptr && corpus_cursor_.length > automaton_.match_length() &&
       corpus_cursor_.length >= min_corpus_match_) {
     corpus_->continuation_tokens(corpus_cursor_, max_tokens, corpus_draft_);
-    if (!corpus_draft_.empty()) out.tokens.swap(corpus_draft_);
+    if (!corpus_draft_.empty()) {
+      out.tokens.swap(corpus_draft_);
+      match_length_ = corpus_cursor_.length;
+    }
   }
 }
 

@@ -88,9 +88,12 @@ class SamDrafter final : public Drafter {
       : corpus_(corpus), min_corpus_match_(min_corpus_match) {}
   std::string_view name() const override { return "sam"; }
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
+  // Length of the match the last draft continued (0: none): how much context backs the guess.
+  int match_length() const { return match_length_; }
 
  private:
   SuffixAutomaton automaton_;
+  int match_length_ = 0;
   const SuffixAutomaton* corpus_;
   int min_corpus_match_;
   SamCursor corpus_cursor_;

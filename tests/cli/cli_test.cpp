@@ -339,8 +339,8 @@ TEST(CliRun, DraftModelSpeculationGivesPlainGreedyTextAndBadSettingsFail) {
                                          "-t",  "1"};
   const Outcome plain = run_pareto(base);
   ASSERT_EQ(plain.exit_code, 0) << describe(plain);
-  for (const char* strategy :
-       {"draft", "draft-adaptive", "tree", "layerskip", "sam", "bandit", "ngram,sam"}) {
+  for (const char* strategy : {"draft", "draft-adaptive", "tree", "layerskip", "sam", "draft-sam",
+                               "bandit", "ngram,sam"}) {
     std::vector<std::string> spec = base;
     spec.insert(spec.end(), {"--spec", strategy, "--draft-model", draft});
     const Outcome o = run_pareto(spec);

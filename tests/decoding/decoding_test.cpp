@@ -81,9 +81,9 @@ TEST(StrategyRegistry, MakesByNameAndListsTheValidNames) {
   auto ngram = make_strategy("ngram");
   ASSERT_TRUE(ngram.has_value());
   EXPECT_EQ((*ngram)->name(), "ngram");
-  EXPECT_EQ(strategy_names(),
-            (std::vector<std::string_view>{"autoregressive", "ngram", "sam", "draft",
-                                           "draft-adaptive", "layerskip", "tree", "bandit"}));
+  EXPECT_EQ(strategy_names(), (std::vector<std::string_view>{"autoregressive", "ngram", "sam",
+                                                             "draft", "draft-adaptive", "layerskip",
+                                                             "tree", "draft-sam", "bandit"}));
 }
 
 }  // namespace

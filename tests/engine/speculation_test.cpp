@@ -248,7 +248,7 @@ TEST(Speculation, DraftModelGreedyOutputEqualsPlainGreedy) {
   for (const kv::KvType type : {kv::KvType::kF32, kv::KvType::kF16, kv::KvType::kKivi4}) {
     const Outcome plain = run(**target, "autoregressive", type, 1, kCodePrompts);
     ASSERT_EQ(plain.tokens.size(), kCodePrompts.size());
-    for (const char* strategy : {"draft", "draft-adaptive", "tree", "bandit"}) {
+    for (const char* strategy : {"draft", "draft-adaptive", "tree", "draft-sam", "bandit"}) {
       SCOPED_TRACE(std::string(kv::kv_type_name(type)) + " " + strategy);
       const Outcome spec = run(**target, strategy, type, 1, kCodePrompts, draft->get());
       const Outcome together = run(**target, strategy, type, 4, kCodePrompts, draft->get());
@@ -324,6 +324,7 @@ TEST(Speculation, RollbackLeavesTheStateOfARunThatNeverDraftedTheRejectedTokens)
                                                                              {"layerskip", true},
                                                                              {"sam", true},
                                                                              {"ngram", true},
+                                                                             {"draft-sam", true},
                                                                              {"sam", false},
                                                                              {"ngram", false}}) {
     decoding::StrategyContext ctx;
@@ -569,10 +570,10 @@ TEST(Speculation, SampledOutputFollowsPlainSamplingsDistribution) {
     EXPECT_GT(x2, chi_square_limit(df)) << "the test cannot tell temperature 0.8 from 1.0";
   }
   // "tree" samples through the draft's argmax chain (q one-hot); ngram/sam are one-hot too.
-  for (const char* strategy : {"draft", "tree", "sam", "ngram"}) {
+  for (const char* strategy : {"draft", "tree", "sam", "ngram", "draft-sam"}) {
     SCOPED_TRACE(strategy);
     const Sampled spec = sample_requests(**target, draft->get(), strategy, 1.0f, kRequests, prompt);
-    if (std::string_view(strategy) == "draft" || std::string_view(strategy) == "tree") {
+    if (std::string_view(strategy) != "sam" && std::string_view(strategy) != "ngram") {
       EXPECT_GT(spec.accepted, 0) << "nothing was accepted: the test would prove nothing";
       EXPECT_LT(spec.accepted, spec.drafted) << "nothing was rejected";
     }
