@@ -98,14 +98,18 @@ MadeDrafter make_drafter(std::string_view name, const StrategyContext& c) {
                          "' (valid: ", valid, ", or several drafters as a,b for a bandit)");
 }
 
-// Every drafter that can run here (the draft model's when one is loaded).
+// The drafters that can run here, without one that another contains: n-gram lookup, and the
+// suffix automaton alone or, when a draft model is loaded, with the draft model behind it
+// (draft-sam: where draft-sam was the best single strategy, arms {ngram, sam, draft-adaptive}
+// reached 0.85-0.89x of it and {ngram, draft-sam} 0.88-1.09x; docs/techniques/drafter-bandit.md).
 MadeDrafter bandit(const StrategyContext& c) {
   std::vector<std::unique_ptr<Drafter>> arms;
   arms.push_back(sized(c, std::make_unique<NgramDrafter>(3, c.ngram_cache)));
-  arms.push_back(sized(c, std::make_unique<SamDrafter>(c.sam_corpus)));
   if (c.draft_model != nullptr) {
-    arms.push_back(
-        std::make_unique<DraftModelDrafter>(*c.draft_model, true, c.draft_length_memory));
+    arms.push_back(std::make_unique<SamDraftDrafter>(*c.draft_model, c.sam_corpus,
+                                                     c.fixed_draft_length, c.draft_length_memory));
+  } else {
+    arms.push_back(sized(c, std::make_unique<SamDrafter>(c.sam_corpus)));
   }
   return std::unique_ptr<Drafter>(new BanditDrafter(std::move(arms), c.bandit_memory));
 }
