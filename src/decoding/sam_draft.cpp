@@ -1,5 +1,7 @@
 #include "decoding/sam_draft.h"
 
+#include <algorithm>
+
 namespace pareto::decoding {
 
 SamDraftDrafter::SamDraftDrafter(const DraftModelResources& draft_model,
@@ -24,12 +26,26 @@ void SamDraftDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out
     return;
   }
   out.clear();
+  own_unsynced_ = 0;
   model_.draft(seq, max_tokens, out);
   if (!out.tokens.empty()) last_ = Source::kModel;
 }
 
+int SamDraftDrafter::lag(const SequenceState& seq) const {
+  return std::max(0, model_.lag(seq) - own_unsynced_);
+}
+
+double SamDraftDrafter::catch_up(const SequenceState& seq) {
+  const double seconds = model_.catch_up(seq);
+  if (seconds > 0) own_unsynced_ = 0;
+  return seconds;
+}
+
 void SamDraftDrafter::verified(const SequenceState& seq, const Verification& v) {
-  if (last_ == Source::kAutomaton) guesser_->verified(seq, v);
+  if (last_ == Source::kAutomaton) {
+    guesser_->verified(seq, v);
+    own_unsynced_ += v.accepted + 1;  // the accepted drafts and the target's own next token
+  }
   if (last_ == Source::kModel) model_.verified(seq, v);
 }
 

@@ -38,8 +38,11 @@ class SamDraftDrafter final : public Drafter {
   std::string_view name() const override { return "draft-sam"; }
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
-  int lag(const SequenceState& seq) const override { return model_.lag(seq); }
-  double catch_up(const SequenceState& seq) override { return model_.catch_up(seq); }
+  // What the draft model lags by beyond the tokens this drafter's own automaton steps accepted:
+  // taking those in is part of its running cost (its next model draft pays for them, as alone),
+  // not the price of switching to it after steps it sat out (a bandit's arm, bandit.h).
+  int lag(const SequenceState& seq) const override;
+  double catch_up(const SequenceState& seq) override;
 
   // Which half made the last draft (kNone: neither proposed anything).
   enum class Source { kNone, kAutomaton, kModel };
@@ -51,6 +54,7 @@ class SamDraftDrafter final : public Drafter {
   DraftModelDrafter model_;
   int min_match_;
   Source last_ = Source::kNone;
+  int own_unsynced_ = 0;  // tokens its automaton steps added since the draft model last synced
 };
 
 }  // namespace pareto::decoding
