@@ -42,17 +42,24 @@ size_t BanditDrafter::choose(std::span<const int> lags) const {
   const std::vector<BanditArm>& arms = state_->arms;
   const double max_reward = state_->max_reward;
   const int64_t pulls = state_->pulls;
+  // Every arm once first, but a free one: it is scored without being played (it may lack scores
+  // still while the verification cost is being measured).
+  const auto free = [&](size_t i) { return arms_[i] != nullptr && arms_[i]->free_to_ask(); };
   for (size_t i = 0; i < arms.size(); ++i) {
-    if (arms[i].pulls == 0) return i;  // every arm once first
+    if (arms[i].pulls == 0 && !free(i)) return i;
   }
   if (max_reward <= 0) return arms.size() - 1;  // nothing measured: plain decoding
   // Pooled within-arm variance of the scaled rewards.
   double ss = 0;
+  double observations = 0, measured = 0;
   for (const BanditArm& a : arms) {
+    if (a.pulls == 0) continue;
     const double n = static_cast<double>(a.pulls);
     ss += (a.reward_sum_sq - a.reward_sum * a.reward_sum / n) / (max_reward * max_reward);
+    observations += n;
+    ++measured;
   }
-  const double dof = static_cast<double>(pulls) - static_cast<double>(arms.size());
+  const double dof = observations - measured;
   const double sigma = std::max(kMinSigma, dof > 0 ? std::sqrt(std::max(ss, 0.0) / dof) : 0.5);
   // The arm's rate: its tokens over its seconds, scaled. (The mean of its per-step rates would
   // favour an arm whose cheap steps win and costly ones lose: 2 tokens in 1.2 ms, then 1 in 2.6
@@ -60,13 +67,16 @@ size_t BanditDrafter::choose(std::span<const int> lags) const {
   const auto rate = [&](const BanditArm& a) { return a.tokens / a.seconds / max_reward; };
   size_t leader = 0;
   for (size_t i = 1; i < arms.size(); ++i) {
-    if (rate(arms[i]) > rate(arms[leader])) leader = i;
+    if (arms[i].pulls > 0 && (arms[leader].pulls == 0 || rate(arms[i]) > rate(arms[leader]))) {
+      leader = i;
+    }
   }
-  size_t best = 0;
+  size_t best = arms.size() - 1;
   double best_score = -1;
   const double log_n = std::log(static_cast<double>(pulls));
   for (size_t i = 0; i < arms.size(); ++i) {
     const BanditArm& a = arms[i];
+    if (a.pulls == 0) continue;  // a free arm not scored yet
     double mean = rate(a);
     // An arm lagging by kEpochLag tokens or more pays its catch-up (its measured cost per token
     // times the lag) before its steps: judged by the rate over the steps it would be played.
@@ -138,6 +148,73 @@ void BanditDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) 
     arm->draft(seq, max_tokens, out);
   }
   draft_seconds_ = std::max(clock_() - start - catch_up_seconds, 0.0);
+  ask_free_arms(seq, max_tokens);
+}
+
+void BanditDrafter::ask_free_arms(const SequenceState& seq, int max_tokens) {
+  if (max_tokens <= 0) return;
+  // At most a few drafts per arm await their score (a draft is scored within a few steps; the
+  // cap only bounds what a sequence that stopped growing could pile up).
+  constexpr size_t kMaxUnplayed = 32;
+  for (size_t i = 0; i + 1 < arms_.size(); ++i) {
+    if (i == current_ || !arms_[i]->free_to_ask() || unplayed_.size() >= kMaxUnplayed) continue;
+    // Once an arm is well measured, every kAskPeriod-th step: on a model whose step takes 70 us
+    // (stories260K), two lookups every step cost the bandit 4% against plain decoding.
+    if (state_->arms[i].pulls >= kAskEveryStep && steps_ % kAskPeriod != 0) continue;
+    scratch_.clear();
+    const double start = clock_();
+    arms_[i]->draft(seq, max_tokens, scratch_);
+    const double seconds = std::max(clock_() - start, 0.0);
+    if (scratch_.tokens.empty() || !scratch_.parents.empty()) continue;
+    unplayed_.push_back({i, seq.tokens.size(), scratch_.tokens, seconds});
+  }
+}
+
+void BanditDrafter::add_reward(size_t arm, double tokens, double seconds, bool scored) {
+  // At least a microsecond (no real step is shorter): the step's reward and the arm's rate use the
+  // same time.
+  seconds = std::max(seconds, 1e-6);
+  const double reward = tokens / seconds;
+  BanditState& s = *state_;
+  s.max_reward = std::max(s.max_reward, reward);
+  BanditArm& a = s.arms[arm];
+  ++a.pulls;
+  if (scored) ++a.scored;
+  a.reward_sum += reward;
+  a.reward_sum_sq += reward * reward;
+  a.tokens += tokens;
+  a.seconds += seconds;
+}
+
+void BanditDrafter::score_unplayed(const SequenceState& seq) {
+  const VerifyCostFit& cost = state_->verify_cost;
+  if (!cost.ready()) return;  // scored once the cost is known (kMaxUnplayed bounds the wait)
+  // A verification of n entries, as measured.
+  const auto verify_seconds = [&](int entries) {
+    return cost.step() + cost.per_entry() * static_cast<double>(entries - 1);
+  };
+  const size_t none = arms_.size() - 1;
+  if (current_ != none) add_reward(none, 1, verify_seconds(1), true);
+  size_t kept = 0;
+  for (Unplayed& u : unplayed_) {
+    // The tokens the sequence went on with after the draft's pending token, and how many of the
+    // draft's passed: known once a token differs or all of them are matched.
+    const size_t known = seq.tokens.size() > u.position ? seq.tokens.size() - u.position : 0;
+    size_t passed = 0;
+    while (passed < u.tokens.size() && passed < known &&
+           u.tokens[passed] == seq.tokens[u.position + passed]) {
+      ++passed;
+    }
+    if (passed == known && passed < u.tokens.size()) {
+      unplayed_[kept++] = std::move(u);  // every known token matched: wait for more
+      continue;
+    }
+    const int drafted = static_cast<int>(u.tokens.size());
+    const double seconds = u.draft_seconds + verify_seconds(drafted + 1);
+    add_reward(u.arm, static_cast<double>(passed) + 1, seconds, true);
+    arms_[u.arm]->verified(seq, {drafted, static_cast<int>(passed), seconds - u.draft_seconds});
+  }
+  unplayed_.resize(kept);
 }
 
 bool BanditDrafter::wants_residuals() const {
@@ -147,20 +224,11 @@ bool BanditDrafter::wants_residuals() const {
 
 void BanditDrafter::verified(const SequenceState& seq, const Verification& v) {
   if (arms_[current_] != nullptr) arms_[current_]->verified(seq, v);
-  // At least a microsecond (no real step is shorter): the step's reward and the arm's rate use the
-  // same time.
-  const double seconds = std::max(draft_seconds_ + v.verify_seconds, 1e-6);
-  const double reward = (v.accepted + 1) / seconds;
-  BanditState& s = *state_;
-  s.max_reward = std::max(s.max_reward, reward);
-  BanditArm& arm = s.arms[current_];
-  ++arm.pulls;
-  arm.reward_sum += reward;
-  arm.reward_sum_sq += reward * reward;
-  arm.tokens += v.accepted + 1;
-  arm.seconds += seconds;
-  ++s.pulls;
+  add_reward(current_, v.accepted + 1, draft_seconds_ + v.verify_seconds, false);
+  state_->verify_cost.add(v.drafted + 1, v.verify_seconds);
+  ++state_->pulls;
   ++steps_;
+  score_unplayed(seq);
 }
 
 }  // namespace pareto::decoding

@@ -22,6 +22,18 @@
 // lag, an arm is played for an epoch of kEpochSteps steps of the request (as UCB2 plays arms in
 // epochs, Auer, Cesa-Bianchi and Fischer 2002, to bound the switches), so the catch-up is paid
 // once per epoch instead of once per pull.
+//
+// Exploration is needed only for arms whose drafts cost something. A drafter that is free to ask
+// (Drafter::free_to_ask: n-gram lookup, the suffix automaton) drafts every step beside the arm
+// played, unplayed, and its draft is scored once the sequence has gone on far enough to show how
+// many of its tokens would have passed (an exact count for greedy decoding, whose output does not
+// depend on the drafts; for sampled decoding each one-hot token passes with the chance that the
+// target samples it, so matching the sampled text is an unbiased count); the step it would have
+// taken is its draft time plus the verification of its entries as measured (BanditState::
+// verify_cost). "None" is scored every step as one token in a one-entry verification. This is the
+// full-information view of drafter selection (Liu et al., "Not-a-Bandit", ICLR 2026: one verified
+// trajectory evaluates every drafter): a free arm is never played to be explored, and its
+// confidence bound shrinks with every step.
 #pragma once
 
 #include <chrono>
@@ -44,6 +56,7 @@ struct BanditArm {
   double seconds = 0;           // its steps' draft and verify time (each at least 1 us)
   double catch_up_tokens = 0;   // taken in by catch-ups before its drafts (not in `seconds`)
   double catch_up_seconds = 0;  // their time
+  int64_t scored = 0;           // of the pulls, steps scored without playing it (see below)
 };
 
 struct BanditState {
@@ -51,6 +64,8 @@ struct BanditState {
   double max_reward = 0;
   int64_t pulls = 0;
   int64_t requests = 0;  // requests that drafted with this state (for the mean request's steps)
+  // Verification seconds by entries over every step played: what a scored draft would have cost.
+  VerifyCostFit verify_cost{0.98};
 };
 
 // The bandits' statistics of one engine, one state per set of arms. state_for runs when a bandit
@@ -86,6 +101,10 @@ class BanditDrafter final : public Drafter {
   // An arm chosen with a lag of at least kEpochLag tokens is played kEpochSteps steps in a row.
   static constexpr int kEpochLag = 16;
   static constexpr int kEpochSteps = 4;
+  // A free arm not played is asked every step until it has kAskEveryStep pulls, then every
+  // kAskPeriod-th step of a request.
+  static constexpr int64_t kAskEveryStep = 64;
+  static constexpr int64_t kAskPeriod = 4;
   const std::vector<BanditArm>& arms() const { return state_->arms; }
 
  private:
@@ -105,6 +124,18 @@ class BanditDrafter final : public Drafter {
   bool counted_ = false;      // in state_->requests
   double draft_seconds_ = 0;  // of the current step, less its catch-up
   std::vector<int> lags_;     // choose()'s input, kept to reuse its storage
+  // A free arm's draft awaiting its score: made when the sequence held `position` tokens.
+  struct Unplayed {
+    size_t arm = 0;
+    size_t position = 0;
+    std::vector<int32_t> tokens;
+    double draft_seconds = 0;
+  };
+  std::vector<Unplayed> unplayed_;
+  Draft scratch_;
+  void ask_free_arms(const SequenceState& seq, int max_tokens);
+  void score_unplayed(const SequenceState& seq);
+  void add_reward(size_t arm, double tokens, double seconds, bool scored);
 };
 
 }  // namespace pareto::decoding

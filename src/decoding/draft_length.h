@@ -95,6 +95,7 @@ class CostAwareLength final : public Drafter {
   int lag(const SequenceState& seq) const override { return inner_->lag(seq); }
   double catch_up(const SequenceState& seq) override { return inner_->catch_up(seq); }
   bool wants_residuals() const override { return inner_->wants_residuals(); }
+  bool free_to_ask() const override { return inner_->free_to_ask(); }
 
   // The length in [0, available] with the most expected tokens per second (available while the
   // cost is not yet measured).

@@ -110,6 +110,10 @@ class Drafter {
   }
   // Whether verified() wants Verification::residuals.
   virtual bool wants_residuals() const { return false; }
+  // Whether a draft costs next to nothing and its state follows the text alone (model-free
+  // lookups): a bandit may then ask it every step without playing it and score the draft against
+  // the tokens the sequence goes on with (full information, bandit.h).
+  virtual bool free_to_ask() const { return false; }
 };
 
 // Draws from a drafter's processed distribution q with the drafter's own RNG (independent of the

@@ -40,6 +40,7 @@ class NgramDrafter final : public Drafter {
   std::string_view name() const override { return "ngram"; }
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
   void verified(const SequenceState& seq, const Verification& v) override;
+  bool free_to_ask() const override { return true; }
 
  private:
   int max_ngram_;

@@ -88,6 +88,7 @@ class SamDrafter final : public Drafter {
       : corpus_(corpus), min_corpus_match_(min_corpus_match) {}
   std::string_view name() const override { return "sam"; }
   void draft(const SequenceState& seq, int max_tokens, Draft& out) override;
+  bool free_to_ask() const override { return true; }
   // Length of the match the last draft continued (0: none): how much context backs the guess.
   int match_length() const { return match_length_; }
 
