@@ -173,12 +173,14 @@ Command add_run_command(CLI::App& parent) {
   app->add_option("--stop", opt->stop, "Stop string (repeatable): output ends before it");
   app->add_option("--spec", opt->params.strategy,
                   "Decoding strategy: autoregressive (default), or speculative (lossless): ngram "
-                  "(prompt lookup), sam (suffix automaton), draft, draft-adaptive, tree (need "
-                  "--draft-model), bandit (picks among them by measured speed), or a list "
+                  "(prompt lookup), sam (suffix automaton), draft, draft-adaptive, tree, draft-sam "
+                  "(need --draft-model), bandit (picks among them by measured speed), or a list "
                   "NAME,NAME,... (a bandit over those)");
   add_kv_budget_options(*app, opt->params.kv_policy, opt->params.kv_budget, "KV budget");
-  app->add_option("--draft-model,--md", opt->draft_model,
-                  "draft model for --spec draft / draft-adaptive (same vocabulary as -m)");
+  app->add_option(
+      "--draft-model,--md", opt->draft_model,
+      "draft model for --spec draft / draft-adaptive / tree / draft-sam (same vocabulary "
+      "as -m)");
   add_sam_corpus_option(*app, opt->sam_corpus);
   add_draft_type_option(*app, opt->draft_type);
   app->add_option("--draft-max", opt->draft_max, "longest draft per step (speculative --spec)")

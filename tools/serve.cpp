@@ -173,7 +173,7 @@ Command add_serve_command(CLI::App& parent) {
   app->add_option("--spec", opt->strategy,
                   "Default decoding strategy of requests (a request's \"strategy\" field "
                   "overrides it): autoregressive, ngram, sam, draft, draft-adaptive, tree, "
-                  "bandit, or NAME,NAME,...");
+                  "draft-sam, bandit, or NAME,NAME,...");
   add_kv_budget_options(*app, opt->kv_policy, opt->kv_budget,
                         "Default KV budget of requests (their \"kv_policy\" and \"kv_budget\" "
                         "fields override it)");
