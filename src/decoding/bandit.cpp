@@ -50,11 +50,13 @@ size_t BanditDrafter::choose(std::span<const int> lags) const {
   }
   if (max_reward <= 0) return arms.size() - 1;  // nothing measured: plain decoding
   // Pooled within-arm variance of the scaled rewards.
+  // Played steps only: a scored reward carries no timing noise of its own (its verification
+  // time is the fit's), and "none"'s would shrink the noise scale the costly arms are explored by.
   double ss = 0;
   double observations = 0, measured = 0;
   for (const BanditArm& a : arms) {
-    if (a.pulls == 0) continue;
-    const double n = static_cast<double>(a.pulls);
+    if (a.pulls - a.scored == 0) continue;
+    const double n = static_cast<double>(a.pulls - a.scored);
     ss += (a.reward_sum_sq - a.reward_sum * a.reward_sum / n) / (max_reward * max_reward);
     observations += n;
     ++measured;
@@ -153,8 +155,9 @@ void BanditDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out) 
 
 void BanditDrafter::ask_free_arms(const SequenceState& seq, int max_tokens) {
   if (max_tokens <= 0) return;
-  // At most a few drafts per arm await their score (a draft is scored within a few steps; the
-  // cap only bounds what a sequence that stopped growing could pile up).
+  // At most kMaxUnplayed drafts (all arms together) await their score: a draft is scored within
+  // a few steps, and the cap bounds what a sequence that stopped growing, or a fit without a
+  // slope, could pile up.
   constexpr size_t kMaxUnplayed = 32;
   for (size_t i = 0; i + 1 < arms_.size(); ++i) {
     if (i == current_ || !arms_[i]->free_to_ask() || unplayed_.size() >= kMaxUnplayed) continue;
@@ -179,16 +182,23 @@ void BanditDrafter::add_reward(size_t arm, double tokens, double seconds, bool s
   s.max_reward = std::max(s.max_reward, reward);
   BanditArm& a = s.arms[arm];
   ++a.pulls;
-  if (scored) ++a.scored;
-  a.reward_sum += reward;
-  a.reward_sum_sq += reward * reward;
+  if (scored) {
+    ++a.scored;
+  } else {
+    a.reward_sum += reward;
+    a.reward_sum_sq += reward * reward;
+  }
   a.tokens += tokens;
   a.seconds += seconds;
 }
 
 void BanditDrafter::score_unplayed(const SequenceState& seq) {
   const VerifyCostFit& cost = state_->verify_cost;
-  if (!cost.ready()) return;  // scored once the cost is known (kMaxUnplayed bounds the wait)
+  // Scored once the cost is known (kMaxUnplayed bounds the wait). A fit without a slope (the
+  // played steps all had the same entries for a long while: its decayed spread is gone) would
+  // cost a draft of k tokens as a plain step: the drafts wait until played steps vary again.
+  if (!cost.ready() || cost.step() <= 0) return;
+  const bool sized = cost.per_entry() > 0;
   // A verification of n entries, as measured.
   const auto verify_seconds = [&](int entries) {
     return cost.step() + cost.per_entry() * static_cast<double>(entries - 1);
@@ -197,6 +207,10 @@ void BanditDrafter::score_unplayed(const SequenceState& seq) {
   if (current_ != none) add_reward(none, 1, verify_seconds(1), true);
   size_t kept = 0;
   for (Unplayed& u : unplayed_) {
+    if (!sized) {
+      unplayed_[kept++] = std::move(u);
+      continue;
+    }
     // The tokens the sequence went on with after the draft's pending token, and how many of the
     // draft's passed: known once a token differs or all of them are matched.
     const size_t known = seq.tokens.size() > u.position ? seq.tokens.size() - u.position : 0;

@@ -30,10 +30,13 @@
 // depend on the drafts; for sampled decoding each one-hot token passes with the chance that the
 // target samples it, so matching the sampled text is an unbiased count); the step it would have
 // taken is its draft time plus the verification of its entries as measured (BanditState::
-// verify_cost). "None" is scored every step as one token in a one-entry verification. This is the
-// full-information view of drafter selection (Liu et al., "Not-a-Bandit", ICLR 2026: one verified
-// trajectory evaluates every drafter): a free arm is never played to be explored, and its
-// confidence bound shrinks with every step.
+// verify_cost). "None" is scored every step it is not played, as one token in a one-entry
+// verification. This is the full-information view of drafter selection (Liu et al.,
+// "Not-a-Bandit", ICLR 2026: one verified trajectory evaluates every drafter): a free arm is not
+// pulled first to be explored (the first-pull rule skips it), and its confidence bound shrinks with
+// every step, so UCB plays it only where its scores earn it. Scored rewards count in an arm's
+// rate and pulls, not in the noise scale (played steps only). Drafts still matching when a request
+// ends are never scored.
 #pragma once
 
 #include <chrono>

@@ -88,7 +88,9 @@ class Drafter {
   // Fills `out` with at most `max_tokens` (>= 0) tokens continuing seq.tokens. An empty draft is
   // fine (the step is then a plain decode).
   virtual void draft(const SequenceState& seq, int max_tokens, Draft& out) = 0;
-  // Called after each verification, once seq.tokens holds what was accepted.
+  // Called after each verification, once seq.tokens holds what was accepted. A free_to_ask()
+  // drafter in a bandit is also told of its unplayed drafts' scores, steps later, with the
+  // verification time estimated and no residuals (bandit.h).
   virtual void verified(const SequenceState& seq, const Verification& v) {
     (void)seq;
     (void)v;

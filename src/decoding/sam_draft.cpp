@@ -26,8 +26,8 @@ void SamDraftDrafter::draft(const SequenceState& seq, int max_tokens, Draft& out
     return;
   }
   out.clear();
-  own_unsynced_ = 0;
   model_.draft(seq, max_tokens, out);
+  if (model_.lag(seq) == 0) own_unsynced_ = 0;  // synced (no room, or no pages: still behind)
   if (!out.tokens.empty()) last_ = Source::kModel;
 }
 
@@ -36,9 +36,14 @@ int SamDraftDrafter::lag(const SequenceState& seq) const {
 }
 
 double SamDraftDrafter::catch_up(const SequenceState& seq) {
+  const int lag = model_.lag(seq);
   const double seconds = model_.catch_up(seq);
-  if (seconds > 0) own_unsynced_ = 0;
-  return seconds;
+  if (seconds <= 0 || lag <= 0) return seconds;
+  // The share of the tokens lag() reports: the rest, its own automaton steps', is running cost
+  // and stays in the caller's draft time.
+  const double switching = static_cast<double>(std::max(0, lag - own_unsynced_)) / lag;
+  own_unsynced_ = 0;
+  return seconds * switching;
 }
 
 void SamDraftDrafter::verified(const SequenceState& seq, const Verification& v) {

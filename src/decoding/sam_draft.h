@@ -42,6 +42,7 @@ class SamDraftDrafter final : public Drafter {
   // taking those in is part of its running cost (its next model draft pays for them, as alone),
   // not the price of switching to it after steps it sat out (a bandit's arm, bandit.h).
   int lag(const SequenceState& seq) const override;
+  // Takes in all it lags by; returns the seconds of the share lag() reports.
   double catch_up(const SequenceState& seq) override;
 
   // Which half made the last draft (kNone: neither proposed anything).

@@ -98,8 +98,17 @@ TEST(SamDraftDrafter, EachHalfLearnsFromItsOwnDraftsAndTheModelCatchesUp) {
   EXPECT_EQ(model_stats.accepted, 0);
   EXPECT_EQ(model_stats.predicted, 0);
 
-  // Its lag counts the prompt, not the 3 tokens its own automaton step added (its running cost).
+  // Its lag counts the prompt, not the 3 tokens its own automaton step added (its running cost),
+  // also after a step with no room to draft (nothing synced).
   EXPECT_EQ(drafter.lag(seq), static_cast<int>(seq.tokens.size()) - 3);
+  Draft none;
+  drafter.draft(seq, 0, none);
+  EXPECT_TRUE(none.tokens.empty());
+  EXPECT_EQ(drafter.last_source(), SamDraftDrafter::Source::kNone);
+  EXPECT_EQ(drafter.lag(seq), static_cast<int>(seq.tokens.size()) - 3);
+  // A catch-up takes in all but the pending token.
+  EXPECT_GT(drafter.catch_up(seq), 0);
+  EXPECT_EQ(drafter.lag(seq), 1);
 
   // Now no match: the model drafts, after taking in everything it lags by, and drafts what a
   // drafter that followed the sequence from the start drafts.
