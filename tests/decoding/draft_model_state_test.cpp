@@ -11,6 +11,7 @@
 #include "decoding/draft_length.h"
 #include "decoding/draft_model.h"
 #include "decoding/layer_selection.h"
+#include "decoding/stories_draft_model.h"
 #include "formats/model_file.h"
 #include "model/model.h"
 #include "test_util.h"
@@ -19,34 +20,12 @@ namespace pareto::decoding {
 namespace draft_model_state_test {
 namespace {
 
-std::unique_ptr<model::Model> load_stories() {
-  auto file = formats::read_gguf(test::shared_path("models/stories260K/stories260K.gguf"));
-  EXPECT_TRUE(file.has_value()) << file.error().message;
-  if (!file) return nullptr;
-  auto m = model::Model::load(std::make_shared<const formats::ModelFile>(std::move(*file)));
-  EXPECT_TRUE(m.has_value()) << m.error().message;
-  return m ? std::move(*m) : nullptr;
-}
-
-// Draft-model resources over `m` (F16 pages of their own, a 256-token context) on `pool`.
-DraftModelResources resources_for(const model::Model& m, ThreadPool& pool) {
-  DraftModelResources r;
-  r.model = &m;
-  r.kv_pool = std::make_shared<kv::KvPool>(m.kv_pool_options(kv::KvType::kF16, kv::KvType::kF16));
-  r.pool = &pool;
-  r.context_length = 256;
-  return r;
-}
+using test_models::load_stories;
+using test_models::resources_for;
 
 SequenceState greedy_request(int n_vocab) {
-  SequenceState s;
-  s.tokens = {1, 403, 407, 261, 378, 216};  // a short prompt (stories260K: 512 ids)
-  s.n_prompt = static_cast<int>(s.tokens.size());
-  s.n_vocab = n_vocab;
-  sampling::SamplingParams p;
-  p.temperature = 0.0f;
-  s.sampler = sampling::SamplerChain::from_params(p);
-  return s;
+  // A short prompt (stories260K: 512 ids).
+  return test_models::greedy_request({1, 403, 407, 261, 378, 216}, n_vocab);
 }
 
 TEST(DraftModelDrafter, ARequestStartsFromWhatEarlierRequestsMeasured) {

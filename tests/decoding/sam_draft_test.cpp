@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/thread_pool.h"
+#include "decoding/stories_draft_model.h"
 #include "formats/model_file.h"
 #include "model/model.h"
 #include "test_util.h"
@@ -16,35 +17,14 @@ namespace pareto::decoding {
 namespace sam_draft_test {
 namespace {
 
-std::unique_ptr<model::Model> load_stories() {
-  auto file = formats::read_gguf(test::shared_path("models/stories260K/stories260K.gguf"));
-  EXPECT_TRUE(file.has_value()) << file.error().message;
-  if (!file) return nullptr;
-  auto m = model::Model::load(std::make_shared<const formats::ModelFile>(std::move(*file)));
-  EXPECT_TRUE(m.has_value()) << m.error().message;
-  return m ? std::move(*m) : nullptr;
-}
-
-DraftModelResources resources_for(const model::Model& m, ThreadPool& pool) {
-  DraftModelResources r;
-  r.model = &m;
-  r.kv_pool = std::make_shared<kv::KvPool>(m.kv_pool_options(kv::KvType::kF16, kv::KvType::kF16));
-  r.pool = &pool;
-  r.context_length = 256;
-  return r;
-}
+using test_models::load_stories;
+using test_models::resources_for;
 
 // A greedy request whose text ends in a 7-token repeat of an earlier span: the automaton's match
 // is 7 long and continues with 17, 20, 10, ...
 SequenceState repeating_request(int n_vocab) {
-  SequenceState s;
-  s.tokens = {1, 10, 11, 12, 13, 14, 15, 16, 17, 20, 10, 11, 12, 13, 14, 15, 16};
-  s.n_prompt = static_cast<int>(s.tokens.size());
-  s.n_vocab = n_vocab;
-  sampling::SamplingParams p;
-  p.temperature = 0.0f;
-  s.sampler = sampling::SamplerChain::from_params(p);
-  return s;
+  return test_models::greedy_request(
+      {1, 10, 11, 12, 13, 14, 15, 16, 17, 20, 10, 11, 12, 13, 14, 15, 16}, n_vocab);
 }
 
 TEST(SamDraftDrafter, ALongMatchDraftsItsContinuationAShortOneTheModel) {
