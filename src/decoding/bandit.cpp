@@ -198,19 +198,15 @@ void BanditDrafter::score_unplayed(const SequenceState& seq) {
   // played steps all had the same entries for a long while: its decayed spread is gone) would
   // cost a draft of k tokens as a plain step: the drafts wait until played steps vary again.
   if (!cost.ready() || cost.step() <= 0) return;
-  const bool sized = cost.per_entry() > 0;
   // A verification of n entries, as measured.
   const auto verify_seconds = [&](int entries) {
     return cost.step() + cost.per_entry() * static_cast<double>(entries - 1);
   };
   const size_t none = arms_.size() - 1;
   if (current_ != none) add_reward(none, 1, verify_seconds(1), true);
+  if (cost.per_entry() <= 0) return;  // no slope: the drafts wait
   size_t kept = 0;
   for (Unplayed& u : unplayed_) {
-    if (!sized) {
-      unplayed_[kept++] = std::move(u);
-      continue;
-    }
     // The tokens the sequence went on with after the draft's pending token, and how many of the
     // draft's passed: known once a token differs or all of them are matched.
     const size_t known = seq.tokens.size() > u.position ? seq.tokens.size() - u.position : 0;
